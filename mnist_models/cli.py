@@ -1,0 +1,96 @@
+"""Command line: python -m mnist_models {models,train,report,compare,study} ...
+
+    python -m mnist_models models
+    python -m mnist_models train --model cnn --epochs 10 --out runs/cnn
+
+Each subcommand turns its arguments into the package's own types and calls it;
+errors in what the user asked for print one line and exit 2.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import asdict, fields
+from pathlib import Path
+
+from . import __version__
+from .data import DatasetError
+from .files import UsageError, check_writable, save_model, write_json
+from .models import create_model, list_models, summarize
+from .train import LOADERS, PRECISIONS, TrainConfig, fit
+
+
+def _models(args: argparse.Namespace) -> int:
+    for name in list_models():
+        rows = summarize(create_model(name))
+        print(f"{name}: {sum(r.params for r in rows):,} parameters, "
+              f"{sum(r.macs for r in rows):,} MACs per image")
+        print(f"  {'layer':<10}{'kind':<10}{'output':<16}{'params':>10}{'MACs':>12}")
+        for r in rows:
+            shape = "x".join(map(str, r.output_shape))
+            print(f"  {r.name:<10}{r.kind:<10}{shape:<16}{r.params:>10,}{r.macs:>12,}")
+    return 0
+
+
+def _train_config(args: argparse.Namespace) -> TrainConfig:
+    names = {f.name for f in fields(TrainConfig)}
+    return TrainConfig(**{k: v for k, v in vars(args).items() if k in names and v is not None})
+
+
+def _train(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    check_writable(out, ["history.json", "model.pt"], args.force)
+    cfg = _train_config(args)
+
+    def report(r: dict) -> None:
+        print(f"epoch {r['epoch']:>3}  train loss {r['train_loss']:.4f}  "
+              f"test loss {r['test_loss']:.4f}  test acc {r['test_accuracy']:.2%}  "
+              f"{r['seconds']:.1f} s", flush=True)
+
+    model, history = fit(cfg, progress=sys.stderr.isatty(), on_epoch=report)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "history.json", history)
+    save_model(out / "model.pt", {"config": asdict(cfg), "state_dict": model.state_dict()})
+    print(f"wrote {out / 'history.json'} and {out / 'model.pt'}")
+    return 0
+
+
+def _add_train_args(p: argparse.ArgumentParser) -> None:
+    d = TrainConfig()
+    p.add_argument("--model", choices=list_models(), default=d.model)
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--batch-size", dest="batch_size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--optimizer", choices=["adam", "sgd"], default=d.optimizer)
+    p.add_argument("--schedule", choices=["constant", "onecycle"], default=d.schedule)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=d.device)
+    p.add_argument("--precision", choices=PRECISIONS, default=d.precision)
+    p.add_argument("--loader", choices=LOADERS, default=d.loader)
+    p.add_argument("--train-samples", dest="train_samples", type=int)
+    p.add_argument("--val-samples", dest="val_samples", type=int, default=d.val_samples)
+    p.add_argument("--root", help="MNIST root (default: $MNIST_ROOT, else ./datasets)")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mnist-bench", description=__doc__.split("\n")[0])
+    p.add_argument("--version", action="version", version=__version__)
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("models", help="per-layer shapes, parameters and MACs of every model"
+                   ).set_defaults(func=_models)
+    t = sub.add_parser("train", help="train one model, write history.json and model.pt")
+    _add_train_args(t)
+    t.add_argument("--out", required=True, help="folder for history.json and model.pt")
+    t.add_argument("--force", action="store_true", help="overwrite files already in --out")
+    t.set_defaults(func=_train)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser()
+    args = p.parse_args(argv)
+    try:
+        return args.func(args)
+    except (UsageError, DatasetError, ValueError) as exc:
+        print(f"{p.prog}: error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,199 @@
+"""Training and evaluation: TrainConfig, train_epoch, evaluate, fit -> history.
+
+    from mnist_models.train import TrainConfig, fit
+    model, history = fit(TrainConfig(model="cnn", epochs=10))
+    print(history[-1]["test_accuracy"])
+
+On cuda nothing in the batch loop reads a value back to the host: losses and
+correct counts stay on the device and are read once per epoch.
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable, Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from .data import ResidentLoader, Split, load_split, seed_loader, split_validation
+from .models import create_model
+from .timing import sync
+
+PRECISIONS = ("fp32", "bf16")
+LOADERS = ("resident", "seed")
+Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: str = "cnn"  # registry name: mlp | cnn
+    epochs: int = 10  # passes over the training set
+    batch_size: int = 64  # training batch size (the notebook's 64)
+    lr: float = 1e-3  # peak learning rate
+    optimizer: str = "adam"  # adam | sgd (Nesterov, momentum 0.9)
+    schedule: str = "constant"  # constant | onecycle (per-batch OneCycleLR)
+    seed: int = 0  # seeds the weights, dropout and the batch order
+    device: str = "auto"  # auto | cpu | cuda
+    precision: str = "fp32"  # fp32 | bf16 (autocast)
+    loader: str = "resident"  # resident (tensors on the device) | seed (the notebook's DataLoader)
+    channels_last: bool = True  # NHWC memory format for conv layers
+    fused: bool = True  # fused optimizer step (one kernel for all parameters)
+    train_samples: int | None = None  # first N training images (None: all 60,000)
+    val_samples: int = 0  # held out of the training images for validation
+    eval_batch_size: int = 2000  # batch size for evaluation
+    root: str | None = None  # dataset root (None: $MNIST_ROOT or ./datasets)
+
+
+def resolve_device(name: str) -> torch.device:
+    """auto picks cuda when present; asking for cuda without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name not in ("cpu", "cuda"):
+        raise ValueError(f"unknown device {name!r}; choose from auto, cpu, cuda")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("cuda requested but no CUDA GPU is available; use --device cpu or auto")
+    return torch.device(name)
+
+
+def check_config(cfg: TrainConfig) -> None:
+    """Raise ValueError naming the first field that is out of range."""
+    checks = [(cfg.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}"),
+              (cfg.loader in LOADERS, f"loader must be one of {', '.join(LOADERS)}"),
+              (cfg.optimizer in ("adam", "sgd"), "optimizer must be adam or sgd"),
+              (cfg.schedule in ("constant", "onecycle"), "schedule must be constant or onecycle"),
+              (cfg.epochs >= 1, "epochs must be at least 1"),
+              (cfg.batch_size >= 1, "batch size must be at least 1"),
+              (cfg.lr > 0, "learning rate must be positive"),
+              (cfg.train_samples is None or cfg.train_samples >= 1, "train samples must be >= 1")]
+    for ok, message in checks:
+        if not ok:
+            raise ValueError(f"{message} (got {cfg})")
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast on the device, or nothing for fp32."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def build(cfg: TrainConfig, device: torch.device, steps_per_epoch: int):
+    """A fresh model, optimizer and (optional) per-batch scheduler, seeded by cfg.seed."""
+    torch.manual_seed(cfg.seed)
+    model = create_model(cfg.model).to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    fused = cfg.fused or None  # None lets torch pick foreach
+    if cfg.optimizer == "adam":
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=fused)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True,
+                              fused=fused)
+    sched = None
+    if cfg.schedule == "onecycle":
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch)
+    return model, opt, sched
+
+
+def train_epoch(model: nn.Module, batches: Batches, optimizer: torch.optim.Optimizer,
+                device: torch.device, precision: str = "fp32", scheduler=None,
+                epoch: int = 1) -> dict:
+    """One pass over `batches`: {"loss", "accuracy", "samples"}; raises on a non-finite loss."""
+    model.train()
+    losses, corrects, sizes = [], [], []
+    for x, y in batches:
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with autocast(device, precision):
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        losses.append(loss.detach())
+        corrects.append((logits.argmax(1) == y).sum())
+        sizes.append(len(y))
+    return _epoch_totals(torch.stack(losses).float(), torch.stack(corrects), sizes, epoch)
+
+
+def _epoch_totals(losses: torch.Tensor, corrects: torch.Tensor, sizes: list[int],
+                  epoch: int) -> dict:
+    finite = torch.isfinite(losses).cpu()  # the one host sync of the epoch
+    if not bool(finite.all()):
+        batch = int((~finite).nonzero()[0]) + 1
+        raise NonFiniteLossError(
+            f"loss became {losses[batch - 1].item()} at epoch {epoch}, batch {batch}; "
+            "lower the learning rate (--lr) or train in fp32")
+    weights = torch.tensor(sizes, dtype=torch.float32, device=losses.device)
+    n = sum(sizes)
+    return {"loss": float((losses * weights).sum()) / n,
+            "accuracy": int(corrects.sum()) / n, "samples": n}
+
+
+@torch.inference_mode()
+def evaluate(model: nn.Module, batches: Batches, device: torch.device,
+             precision: str = "fp32") -> dict:
+    """Mean loss and accuracy over `batches`: {"loss", "accuracy", "samples"}."""
+    model.eval()
+    loss, correct, n = torch.zeros((), device=device), torch.zeros((), device=device), 0
+    for x, y in batches:
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        with autocast(device, precision):
+            logits = model(x)
+        loss += F.cross_entropy(logits.float(), y, reduction="sum")
+        correct += (logits.argmax(1) == y).sum()
+        n += len(y)
+    return {"loss": float(loss) / n, "accuracy": float(correct) / n, "samples": n}
+
+
+def loaders(cfg: TrainConfig, device: torch.device) -> dict[str, Batches]:
+    """train (and val) and test batches for cfg.loader; the resident ones live on `device`."""
+    if cfg.loader == "seed":
+        return {"train": seed_loader(cfg.root, True, cfg.batch_size, cfg.train_samples),
+                "test": seed_loader(cfg.root, False, cfg.eval_batch_size)}
+    train = load_split(cfg.root, train=True, device=device).take(cfg.train_samples)
+    test = load_split(cfg.root, train=False, device=device)
+    out: dict[str, Batches] = {}
+    if cfg.val_samples:
+        train, val = split_validation(train, cfg.val_samples, cfg.seed)
+        out["val"] = ResidentLoader(val, cfg.eval_batch_size, shuffle=False)
+    out["train"] = ResidentLoader(train, cfg.batch_size, seed=cfg.seed)
+    out["test"] = ResidentLoader(test, cfg.eval_batch_size, shuffle=False)
+    return out
+
+
+def fit(cfg: TrainConfig, progress: bool = False,
+        on_epoch: Callable[[dict], None] | None = None) -> tuple[nn.Module, list[dict]]:
+    """Train cfg.epochs epochs from a fresh model; history has one record per epoch."""
+    check_config(cfg)
+    device = resolve_device(cfg.device)
+    data = loaders(cfg, device)
+    model, opt, sched = build(cfg, device, len(data["train"]))
+    history = []
+    for epoch in range(1, cfg.epochs + 1):
+        bar = tqdm(data["train"], desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
+                   disable=not progress, unit="batch")
+        sync(device)
+        start = time.perf_counter()
+        train = train_epoch(model, bar, opt, device, cfg.precision, sched, epoch)
+        sync(device)
+        seconds = time.perf_counter() - start
+        record = {"epoch": epoch, "train_loss": train["loss"], "train_accuracy": train["accuracy"]}
+        for split in ("val", "test"):
+            if split in data:
+                result = evaluate(model, data[split], device, cfg.precision)
+                record.update({f"{split}_loss": result["loss"], f"{split}_accuracy": result["accuracy"]})
+        record["seconds"] = seconds
+        history.append(record)
+        if on_epoch:
+            on_epoch(record)
+    return model, history
+
