@@ -1,0 +1,78 @@
+"""Looking inside trained models: layer activations (forward hooks) and wrong predictions.
+
+    acts = activations(model, test.x[:8])          # {"conv1": tensor, "act1": ..., ...}
+    wrong = misclassified(model, test, device)      # most confident mistakes first
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .data import Split
+from .train import autocast
+
+
+def named_layers(model: nn.Module) -> list[str]:
+    """Names of the model's leaf layers, in definition order."""
+    return [n for n, m in model.named_modules() if n and not list(m.children())]
+
+
+@torch.inference_mode()
+def activations(model: nn.Module, x: torch.Tensor,
+                layers: list[str] | None = None) -> dict[str, torch.Tensor]:
+    """Each named layer's output for input x, captured with forward hooks (eval mode)."""
+    wanted = layers or named_layers(model)
+    modules = dict(model.named_modules())
+    unknown = sorted(set(wanted) - set(modules))
+    if unknown:
+        raise ValueError(f"unknown layers {unknown}; the model has {named_layers(model)}")
+    captured: dict[str, torch.Tensor] = {}
+    handles = [modules[name].register_forward_hook(
+        lambda _m, _i, out, name=name: captured.__setitem__(name, out.detach()))
+        for name in wanted]
+    was_training = model.training
+    try:
+        model.eval()(x)
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    return {name: captured[name] for name in wanted}
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """Predictions over a split, on the CPU."""
+
+    labels: torch.Tensor  # (N,) true labels
+    predicted: torch.Tensor  # (N,) argmax class
+    confidence: torch.Tensor  # (N,) softmax probability of the predicted class
+
+
+@torch.inference_mode()
+def predict(model: nn.Module, split: Split, batch_size: int = 2000,
+            precision: str = "fp32") -> Predictions:
+    """Class and confidence for every sample of `split`."""
+    model.eval()
+    device = split.x.device
+    probs = []
+    for i in range(0, len(split), batch_size):
+        with autocast(device, precision):
+            probs.append(model(split.x[i:i + batch_size]).float().softmax(1))
+    conf, pred = torch.cat(probs).max(1)
+    return Predictions(split.y.cpu(), pred.cpu(), conf.cpu())
+
+
+def misclassified(preds: Predictions, limit: int | None = None) -> torch.Tensor:
+    """Indices of wrong predictions, the most confident first."""
+    wrong = (preds.predicted != preds.labels).nonzero().flatten()
+    order = preds.confidence[wrong].argsort(descending=True)
+    return wrong[order][:limit]
+
+
+def confusion_matrix(preds: Predictions, classes: int = 10) -> torch.Tensor:
+    """(true, predicted) counts."""
+    index = preds.labels * classes + preds.predicted
+    return torch.bincount(index, minlength=classes * classes).reshape(classes, classes)

@@ -1,0 +1,71 @@
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from mnist_models.cli import main
+
+
+def _train(out, *extra):
+    return main(["train", "--model", "mlp", "--epochs", "1", "--train-samples", "2048",
+                 "--device", "cpu", "--out", str(out), *extra])
+
+
+def test_train_writes_history_and_model(tmp_path, mnist_root, capsys):
+    assert _train(tmp_path / "run") == 0
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert [r["epoch"] for r in history] == [1]
+    assert {"train_loss", "test_loss", "test_accuracy", "seconds"} <= set(history[0])
+    assert 0.5 < history[0]["test_accuracy"] <= 1.0
+    checkpoint = torch.load(tmp_path / "run" / "model.pt")
+    assert checkpoint["config"]["model"] == "mlp" and "fc1.weight" in checkpoint["state_dict"]
+    assert "epoch   1" in capsys.readouterr().out
+
+
+def test_train_never_overwrites_without_force(tmp_path, mnist_root, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "history.json").write_text("keep me")
+    assert _train(out) == 2
+    assert "already holds history.json; pass --force" in capsys.readouterr().err
+    assert (out / "history.json").read_text() == "keep me"
+    assert _train(out, "--force") == 0
+    assert json.loads((out / "history.json").read_text())[0]["epoch"] == 1
+
+
+def test_unknown_model_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--model", "resnet", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'resnet' (choose from" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_without_gpu_exits_2(tmp_path, mnist_root, capsys):
+    assert _train(tmp_path / "run", "--device", "cuda") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no CUDA GPU is available" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_missing_dataset_exits_2_naming_root(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("torchvision.datasets.mnist.download_and_extract_archive",
+                        lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
+    assert _train(tmp_path / "run", "--root", str(tmp_path / "nowhere")) == 2
+    err = capsys.readouterr().err
+    assert f"not found under {tmp_path / 'nowhere'}" in err and "MNIST_ROOT" in err
+
+
+def test_models_lists_every_layer(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "cnn: 206,922 parameters, 1,218,048 MACs per image" in out
+    assert "mlp: 101,770 parameters" in out and "conv2" in out
+
+
+def test_module_entry_point_runs():
+    result = subprocess.run([sys.executable, "-m", "mnist_models", "--version"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip()

@@ -1,0 +1,47 @@
+import pytest
+import torch
+from torch import nn
+
+from mnist_models.models import count_params, create_model, list_models, macs_per_sample, summarize
+
+
+def test_registry_lists_both_models():
+    assert list_models() == ["cnn", "mlp"]
+
+
+def test_unknown_model_names_the_choices():
+    with pytest.raises(ValueError, match="unknown model 'resnet'; choose from cnn, mlp"):
+        create_model("resnet")
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_output_is_logits_for_each_image(name):
+    out = create_model(name)(torch.randn(5, 1, 28, 28))
+    assert out.shape == (5, 10) and out.dtype == torch.float32
+
+
+def test_parameter_counts():
+    assert count_params(create_model("mlp")) == 784 * 128 + 128 + 128 * 10 + 10
+    conv = (1 * 9 + 1) * 16 + (16 * 9 + 1) * 32
+    assert count_params(create_model("cnn")) == conv + (32 * 7 * 7 + 1) * 128 + 129 * 10
+
+
+@pytest.mark.parametrize("name,convs,linears", [("mlp", 0, 2), ("cnn", 2, 2)])
+def test_layer_counts_match_the_notebook(name, convs, linears):
+    kinds = [type(m) for m in create_model(name).modules()]
+    assert kinds.count(nn.Conv2d) == convs and kinds.count(nn.Linear) == linears
+
+
+def test_summary_shapes_params_and_macs():
+    rows = {r.name: r for r in summarize(create_model("cnn"))}
+    assert rows["conv1"].output_shape == (16, 28, 28) and rows["conv1"].macs == 28 * 28 * 16 * 9
+    assert rows["pool2"].output_shape == (32, 7, 7) and rows["pool2"].params == 0
+    assert rows["fc1"].macs == 1568 * 128
+    assert macs_per_sample(create_model("mlp")) == 784 * 128 + 128 * 10
+    assert sum(r.params for r in rows.values()) == count_params(create_model("cnn"))
+
+
+def test_summary_leaves_training_mode_alone():
+    model = create_model("cnn").train()
+    summarize(model)
+    assert model.training
