@@ -55,6 +55,36 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from .report import load_results, write_report
+    results = load_results(args.files)
+    for problem in results.problems:
+        print(f"mnist-bench: warning: {problem}", file=sys.stderr)
+    if results.frame.empty:
+        raise UsageError("no usable result file among the inputs; pass JSON files from pytest bench")
+    for path in write_report(results, Path(args.out), args.baseline):
+        print(f"wrote {path}")
+    return 0
+
+
+def _threshold(text: str) -> float:
+    value = float(text.rstrip("%")) / (100 if text.endswith("%") else 1)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"threshold must be positive, e.g. 10% (got {text!r})")
+    return value
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from .report import compare, load_results, read_result, render_comparison
+    frames = []
+    for path in (args.base, args.new):
+        read_result(path)  # raises ResultError with the file's name and what is wrong
+        frames.append(load_results([path]).frame)
+    table = compare(*frames, threshold=args.threshold)
+    print(render_comparison(table, args.format), end="")
+    return 1 if (table["verdict"] == "slower").any() else 0
+
+
 def _add_train_args(p: argparse.ArgumentParser) -> None:
     d = TrainConfig()
     p.add_argument("--model", choices=list_models(), default=d.model)
@@ -83,6 +113,18 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="folder for history.json and model.pt")
     t.add_argument("--force", action="store_true", help="overwrite files already in --out")
     t.set_defaults(func=_train)
+    r = sub.add_parser("report", help="result JSON files -> report.md, results.csv and plots")
+    r.add_argument("files", nargs="+", help="pytest-benchmark JSON files from pytest bench")
+    r.add_argument("--out", required=True, help="folder for the report")
+    r.add_argument("--baseline", help="machine label the others are compared with (default: the first)")
+    r.set_defaults(func=_report)
+    c = sub.add_parser("compare", help="compare two result files; exit 1 when a case regressed")
+    c.add_argument("base", help="the reference result JSON (e.g. main's)")
+    c.add_argument("new", help="the result JSON to check")
+    c.add_argument("--threshold", type=_threshold, default=0.10,
+                   help="slowdown that counts, as 10%% or 0.1 (default 10%%)")
+    c.add_argument("--format", choices=["text", "markdown"], default="text")
+    c.set_defaults(func=_compare)
     return p
 
 
@@ -91,6 +133,6 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     try:
         return args.func(args)
-    except (UsageError, DatasetError, ValueError) as exc:
+    except (UsageError, DatasetError, ValueError) as exc:  # ResultError is a ValueError
         print(f"{p.prog}: error: {exc}", file=sys.stderr)
         return 2

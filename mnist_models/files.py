@@ -20,11 +20,15 @@ def check_writable(folder: Path, names: list[str], force: bool) -> None:
                          "pass --force to overwrite or choose another --out")
 
 
-def write_json(path: Path, obj) -> None:
-    """Write JSON through a temporary file, so a crash never leaves half a file."""
+def write_text(path: Path, text: str) -> None:
+    """Write through a temporary file, so a crash never leaves half a file."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def write_json(path: Path, obj) -> None:
+    write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
 def save_model(path: Path, checkpoint: dict) -> None:

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from .data import Split
-from .train import autocast
+from .train import infer
 
 
 def named_layers(model: nn.Module) -> list[str]:
@@ -55,13 +55,7 @@ class Predictions:
 def predict(model: nn.Module, split: Split, batch_size: int = 2000,
             precision: str = "fp32") -> Predictions:
     """Class and confidence for every sample of `split`."""
-    model.eval()
-    device = split.x.device
-    probs = []
-    for i in range(0, len(split), batch_size):
-        with autocast(device, precision):
-            probs.append(model(split.x[i:i + batch_size]).float().softmax(1))
-    conf, pred = torch.cat(probs).max(1)
+    conf, pred = infer(model, split.x, batch_size, precision).softmax(1).max(1)
     return Predictions(split.y.cpu(), pred.cpu(), conf.cpu())
 
 

@@ -1,0 +1,42 @@
+"""pytest-benchmark cases: model x device x batch size x precision, for train, infer and tta.
+
+    pytest bench --benchmark-json results/$(hostname).json
+    pytest bench --quick --benchmark-json /tmp/quick.json
+
+Speed is recorded, never asserted; a case fails only when training went wrong.
+"""
+import pytest
+
+from mnist_models import bench
+
+
+def _measure(benchmark, case: bench.Case, opts: bench.BenchOptions, data) -> bench.Run:
+    reason = bench.skip_reason(case, opts)
+    if reason:
+        pytest.skip(reason)
+    run = bench.Run(case, opts, data(case.device))
+    cold = run.cold_round()
+    benchmark.group = case.group
+    benchmark.pedantic(run.target, setup=run.setup, rounds=opts.rounds, iterations=1)
+    median = benchmark.stats.stats.median if benchmark.stats else None
+    benchmark.extra_info.update(run.extra_info(median, cold))
+    return run
+
+
+def test_train(benchmark, train_case, bench_options, bench_data):
+    """One training epoch from a fresh model and optimizer."""
+    _measure(benchmark, train_case, bench_options, bench_data)
+
+
+def test_infer(benchmark, infer_case, bench_options, bench_data):
+    """A forward pass over the test set under inference_mode."""
+    _measure(benchmark, infer_case, bench_options, bench_data)
+
+
+def test_tta(benchmark, tta_case, bench_options, bench_data):
+    """Time to accuracy (DAWNBench): fresh model to the first evaluation at the target."""
+    run = _measure(benchmark, tta_case, bench_options, bench_data)
+    info = benchmark.extra_info
+    assert all(info["reached"]), (
+        f"{tta_case.id}: seeds reached {info['target_accuracy']:.1%} {info['reached']}, "
+        f"accuracy at stop {info['accuracy_at_stop']}")

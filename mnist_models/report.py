@@ -1,0 +1,287 @@
+"""Result JSON files -> one DataFrame -> tables, CSV and plots; and the CI comparison.
+
+    python -m mnist_models report results/*.json --out results/report
+    python -m mnist_models compare base.json new.json --threshold 10%
+
+`load_results` only loads; each output (markdown, CSV, PNG) is its own function of
+the frame it returns.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+KEY = ["model", "device", "operation", "loader", "variant", "precision", "batch_size"]
+STATS = ["median", "mean", "min", "max", "stddev", "q1", "q3", "iqr", "rounds"]
+FIGURES = ["samples", "samples_per_second", "gflops", "test_accuracy", "final_loss",
+           "cold_seconds", "peak_rss_mb", "cuda_peak_memory_mb", "params", "macs_per_sample",
+           "torch_threads", "harness_overhead_fraction", "epochs_to_target", "reached",
+           "target_accuracy"]
+
+
+class ResultError(ValueError):
+    """A result file that cannot be used, named with what is wrong."""
+
+
+@dataclass
+class Results:
+    """What load_results found: one row per case, the machines, and the files it passed over."""
+
+    frame: pd.DataFrame
+    machines: dict[str, dict] = field(default_factory=dict)  # label -> machine facts
+    problems: list[str] = field(default_factory=list)  # one line per unusable file
+
+
+def read_result(path: str | Path) -> dict:
+    """One pytest-benchmark JSON written by `pytest bench`, or ResultError saying why not."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except OSError as exc:
+        raise ResultError(f"{path}: cannot read it ({exc.strerror})") from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ResultError(f"{path}: not valid JSON, truncated or corrupt ({exc}); "
+                          "write it again with pytest bench --benchmark-json") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list):
+        raise ResultError(f"{path}: not a pytest-benchmark result (no 'benchmarks' list)")
+    ours = [b for b in doc["benchmarks"] if {"model", "operation"} <= set(b.get("extra_info", {}))]
+    if not ours:
+        raise ResultError(f"{path}: a pytest-benchmark file without mnist-bench fields "
+                          "(extra_info has no model/operation); pass files from `pytest bench`")
+    return {**doc, "benchmarks": ours}
+
+
+def _rows(doc: dict, machine: str, path: Path) -> list[dict]:
+    facts = doc.get("machine_info", {}).get("mnist_bench", {})
+    peaks = facts.get("peak_gflops", {})
+    rows = []
+    for b in doc["benchmarks"]:
+        info, stats = b["extra_info"], b["stats"]
+        row = {"machine": machine, "file": str(path), "case": b.get("param") or b["name"],
+               **{k: info.get(k) for k in KEY}, **{k: stats.get(k) for k in STATS},
+               **{k: info.get(k) for k in FIGURES}, "data": stats.get("data")}
+        peak = peaks.get(f"{row['device']}_{row['precision']}")
+        row["peak_fraction"] = row["gflops"] / peak if peak and row["gflops"] else None
+        rows.append(row)
+    return rows
+
+
+def load_results(paths: list[str | Path]) -> Results:
+    """Every usable file into one frame; unusable ones are listed in `problems`, not raised."""
+    docs, problems = [], []
+    for path in paths:
+        try:
+            docs.append((Path(path), read_result(path)))
+        except ResultError as exc:
+            problems.append(str(exc))
+    labels = [d.get("machine_info", {}).get("mnist_bench", {}).get("label") or p.stem
+              for p, d in docs]
+    machines, rows = {}, []
+    for (path, doc), label in zip(docs, labels):
+        machine = label if labels.count(label) == 1 else f"{label} ({path.stem})"
+        machines[machine] = doc.get("machine_info", {}).get("mnist_bench", {})
+        rows += _rows(doc, machine, path)
+    frame = pd.DataFrame(rows, columns=["machine", "file", "case", *KEY, *STATS, *FIGURES,
+                                        "data", "peak_fraction"])
+    return Results(frame, machines, problems)
+
+
+def _setup(frame: pd.DataFrame) -> pd.Series:
+    """A short label for the loop: e.g. 'resident', 'seed loader', 'plain loop', '+ bf16'."""
+    loop = np.where(frame["loader"] == "seed", "seed loader",
+                    np.where(frame["variant"] == "plain", "plain loop", "resident"))
+    return pd.Series(loop, index=frame.index) + np.where(frame["precision"] == "bf16", " bf16", "")
+
+
+def _md(frame: pd.DataFrame, floatfmt: str = ",.4g") -> str:
+    """Markdown table; images/s shown as whole numbers."""
+    if not len(frame):
+        return "(none)"
+    if "images/s" in frame:
+        frame = frame.assign(**{"images/s": frame["images/s"].round().astype("Int64")})
+    return frame.to_markdown(index=False, floatfmt=floatfmt, intfmt=",")
+
+
+def machine_summary(results: Results) -> str:
+    """One line of facts per machine."""
+    lines = []
+    for label, f in results.machines.items():
+        gpu = f"{f.get('gpu_count')}x {f['gpu_name']} ({f.get('gpu_memory_gb')} GB)" if f.get("gpu_name") else "no GPU"
+        peaks = ", ".join(f"{k} {v:,.0f}" for k, v in (f.get("peak_gflops") or {}).items())
+        lines.append(f"- **{label}**: {f.get('cpu_model', '?')}, {f.get('physical_cores')} cores, "
+                     f"{f.get('ram_gb')} GB RAM, {gpu}; torch {f.get('torch')}, "
+                     f"{f.get('torch_threads')} threads; matmul peak GFLOP/s: {peaks or 'not probed'}"
+                     f"{' (quick run)' if f.get('quick') else ''}")
+    return "\n".join(lines)
+
+
+def train_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Training epoch time, throughput, accuracy and share of the matmul peak per case."""
+    t = frame[frame["operation"] == "train"].assign(setup=_setup)
+    out = t[["machine", "model", "device", "batch_size", "setup", "median", "samples_per_second",
+             "peak_fraction", "test_accuracy"]]
+    out = out.rename(columns={"median": "epoch s", "samples_per_second": "images/s",
+                              "peak_fraction": "of peak", "test_accuracy": "test acc",
+                              "batch_size": "batch"})
+    return out.sort_values(["machine", "model", "device", "batch", "setup"])
+
+
+def infer_table(frame: pd.DataFrame) -> pd.DataFrame:
+    t = frame[frame["operation"] == "infer"].assign(setup=_setup)
+    out = t[["machine", "model", "device", "batch_size", "setup", "median", "samples_per_second",
+             "peak_fraction"]]
+    out = out.rename(columns={"median": "pass s", "samples_per_second": "images/s",
+                              "peak_fraction": "of peak", "batch_size": "batch"})
+    return out.sort_values(["machine", "model", "device", "batch", "setup"])
+
+
+def speedup_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """GPU-over-CPU speedup (cpu median / cuda median) per machine, case and batch size."""
+    key = ["machine", "operation", "model", "loader", "variant", "precision", "batch_size"]
+    wide = frame.pivot_table(index=key, columns="device", values="median", aggfunc="first")
+    if not {"cpu", "cuda"} <= set(wide.columns):
+        return pd.DataFrame()
+    wide = wide.dropna(subset=["cpu", "cuda"]).reset_index()
+    wide["speedup"] = wide["cpu"] / wide["cuda"]
+    return wide.rename(columns={"cpu": "cpu s", "cuda": "cuda s"})
+
+
+def tta_table(frame: pd.DataFrame) -> pd.DataFrame:
+    t = frame[frame["operation"] == "tta"]
+    return t[["machine", "model", "device", "target_accuracy", "median", "min", "max",
+              "epochs_to_target", "reached"]].rename(
+        columns={"median": "median s", "min": "best s", "max": "worst s",
+                 "target_accuracy": "target"})
+
+
+def machine_matrix(frame: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
+    """Case x machine median seconds, with each machine's ratio to the baseline (base / it)."""
+    wide = frame.pivot_table(index="case", columns="machine", values="median", aggfunc="first")
+    if wide.shape[1] < 2:
+        return pd.DataFrame()
+    base = baseline or wide.columns[0]
+    if base not in wide.columns:
+        raise ResultError(f"baseline {base!r} is not among the machines: {', '.join(wide.columns)}")
+    ratios = wide.rdiv(wide[base], axis=0).drop(columns=base).add_suffix(f" speed vs {base}")
+    return pd.concat([wide.add_suffix(" s"), ratios], axis=1).reset_index()
+
+
+def render_markdown(results: Results, baseline: str | None = None, plots: list[str] = ()) -> str:
+    """The whole report.md."""
+    f = results.frame
+    parts = ["# mnist-bench report", "", "## Machines", "", machine_summary(results), ""]
+    parts += ["## Training: one epoch", "", "`of peak`: achieved GFLOP/s (training counted as 3x "
+              "the forward MACs x 2) over the machine's matmul probe in the same precision.", "",
+              _md(train_table(f).assign(**{"of peak": lambda d: d["of peak"].map(_pct),
+                                           "test acc": lambda d: d["test acc"].map(_pct)})), ""]
+    parts += ["## Inference: the test set", "",
+              _md(infer_table(f).assign(**{"of peak": lambda d: d["of peak"].map(_pct)})), ""]
+    speed = speedup_table(f)
+    parts += ["## GPU over CPU (Q7)", "", _md(speed) if len(speed) else
+              "No file here holds both cpu and cuda results for the same case.", ""]
+    parts += ["## Time to accuracy", "", _md(tta_table(f)), ""]
+    matrix = machine_matrix(f, baseline)
+    if len(matrix):
+        parts += ["## Across machines", "", "Median seconds per case, and speed relative to the "
+                  f"baseline (>1: faster than {baseline or matrix.columns[1][:-2]}).", "", _md(matrix), ""]
+    parts += [f"![{Path(p).stem}]({Path(p).name})" for p in plots]
+    if results.problems:
+        parts += ["", "## Files passed over", ""] + [f"- {p}" for p in results.problems]
+    return "\n".join(parts) + "\n"
+
+
+def _pct(x) -> str:
+    return "" if x is None or pd.isna(x) else f"{x:.1%}"
+
+
+def flat_csv(results: Results) -> str:
+    """The frame as CSV, without the raw per-round data."""
+    return results.frame.drop(columns=["data"]).to_csv(index=False)
+
+
+ALPHA = 0.05  # significance level of the Mann-Whitney U test
+
+
+def _real_change(base: pd.Series, new: pd.Series, slower: bool) -> tuple[bool, float | None, str]:
+    """Is the difference between two cases beyond their round-to-round noise?
+
+    With enough rounds for the test to reach ALPHA (e.g. 4 and 4), a two-sided
+    Mann-Whitney U test on stats.data decides. With fewer, the interquartile ranges
+    must not overlap; with a single round each that reduces to the threshold alone.
+    """
+    from math import comb
+
+    from scipy.stats import mannwhitneyu
+    a, b = base["data"], new["data"]
+    if isinstance(a, list) and isinstance(b, list) and len(a) and len(b):
+        if 2 / comb(len(a) + len(b), len(a)) < ALPHA:
+            p = float(mannwhitneyu(b, a, alternative="two-sided").pvalue)
+            return p < ALPHA, p, "mann-whitney"
+    apart = new["q1"] > base["q3"] if slower else new["q3"] < base["q1"]
+    return bool(apart), None, "iqr"
+
+
+def compare(base: pd.DataFrame, new: pd.DataFrame, threshold: float = 0.10) -> pd.DataFrame:
+    """Per case: base and new medians, change, test used and verdict
+    (faster, slower, unchanged, missing, new). `slower` is a regression."""
+    merged = base.merge(new, on=KEY, how="outer", suffixes=("_base", "_new"), indicator=True)
+    rows = []
+    for _, r in merged.iterrows():
+        b = {s: r.get(f"{s}_base") for s in ("median", "q1", "q3", "data", "case")}
+        n = {s: r.get(f"{s}_new") for s in ("median", "q1", "q3", "data", "case")}
+        row = {"case": b["case"] if r["_merge"] != "right_only" else n["case"],
+               "base_s": b["median"], "new_s": n["median"], "change": None, "p": None, "test": ""}
+        if r["_merge"] == "left_only":
+            row["verdict"] = "missing"
+        elif r["_merge"] == "right_only":
+            row["verdict"] = "new"
+        else:
+            ratio = n["median"] / b["median"]
+            row["change"] = ratio - 1
+            slower, faster = ratio > 1 + threshold, ratio < 1 / (1 + threshold)
+            real, row["p"], row["test"] = _real_change(pd.Series(b), pd.Series(n), slower)
+            row["verdict"] = ("slower" if slower and real else "faster" if faster and real
+                              else "unchanged")
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["case", "base_s", "new_s", "change", "p", "test", "verdict"])
+
+
+def render_comparison(table: pd.DataFrame, fmt: str = "text") -> str:
+    """The comparison as an aligned text table or GitHub markdown, with a closing count."""
+    shown = table.assign(change=table["change"].map(lambda x: "" if pd.isna(x) else f"{x:+.1%}"),
+                         p=table["p"].map(lambda x: "" if pd.isna(x) else f"{x:.3f}"))
+    body = shown.to_markdown(index=False, floatfmt=".4g", tablefmt="github" if fmt == "markdown" else "simple")
+    counts = table["verdict"].value_counts()
+    summary = ", ".join(f"{counts[v]} {v}" for v in ("slower", "faster", "unchanged", "missing", "new")
+                        if v in counts)
+    title = "## mnist-bench comparison\n\n" if fmt == "markdown" else ""
+    return f"{title}{body}\n\n{summary}\n"
+
+
+def write_report(results: Results, out: Path, baseline: str | None = None) -> list[Path]:
+    """report.md, results.csv and the plots into `out`; returns the paths written."""
+    from . import plots
+    from .files import write_text
+    inputs = {Path(p).resolve() for p in results.frame["file"].unique()}
+    out.mkdir(parents=True, exist_ok=True)
+    figures = {"throughput.png": plots.throughput_vs_batch, "epoch_time.png": plots.epoch_time_bars,
+               "loaders.png": plots.loader_bars}
+    if len(results.machines) > 1:
+        base = baseline or next(iter(results.machines))
+        figures["machines.png"] = lambda f: plots.machine_bars(f, base)
+    clash = [n for n in [*figures, "report.md", "results.csv"] if (out / n).resolve() in inputs]
+    if clash:
+        raise ResultError(f"{out}/{clash[0]} is one of the input files; choose another --out")
+    written = []
+    for name, draw in figures.items():
+        fig = draw(results.frame)
+        fig.savefig(out / name, dpi=110)
+        plots.plt.close(fig)
+        written.append(out / name)
+    write_text(out / "results.csv", flat_csv(results))
+    write_text(out / "report.md", render_markdown(results, baseline, [p.name for p in written]))
+    return [out / "report.md", out / "results.csv", *written]

@@ -1,0 +1,130 @@
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mnist_models.cli import main
+from mnist_models.report import (compare, load_results, machine_matrix, render_markdown,
+                                 speedup_table, train_table)
+
+DATA = Path(__file__).parent / "data"
+CPU, GPU = DATA / "fixture-cpu.json", DATA / "fixture-gpu.json"
+RESULTS = sorted((Path(__file__).parents[1] / "results").glob("*.json"))
+
+
+def _scaled(src: Path, dst: Path, factor: float, jitter: list[float] | None = None) -> Path:
+    """A copy of a result file with every round's time multiplied (and optionally jittered)."""
+    doc = json.loads(src.read_text())
+    for b in doc["benchmarks"]:
+        s = b["stats"]
+        s["data"] = [x * factor * (jitter[i % len(jitter)] if jitter else 1) for i, x in enumerate(s["data"])]
+        for k in ("min", "max", "mean", "median", "q1", "q3"):
+            s[k] *= factor
+    dst.write_text(json.dumps(doc))
+    return dst
+
+
+def test_fixture_gives_exact_table_numbers():
+    results = load_results([CPU])
+    assert results.problems == [] and len(results.frame) == 3
+    t = train_table(results.frame).set_index("setup")
+    assert t.loc["resident", "epoch s"] == 10.0 and t.loc["resident", "images/s"] == 6000
+    assert t.loc["resident", "of peak"] == pytest.approx(0.25)
+    assert t.loc["seed loader", "images/s"] == 3000
+    md = render_markdown(results)
+    assert "| fixture-cpu | cnn     | cpu      |      64 | resident    |        10 |      6,000 | 25.0%" in md
+    assert "Test CPU, 2 cores" in md and "No file here holds both cpu and cuda" in md
+
+
+def test_gpu_over_cpu_and_machine_matrix():
+    results = load_results([CPU, GPU])
+    speed = speedup_table(results.frame)
+    assert speed["speedup"].tolist() == [10.0] and speed["machine"].tolist() == ["fixture-gpu"]
+    matrix = machine_matrix(results.frame).set_index("case")
+    assert matrix.loc["train-cnn-cpu-bs64", "fixture-gpu speed vs fixture-cpu"] == 1.0
+    assert matrix["fixture-gpu speed vs fixture-cpu"].isna().sum() == 1  # the cuda case: cpu file lacks it
+    assert "## Across machines" in render_markdown(results)
+
+
+@pytest.mark.skipif(not RESULTS, reason="no committed result file yet")
+def test_real_result_file_renders_every_output(tmp_path, capsys):
+    assert main(["report", *map(str, RESULTS), "--out", str(tmp_path)]) == 0
+    for name in ("report.md", "results.csv", "throughput.png", "epoch_time.png", "loaders.png"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    report = (tmp_path / "report.md").read_text()
+    assert "train" in report and "| cnn" in report and "Time to accuracy" in report
+
+
+def test_report_keeps_its_inputs(tmp_path):
+    src = str(shutil.copy(CPU, tmp_path / "cpu.json"))
+    before = Path(src).read_bytes()
+    assert main(["report", src, "--out", str(tmp_path)]) == 0
+    assert Path(src).read_bytes() == before and (tmp_path / "report.md").exists()
+
+
+@pytest.mark.parametrize("content,message", [
+    ("{not json", "not valid JSON, truncated or corrupt"),
+    (CPU.read_text()[:400], "not valid JSON, truncated or corrupt"),
+    (json.dumps({"benchmarks": [{"name": "test_x", "extra_info": {}, "stats": {}}]}),
+     "without mnist-bench fields"),
+    (json.dumps([1, 2]), "not a pytest-benchmark result"),
+])
+def test_bad_file_is_named_and_the_rest_go_on(tmp_path, capsys, content, message):
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    assert main(["report", str(bad), str(CPU), "--out", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(bad) in err[0] and message in err[0]
+    assert (tmp_path / "out" / "report.md").exists()
+    assert main(["report", str(bad), "--out", str(tmp_path / "out2")]) == 2
+    assert "no usable result file" in capsys.readouterr().err
+    assert not (tmp_path / "out2").exists()
+
+
+def test_compare_identical_files_is_0(capsys):
+    assert main(["compare", str(CPU), str(CPU)]) == 0
+    assert "3 unchanged" in capsys.readouterr().out
+
+
+def test_compare_clear_2x_slowdown_is_1(tmp_path, capsys):
+    slow = _scaled(CPU, tmp_path / "slow.json", 2.0)
+    assert main(["compare", str(CPU), str(slow), "--threshold", "10%"]) == 1
+    out = capsys.readouterr().out
+    assert "3 slower" in out and "+100.0%" in out and "mann-whitney" in out
+
+
+def test_compare_noise_is_not_a_regression(tmp_path, capsys):
+    # medians 12% apart, but the rounds overlap: Mann-Whitney finds nothing real
+    noisy = _scaled(CPU, tmp_path / "noisy.json", 1.12, jitter=[0.8, 1.15, 0.85, 1.2, 0.9])
+    table = compare(load_results([CPU]).frame, load_results([noisy]).frame, 0.10)
+    assert (table["change"] > 0.10).all() and (table["verdict"] == "unchanged").all()
+    assert main(["compare", str(CPU), str(noisy)]) == 0
+
+
+def test_compare_single_rounds_fall_back_to_iqr(tmp_path):
+    doc = json.loads(CPU.read_text())
+    for b in doc["benchmarks"]:
+        b["stats"].update(data=[b["stats"]["median"]], q1=b["stats"]["median"], q3=b["stats"]["median"])
+    one = tmp_path / "one.json"
+    one.write_text(json.dumps(doc))
+    table = compare(load_results([one]).frame, load_results([_scaled(one, tmp_path / "s.json", 1.5)]).frame)
+    assert (table["verdict"] == "slower").all() and set(table["test"]) == {"iqr"}
+
+
+def test_compare_missing_and_new_cases(tmp_path, capsys):
+    assert main(["compare", str(CPU), str(GPU), "--format", "markdown"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("## mnist-bench comparison") and "| new" in out and "1 new" in out
+    assert main(["compare", str(GPU), str(CPU)]) == 0
+    assert "1 missing" in capsys.readouterr().out
+
+
+def test_compare_bad_file_exits_2(tmp_path, capsys):
+    bad = tmp_path / "half.json"
+    bad.write_text(CPU.read_text()[:100])
+    assert main(["compare", str(CPU), str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{bad}: not valid JSON" in err
+    assert main(["compare", str(CPU), str(tmp_path / "nope.json")]) == 2
+    assert "cannot read it" in capsys.readouterr().err
