@@ -31,9 +31,9 @@ EVAL_BATCH = 2000
 
 # Time to accuracy (DAWNBench): the fastest recipe found per model, and its target.
 TTA = {
-    "mlp": (TrainConfig(model="mlp", epochs=6, batch_size=128, lr=3e-3, schedule="onecycle",
+    "mlp": (TrainConfig(model="mlp", epochs=4, batch_size=128, lr=3e-3, schedule="onecycle",
                         precision="bf16"), 0.975),
-    "cnn": (TrainConfig(model="cnn", epochs=4, batch_size=256, lr=4e-3, schedule="onecycle",
+    "cnn": (TrainConfig(model="cnn", epochs=3, batch_size=256, lr=4e-3, schedule="onecycle",
                         precision="bf16"), 0.990),
 }
 TTA_SEEDS = 3
@@ -45,7 +45,8 @@ class BenchOptions:
     models: tuple[str, ...] = tuple(list_models())  # registry names
     batch_sizes: tuple[int, ...] = (64, 256, 1024)  # training and inference batch sizes
     precisions: tuple[str, ...] = PRECISIONS  # fp32 and/or bf16 autocast
-    rounds: int = 3  # timed rounds per case, after one uncounted cold round
+    rounds: int = 5  # timed rounds per case, after one uncounted cold round (5: enough for
+    #                  compare's Mann-Whitney test to reach p < 0.05)
     quick: bool = False  # a few thousand images and one round per case
     label: str = dataclasses.field(default_factory=socket.gethostname)  # machine label
     root: str | None = None  # MNIST root (None: $MNIST_ROOT or ./datasets)
@@ -269,7 +270,7 @@ def add_options(parser) -> None:
     group.addoption("--precisions", type=_choices("precision", PRECISIONS), default=d.precisions,
                     help="comma-separated: fp32,bf16")
     group.addoption("--rounds", type=_positive, default=None,
-                    help="timed rounds per case (default 3, or 1 with --quick)")
+                    help="timed rounds per case (default 5, or 1 with --quick)")
     group.addoption("--machine-label", default=None, help="label for this machine (default: hostname)")
     group.addoption("--quick", action="store_true",
                     help=f"{QUICK_TRAIN} training and {QUICK_TEST} test images, one round per case")

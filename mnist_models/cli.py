@@ -85,6 +85,58 @@ def _compare(args: argparse.Namespace) -> int:
     return 1 if (table["verdict"] == "slower").any() else 0
 
 
+def _bench_cuda(files: list[str]):
+    """cuda training epochs (resident, fp32) from benchmark result files, for the study's Q7."""
+    from .report import load_results
+    results = load_results(files)
+    for problem in results.problems:
+        print(f"mnist-bench: warning: {problem}", file=sys.stderr)
+    f = results.frame
+    f = f[(f["operation"] == "train") & (f["device"] == "cuda") & (f["loader"] == "resident")
+          & (f["precision"] == "fp32")]
+    return f[["machine", "model", "batch_size", "variant", "median", "samples_per_second"]].rename(
+        columns={"median": "epoch s", "samples_per_second": "images/s"})
+
+
+def _study(args: argparse.Namespace) -> int:
+    from .study import FILES, StudyConfig, run
+    out = Path(args.out)
+    check_writable(out, FILES, args.force)
+    if args.tensorboard:
+        _tensorboard_available()
+    bench = _bench_cuda(args.bench) if args.bench else None
+    cfg = StudyConfig(epochs=args.epochs, train_samples=args.train_samples, root=args.root)
+    writer = None
+    if args.tensorboard:
+        from torch.utils.tensorboard import SummaryWriter
+        writer = SummaryWriter(args.tensorboard)
+
+    def report(model: str, r: dict) -> None:
+        print(f"{model} epoch {r['epoch']:>3}  train loss {r['train_loss']:.4f}  "
+              f"test acc {r['test_accuracy']:.2%}  {r['seconds']:.1f} s", flush=True)
+        if writer:
+            for key in ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds"):
+                writer.add_scalar(f"{model}/{key}", r[key], r["epoch"])
+
+    run(cfg, out, bench, progress=sys.stderr.isatty(), on_epoch=report)
+    if writer:
+        from PIL import Image
+        import numpy as np
+        for name in ("misclassified_cnn", "activations_cnn", "curves"):
+            writer.add_image(name, np.asarray(Image.open(out / f"{name}.png").convert("RGB")), dataformats="HWC")
+        writer.close()
+    print(f"wrote {out / 'study.md'} and its figures")
+    return 0
+
+
+def _tensorboard_available() -> None:
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        raise UsageError("--tensorboard needs the tensorboard package; "
+                         "pip install -e '.[tensorboard]'") from None
+
+
 def _add_train_args(p: argparse.ArgumentParser) -> None:
     d = TrainConfig()
     p.add_argument("--model", choices=list_models(), default=d.model)
@@ -125,6 +177,15 @@ def parser() -> argparse.ArgumentParser:
                    help="slowdown that counts, as 10%% or 0.1 (default 10%%)")
     c.add_argument("--format", choices=["text", "markdown"], default="text")
     c.set_defaults(func=_compare)
+    s = sub.add_parser("study", help="answer the notebook's Q1-Q7 with figures and study.md")
+    s.add_argument("--epochs", type=int, default=10)
+    s.add_argument("--train-samples", dest="train_samples", type=int)
+    s.add_argument("--root", help="MNIST root (default: $MNIST_ROOT, else ./datasets)")
+    s.add_argument("--out", required=True, help="folder for study.md and the figures")
+    s.add_argument("--bench", nargs="+", metavar="FILE", help="result JSON to quote cuda times from")
+    s.add_argument("--tensorboard", metavar="DIR", help="also log scalars and images for TensorBoard")
+    s.add_argument("--force", action="store_true", help="overwrite files already in --out")
+    s.set_defaults(func=_study)
     return p
 
 

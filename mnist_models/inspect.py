@@ -19,6 +19,14 @@ def named_layers(model: nn.Module) -> list[str]:
     return [n for n, m in model.named_modules() if n and not list(m.children())]
 
 
+def after_each_conv(model: nn.Module) -> dict[str, str]:
+    """{conv layer: the layer right after it}, e.g. {"conv1": "act1"}: where to see a conv's
+    output after its activation."""
+    names = named_layers(model)
+    modules = dict(model.named_modules())
+    return {n: names[i + 1] for i, n in enumerate(names[:-1]) if isinstance(modules[n], nn.Conv2d)}
+
+
 @torch.inference_mode()
 def activations(model: nn.Module, x: torch.Tensor,
                 layers: list[str] | None = None) -> dict[str, torch.Tensor]:

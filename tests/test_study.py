@@ -1,0 +1,67 @@
+from pathlib import Path
+
+import pytest
+import torch
+
+from mnist_models import plots
+from mnist_models.cli import main
+from mnist_models.inspect import after_each_conv
+from mnist_models.models import create_model
+from mnist_models.study import FILES, StudyConfig, run
+
+
+@pytest.fixture(scope="module")
+def quick_study(tmp_path_factory, mnist_root):
+    out = tmp_path_factory.mktemp("study")
+    numbers = run(StudyConfig(epochs=1, train_samples=4096, root=str(mnist_root)), out)
+    return out, numbers
+
+
+def test_every_file_is_written(quick_study):
+    out, _ = quick_study
+    for name in FILES:
+        assert (out / name).stat().st_size > 0, name
+    md = (out / "study.md").read_text()
+    for q in ("Q1", "Q2", "Q3", "Q4", "Q5", "Q6", "Q7"):
+        assert f"## {q}:" in md
+    assert "python -m mnist_models study --epochs 1 --train-samples 4096" in md
+    for name in FILES[:-2]:
+        if name.endswith(".png"):
+            assert f"]({name})" in md, name
+
+
+def test_misclassified_shown_are_all_wrong_most_confident_first(quick_study):
+    _, numbers = quick_study
+    for model, shown in numbers["misclassified"].items():
+        assert shown, model
+        assert all(true != pred for true, pred, _ in shown)
+        confidences = [c for _, _, c in shown]
+        assert confidences == sorted(confidences, reverse=True)
+
+
+def test_activation_figure_covers_every_conv_layer():
+    model = create_model("cnn")
+    after = after_each_conv(model)
+    assert after == {"conv1": "act1", "conv2": "act2"}
+    maps = {"conv1": torch.rand(2, 16, 28, 28).numpy(), "conv2": torch.rand(2, 32, 14, 14).numpy()}
+    fig = plots.feature_maps(torch.rand(2, 28, 28).numpy(), maps, "cnn")
+    titles = [sub._suptitle.get_text() for sub in fig.subfigs]
+    assert [t.split()[1].rstrip(":") for t in titles] == list(after)
+    assert "16 channels" in titles[0] and "32 channels" in titles[1]
+
+
+def test_study_numbers_answer_q4_and_q7(quick_study):
+    _, numbers = quick_study
+    per_class = numbers["per_class"]
+    assert list(per_class.index) == ["mlp", "cnn"] and per_class.shape[1] == 11
+    assert ((per_class >= 0) & (per_class <= 1)).all().all()
+    q7 = numbers["q7"]
+    assert set(q7["device"]) >= {"cpu"} and (q7["median epoch s"] > 0).all()
+    assert set(numbers["shapes"]["layer"]) >= {"conv1", "act2", "fc2"}
+
+
+def test_study_refuses_to_overwrite(tmp_path, capsys):
+    (tmp_path / "study.md").write_text("mine")
+    assert main(["study", "--epochs", "1", "--out", str(tmp_path)]) == 2
+    assert "already holds study.md; pass --force" in capsys.readouterr().err
+    assert (tmp_path / "study.md").read_text() == "mine"
