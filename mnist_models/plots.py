@@ -106,9 +106,11 @@ def confusion(matrix: np.ndarray, model: str) -> plt.Figure:
     off = matrix.astype(float).copy()
     np.fill_diagonal(off, np.nan)
     im = ax.imshow(off, cmap="Reds")
+    dark = np.nanmax(off) / 2 if np.isfinite(off).any() else np.inf
     for (i, j), n in np.ndenumerate(matrix):
-        ax.text(j, i, str(n), ha="center", va="center", fontsize=7,
-                color="black" if i != j else "navy", weight="bold" if i == j else "normal")
+        color = "navy" if i == j else "white" if n > dark else "black"
+        ax.text(j, i, str(n), ha="center", va="center", fontsize=7, color=color,
+                weight="bold" if i == j else "normal")
     ax.set(xticks=range(10), yticks=range(10), xlabel="predicted", ylabel="true",
            title=f"{model}: confusion matrix (colour: mistakes only)")
     fig.colorbar(im, ax=ax, label="wrong predictions")
@@ -125,7 +127,7 @@ def misclassified_grid(images: np.ndarray, true: list[int], pred: list[int], con
         ax.axis("off")
         if k < len(images):
             ax.imshow(images[k], cmap="gray")
-            ax.set_title(f"true {true[k]}, pred {pred[k]}\n{conf[k]:.0%} sure", fontsize=8, color="firebrick")
+            ax.set_title(f"true {true[k]}, pred {pred[k]}\n{conf[k]:.1%} sure", fontsize=8, color="firebrick")
     fig.suptitle(f"{model}: misclassified test images, most confident first")
     fig.tight_layout()
     return fig
