@@ -77,9 +77,13 @@ def _threshold(text: str) -> float:
 def _compare(args: argparse.Namespace) -> int:
     from .report import compare, load_results, read_result, render_comparison
     frames = []
-    for path in (args.base, args.new):
-        read_result(path)  # raises ResultError with the file's name and what is wrong
-        frames.append(load_results([path]).frame)
+    for side in (args.base, args.new):
+        paths = sorted(Path(side).glob("*.json")) if Path(side).is_dir() else [side]
+        if not paths:
+            raise UsageError(f"{side}: a folder without result JSON files")
+        for path in paths:
+            read_result(path)  # raises ResultError with the file's name and what is wrong
+        frames.append(load_results(paths).frame)
     table = compare(*frames, threshold=args.threshold)
     print(render_comparison(table, args.format), end="")
     return 1 if (table["verdict"] == "slower").any() else 0
@@ -171,8 +175,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--baseline", help="machine label the others are compared with (default: the first)")
     r.set_defaults(func=_report)
     c = sub.add_parser("compare", help="compare two result files; exit 1 when a case regressed")
-    c.add_argument("base", help="the reference result JSON (e.g. main's)")
-    c.add_argument("new", help="the result JSON to check")
+    c.add_argument("base", help="the reference result JSON (e.g. main's), or a folder of runs to pool")
+    c.add_argument("new", help="the result JSON to check, or a folder of runs to pool")
     c.add_argument("--threshold", type=_threshold, default=0.10,
                    help="slowdown that counts, as 10%% or 0.1 (default 10%%)")
     c.add_argument("--format", choices=["text", "markdown"], default="text")

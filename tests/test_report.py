@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from mnist_models.cli import main
-from mnist_models.report import (compare, load_results, machine_matrix, render_markdown,
+from mnist_models.report import (compare, load_results, machine_matrix, pool, render_markdown,
                                  speedup_table, train_table)
 
 DATA = Path(__file__).parent / "data"
@@ -128,3 +128,24 @@ def test_compare_bad_file_exits_2(tmp_path, capsys):
     assert err.count("\n") == 1 and f"{bad}: not valid JSON" in err
     assert main(["compare", str(CPU), str(tmp_path / "nope.json")]) == 2
     assert "cannot read it" in capsys.readouterr().err
+
+
+def test_compare_pools_runs_from_folders(tmp_path, capsys):
+    base, new = tmp_path / "base", tmp_path / "new"
+    base.mkdir(), new.mkdir()
+    for i, factor in enumerate([1.0, 1.02, 0.98]):
+        _scaled(CPU, base / f"run{i}.json", factor)
+        _scaled(CPU, new / f"run{i}.json", factor * 2)
+    assert main(["compare", str(base), str(base)]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(base), str(new)]) == 1
+    out = capsys.readouterr().out
+    assert "3 slower" in out
+    pooled = pool(load_results(sorted(new.glob("*.json"))).frame)
+    assert len(pooled) == 3 and (pooled["rounds"] == 15).all()
+    assert pooled.set_index("case").loc["train-cnn-cpu-bs64", "median"] == pytest.approx(20.0, rel=0.01)
+
+
+def test_compare_empty_folder_exits_2(tmp_path, capsys):
+    assert main(["compare", str(tmp_path), str(CPU)]) == 2
+    assert "without result JSON files" in capsys.readouterr().err
