@@ -25,6 +25,8 @@ from .train import (PRECISIONS, TrainConfig, build, evaluate, infer, train_epoch
                     train_to_accuracy)
 
 DEVICES = ("cpu", "cuda")
+KNOBS = ("channels_last", "fused", "compile", "relu_first")  # what a Case.variant can switch on
+TUNED = ("channels_last", "fused")  # the default variant: what measured fastest (results/fast/)
 OPERATIONS = ("train", "infer", "tta")
 QUICK_TRAIN, QUICK_TEST = 4096, 2048  # images per split with --quick
 EVAL_BATCH = 2000
@@ -68,24 +70,34 @@ class Case:
     batch_size: int  # images per step
     precision: str = "fp32"  # fp32 | bf16 autocast
     loader: str = "resident"  # resident tensors | seed (DataLoader + ToTensor)
-    variant: str = "tuned"  # tuned: channels_last + fused optimizer; plain: NCHW, defaults
+    variant: str = "tuned"  # tuned (TUNED's knobs), plain (NCHW, torch's defaults) or knobs
+    #                         joined by "+": channels_last, fused, compile, relu_first
 
     @property
     def id(self) -> str:
         parts = [self.operation, self.model, self.device, f"bs{self.batch_size}"]
         parts += [self.precision] if self.precision != "fp32" else []
-        parts += ["seed"] if self.loader == "seed" else ["plain"] if self.variant == "plain" else []
+        parts += ["seed"] if self.loader == "seed" else [] if self.variant == "tuned" else [self.variant]
         return "-".join(parts)
 
     @property
     def group(self) -> str:
         return f"{self.operation} {self.model} {self.device}"
 
+    @property
+    def knobs(self) -> set[str]:
+        named = {"tuned": TUNED, "plain": ()}
+        return set(named[self.variant] if self.variant in named else self.variant.split("+"))
+
     def config(self, seed: int = 0) -> TrainConfig:
-        plain = self.variant == "plain"
+        knobs = self.knobs
+        unknown = knobs - set(KNOBS)
+        if unknown:
+            raise ValueError(f"unknown variant knobs {sorted(unknown)}; choose from {', '.join(KNOBS)}")
         return TrainConfig(model=self.model, batch_size=self.batch_size, device=self.device,
                            precision=self.precision, loader=self.loader, seed=seed,
-                           channels_last=not plain, fused=not plain)
+                           channels_last="channels_last" in knobs, fused="fused" in knobs,
+                           compile="compile" in knobs, relu_first="relu_first" in knobs)
 
 
 def cases(opts: BenchOptions, operation: str) -> list[Case]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from . import __version__
 from .data import DatasetError
-from .files import UsageError, check_writable, save_model, write_json
+from .files import UsageError, check_writable, save_model, write_json, write_text
 from .models import create_model, list_models, summarize
 from .train import LOADERS, PRECISIONS, TrainConfig, fit
 
@@ -141,6 +141,40 @@ def _tensorboard_available() -> None:
                          "pip install -e '.[tensorboard]'") from None
 
 
+def _ablate(args: argparse.Namespace) -> int:
+    from .ablation import ablate
+    from .bench import BenchOptions
+    from .report import load_results, render_fast
+    out = Path(args.out)
+    check_writable(out, ["ablation.json", "fast.md"], args.force)
+    bench = load_results(args.bench) if args.bench else None
+    if bench is not None and bench.problems:
+        raise UsageError("; ".join(bench.problems))
+    opts = BenchOptions(quick=args.quick, label=args.machine_label or BenchOptions().label, root=args.root)
+
+    def progress(comparison: str, rnd: int, variant: str) -> None:
+        print(f"{comparison}: round {rnd}{' (cold)' if rnd == 0 else ''}: {variant}", flush=True)
+
+    doc = ablate(opts, args.rounds, progress)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "ablation.json", doc)
+    command = " ".join(["python -m mnist_models ablate", *sys.argv[2:]]) if args.command_line is None else args.command_line
+    write_text(out / "fast.md", render_fast(doc, bench, command))
+    print(f"wrote {out / 'ablation.json'} and {out / 'fast.md'}")
+    return 0
+
+
+def _profile(args: argparse.Namespace) -> int:
+    from .ablation import profile_table
+    from .bench import BenchOptions, Case
+    case = Case("train", args.model, "cpu", args.batch_size, args.precision, variant=args.variant)
+    case.config()  # raises on unknown variant knobs
+    table = profile_table(case, BenchOptions(root=args.root), args.steps)
+    print(f"# python -m mnist_models profile {' '.join(sys.argv[2:])}\n# case {case.id}, "
+          f"{args.steps} training steps, torch.profiler, sorted by self CPU time\n{table}")
+    return 0
+
+
 def _add_train_args(p: argparse.ArgumentParser) -> None:
     d = TrainConfig()
     p.add_argument("--model", choices=list_models(), default=d.model)
@@ -190,6 +224,23 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--tensorboard", metavar="DIR", help="also log scalars and images for TensorBoard")
     s.add_argument("--force", action="store_true", help="overwrite files already in --out")
     s.set_defaults(func=_study)
+    a = sub.add_parser("ablate", help="time training variants side by side, interleaved")
+    a.add_argument("--out", required=True, help="folder for ablation.json and fast.md")
+    a.add_argument("--rounds", type=int, default=5, help="interleaved rounds per variant (default 5)")
+    a.add_argument("--quick", action="store_true", help="4,096 training images")
+    a.add_argument("--bench", nargs="+", metavar="FILE", help="benchmark JSON for the tta and overhead targets")
+    a.add_argument("--machine-label", dest="machine_label")
+    a.add_argument("--root", help="MNIST root (default: $MNIST_ROOT, else ./datasets)")
+    a.add_argument("--force", action="store_true", help="overwrite files already in --out")
+    a.set_defaults(func=_ablate, command_line=None)
+    pr = sub.add_parser("profile", help="torch.profiler table of a few training steps on the cpu")
+    pr.add_argument("--model", choices=list_models(), default="cnn")
+    pr.add_argument("--batch-size", dest="batch_size", type=int, default=256)
+    pr.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    pr.add_argument("--variant", default="tuned", help="tuned, plain, or knobs joined by +")
+    pr.add_argument("--steps", type=int, default=50)
+    pr.add_argument("--root", help="MNIST root (default: $MNIST_ROOT, else ./datasets)")
+    pr.set_defaults(func=_profile)
     return p
 
 

@@ -20,11 +20,15 @@ def named_layers(model: nn.Module) -> list[str]:
 
 
 def after_each_conv(model: nn.Module) -> dict[str, str]:
-    """{conv layer: the layer right after it}, e.g. {"conv1": "act1"}: where to see a conv's
-    output after its activation."""
+    """{conv layer: the first ReLU after it}, e.g. {"conv1": "act1"}: where to see a conv's
+    feature maps after their activation."""
     names = named_layers(model)
     modules = dict(model.named_modules())
-    return {n: names[i + 1] for i, n in enumerate(names[:-1]) if isinstance(modules[n], nn.Conv2d)}
+    out = {}
+    for i, name in enumerate(names):
+        if isinstance(modules[name], nn.Conv2d):
+            out[name] = next(n for n in names[i + 1:] if isinstance(modules[n], nn.ReLU))
+    return out
 
 
 @torch.inference_mode()

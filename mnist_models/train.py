@@ -46,6 +46,8 @@ class TrainConfig:
     loader: str = "resident"  # resident (tensors on the device) | seed (the notebook's DataLoader)
     channels_last: bool = True  # NHWC memory format for conv layers
     fused: bool = True  # fused optimizer step (one kernel for all parameters)
+    compile: bool = False  # torch.compile the model (inductor)
+    relu_first: bool = False  # cnn only: ReLU before max-pool, the slower order (for comparison)
     train_samples: int | None = None  # first N training images (None: all 60,000)
     val_samples: int = 0  # held out of the training images for validation
     eval_batch_size: int = 2000  # batch size for evaluation
@@ -86,9 +88,11 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
 def build(cfg: TrainConfig, device: torch.device, steps_per_epoch: int):
     """A fresh model, optimizer and (optional) per-batch scheduler, seeded by cfg.seed."""
     torch.manual_seed(cfg.seed)
-    model = create_model(cfg.model).to(device)
+    model = create_model(cfg.model, **({"pool_first": False} if cfg.relu_first else {})).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if cfg.compile:
+        model = torch.compile(model)
     fused = cfg.fused or None  # None lets torch pick foreach
     if cfg.optimizer == "adam":
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=fused)

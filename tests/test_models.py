@@ -41,6 +41,15 @@ def test_summary_shapes_params_and_macs():
     assert sum(r.params for r in rows.values()) == count_params(create_model("cnn"))
 
 
+def test_pooling_before_relu_changes_no_number():
+    torch.manual_seed(0)
+    fast = create_model("cnn")
+    slow = create_model("cnn", pool_first=False)
+    slow.load_state_dict(fast.state_dict())
+    x = torch.randn(16, 1, 28, 28)
+    assert torch.equal(fast.eval()(x), slow.eval()(x))
+
+
 def test_summary_leaves_training_mode_alone():
     model = create_model("cnn").train()
     summarize(model)

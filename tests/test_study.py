@@ -43,7 +43,7 @@ def test_activation_figure_covers_every_conv_layer():
     model = create_model("cnn")
     after = after_each_conv(model)
     assert after == {"conv1": "act1", "conv2": "act2"}
-    maps = {"conv1": torch.rand(2, 16, 28, 28).numpy(), "conv2": torch.rand(2, 32, 14, 14).numpy()}
+    maps = {"conv1": torch.rand(2, 16, 14, 14).numpy(), "conv2": torch.rand(2, 32, 7, 7).numpy()}
     fig = plots.feature_maps(torch.rand(2, 28, 28).numpy(), maps, "cnn")
     titles = [sub._suptitle.get_text() for sub in fig.subfigs]
     assert [t.split()[1].rstrip(":") for t in titles] == list(after)
