@@ -19,16 +19,9 @@ def named_layers(model: nn.Module) -> list[str]:
     return [n for n, m in model.named_modules() if n and not list(m.children())]
 
 
-def after_each_conv(model: nn.Module) -> dict[str, str]:
-    """{conv layer: the first ReLU after it}, e.g. {"conv1": "act1"}: where to see a conv's
-    feature maps after their activation."""
-    names = named_layers(model)
-    modules = dict(model.named_modules())
-    out = {}
-    for i, name in enumerate(names):
-        if isinstance(modules[name], nn.Conv2d):
-            out[name] = next(n for n in names[i + 1:] if isinstance(modules[n], nn.ReLU))
-    return out
+def conv_layers(model: nn.Module) -> list[str]:
+    """Names of the model's Conv2d layers, in definition order."""
+    return [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
 
 
 @torch.inference_mode()

@@ -153,7 +153,7 @@ def feature_maps(inputs: np.ndarray, layers: dict[str, np.ndarray], model: str,
                 if d == 0:
                     ax.set_title(f"ch {ch}", fontsize=7)
         sub.suptitle(f"{model} {name}: {maps.shape[1]} channels of {maps.shape[2]}x{maps.shape[3]} "
-                     "after pooling and ReLU (brighter: stronger)")
+                     "after ReLU (brighter: stronger)")
     return fig
 
 

@@ -19,7 +19,7 @@ import torch
 
 from . import plots
 from .data import MEAN, STD, load_split
-from .inspect import activations, after_each_conv, confusion_matrix, misclassified, predict
+from .inspect import activations, confusion_matrix, conv_layers, misclassified, predict
 from .models import create_model, summarize
 from .train import TrainConfig, fit
 
@@ -107,10 +107,10 @@ def run(cfg: StudyConfig, out: Path, bench_cuda: pd.DataFrame | None = None,
         figures[f"misclassified_{name}.png"] = plots.misclassified_grid(
             _pixels(test.x[idx]), *map(list, zip(*wrong_shown[name])) if len(idx) else ([], [], []), name)
     digits = test.x[pick_digits(test.y, cfg.digits)]
-    after = after_each_conv(models["cnn"])
-    acts = activations(models["cnn"], digits, list(after.values()))
+    convs = conv_layers(models["cnn"])
+    acts = activations(models["cnn"], digits, convs)  # full resolution; the ReLU is elementwise
     figures["activations_cnn.png"] = plots.feature_maps(
-        _pixels(digits), {conv: acts[act].numpy() for conv, act in after.items()}, "cnn")
+        _pixels(digits), {conv: acts[conv].relu().numpy() for conv in convs}, "cnn")
     mlp_hidden = activations(models["mlp"], digits, ["act1"])["act1"].numpy()
     figures["activations_mlp.png"] = plots.hidden_units(_pixels(digits), mlp_hidden, "mlp", "fc1")
     for name, fig in figures.items():

@@ -5,7 +5,7 @@ import torch
 
 from mnist_models import plots
 from mnist_models.cli import main
-from mnist_models.inspect import after_each_conv
+from mnist_models.inspect import conv_layers
 from mnist_models.models import create_model
 from mnist_models.study import FILES, StudyConfig, run
 
@@ -40,13 +40,12 @@ def test_misclassified_shown_are_all_wrong_most_confident_first(quick_study):
 
 
 def test_activation_figure_covers_every_conv_layer():
-    model = create_model("cnn")
-    after = after_each_conv(model)
-    assert after == {"conv1": "act1", "conv2": "act2"}
-    maps = {"conv1": torch.rand(2, 16, 14, 14).numpy(), "conv2": torch.rand(2, 32, 7, 7).numpy()}
+    convs = conv_layers(create_model("cnn"))
+    assert convs == ["conv1", "conv2"]
+    maps = {"conv1": torch.rand(2, 16, 28, 28).numpy(), "conv2": torch.rand(2, 32, 14, 14).numpy()}
     fig = plots.feature_maps(torch.rand(2, 28, 28).numpy(), maps, "cnn")
     titles = [sub._suptitle.get_text() for sub in fig.subfigs]
-    assert [t.split()[1].rstrip(":") for t in titles] == list(after)
+    assert [t.split()[1].rstrip(":") for t in titles] == convs
     assert "16 channels" in titles[0] and "32 channels" in titles[1]
 
 
@@ -65,3 +64,17 @@ def test_study_refuses_to_overwrite(tmp_path, capsys):
     assert main(["study", "--epochs", "1", "--out", str(tmp_path)]) == 2
     assert "already holds study.md; pass --force" in capsys.readouterr().err
     assert (tmp_path / "study.md").read_text() == "mine"
+
+
+def test_tensorboard_logs_or_names_the_extra(tmp_path, mnist_root, capsys):
+    args = ["study", "--epochs", "1", "--train-samples", "1024", "--root", str(mnist_root),
+            "--out", str(tmp_path / "study"), "--tensorboard", str(tmp_path / "tb")]
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        assert main(args) == 2
+        assert "pip install -e '.[tensorboard]'" in capsys.readouterr().err
+        assert not (tmp_path / "study").exists()
+        return
+    assert main(args) == 0
+    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))

@@ -1,0 +1,59 @@
+import pandas as pd
+import pytest
+
+from mnist_models.ablation import COMPARISONS, Comparison, profile_table, run_comparison, _v
+from mnist_models.bench import BenchOptions, Case, Data
+from mnist_models.report import ablation_frame, targets
+
+
+def test_variants_interleave_and_record(train_split, test_split, mnist_root):
+    comp = Comparison("mlp small", "plain", (_v("plain", "mlp", 256), _v("fused", "mlp", 256, "fused"),
+                                             _v("fused, 1 thread", "mlp", 256, "fused", threads=1)))
+    order = []
+    records = run_comparison(comp, BenchOptions(quick=True, root=str(mnist_root)),
+                             Data(train_split.take(1024), test_split.take(512)), rounds=2,
+                             progress=lambda c, r, v: order.append((r, v)))
+    assert [r["variant"] for r in records] == ["plain", "fused", "fused, 1 thread"]
+    assert all(len(r["data"]) == 2 and r["median"] > 0 and r["samples"] == 1024 for r in records)
+    assert records[2]["threads"] == 1
+    rounds = [r for r, _ in order]
+    assert rounds == sorted(rounds) and len(order) == 9  # a cold round, then two, each variant once
+
+
+def test_every_comparison_names_its_baseline():
+    for comp in COMPARISONS:
+        names = [v.name for v in comp.variants]
+        assert comp.baseline in names and len(set(names)) == len(names)
+        for v in comp.variants:
+            v.case.config()  # every knob is known
+
+
+def test_unknown_knob_is_named():
+    with pytest.raises(ValueError, match="unknown variant knobs \\['turbo'\\]"):
+        Case("train", "cnn", "cpu", 64, variant="turbo").config()
+
+
+def _doc(mlp_seed, mlp_best, cnn_plain, cnn_best, fp32, bf16, acc32=0.98, acc16=0.979):
+    rec = lambda comp, base, name, median, precision="fp32", acc=0.98: {
+        "comparison": comp, "baseline": base, "variant": name, "median": median, "gflops": 10.0,
+        "precision": precision, "test_accuracy": acc, "samples_per_second": 1.0}
+    return {"machine": {"peak_gflops": {"cpu_fp32": 100.0, "cpu_bf16": 200.0}}, "records": [
+        rec("mlp bs64", "seed loop", "seed loop", mlp_seed), rec("mlp bs64", "seed loop", "fast", mlp_best),
+        rec("cnn bs256 fp32", "plain", "plain", cnn_plain), rec("cnn bs256 fp32", "plain", "fast", cnn_best),
+        rec("cnn bs256 bf16", "fp32 cl, fused", "fp32 cl, fused", fp32, acc=acc32),
+        rec("cnn bs256 bf16", "fp32 cl, fused", "bf16 cl, fused", bf16, "bf16", acc16)]}
+
+
+def test_targets_beside_goals():
+    bench = pd.DataFrame([{"operation": "tta", "model": "cnn", "device": "cpu", "median": 12.0,
+                           "reached": [True, True, True], "harness_overhead_fraction": 0.0004}])
+    t = targets(ablation_frame(_doc(4.0, 0.45, 10.0, 6.0, 6.0, 3.0)), bench).set_index("target")
+    assert list(t["verdict"]) == ["minimum met", "met", "met", "met", "met"]
+    assert t.iloc[0]["measured"].startswith("8.89x") and t.iloc[1]["measured"].startswith("1.67x")
+    t = targets(ablation_frame(_doc(4.0, 1.0, 10.0, 9.0, 6.0, 5.0, acc16=0.97)), bench)
+    assert list(t["verdict"][:3]) == ["missed", "missed", "missed"]
+
+
+def test_profile_table_names_the_operators(mnist_root):
+    table = profile_table(Case("train", "mlp", "cpu", 64), BenchOptions(root=str(mnist_root)), steps=5)
+    assert "aten::addmm" in table and "Self CPU" in table
