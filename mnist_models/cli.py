@@ -89,46 +89,26 @@ def _compare(args: argparse.Namespace) -> int:
     return 1 if (table["verdict"] == "slower").any() else 0
 
 
-def _bench_cuda(files: list[str]):
-    """cuda training epochs (resident, fp32) from benchmark result files, for the study's Q7."""
-    from .report import load_results
-    results = load_results(files)
-    for problem in results.problems:
-        print(f"mnist-bench: warning: {problem}", file=sys.stderr)
-    f = results.frame
-    f = f[(f["operation"] == "train") & (f["device"] == "cuda") & (f["loader"] == "resident")
-          & (f["precision"] == "fp32")]
-    return f[["machine", "model", "batch_size", "variant", "median", "samples_per_second"]].rename(
-        columns={"median": "epoch s", "samples_per_second": "images/s"})
-
-
 def _study(args: argparse.Namespace) -> int:
+    from .report import cuda_epochs, load_results
     from .study import FILES, StudyConfig, run
     out = Path(args.out)
     check_writable(out, FILES, args.force)
     if args.tensorboard:
         _tensorboard_available()
-    bench = _bench_cuda(args.bench) if args.bench else None
+    bench = None
+    if args.bench:
+        results = load_results(args.bench)
+        for problem in results.problems:
+            print(f"mnist-bench: warning: {problem}", file=sys.stderr)
+        bench = cuda_epochs(results.frame)
     cfg = StudyConfig(epochs=args.epochs, train_samples=args.train_samples, root=args.root)
-    writer = None
-    if args.tensorboard:
-        from torch.utils.tensorboard import SummaryWriter
-        writer = SummaryWriter(args.tensorboard)
 
     def report(model: str, r: dict) -> None:
         print(f"{model} epoch {r['epoch']:>3}  train loss {r['train_loss']:.4f}  "
               f"test acc {r['test_accuracy']:.2%}  {r['seconds']:.1f} s", flush=True)
-        if writer:
-            for key in ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds"):
-                writer.add_scalar(f"{model}/{key}", r[key], r["epoch"])
 
-    run(cfg, out, bench, progress=sys.stderr.isatty(), on_epoch=report)
-    if writer:
-        from PIL import Image
-        import numpy as np
-        for name in ("misclassified_cnn", "activations_cnn", "curves"):
-            writer.add_image(name, np.asarray(Image.open(out / f"{name}.png").convert("RGB")), dataformats="HWC")
-        writer.close()
+    run(cfg, out, bench, progress=sys.stderr.isatty(), on_epoch=report, tensorboard=args.tensorboard)
     print(f"wrote {out / 'study.md'} and its figures")
     return 0
 
@@ -158,7 +138,7 @@ def _ablate(args: argparse.Namespace) -> int:
     doc = ablate(opts, args.rounds, progress)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "ablation.json", doc)
-    command = " ".join(["python -m mnist_models ablate", *sys.argv[2:]]) if args.command_line is None else args.command_line
+    command = " ".join(["python -m mnist_models", *args.argv])
     write_text(out / "fast.md", render_fast(doc, bench, command))
     print(f"wrote {out / 'ablation.json'} and {out / 'fast.md'}")
     return 0
@@ -170,7 +150,7 @@ def _profile(args: argparse.Namespace) -> int:
     case = Case("train", args.model, "cpu", args.batch_size, args.precision, variant=args.variant)
     case.config()  # raises on unknown variant knobs
     table = profile_table(case, BenchOptions(root=args.root), args.steps)
-    print(f"# python -m mnist_models profile {' '.join(sys.argv[2:])}\n# case {case.id}, "
+    print(f"# python -m mnist_models {' '.join(args.argv)}\n# case {case.id}, "
           f"{args.steps} training steps, torch.profiler, sorted by self CPU time\n{table}")
     return 0
 
@@ -232,7 +212,7 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--machine-label", dest="machine_label")
     a.add_argument("--root", help="MNIST root (default: $MNIST_ROOT, else ./datasets)")
     a.add_argument("--force", action="store_true", help="overwrite files already in --out")
-    a.set_defaults(func=_ablate, command_line=None)
+    a.set_defaults(func=_ablate)
     pr = sub.add_parser("profile", help="torch.profiler table of a few training steps on the cpu")
     pr.add_argument("--model", choices=list_models(), default="cnn")
     pr.add_argument("--batch-size", dest="batch_size", type=int, default=256)
@@ -247,6 +227,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else argv  # to write the command beside its output
     try:
         return args.func(args)
     except (UsageError, DatasetError, ValueError) as exc:  # ResultError is a ValueError

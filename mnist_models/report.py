@@ -150,6 +150,14 @@ def speedup_table(frame: pd.DataFrame) -> pd.DataFrame:
     return wide.rename(columns={"cpu": "cpu s", "cuda": "cuda s"})
 
 
+def cuda_epochs(frame: pd.DataFrame) -> pd.DataFrame:
+    """cuda training epochs (resident loader, fp32): what the study quotes for Q7 without a GPU."""
+    f = frame[(frame["operation"] == "train") & (frame["device"] == "cuda")
+              & (frame["loader"] == "resident") & (frame["precision"] == "fp32")]
+    return f[["machine", "model", "batch_size", "variant", "median", "samples_per_second"]].rename(
+        columns={"median": "epoch s", "samples_per_second": "images/s"})
+
+
 def tta_table(frame: pd.DataFrame) -> pd.DataFrame:
     t = frame[frame["operation"] == "tta"]
     return t[["machine", "model", "device", "target_accuracy", "median", "min", "max",

@@ -88,10 +88,27 @@ def pick_digits(labels: torch.Tensor, n: int) -> list[int]:
     return [int((labels == d).nonzero()[0]) for d in range(n)]
 
 
+def _tensorboard(logdir: str | None, on_epoch):
+    """A SummaryWriter (or None) and an on_epoch that also logs the epoch's scalars to it."""
+    if logdir is None:
+        return None, on_epoch
+    from torch.utils.tensorboard import SummaryWriter
+    writer = SummaryWriter(logdir)
+
+    def log(model: str, r: dict) -> None:
+        for key in ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "seconds"):
+            writer.add_scalar(f"{model}/{key}", r[key], r["epoch"])
+        if on_epoch:
+            on_epoch(model, r)
+    return writer, log
+
+
 def run(cfg: StudyConfig, out: Path, bench_cuda: pd.DataFrame | None = None,
-        progress: bool = False, on_epoch=None) -> dict:
-    """Train, inspect, draw and write every study file into `out`; returns the numbers."""
+        progress: bool = False, on_epoch=None, tensorboard: str | None = None) -> dict:
+    """Train, inspect, draw and write every study file into `out`; returns the numbers.
+    With `tensorboard`, the per-epoch scalars and the figures also go to that log folder."""
     out.mkdir(parents=True, exist_ok=True)
+    writer, on_epoch = _tensorboard(tensorboard, on_epoch)
     models, histories = train_models(cfg, "cpu", progress, on_epoch)
     q7 = _epoch_seconds(histories, "cpu")
     if torch.cuda.is_available():
@@ -115,7 +132,11 @@ def run(cfg: StudyConfig, out: Path, bench_cuda: pd.DataFrame | None = None,
     figures["activations_mlp.png"] = plots.hidden_units(_pixels(digits), mlp_hidden, "mlp", "fc1")
     for name, fig in figures.items():
         fig.savefig(out / name, dpi=100)
+        if writer:
+            writer.add_figure(name.removesuffix(".png"), fig)  # closes the figure
         plots.plt.close(fig)
+    if writer:
+        writer.close()
     history = pd.concat([pd.DataFrame(h).assign(model=m) for m, h in histories.items()])
     history.to_csv(out / "history.csv", index=False)
     numbers = {"histories": histories, "per_class": per_class(preds), "q7": pd.DataFrame(q7),

@@ -67,17 +67,19 @@ def resolve_device(name: str) -> torch.device:
 
 def check_config(cfg: TrainConfig) -> None:
     """Raise ValueError naming the first field that is out of range."""
-    checks = [(cfg.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}"),
-              (cfg.loader in LOADERS, f"loader must be one of {', '.join(LOADERS)}"),
-              (cfg.optimizer in ("adam", "sgd"), "optimizer must be adam or sgd"),
-              (cfg.schedule in ("constant", "onecycle"), "schedule must be constant or onecycle"),
-              (cfg.epochs >= 1, "epochs must be at least 1"),
-              (cfg.batch_size >= 1, "batch size must be at least 1"),
-              (cfg.lr > 0, "learning rate must be positive"),
-              (cfg.train_samples is None or cfg.train_samples >= 1, "train samples must be >= 1")]
-    for ok, message in checks:
+    checks = [(cfg.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}", cfg.precision),
+              (cfg.loader in LOADERS, f"loader must be one of {', '.join(LOADERS)}", cfg.loader),
+              (cfg.optimizer in ("adam", "sgd"), "optimizer must be adam or sgd", cfg.optimizer),
+              (cfg.schedule in ("constant", "onecycle"), "schedule must be constant or onecycle", cfg.schedule),
+              (cfg.epochs >= 1, "epochs must be at least 1", cfg.epochs),
+              (cfg.batch_size >= 1, "batch size must be at least 1", cfg.batch_size),
+              (cfg.lr > 0, "learning rate must be positive", cfg.lr),
+              (cfg.train_samples is None or cfg.train_samples >= 1, "train samples must be at least 1",
+               cfg.train_samples),
+              (cfg.val_samples >= 0, "validation samples must be 0 or more", cfg.val_samples)]
+    for ok, message, value in checks:
         if not ok:
-            raise ValueError(f"{message} (got {cfg})")
+            raise ValueError(f"{message} (got {value!r})")
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
