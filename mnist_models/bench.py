@@ -147,6 +147,8 @@ class Run:
     def __init__(self, case: Case, opts: BenchOptions, data: Data):
         self.case, self.opts, self.data = case, opts, data
         self.device = torch.device(case.device)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True  # autotune conv kernels; the cold round pays for it
         self.inner: list[float] = []  # the target's own synchronized seconds per round
         self.result: dict = {}
         self.seed = 0
