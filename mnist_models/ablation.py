@@ -65,6 +65,10 @@ COMPARISONS = (
         _v("bf16 NCHW, fused", "cnn", 256, "fused", "bf16"),
         _v("bf16 cl, fused", "cnn", 256, "channels_last+fused", "bf16"),
     )),
+    Comparison("cnn bs1024 bf16", "fp32 cl, fused", (
+        _v("fp32 cl, fused", "cnn", 1024, "channels_last+fused"),
+        _v("bf16 cl, fused", "cnn", 1024, "channels_last+fused", "bf16"),
+    )),
 )
 
 

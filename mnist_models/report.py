@@ -364,10 +364,12 @@ def targets(ablation: pd.DataFrame, bench: pd.DataFrame) -> pd.DataFrame:
 def render_fast(doc: dict, bench: Results | None, command: str) -> str:
     """fast.md: the targets, then every comparison's table."""
     f = ablation_frame(doc)
+    samples = int(f["samples"].iloc[0])
     parts = ["# Fast: side-by-side measurements", "", f"Made by `{command}` on "
              f"{doc['machine'].get('label')} ({doc['machine'].get('cpu_model')}, "
              f"{doc['machine'].get('physical_cores')} cores); {doc['rounds']} interleaved rounds "
-             "per variant after one cold round, each a full training epoch from a fresh model.", ""]
+             f"per variant after one cold round, each one training epoch of {samples:,} images "
+             "from a fresh model. Ratios are taken within a comparison, never across.", ""]
     if bench is not None and not bench.frame.empty:
         parts += ["## Targets", "", _md(targets(f, bench.frame)), ""]
     for name, part in f.groupby("comparison", sort=False):
