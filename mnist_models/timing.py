@@ -77,13 +77,20 @@ def gpu_info() -> dict:
     props = torch.cuda.get_device_properties(0)
     info = {"gpu_name": props.name, "gpu_count": torch.cuda.device_count(),
             "gpu_memory_gb": round(props.total_memory / 2**30, 1)}
-    try:
-        import pynvml  # optional: the driver version is not exposed by torch
-        pynvml.nvmlInit()
-        info["gpu_driver"] = pynvml.nvmlSystemGetDriverVersion()
-    except Exception:  # noqa: BLE001 - pynvml missing or no NVML: driver left unknown
-        info["gpu_driver"] = None
+    info["gpu_driver"] = _driver_version()
     return info
+
+
+def _driver_version() -> str | None:
+    """The NVIDIA driver version from nvidia-smi (torch does not expose it), or None."""
+    import shutil
+    import subprocess
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return None
+    out = subprocess.run([smi, "--query-gpu=driver_version", "--format=csv,noheader"],
+                         capture_output=True, text=True, timeout=30)
+    return out.stdout.splitlines()[0].strip() if out.returncode == 0 and out.stdout else None
 
 
 def machine_info(label: str | None = None, probe: bool = True) -> dict:
