@@ -150,7 +150,8 @@ class Run:
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # autotune conv kernels; the cold round pays for it
         self.inner: list[float] = []  # the target's own synchronized seconds per round
-        self.result: dict = {}
+        self.result: dict = {}  # the last round's train_epoch or train_to_accuracy result
+        self.tta: list[dict] = []  # every time-to-accuracy round's result, one per seed
         self.seed = 0
 
     @cached_property
@@ -185,7 +186,7 @@ class Run:
             test = ResidentLoader(self.data.test, EVAL_BATCH, shuffle=False)
             self.result = train_to_accuracy(self.model, self.opt, self.sched, self.batches, test,
                                             self.device, self.cfg, TTA[c.model][1])
-            self.tta = getattr(self, "tta", []) + [self.result]
+            self.tta.append(self.result)
         sync(self.device)
         self.inner.append(time.perf_counter() - start)
 
