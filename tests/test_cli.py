@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -69,3 +70,14 @@ def test_module_entry_point_runs():
     result = subprocess.run([sys.executable, "-m", "mnist_models", "--version"],
                             capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.strip()
+
+
+def test_bench_script_keeps_an_existing_result_file():
+    root = Path(__file__).parents[1]
+    existing = sorted((root / "results").glob("*.json"))
+    if not existing:
+        pytest.skip("no committed result file")
+    before = existing[0].read_bytes()
+    result = subprocess.run(["bash", "bench.sh", existing[0].stem], cwd=root, capture_output=True, text=True)
+    assert result.returncode == 2 and "already exists; pass another LABEL or set FORCE=1" in result.stderr
+    assert existing[0].read_bytes() == before
