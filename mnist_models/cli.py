@@ -55,11 +55,15 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _warn(problems: list[str]) -> None:
+    for problem in problems:
+        print(f"mnist-bench: warning: {problem}", file=sys.stderr)
+
+
 def _report(args: argparse.Namespace) -> int:
     from .report import load_results, write_report
     results = load_results(args.files)
-    for problem in results.problems:
-        print(f"mnist-bench: warning: {problem}", file=sys.stderr)
+    _warn(results.problems)
     if results.frame.empty:
         raise UsageError("no usable result file among the inputs; pass JSON files from pytest bench")
     for path in write_report(results, Path(args.out), args.baseline):
@@ -75,15 +79,16 @@ def _threshold(text: str) -> float:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from .report import compare, load_results, read_result, render_comparison
+    from .report import compare, load_results, render_comparison
     frames = []
     for side in (args.base, args.new):
         paths = sorted(Path(side).glob("*.json")) if Path(side).is_dir() else [side]
         if not paths:
             raise UsageError(f"{side}: a folder without result JSON files")
-        for path in paths:
-            read_result(path)  # raises ResultError with the file's name and what is wrong
-        frames.append(load_results(paths).frame)
+        results = load_results(paths)
+        if results.problems:  # a comparison with a file missing would mislead: stop at the first
+            raise UsageError(results.problems[0])
+        frames.append(results.frame)
     table = compare(*frames, threshold=args.threshold)
     print(render_comparison(table, args.format), end="")
     return 1 if (table["verdict"] == "slower").any() else 0
@@ -99,8 +104,7 @@ def _study(args: argparse.Namespace) -> int:
     bench = None
     if args.bench:
         results = load_results(args.bench)
-        for problem in results.problems:
-            print(f"mnist-bench: warning: {problem}", file=sys.stderr)
+        _warn(results.problems)
         bench = cuda_epochs(results.frame)
     cfg = StudyConfig(epochs=args.epochs, train_samples=args.train_samples, root=args.root)
 

@@ -44,17 +44,23 @@ def _bars(ax, labels: list[str], groups: dict[str, list[float]], ylabel: str, ti
     ax.legend(fontsize=8)
 
 
+def _bar_figure(wide: pd.DataFrame, ylabel: str, title: str, fmt: str, inch_per_group: float) -> plt.Figure:
+    """Grouped bars: one group per row of `wide` (its index joined as the label), a bar per column."""
+    labels = [" ".join(map(str, k)) for k in wide.index]
+    fig, ax = plt.subplots(figsize=(max(6, len(labels) * inch_per_group), 4.5))
+    _bars(ax, labels, {c: wide[c].tolist() for c in wide.columns}, ylabel, title, fmt=fmt)
+    fig.tight_layout()
+    return fig
+
+
 def epoch_time_bars(frame: pd.DataFrame) -> plt.Figure:
     """Training epoch seconds, cpu beside cuda, per machine, model and batch size (fp32, tuned)."""
     f = frame[(frame["operation"] == "train") & (frame["loader"] == "resident")
               & (frame["variant"] == "tuned") & (frame["precision"] == "fp32")]
-    wide = f.pivot_table(index=["machine", "model", "batch_size"], columns="device", values="median")
-    labels = [f"{m} {model} bs{bs}" for m, model, bs in wide.index]
-    fig, ax = plt.subplots(figsize=(max(6, len(labels) * 0.9), 4.5))
-    _bars(ax, labels, {d: wide[d].tolist() for d in wide.columns}, "seconds per epoch (60,000 images)",
-          "Training epoch time, CPU vs GPU (fp32)", fmt="{:.3g} s")
-    fig.tight_layout()
-    return fig
+    wide = f.assign(batch=f["batch_size"].map(lambda b: f"bs{b}")).pivot_table(
+        index=["machine", "model", "batch"], columns="device", values="median", sort=False)
+    return _bar_figure(wide, "seconds per epoch (60,000 images)", "Training epoch time, CPU vs GPU (fp32)",
+                       "{:.3g} s", 0.9)
 
 
 def loader_bars(frame: pd.DataFrame) -> plt.Figure:
@@ -62,12 +68,8 @@ def loader_bars(frame: pd.DataFrame) -> plt.Figure:
     f = frame[(frame["operation"] == "train") & (frame["batch_size"] == 64) & (frame["precision"] == "fp32")]
     f = f.assign(loop=np.where(f["loader"] == "seed", "seed DataLoader + ToTensor", "resident tensors"))
     wide = f.pivot_table(index=["machine", "model", "device"], columns="loop", values="samples_per_second")
-    labels = [" ".join(k) for k in wide.index]
-    fig, ax = plt.subplots(figsize=(max(6, len(labels) * 1.2), 4.5))
-    _bars(ax, labels, {c: wide[c].tolist() for c in wide.columns}, "training images / s",
-          "The notebook's loader vs the resident loader (batch 64, fp32)", fmt="{:,.0f}")
-    fig.tight_layout()
-    return fig
+    return _bar_figure(wide, "training images / s",
+                       "The notebook's loader vs the resident loader (batch 64, fp32)", "{:,.0f}", 1.2)
 
 
 def machine_bars(frame: pd.DataFrame, baseline: str) -> plt.Figure:

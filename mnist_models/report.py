@@ -119,24 +119,25 @@ def machine_summary(results: Results) -> str:
     return "\n".join(lines)
 
 
-def train_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Training epoch time, throughput, accuracy and share of the matmul peak per case."""
-    t = frame[frame["operation"] == "train"].assign(setup=_setup)
+def _operation_table(frame: pd.DataFrame, operation: str, seconds: str, extra: list[str]) -> pd.DataFrame:
+    """One operation's cases: time, throughput and share of the matmul peak (+ extra columns)."""
+    t = frame[frame["operation"] == operation].assign(setup=_setup)
     out = t[["machine", "model", "device", "batch_size", "setup", "median", "samples_per_second",
-             "peak_fraction", "test_accuracy"]]
-    out = out.rename(columns={"median": "epoch s", "samples_per_second": "images/s",
+             "peak_fraction", *extra]]
+    out = out.rename(columns={"median": seconds, "samples_per_second": "images/s",
                               "peak_fraction": "of peak", "test_accuracy": "test acc",
                               "batch_size": "batch"})
     return out.sort_values(["machine", "model", "device", "batch", "setup"])
 
 
+def train_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Training epoch time, throughput, accuracy and share of the matmul peak per case."""
+    return _operation_table(frame, "train", "epoch s", ["test_accuracy"])
+
+
 def infer_table(frame: pd.DataFrame) -> pd.DataFrame:
-    t = frame[frame["operation"] == "infer"].assign(setup=_setup)
-    out = t[["machine", "model", "device", "batch_size", "setup", "median", "samples_per_second",
-             "peak_fraction"]]
-    out = out.rename(columns={"median": "pass s", "samples_per_second": "images/s",
-                              "peak_fraction": "of peak", "batch_size": "batch"})
-    return out.sort_values(["machine", "model", "device", "batch", "setup"])
+    """Inference pass time, throughput and share of the matmul peak per case."""
+    return _operation_table(frame, "infer", "pass s", [])
 
 
 def speedup_table(frame: pd.DataFrame) -> pd.DataFrame:
