@@ -21,12 +21,13 @@ import torch
 from .data import ResidentLoader, Split, load_split, seed_loader
 from .models import count_params, create_model, list_models, macs_per_sample
 from .timing import bf16_supported, machine_info, peak_rss_mb, sync, timed
-from .train import (PRECISIONS, TrainConfig, build, evaluate, infer, train_epoch,
+from .train import (PRECISIONS, TrainConfig, build, evaluate, graphed, infer, train_epoch,
                     train_to_accuracy)
 
 DEVICES = ("cpu", "cuda")
-KNOBS = ("channels_last", "fused", "compile", "relu_first")  # what a Case.variant can switch on
+KNOBS = ("channels_last", "fused", "compile", "relu_first", "cuda_graphs")  # what a variant switches on
 TUNED = ("channels_last", "fused")  # the default variant: what measured fastest (results/fast/)
+NAMED = {"tuned": TUNED, "plain": (), "graphs": (*TUNED, "cuda_graphs")}  # variants by name
 OPERATIONS = ("train", "infer", "tta")
 QUICK_TRAIN, QUICK_TEST = 4096, 2048  # images per split with --quick
 EVAL_BATCH = 2000
@@ -70,8 +71,8 @@ class Case:
     batch_size: int  # images per step
     precision: str = "fp32"  # fp32 | bf16 autocast
     loader: str = "resident"  # resident tensors | seed (DataLoader + ToTensor)
-    variant: str = "tuned"  # tuned (TUNED's knobs), plain (NCHW, torch's defaults) or knobs
-    #                         joined by "+": channels_last, fused, compile, relu_first
+    variant: str = "tuned"  # tuned (TUNED's knobs), plain (NCHW, torch's defaults), graphs
+    #                         (tuned + cuda_graphs) or KNOBS joined by "+"
 
     @property
     def id(self) -> str:
@@ -86,8 +87,7 @@ class Case:
 
     @property
     def knobs(self) -> set[str]:
-        named = {"tuned": TUNED, "plain": ()}
-        return set(named[self.variant] if self.variant in named else self.variant.split("+"))
+        return set(NAMED[self.variant] if self.variant in NAMED else self.variant.split("+"))
 
     def config(self, seed: int = 0) -> TrainConfig:
         knobs = self.knobs
@@ -97,7 +97,8 @@ class Case:
         return TrainConfig(model=self.model, batch_size=self.batch_size, device=self.device,
                            precision=self.precision, loader=self.loader, seed=seed,
                            channels_last="channels_last" in knobs, fused="fused" in knobs,
-                           compile="compile" in knobs, relu_first="relu_first" in knobs)
+                           compile="compile" in knobs, relu_first="relu_first" in knobs,
+                           cuda_graphs="cuda_graphs" in knobs)
 
 
 def cases(opts: BenchOptions, operation: str) -> list[Case]:
@@ -105,11 +106,15 @@ def cases(opts: BenchOptions, operation: str) -> list[Case]:
     out = []
     for model in opts.models:
         for device in opts.devices:
+            variants = ("tuned", "graphs") if device == "cuda" and operation != "infer" else ("tuned",)
             if operation == "tta":
-                out.append(Case("tta", model, device, TTA[model][0].batch_size, TTA[model][0].precision))
+                recipe = TTA[model][0]
+                out += [Case("tta", model, device, recipe.batch_size, recipe.precision, variant=v)
+                        for v in variants]
                 continue
             for bs in opts.batch_sizes:
-                out += [Case(operation, model, device, bs, p) for p in opts.precisions]
+                out += [Case(operation, model, device, bs, p, variant=v)
+                        for p in opts.precisions for v in variants]
                 if operation == "train" and bs == 64:  # the notebook's loop, for comparison
                     out.append(Case("train", model, device, bs, loader="seed", variant="plain"))
                 if operation == "train" and bs == 256:  # a plain eager loop on resident data
@@ -121,6 +126,8 @@ def skip_reason(case: Case, opts: BenchOptions) -> str | None:
     """Why a case cannot run here, or None."""
     if case.device == "cuda" and not torch.cuda.is_available():
         return "CUDA not available"
+    if "cuda_graphs" in case.knobs and case.device != "cuda":
+        return "CUDA graphs need a CUDA device"
     if case.precision == "bf16" and not bf16_supported(case.device):
         return f"bf16 not supported on this {case.device}"
     if case.operation == "tta" and opts.quick:
@@ -168,18 +175,23 @@ class Run:
         cfg = self.case.config(self.seed)
         if self.case.operation == "tta":
             recipe = TTA[self.case.model][0]
-            cfg = dataclasses.replace(recipe, device=self.case.device, seed=self.seed)
+            cfg = dataclasses.replace(recipe, device=self.case.device, seed=self.seed,
+                                      cuda_graphs=cfg.cuda_graphs)
             self.batches.generator.manual_seed(self.seed)  # each seed its own batch order too
             self.seed += 1
         self.model, self.opt, self.sched = build(cfg, self.device, len(self.batches))
         self.cfg = cfg
+        # train cases capture here, untimed like building the model; tta counts its capture
+        train = self.case.operation == "train"
+        self.graph = graphed(self.model, self.opt, cfg, len(self.batches)) if train else None
         sync(self.device)
 
     def target(self) -> None:
         start = time.perf_counter()
         c = self.case
         if c.operation == "train":
-            self.result = train_epoch(self.model, self.batches, self.opt, self.device, c.precision)
+            self.result = train_epoch(self.model, self.batches, self.opt, self.device, c.precision,
+                                      graph=self.graph)
         elif c.operation == "infer":
             infer(self.model, self.data.test.x, c.batch_size, c.precision)
         else:

@@ -171,6 +171,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default=d.device)
     p.add_argument("--precision", choices=PRECISIONS, default=d.precision)
     p.add_argument("--loader", choices=LOADERS, default=d.loader)
+    p.add_argument("--cuda-graphs", dest="cuda_graphs", action="store_true",
+                   help="cuda only: replay one captured training step per batch")
     p.add_argument("--train-samples", dest="train_samples", type=int)
     p.add_argument("--val-samples", dest="val_samples", type=int, default=d.val_samples)
     p.add_argument("--root", help="MNIST root (default: $MNIST_ROOT, else ./datasets)")

@@ -64,9 +64,10 @@ def epoch_time_bars(frame: pd.DataFrame) -> plt.Figure:
 
 
 def loader_bars(frame: pd.DataFrame) -> plt.Figure:
-    """The notebook's DataLoader loop against the resident loop, training at batch 64, fp32."""
+    """The notebook's DataLoader loop against the resident loop (and its CUDA graph), batch 64, fp32."""
     f = frame[(frame["operation"] == "train") & (frame["batch_size"] == 64) & (frame["precision"] == "fp32")]
-    f = f.assign(loop=np.where(f["loader"] == "seed", "seed DataLoader + ToTensor", "resident tensors"))
+    f = f.assign(loop=np.select([f["loader"] == "seed", f["variant"] == "graphs"],
+                                ["seed DataLoader + ToTensor", "resident + CUDA graph"], "resident tensors"))
     wide = f.pivot_table(index=["machine", "model", "device"], columns="loop", values="samples_per_second")
     return _bar_figure(wide, "training images / s",
                        "The notebook's loader vs the resident loader (batch 64, fp32)", "{:,.0f}", 1.2)

@@ -91,9 +91,9 @@ def load_results(paths: list[str | Path]) -> Results:
 
 
 def _setup(frame: pd.DataFrame) -> pd.Series:
-    """A short label for the loop: e.g. 'resident', 'seed loader', 'plain loop', '+ bf16'."""
-    loop = np.where(frame["loader"] == "seed", "seed loader",
-                    np.where(frame["variant"] == "plain", "plain loop", "resident"))
+    """A short label for the loop: 'resident', 'seed loader', 'plain loop', 'cuda graph', + ' bf16'."""
+    loop = np.select([frame["loader"] == "seed", frame["variant"] == "plain", frame["variant"] == "graphs"],
+                     ["seed loader", "plain loop", "cuda graph"], "resident")
     return pd.Series(loop, index=frame.index) + np.where(frame["precision"] == "bf16", " bf16", "")
 
 
@@ -160,8 +160,8 @@ def cuda_epochs(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def tta_table(frame: pd.DataFrame) -> pd.DataFrame:
-    t = frame[frame["operation"] == "tta"]
-    return t[["machine", "model", "device", "target_accuracy", "median", "min", "max",
+    t = frame[frame["operation"] == "tta"].assign(setup=_setup)
+    return t[["machine", "model", "device", "setup", "target_accuracy", "median", "min", "max",
               "epochs_to_target", "reached"]].rename(
         columns={"median": "median s", "min": "best s", "max": "worst s",
                  "target_accuracy": "target"})

@@ -10,6 +10,7 @@ correct counts stay on the device and are read once per epoch.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from dataclasses import asdict, dataclass
 from typing import Callable, Iterable
@@ -20,6 +21,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data import ResidentLoader, Split, load_split, seed_loader, split_validation
+from .graphs import GraphedTraining
 from .models import create_model
 from .timing import sync
 
@@ -48,6 +50,7 @@ class TrainConfig:
     fused: bool = True  # fused optimizer step (one kernel for all parameters)
     compile: bool = False  # torch.compile the model (inductor)
     relu_first: bool = False  # cnn only: ReLU before max-pool, the slower order (for comparison)
+    cuda_graphs: bool = False  # cuda only: replay one captured training step per full batch (adam)
     train_samples: int | None = None  # first N training images (None: all 60,000)
     val_samples: int = 0  # held out of the training images for validation
     eval_batch_size: int = 2000  # batch size for evaluation
@@ -76,15 +79,18 @@ def check_config(cfg: TrainConfig) -> None:
               (cfg.lr > 0, "learning rate must be positive", cfg.lr),
               (cfg.train_samples is None or cfg.train_samples >= 1, "train samples must be at least 1",
                cfg.train_samples),
-              (cfg.val_samples >= 0, "validation samples must be 0 or more", cfg.val_samples)]
+              (cfg.val_samples >= 0, "validation samples must be 0 or more", cfg.val_samples),
+              (not cfg.cuda_graphs or cfg.optimizer == "adam", "cuda graphs work with the adam "
+               "optimizer only", cfg.optimizer)]
     for ok, message, value in checks:
         if not ok:
             raise ValueError(f"{message} (got {value!r})")
 
 
-def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """bf16 autocast on the device, or nothing for fp32."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+def autocast(device: torch.device, precision: str, cache: bool = True) -> contextlib.AbstractContextManager:
+    """bf16 autocast on the device, or nothing for fp32 (no weight-cast cache in a CUDA graph)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16",
+                          cache_enabled=cache)
 
 
 def build(cfg: TrainConfig, device: torch.device, steps_per_epoch: int):
@@ -97,7 +103,7 @@ def build(cfg: TrainConfig, device: torch.device, steps_per_epoch: int):
         model = torch.compile(model)
     fused = cfg.fused or None  # None lets torch pick foreach
     if cfg.optimizer == "adam":
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=fused)
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=fused, capturable=cfg.cuda_graphs)
     else:
         opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True,
                               fused=fused)
@@ -108,24 +114,46 @@ def build(cfg: TrainConfig, device: torch.device, steps_per_epoch: int):
     return model, opt, sched
 
 
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+               precision: str = "fp32", graph_safe: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step on a batch: (loss, correct count), both left on the device."""
+    with autocast(x.device, precision, cache=not graph_safe):
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach(), (logits.argmax(1) == y).sum()
+
+
+def graphed(model: nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainConfig,
+            steps: int) -> GraphedTraining | None:
+    """The captured training step for cfg.cuda_graphs (None when off); it costs a few steps' time."""
+    if not cfg.cuda_graphs:
+        return None
+    step = functools.partial(train_step, model, optimizer, precision=cfg.precision)
+    return GraphedTraining(step, model, optimizer, cfg.batch_size, steps)
+
+
 def train_epoch(model: nn.Module, batches: Batches, optimizer: torch.optim.Optimizer,
                 device: torch.device, precision: str = "fp32", scheduler=None,
-                epoch: int = 1) -> dict:
-    """One pass over `batches`: {"loss", "accuracy", "samples"}; raises on a non-finite loss."""
+                epoch: int = 1, graph: GraphedTraining | None = None) -> dict:
+    """One pass over `batches`: {"loss", "accuracy", "samples"}; raises on a non-finite loss.
+
+    With `graph` (from `graphed`), full batches replay its captured step instead.
+    """
+    if graph is not None:
+        losses, corrects, sizes = graph.epoch(batches, scheduler)
+        return _epoch_totals(losses, corrects, sizes, epoch)
     model.train()
     losses, corrects, sizes = [], [], []
     for x, y in batches:
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        with autocast(device, precision):
-            logits = model(x)
-            loss = F.cross_entropy(logits, y)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        loss, correct = train_step(model, optimizer, x, y, precision)
         if scheduler is not None:
             scheduler.step()
-        losses.append(loss.detach())
-        corrects.append((logits.argmax(1) == y).sum())
+        losses.append(loss)
+        corrects.append(correct)
         sizes.append(len(y))
     return _epoch_totals(torch.stack(losses).float(), torch.stack(corrects), sizes, epoch)
 
@@ -179,8 +207,9 @@ def train_to_accuracy(model: nn.Module, optimizer: torch.optim.Optimizer, schedu
     Returns {"reached", "epochs", "accuracy"}; time it from outside (DAWNBench's
     time to accuracy counts the evaluations too).
     """
+    graph = graphed(model, optimizer, cfg, len(train))
     for epoch in range(1, cfg.epochs + 1):
-        train_epoch(model, train, optimizer, device, cfg.precision, scheduler, epoch)
+        train_epoch(model, train, optimizer, device, cfg.precision, scheduler, epoch, graph)
         accuracy = evaluate(model, test, device, cfg.precision)["accuracy"]
         if accuracy >= target:
             break
@@ -210,13 +239,14 @@ def fit(cfg: TrainConfig, progress: bool = False,
     device = resolve_device(cfg.device)
     data = loaders(cfg, device)
     model, opt, sched = build(cfg, device, len(data["train"]))
+    graph = graphed(model, opt, cfg, len(data["train"]))
     history = []
     for epoch in range(1, cfg.epochs + 1):
         bar = tqdm(data["train"], desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
                    disable=not progress, unit="batch")
         sync(device)
         start = time.perf_counter()
-        train = train_epoch(model, bar, opt, device, cfg.precision, sched, epoch)
+        train = train_epoch(model, bar, opt, device, cfg.precision, sched, epoch, graph)
         sync(device)
         seconds = time.perf_counter() - start
         record = {"epoch": epoch, "train_loss": train["loss"], "train_accuracy": train["accuracy"]}

@@ -13,16 +13,21 @@ def test_case_ids_are_readable():
     assert Case("train", "mlp", "cpu", 64, loader="seed", variant="plain").id == "train-mlp-cpu-bs64-seed"
     assert Case("train", "cnn", "cpu", 256, variant="plain").id == "train-cnn-cpu-bs256-plain"
     assert Case("train", "cnn", "cpu", 256).group == "train cnn cpu"
+    assert Case("tta", "cnn", "cuda", 256, "bf16", variant="graphs").id == "tta-cnn-cuda-bs256-bf16-graphs"
 
 
 def test_default_matrix():
     opts = BenchOptions()
     train, infer, tta = (bench.cases(opts, op) for op in bench.OPERATIONS)
-    # 2 models x 2 devices x (3 batch sizes x 2 precisions + seed loader + plain loop)
-    assert len(train) == 2 * 2 * (3 * 2 + 2)
+    # 2 models x (cpu: 3 batch sizes x 2 precisions, cuda: the same eager and graphed)
+    #          + 2 devices x (seed loader + plain loop)
+    assert len(train) == 2 * (3 * 2 + 3 * 2 * 2) + 2 * 2 * 2
     assert len(infer) == 2 * 2 * 3 * 2
     assert [c.id for c in tta] == ["tta-cnn-cpu-bs256-bf16", "tta-cnn-cuda-bs256-bf16",
-                                   "tta-mlp-cpu-bs128-bf16", "tta-mlp-cuda-bs128-bf16"]
+                                   "tta-cnn-cuda-bs256-bf16-graphs", "tta-mlp-cpu-bs128-bf16",
+                                   "tta-mlp-cuda-bs128-bf16", "tta-mlp-cuda-bs128-bf16-graphs"]
+    graphed = [c for c in train + tta if "cuda_graphs" in c.knobs]
+    assert {c.device for c in graphed} == {"cuda"} and len(graphed) == 2 * 3 * 2 + 2
     assert len({c.id for c in train + infer + tta}) == len(train + infer + tta)
     seed = [c for c in train if c.loader == "seed"]
     assert {c.batch_size for c in seed} == {64} and {c.variant for c in seed} == {"plain"}
@@ -33,6 +38,8 @@ def test_cuda_cases_skip_with_reason():
     assert bench.skip_reason(Case("train", "cnn", "cuda", 64), BenchOptions()) == "CUDA not available"
     assert bench.skip_reason(Case("train", "cnn", "cpu", 64), BenchOptions()) is None
     assert "full dataset" in bench.skip_reason(Case("tta", "cnn", "cpu", 256), BenchOptions(quick=True))
+    graphs_on_cpu = Case("train", "cnn", "cpu", 64, variant="graphs")
+    assert bench.skip_reason(graphs_on_cpu, BenchOptions()) == "CUDA graphs need a CUDA device"
 
 
 @pytest.mark.parametrize("parse,text,message", [

@@ -51,6 +51,13 @@ def test_cuda_without_gpu_exits_2(tmp_path, mnist_root, capsys):
     assert not (tmp_path / "run").exists()
 
 
+def test_cuda_graphs_on_the_cpu_exits_2(tmp_path, mnist_root, capsys):
+    assert _train(tmp_path / "run", "--cuda-graphs") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "CUDA graphs need the model on a CUDA device" in err
+    assert "drop --cuda-graphs" in err and not (tmp_path / "run").exists()
+
+
 def test_missing_dataset_exits_2_naming_root(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("torchvision.datasets.mnist.download_and_extract_archive",
                         lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))

@@ -5,9 +5,10 @@ import torch
 
 from mnist_models.data import ResidentLoader, Split
 from mnist_models.train import (NonFiniteLossError, TrainConfig, build, check_config, evaluate,
-                                fit, resolve_device, train_epoch)
+                                fit, graphed, resolve_device, train_epoch)
 
 CPU = torch.device("cpu")
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA not available")
 
 
 def _without_seconds(history):
@@ -77,7 +78,64 @@ def test_cuda_without_gpu_is_a_clear_error():
     ("batch_size", 0, "batch size must be at least 1"),
     ("epochs", 0, "epochs must be at least 1"),
     ("loader", "ffcv", "loader must be one of resident, seed"),
+    ("optimizer", "sgd", "cuda graphs work with the adam optimizer only"),
 ])
 def test_bad_config_is_named(field, value, message):
     with pytest.raises(ValueError, match=message):
-        check_config(dataclasses.replace(TrainConfig(), **{field: value}))
+        check_config(dataclasses.replace(TrainConfig(cuda_graphs=field == "optimizer"), **{field: value}))
+
+
+def test_cuda_graphs_on_the_cpu_is_a_clear_error():
+    cfg = TrainConfig(model="mlp", cuda_graphs=True)
+    model, opt, _ = build(cfg, CPU, 10)
+    with pytest.raises(ValueError, match="CUDA graphs need the model on a CUDA device, not cpu"):
+        graphed(model, opt, cfg, 10)
+
+
+def _graphed_and_eager(split, cfg, epochs=2):
+    """Weights and epoch results of the same training, eager and with cuda graphs."""
+    cuda = torch.device("cuda")
+    out = []
+    for graphs in (False, True):
+        c = dataclasses.replace(cfg, cuda_graphs=graphs)
+        batches = ResidentLoader(split, c.batch_size, seed=c.seed)
+        model, opt, sched = build(c, cuda, len(batches))
+        graph = graphed(model, opt, c, len(batches))
+        results = [train_epoch(model, batches, opt, cuda, c.precision, sched, e, graph)
+                   for e in range(1, epochs + 1)]
+        out.append((model.state_dict(), results))
+    return out
+
+
+@needs_cuda
+@pytest.mark.parametrize("schedule", ["constant", "onecycle"])
+def test_cuda_graphs_train_like_eager(train_split, schedule):
+    # 4,128 images at batch 64: 64 replayed batches and an eager tail of 32
+    split = Split(train_split.x[:4128].cuda(), train_split.y[:4128].cuda())
+    cfg = TrainConfig(model="mlp", lr=3e-3, schedule=schedule, epochs=2)
+    (eager_w, eager), (graph_w, graph) = _graphed_and_eager(split, cfg)
+    assert [r["samples"] for r in graph] == [4128, 4128]
+    for e, g in zip(eager, graph):
+        assert g["loss"] == pytest.approx(e["loss"], rel=1e-3)
+        assert g["accuracy"] == pytest.approx(e["accuracy"], abs=2 / 4128)
+    for name, w in eager_w.items():
+        torch.testing.assert_close(graph_w[name], w, rtol=1e-3, atol=1e-4)
+
+
+@needs_cuda
+def test_cuda_graphs_cnn_bf16_learns_and_catches_nan(train_split, test_split):
+    cuda = torch.device("cuda")
+    split = Split(train_split.x[:8192].cuda(), train_split.y[:8192].cuda())
+    cfg = TrainConfig(model="cnn", batch_size=256, precision="bf16", cuda_graphs=True)
+    batches = ResidentLoader(split, 256)
+    model, opt, _ = build(cfg, cuda, len(batches))
+    result = train_epoch(model, batches, opt, cuda, "bf16", graph=graphed(model, opt, cfg, len(batches)))
+    test = ResidentLoader(Split(test_split.x.cuda(), test_split.y.cuda()), 2000, shuffle=False)
+    assert result["samples"] == 8192 and evaluate(model, test, cuda, "bf16")["accuracy"] > 0.8
+    x = split.x.clone()
+    x[512:768] = float("nan")  # the third batch, inside the graph
+    model, opt, _ = build(cfg, cuda, len(batches))
+    graph = graphed(model, opt, cfg, len(batches))
+    with pytest.raises(NonFiniteLossError, match="at epoch 1, batch 3"):
+        train_epoch(model, ResidentLoader(Split(x, split.y), 256, shuffle=False), opt, cuda, "bf16",
+                    graph=graph)
