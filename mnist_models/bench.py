@@ -36,7 +36,7 @@ EVAL_BATCH = 2000
 TTA = {
     "mlp": (TrainConfig(model="mlp", epochs=4, batch_size=128, lr=3e-3, schedule="onecycle",
                         precision="bf16"), 0.975),
-    "cnn": (TrainConfig(model="cnn", epochs=3, batch_size=256, lr=4e-3, schedule="onecycle",
+    "cnn": (TrainConfig(model="cnn", epochs=3, batch_size=256, lr=6e-3, schedule="onecycle",
                         precision="bf16"), 0.990),
 }
 TTA_SEEDS = 3

@@ -41,7 +41,7 @@ class TrainConfig:
     batch_size: int = 64  # training batch size (the notebook's 64)
     lr: float = 1e-3  # peak learning rate
     optimizer: str = "adam"  # adam | sgd (Nesterov, momentum 0.9)
-    schedule: str = "constant"  # constant | onecycle (per-batch OneCycleLR)
+    schedule: str = "constant"  # constant | onecycle (per-batch OneCycleLR of the lr, betas fixed)
     seed: int = 0  # seeds the weights, dropout and the batch order
     device: str = "auto"  # auto | cpu | cuda
     precision: str = "fp32"  # fp32 | bf16 (autocast)
@@ -109,8 +109,11 @@ def build(cfg: TrainConfig, device: torch.device, steps_per_epoch: int):
                               fused=fused)
     sched = None
     if cfg.schedule == "onecycle":
+        # betas stay fixed: a CUDA graph holds them as host floats, so cycling them would
+        # make graphed and eager runs of one recipe differ
         sched = torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch)
+            opt, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch,
+            cycle_momentum=False)
     return model, opt, sched
 
 
