@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The cuda checks in one command, for a GPU machine lent for a few minutes:
+#   here:   bash bench/gpu-run.sh --pack      # MNIST's four raw files, gzipped, into .mnist/ (~12 MB, ignored)
+#   there:  bash bench/gpu-run.sh LABEL       # the cuda tests, then the cuda benchmark matrix
+# With the device tool (/work/.library/device): run(command="bash bench/gpu-run.sh h200",
+# carry=[".mnist"], timeout_s=540); about 4-6 minutes on an H200 (an estimate: not yet run).
+# It writes $OUT/LABEL.json (or results/LABEL.json without $OUT) and both logs; commit the
+# JSON to results/ and draw the report with bash bench.sh's last line.
+# DEVICES=cpu bash bench/gpu-run.sh smoke --quick runs the same steps without a GPU.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "${1:-}" = "--pack" ]; then
+    src=${MNIST_ROOT:-../shared/datasets}/MNIST/raw
+    mkdir -p .mnist
+    for f in "$src"/*-ubyte; do gzip -c "$f" > ".mnist/$(basename "$f").gz"; done
+    du -sh .mnist
+    exit 0
+fi
+label=${1:?usage: bash bench/gpu-run.sh LABEL [pytest bench options] | --pack}
+shift
+devices=${DEVICES:-cuda}
+out=${OUT:-results}
+root=$(mktemp -d)
+mkdir -p "$root/MNIST/raw"
+for f in .mnist/*.gz; do gunzip -c "$f" > "$root/MNIST/raw/$(basename "$f" .gz)"; done
+export MNIST_ROOT=$root PYTHONUNBUFFERED=1 CI=true  # CI: a dataset that failed to unpack fails
+python3 - "$devices" <<'PY'
+import sys, torch
+if "cuda" in sys.argv[1] and not torch.cuda.is_available():
+    sys.exit("gpu-run.sh: no CUDA GPU visible to torch here")
+print("torch", torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu")
+PY
+status=0  # a failing test still lets the benchmark run: the lease is short
+python3 -m pytest -q -rs -p no:cacheprovider tests 2>&1 | tee "$out/$label-tests.log" || status=1
+python3 -m pytest bench -q -rs -p no:cacheprovider --devices "$devices" --machine-label "$label" \
+    --benchmark-json "$out/$label.json" "$@" 2>&1 | tee "$out/$label-bench.log" || status=1
+exit $status
