@@ -42,6 +42,10 @@ class Split:
         """The first n samples (all when n is None)."""
         return self if n is None else Split(self.x[:n], self.y[:n])
 
+    def to(self, device: str | torch.device) -> "Split":
+        """The same split on `device` (itself when already there)."""
+        return Split(self.x.to(device), self.y.to(device))
+
 
 def resolve_root(root: str | os.PathLike | None = None) -> Path:
     """The dataset root: the argument, else $MNIST_ROOT, else ./datasets."""

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from . import plots
-from .data import MEAN, STD, load_split
+from .data import MEAN, STD, Split, load_split
 from .inspect import activations, confusion_matrix, conv_layers, misclassified, predict
 from .models import create_model, summarize
 from .train import TrainConfig, fit
@@ -57,12 +57,13 @@ def _epoch_seconds(histories: dict[str, list[dict]], device: str) -> list[dict]:
              "total train s": sum(r["seconds"] for r in h)} for m, h in histories.items()]
 
 
-def train_models(cfg: StudyConfig, device: str, progress: bool = False, on_epoch=None):
+def train_models(cfg: StudyConfig, device: str, splits: tuple[Split, Split], progress: bool = False,
+                 on_epoch=None):
     """Both models trained with cfg's recipe on `device`: ({name: model}, {name: history})."""
     models, histories = {}, {}
     for name in MODELS:
         models[name], histories[name] = fit(cfg.train_config(name, device), progress,
-                                            on_epoch and (lambda r, n=name: on_epoch(n, r)))
+                                            on_epoch and (lambda r, n=name: on_epoch(n, r)), splits)
     return models, histories
 
 
@@ -109,11 +110,12 @@ def run(cfg: StudyConfig, out: Path, bench_cuda: pd.DataFrame | None = None,
     With `tensorboard`, the per-epoch scalars and the figures also go to that log folder."""
     out.mkdir(parents=True, exist_ok=True)
     writer, on_epoch = _tensorboard(tensorboard, on_epoch)
-    models, histories = train_models(cfg, "cpu", progress, on_epoch)
+    splits = load_split(cfg.root, train=True), load_split(cfg.root, train=False)
+    models, histories = train_models(cfg, "cpu", splits, progress, on_epoch)
     q7 = _epoch_seconds(histories, "cpu")
     if torch.cuda.is_available():
-        q7 += _epoch_seconds(train_models(cfg, "cuda", progress)[1], "cuda")
-    test = load_split(cfg.root, train=False)
+        q7 += _epoch_seconds(train_models(cfg, "cuda", splits, progress)[1], "cuda")
+    test = splits[1]
     preds = {name: predict(m, test) for name, m in models.items()}
     figures = {"curves.png": plots.curves(histories)}
     wrong_shown = {}

@@ -219,13 +219,18 @@ def train_to_accuracy(model: nn.Module, optimizer: torch.optim.Optimizer, schedu
     return {"reached": accuracy >= target, "epochs": epoch, "accuracy": accuracy}
 
 
-def loaders(cfg: TrainConfig, device: torch.device) -> dict[str, Batches]:
-    """train (and val) and test batches for cfg.loader; the resident ones live on `device`."""
+def loaders(cfg: TrainConfig, device: torch.device,
+            splits: tuple[Split, Split] | None = None) -> dict[str, Batches]:
+    """train (and val) and test batches for cfg.loader; the resident ones live on `device`.
+
+    `splits` (train, test) are used instead of reading the files again; the seed loader
+    always reads them, as the notebook did.
+    """
     if cfg.loader == "seed":
         return {"train": seed_loader(cfg.root, True, cfg.batch_size, cfg.train_samples),
                 "test": seed_loader(cfg.root, False, cfg.eval_batch_size)}
-    train = load_split(cfg.root, train=True, device=device).take(cfg.train_samples)
-    test = load_split(cfg.root, train=False, device=device)
+    train, test = splits or (load_split(cfg.root, train=True), load_split(cfg.root, train=False))
+    train, test = train.to(device).take(cfg.train_samples), test.to(device)
     out: dict[str, Batches] = {}
     if cfg.val_samples:
         train, val = split_validation(train, cfg.val_samples, cfg.seed)
@@ -235,12 +240,15 @@ def loaders(cfg: TrainConfig, device: torch.device) -> dict[str, Batches]:
     return out
 
 
-def fit(cfg: TrainConfig, progress: bool = False,
-        on_epoch: Callable[[dict], None] | None = None) -> tuple[nn.Module, list[dict]]:
-    """Train cfg.epochs epochs from a fresh model; history has one record per epoch."""
+def fit(cfg: TrainConfig, progress: bool = False, on_epoch: Callable[[dict], None] | None = None,
+        splits: tuple[Split, Split] | None = None) -> tuple[nn.Module, list[dict]]:
+    """Train cfg.epochs epochs from a fresh model; history has one record per epoch.
+
+    `splits`: the (train, test) splits already loaded, for callers that train several models.
+    """
     check_config(cfg)
     device = resolve_device(cfg.device)
-    data = loaders(cfg, device)
+    data = loaders(cfg, device, splits)
     model, opt, sched = build(cfg, device, len(data["train"]))
     graph = graphed(model, opt, cfg, len(data["train"]))
     history = []

@@ -15,10 +15,10 @@ def _without_seconds(history):
     return [{k: v for k, v in r.items() if k != "seconds"} for r in history]
 
 
-def test_same_seed_gives_the_same_history(mnist_root):
+def test_same_seed_gives_the_same_history(mnist_root, train_split, test_split):
     cfg = TrainConfig(model="cnn", epochs=2, train_samples=2048, device="cpu", root=str(mnist_root))
     _, first = fit(cfg)
-    _, second = fit(cfg)
+    _, second = fit(cfg, splits=(train_split, test_split))  # splits loaded once, as the study does
     _, other = fit(dataclasses.replace(cfg, seed=1))
     assert _without_seconds(first) == _without_seconds(second)
     assert _without_seconds(first) != _without_seconds(other)
