@@ -43,8 +43,10 @@ def test_gpu_over_cpu_and_machine_matrix():
     assert speed["speedup"].tolist() == [10.0] and speed["machine"].tolist() == ["fixture-gpu"]
     matrix = machine_matrix(results.frame).set_index("case")
     assert matrix.loc["train-cnn-cpu-bs64", "fixture-gpu speed vs fixture-cpu"] == 1.0
-    assert matrix["fixture-gpu speed vs fixture-cpu"].isna().sum() == 1  # the cuda case: cpu file lacks it
+    assert matrix["fixture-gpu speed vs fixture-cpu"].isna().sum() == 2  # the cuda cases: cpu file lacks them
     assert "## Across machines" in render_markdown(results)
+    cuda = train_table(results.frame).query("device == 'cuda'").set_index("setup")
+    assert cuda.loc["cuda graph", "images/s"] == 120_000 and cuda.loc["resident", "images/s"] == 60_000
 
 
 @pytest.mark.skipif(not RESULTS, reason="no committed result file yet")
@@ -115,9 +117,9 @@ def test_compare_single_rounds_fall_back_to_iqr(tmp_path):
 def test_compare_missing_and_new_cases(tmp_path, capsys):
     assert main(["compare", str(CPU), str(GPU), "--format", "markdown"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("## mnist-bench comparison") and "| new" in out and "1 new" in out
+    assert out.startswith("## mnist-bench comparison") and "| new" in out and "2 new" in out
     assert main(["compare", str(GPU), str(CPU)]) == 0
-    assert "1 missing" in capsys.readouterr().out
+    assert "2 missing" in capsys.readouterr().out
 
 
 def test_compare_bad_file_exits_2(tmp_path, capsys):
