@@ -79,7 +79,8 @@ def _threshold(text: str) -> float:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from .report import compare, load_results, render_comparison
+    from .compare import compare, render_comparison
+    from .report import load_results
     frames = []
     for side in (args.base, args.new):
         paths = sorted(Path(side).glob("*.json")) if Path(side).is_dir() else [side]

@@ -5,24 +5,11 @@ from pathlib import Path
 import pytest
 
 from mnist_models.cli import main
-from mnist_models.report import (compare, load_results, machine_matrix, pool, render_markdown,
-                                 speedup_table, train_table)
+from mnist_models.report import load_results, machine_matrix, render_markdown, speedup_table, train_table
 
 DATA = Path(__file__).parent / "data"
 CPU, GPU = DATA / "fixture-cpu.json", DATA / "fixture-gpu.json"
 RESULTS = sorted((Path(__file__).parents[1] / "results").glob("*.json"))
-
-
-def _scaled(src: Path, dst: Path, factor: float, jitter: list[float] | None = None) -> Path:
-    """A copy of a result file with every round's time multiplied (and optionally jittered)."""
-    doc = json.loads(src.read_text())
-    for b in doc["benchmarks"]:
-        s = b["stats"]
-        s["data"] = [x * factor * (jitter[i % len(jitter)] if jitter else 1) for i, x in enumerate(s["data"])]
-        for k in ("min", "max", "mean", "median", "q1", "q3"):
-            s[k] *= factor
-    dst.write_text(json.dumps(doc))
-    return dst
 
 
 def test_fixture_gives_exact_table_numbers():
@@ -82,72 +69,3 @@ def test_bad_file_is_named_and_the_rest_go_on(tmp_path, capsys, content, message
     assert main(["report", str(bad), "--out", str(tmp_path / "out2")]) == 2
     assert "no usable result file" in capsys.readouterr().err
     assert not (tmp_path / "out2").exists()
-
-
-def test_compare_identical_files_is_0(capsys):
-    assert main(["compare", str(CPU), str(CPU)]) == 0
-    assert "3 unchanged" in capsys.readouterr().out
-
-
-def test_compare_clear_2x_slowdown_is_1(tmp_path, capsys):
-    slow = _scaled(CPU, tmp_path / "slow.json", 2.0)
-    assert main(["compare", str(CPU), str(slow), "--threshold", "10%"]) == 1
-    out = capsys.readouterr().out
-    assert "3 slower" in out and "+100.0%" in out and "mann-whitney" in out
-
-
-def test_compare_noise_is_not_a_regression(tmp_path, capsys):
-    # medians 12% apart, but the rounds overlap: Mann-Whitney finds nothing real
-    noisy = _scaled(CPU, tmp_path / "noisy.json", 1.12, jitter=[0.8, 1.15, 0.85, 1.2, 0.9])
-    table = compare(load_results([CPU]).frame, load_results([noisy]).frame, 0.10)
-    assert (table["change"] > 0.10).all() and (table["verdict"] == "unchanged").all()
-    assert main(["compare", str(CPU), str(noisy)]) == 0
-
-
-def test_compare_single_rounds_fall_back_to_iqr(tmp_path):
-    doc = json.loads(CPU.read_text())
-    for b in doc["benchmarks"]:
-        b["stats"].update(data=[b["stats"]["median"]], q1=b["stats"]["median"], q3=b["stats"]["median"])
-    one = tmp_path / "one.json"
-    one.write_text(json.dumps(doc))
-    table = compare(load_results([one]).frame, load_results([_scaled(one, tmp_path / "s.json", 1.5)]).frame)
-    assert (table["verdict"] == "slower").all() and set(table["test"]) == {"iqr"}
-
-
-def test_compare_missing_and_new_cases(tmp_path, capsys):
-    assert main(["compare", str(CPU), str(GPU), "--format", "markdown"]) == 0
-    out = capsys.readouterr().out
-    assert out.startswith("## mnist-bench comparison") and "| new" in out and "2 new" in out
-    assert main(["compare", str(GPU), str(CPU)]) == 0
-    assert "2 missing" in capsys.readouterr().out
-
-
-def test_compare_bad_file_exits_2(tmp_path, capsys):
-    bad = tmp_path / "half.json"
-    bad.write_text(CPU.read_text()[:100])
-    assert main(["compare", str(CPU), str(bad)]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and f"{bad}: not valid JSON" in err
-    assert main(["compare", str(CPU), str(tmp_path / "nope.json")]) == 2
-    assert "cannot read it" in capsys.readouterr().err
-
-
-def test_compare_pools_runs_from_folders(tmp_path, capsys):
-    base, new = tmp_path / "base", tmp_path / "new"
-    base.mkdir(), new.mkdir()
-    for i, factor in enumerate([1.0, 1.02, 0.98]):
-        _scaled(CPU, base / f"run{i}.json", factor)
-        _scaled(CPU, new / f"run{i}.json", factor * 2)
-    assert main(["compare", str(base), str(base)]) == 0
-    capsys.readouterr()
-    assert main(["compare", str(base), str(new)]) == 1
-    out = capsys.readouterr().out
-    assert "3 slower" in out
-    pooled = pool(load_results(sorted(new.glob("*.json"))).frame)
-    assert len(pooled) == 3 and (pooled["rounds"] == 15).all()
-    assert pooled.set_index("case").loc["train-cnn-cpu-bs64", "median"] == pytest.approx(20.0, rel=0.01)
-
-
-def test_compare_empty_folder_exits_2(tmp_path, capsys):
-    assert main(["compare", str(tmp_path), str(CPU)]) == 2
-    assert "without result JSON files" in capsys.readouterr().err
