@@ -1,9 +1,14 @@
 """Root conftest: the benchmark matrix options (see mnist_models/bench.py), and machine facts."""
 from mnist_models import bench
+from mnist_models.timing import tune_malloc
 
 
 def pytest_addoption(parser):
     bench.add_options(parser)
+
+
+def pytest_configure(config):
+    tune_malloc()  # before any tensor: benchmarks and tests train with freed memory kept
 
 
 def pytest_generate_tests(metafunc):

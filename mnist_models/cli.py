@@ -17,6 +17,7 @@ from . import __version__
 from .data import DatasetError
 from .files import UsageError, check_writable, save_model, write_json, write_text
 from .models import create_model, list_models, summarize
+from .timing import tune_malloc
 from .train import LOADERS, PRECISIONS, TrainConfig, fit
 
 
@@ -234,6 +235,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
+    tune_malloc()  # keep freed memory for the next step's tensors (timing.tune_malloc)
     args.argv = sys.argv[1:] if argv is None else argv  # to write the command beside its output
     try:
         return args.func(args)

@@ -1,5 +1,9 @@
+import os
+import subprocess
+import sys
 import time
 
+import pytest
 import torch
 
 from mnist_models.timing import machine_info, matmul_peak_gflops, peak_rss_mb, timed
@@ -23,3 +27,33 @@ def test_machine_info_has_what_readers_compare():
     if not torch.cuda.is_available():
         assert info["cuda"] is None and "gpu_name" not in info
     assert peak_rss_mb() > 10
+
+
+_FAULTS = """
+import resource, torch
+from mnist_models.data import ResidentLoader, load_split
+from mnist_models.timing import machine_info, tune_malloc
+from mnist_models.train import TrainConfig, build, train_epoch
+state = tune_malloc()
+batches = ResidentLoader(load_split(train=True).take(2048), 256)
+cfg, cpu = TrainConfig(model="cnn", batch_size=256), torch.device("cpu")
+for _ in range(3):  # fresh models, as benchmark rounds; the last epoch counts
+    model, opt, _ = build(cfg, cpu, len(batches))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    train_epoch(model, batches, opt, cpu)
+print(state, "|", machine_info(probe=False)["malloc"], "|",
+      (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) // len(batches))
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mallopt is glibc's")
+def test_tune_malloc_stops_page_faults_in_training(mnist_root):
+    def run(setting):
+        env = {**os.environ, "MNIST_BENCH_MALLOC": setting, "MNIST_ROOT": str(mnist_root)}
+        out = subprocess.run([sys.executable, "-c", _FAULTS], env=env, capture_output=True, text=True, check=True)
+        state, recorded, faults = out.stdout.strip().split(" | ")
+        return state, recorded, int(faults)
+    tuned, default = run("tuned"), run("default")
+    assert tuned[0] == tuned[1] == "glibc: mmap 1 GiB, trim 2 GiB thresholds" and tuned[2] < 100
+    assert default[0] == default[1] == "platform default ($MNIST_BENCH_MALLOC=default)"
+    assert default[2] > 1000  # glibc hands the step's big tensors back and faults them in again
