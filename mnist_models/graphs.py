@@ -97,7 +97,7 @@ class GraphedTraining:
                  optimizer: torch.optim.Optimizer, batch_size: int, steps: int,
                  sample_shape: tuple[int, ...] = (1, 28, 28)):
         device = next(model.parameters()).device
-        self.step, self.model, self.optimizer = step, model, optimizer
+        self.step, self.model = step, model
         self.x = torch.zeros(batch_size, *sample_shape, device=device)
         self.y = torch.zeros(batch_size, dtype=torch.long, device=device)
         self.losses = torch.zeros(steps, device=device)
