@@ -237,10 +237,16 @@ def write_report(results: Results, out: Path, baseline: str | None = None) -> li
 
 
 def ablation_frame(doc: dict) -> pd.DataFrame:
-    """An ablation run's records, with each variant's speed relative to its baseline."""
+    """An ablation run's records, with each variant's speed relative to its baseline.
+
+    `speedup` divides medians; `best speedup` divides each variant's quickest round, which
+    a shared machine's slow spells (they only ever add time) cannot reach.
+    """
     f = pd.DataFrame(doc["records"])
-    base = f[f["variant"] == f["baseline"]].set_index("comparison")["median"]
-    f["speedup"] = f["comparison"].map(base) / f["median"]
+    f["best"] = f["data"].map(min)
+    base = f[f["variant"] == f["baseline"]].set_index("comparison")
+    f["speedup"] = f["comparison"].map(base["median"]) / f["median"]
+    f["best speedup"] = f["comparison"].map(base["best"]) / f["best"]
     peaks = doc["machine"].get("peak_gflops", {})
     f["of peak"] = [g / peaks[f"cpu_{p}"] if peaks.get(f"cpu_{p}") else None
                     for g, p in zip(f["gflops"], f["precision"])]
@@ -249,21 +255,28 @@ def ablation_frame(doc: dict) -> pd.DataFrame:
 
 def targets(ablation: pd.DataFrame, bench: pd.DataFrame) -> pd.DataFrame:
     """The five speed targets: measured value beside its goal, and whether it was met."""
-    def best(comparison: str, precision: str = "fp32") -> pd.Series:
+    def best(comparison: str, precision: str = "fp32", by: str = "speedup") -> pd.Series:
         part = ablation[(ablation["comparison"] == comparison) & (ablation["precision"] == precision)]
-        return part.loc[part["speedup"].idxmax()]
+        return part.loc[part[by].idxmax()]
+
+    def rounds(comparison: str) -> str:
+        top = best(comparison, by="best speedup")
+        return f"; best rounds {top['best speedup']:.2f}x ({top['variant']})"
 
     mlp, cnn = best("mlp bs64"), best("cnn bs256 fp32")
     bf = ablation[ablation["comparison"] == "cnn bs256 bf16"].set_index("variant")
     fp32, bf16 = bf.loc[bf.iloc[0]["baseline"]], bf.loc["bf16 cl, fused"]
     bf16_met = bf16["speedup"] >= 1.5 and abs(bf16["test_accuracy"] - fp32["test_accuracy"]) <= 0.003
-    rows = [("1. MLP bs64 training vs the seed loop", f"{mlp['speedup']:.2f}x ({mlp['variant']})",
+    rows = [("1. MLP bs64 training vs the seed loop",
+             f"{mlp['speedup']:.2f}x ({mlp['variant']}){rounds('mlp bs64')}",
              "10x (8x at least)", mlp["speedup"] >= 10, mlp["speedup"] >= 8),
             ("2. CNN bs256 fp32 vs plain NCHW loop",
-             f"{cnn['speedup']:.2f}x ({cnn['variant']}, {cnn['of peak']:.0%} of fp32 peak)",
+             f"{cnn['speedup']:.2f}x ({cnn['variant']}, {cnn['of peak']:.0%} of fp32 peak)"
+             f"{rounds('cnn bs256 fp32')}",
              "1.4x", cnn["speedup"] >= 1.4, cnn["speedup"] >= 1.4),
             ("3. CNN bf16 vs fp32 (test acc after one epoch)",
-             f"{bf16['speedup']:.2f}x, {bf16['test_accuracy']:.2%} vs {fp32['test_accuracy']:.2%}",
+             f"{bf16['speedup']:.2f}x, {bf16['test_accuracy']:.2%} vs {fp32['test_accuracy']:.2%}; "
+             f"best rounds {bf16['best speedup']:.2f}x",
              "1.5x, within 0.3 pts", bf16_met, bf16_met)]
     tta = bench[(bench["operation"] == "tta") & (bench["model"] == "cnn") & (bench["device"] == "cpu")]
     if len(tta):
@@ -287,14 +300,19 @@ def render_fast(doc: dict, bench: Results | None, command: str) -> str:
              f"{doc['machine'].get('label')} ({doc['machine'].get('cpu_model')}, "
              f"{doc['machine'].get('physical_cores')} cores); {doc['rounds']} interleaved rounds "
              f"per variant after one cold round, each one training epoch of {samples:,} images "
-             "from a fresh model. Ratios are taken within a comparison, never across.", ""]
+             "from a fresh model. Ratios are taken within a comparison, never across: `speedup` "
+             "divides medians (the verdicts use it), `best speedup` each variant's quickest round, "
+             "which this VM's slow spells, adding time to whole rounds, do not reach.", ""]
     if bench is not None and not bench.frame.empty:
         parts += ["## Targets", "", _md(targets(f, bench.frame)), ""]
     for name, part in f.groupby("comparison", sort=False):
         table = part[["variant", "threads", "median", "samples_per_second", "speedup", "of peak",
-                      "test_accuracy"]].rename(columns={"median": "epoch s", "samples_per_second": "images/s",
-                                                        "test_accuracy": "test acc"})
+                      "best", "best speedup", "test_accuracy"]].rename(
+            columns={"median": "epoch s", "samples_per_second": "images/s", "best": "best round s",
+                     "test_accuracy": "test acc"})
+        ratio = lambda x: f"{x:.2f}x"
         table = table.assign(**{"of peak": table["of peak"].map(_pct), "test acc": table["test acc"].map(_pct),
-                                "speedup": table["speedup"].map(lambda x: f"{x:.2f}x")})
+                                "speedup": table["speedup"].map(ratio),
+                                "best speedup": table["best speedup"].map(ratio)})
         parts += [f"## {name} (relative to {part.iloc[0]['baseline']})", "", _md(table), ""]
     return "\n".join(parts)
