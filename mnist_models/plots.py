@@ -66,8 +66,9 @@ def epoch_time_bars(frame: pd.DataFrame) -> plt.Figure:
 def loader_bars(frame: pd.DataFrame) -> plt.Figure:
     """The notebook's DataLoader loop against the resident loop (and its CUDA graph), batch 64, fp32."""
     f = frame[(frame["operation"] == "train") & (frame["batch_size"] == 64) & (frame["precision"] == "fp32")]
-    f = f.assign(loop=np.select([f["loader"] == "seed", f["variant"] == "graphs"],
-                                ["seed DataLoader + ToTensor", "resident + CUDA graph"], "resident tensors"))
+    loops = {"seed loader": "seed DataLoader + ToTensor", "resident": "resident tensors",
+             "cuda graph": "resident + CUDA graph"}  # report's setup labels, spelled out
+    f = f.assign(loop=f["setup"].map(loops))
     wide = f.pivot_table(index=["machine", "model", "device"], columns="loop", values="samples_per_second")
     return _bar_figure(wide, "training images / s",
                        "The notebook's loader vs the resident loader (batch 64, fp32)", "{:,.0f}", 1.2)

@@ -86,7 +86,7 @@ def load_results(paths: list[str | Path]) -> Results:
         rows += _rows(doc, machine, path)
     frame = pd.DataFrame(rows, columns=["machine", "file", "case", *KEY, *STATS, *FIGURES,
                                         "data", "peak_fraction"])
-    return Results(frame, machines, problems)
+    return Results(frame.assign(setup=_setup), machines, problems)
 
 
 def _setup(frame: pd.DataFrame) -> pd.Series:
@@ -120,7 +120,7 @@ def machine_summary(results: Results) -> str:
 
 def _operation_table(frame: pd.DataFrame, operation: str, seconds: str, extra: list[str]) -> pd.DataFrame:
     """One operation's cases: time, throughput and share of the matmul peak (+ extra columns)."""
-    t = frame[frame["operation"] == operation].assign(setup=_setup)
+    t = frame[frame["operation"] == operation]
     out = t[["machine", "model", "device", "batch_size", "setup", "median", "samples_per_second",
              "peak_fraction", *extra]]
     out = out.rename(columns={"median": seconds, "samples_per_second": "images/s",
@@ -159,7 +159,7 @@ def cuda_epochs(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def tta_table(frame: pd.DataFrame) -> pd.DataFrame:
-    t = frame[frame["operation"] == "tta"].assign(setup=_setup)
+    t = frame[frame["operation"] == "tta"]
     return t[["machine", "model", "device", "setup", "target_accuracy", "median", "min", "max",
               "epochs_to_target", "reached"]].rename(
         columns={"median": "median s", "min": "best s", "max": "worst s",
