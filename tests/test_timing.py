@@ -35,14 +35,15 @@ from mnist_models.data import ResidentLoader, load_split
 from mnist_models.timing import machine_info, tune_malloc
 from mnist_models.train import TrainConfig, build, train_epoch
 state = tune_malloc()
-batches = ResidentLoader(load_split(train=True).take(2048), 256)
-cfg, cpu = TrainConfig(model="cnn", batch_size=256), torch.device("cpu")
-for _ in range(3):  # fresh models, as benchmark rounds; the last epoch counts
+batches = ResidentLoader(load_split(train=True).take(4096), 1024)
+cfg, cpu = TrainConfig(model="cnn", batch_size=1024), torch.device("cpu")
+faults = []
+for _ in range(6):  # fresh models, as benchmark rounds
     model, opt, _ = build(cfg, cpu, len(batches))
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     train_epoch(model, batches, opt, cpu)
-print(state, "|", machine_info(probe=False)["malloc"], "|",
-      (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) // len(batches))
+    faults.append((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) // len(batches))
+print(state, "|", machine_info(probe=False)["malloc"], "|", sorted(faults[1:])[2])
 """
 
 
@@ -53,7 +54,13 @@ def test_tune_malloc_stops_page_faults_in_training(mnist_root):
         out = subprocess.run([sys.executable, "-c", _FAULTS], env=env, capture_output=True, text=True, check=True)
         state, recorded, faults = out.stdout.strip().split(" | ")
         return state, recorded, int(faults)
+    # Faults per step: the median of the five epochs after the first (which grows the heap).
+    # Batch 1024, as glibc's dynamic mmap threshold stops at 32 MiB and the first conv's
+    # output is 44 MiB. Over 12 runs each here, tuned medians were 0 or 392 (single epochs
+    # up to 3,920 while the heap still grew), default medians 10,184-50,513 (single epochs
+    # down to 0: glibc sometimes finds the room in its heap). At batch 256 the default
+    # ranged from 0 to 11,000 per step between identical runs, too loose for a control.
     tuned, default = run("tuned"), run("default")
-    assert tuned[0] == tuned[1] == "glibc: mmap 1 GiB, trim 2 GiB thresholds" and tuned[2] < 100
+    assert tuned[0] == tuned[1] == "glibc: mmap 1 GiB, trim 2 GiB thresholds" and tuned[2] < 2000
     assert default[0] == default[1] == "platform default ($MNIST_BENCH_MALLOC=default)"
-    assert default[2] > 1000  # glibc hands the step's big tensors back and faults them in again
+    assert default[2] > 5000  # glibc hands the step's big tensors back and faults them in again
