@@ -21,6 +21,7 @@ shift
 devices=${DEVICES:-cuda}
 out=${OUT:-results}
 root=$(mktemp -d)
+trap 'rm -rf "$root"' EXIT  # the unpacked MNIST copy
 mkdir -p "$root/MNIST/raw"
 for f in .mnist/*.gz; do gunzip -c "$f" > "$root/MNIST/raw/$(basename "$f" .gz)"; done
 export MNIST_ROOT=$root PYTHONUNBUFFERED=1 CI=true  # CI: a dataset that failed to unpack fails
