@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .bench import BenchOptions, Case, Data, Run
-from .timing import machine_info
+from .hardware import PRECISIONS, machine_info
 
 TRAIN = "train"
 
@@ -114,7 +114,7 @@ def ablate(opts: BenchOptions, rounds: int, progress=None) -> dict:
     data = Data.load(opts, "cpu")
     records = [r for comp in COMPARISONS
                for r in run_comparison(comp, opts, data, rounds, progress=progress)]
-    return {"machine": machine_info(opts.label), "rounds": rounds, "quick": opts.quick,
+    return {"machine": machine_info(opts.label, probe={"cpu": PRECISIONS}), "rounds": rounds, "quick": opts.quick,
             "records": records}
 
 

@@ -19,9 +19,10 @@ from functools import cached_property
 import torch
 
 from .data import ResidentLoader, Split, load_split, seed_loader
+from .hardware import PRECISIONS, default_precisions, machine_info, native_bf16
 from .models import count_params, create_model, list_models, macs_per_sample
-from .timing import bf16_supported, machine_info, peak_rss_mb, sync, timed
-from .train import (PRECISIONS, TrainConfig, build, evaluate, graphed, infer, train_epoch,
+from .timing import peak_rss_mb, sync, timed
+from .train import (TrainConfig, build, evaluate, graphed, infer, train_epoch,
                     train_to_accuracy)
 
 DEVICES = ("cpu", "cuda")
@@ -47,12 +48,17 @@ class BenchOptions:
     devices: tuple[str, ...] = DEVICES  # devices to run; cuda cases skip without a GPU
     models: tuple[str, ...] = tuple(list_models())  # registry names
     batch_sizes: tuple[int, ...] = (64, 256, 1024)  # training and inference batch sizes
-    precisions: tuple[str, ...] = PRECISIONS  # fp32 and/or bf16 autocast
+    precisions: tuple[str, ...] | None = None  # fp32 and/or bf16 autocast (None: fp32, plus
+    #                                              bf16 on each device that runs it natively)
     rounds: int = 5  # timed rounds per case, after one uncounted cold round (5: enough for
     #                  compare's Mann-Whitney test to reach p < 0.05)
     quick: bool = False  # a few thousand images and one round per case
     label: str = dataclasses.field(default_factory=socket.gethostname)  # machine label
     root: str | None = None  # MNIST root (None: $MNIST_ROOT or ./datasets)
+
+    def precisions_for(self, device: str) -> tuple[str, ...]:
+        """The precisions this run times on `device`."""
+        return self.precisions or default_precisions(device)
 
     @property
     def train_samples(self) -> int | None:
@@ -107,14 +113,16 @@ def cases(opts: BenchOptions, operation: str) -> list[Case]:
     for model in opts.models:
         for device in opts.devices:
             variants = ("tuned", "graphs") if device == "cuda" and operation != "infer" else ("tuned",)
-            if operation == "tta":
+            precisions = opts.precisions_for(device)
+            if operation == "tta":  # the recipe in bf16 where the run has it, else in fp32
                 recipe = TTA[model][0]
-                out += [Case("tta", model, device, recipe.batch_size, recipe.precision, variant=v)
+                precision = recipe.precision if recipe.precision in precisions else "fp32"
+                out += [Case("tta", model, device, recipe.batch_size, precision, variant=v)
                         for v in variants]
                 continue
             for bs in opts.batch_sizes:
                 out += [Case(operation, model, device, bs, p, variant=v)
-                        for p in opts.precisions for v in variants]
+                        for p in precisions for v in variants]
                 if operation == "train" and bs == 64:  # the notebook's loop, for comparison
                     out.append(Case("train", model, device, bs, loader="seed", variant="plain"))
                 if operation == "train" and bs == 256:  # a plain eager loop on resident data
@@ -128,8 +136,8 @@ def skip_reason(case: Case, opts: BenchOptions) -> str | None:
         return "CUDA not available"
     if "cuda_graphs" in case.knobs and case.device != "cuda":
         return "CUDA graphs need a CUDA device"
-    if case.precision == "bf16" and not bf16_supported(case.device):
-        return f"bf16 not supported on this {case.device}"
+    if case.precision == "bf16" and case.device == "cuda" and not torch.cuda.is_bf16_supported():
+        return "bf16 not supported on this GPU"
     if case.operation == "tta" and opts.quick:
         return "time to accuracy needs the full dataset; run without --quick"
     return None
@@ -176,7 +184,7 @@ class Run:
         if self.case.operation == "tta":
             recipe = TTA[self.case.model][0]
             cfg = dataclasses.replace(recipe, device=self.case.device, seed=self.seed,
-                                      cuda_graphs=cfg.cuda_graphs)
+                                      precision=self.case.precision, cuda_graphs=cfg.cuda_graphs)
             self.batches.generator.manual_seed(self.seed)  # each seed its own batch order too
             self.seed += 1
         self.model, self.opt, self.sched = build(cfg, self.device, len(self.batches))
@@ -219,7 +227,8 @@ class Run:
         macs = macs_per_sample(model)
         info = {"model": c.model, "device": c.device, "operation": c.operation,
                 "batch_size": c.batch_size, "loader": c.loader, "variant": c.variant,
-                "precision": c.precision, "samples": self.samples,
+                "precision": c.precision, "native": c.precision == "fp32" or native_bf16(c.device),
+                "samples": self.samples,
                 "params": count_params(model), "macs_per_sample": macs,
                 "peak_rss_mb": peak_rss_mb(), "torch_threads": torch.get_num_threads(),
                 "dtype": "bfloat16 autocast" if c.precision == "bf16" else "float32",
@@ -236,13 +245,12 @@ class Run:
             info["final_loss"] = round(self.result["loss"], 5)
             info["test_accuracy"] = evaluate(self.model, test, self.device, c.precision)["accuracy"]
         if c.operation == "tta":
-            info.update(_tta_info(self.tta, TTA[c.model]))
+            info.update(_tta_info(self.tta, self.cfg, TTA[c.model][1]))
         info["harness_overhead_fraction"] = round(max(median - statistics.median(self.inner), 0) / median, 6)
         return info
 
 
-def _tta_info(results: list[dict], recipe: tuple[TrainConfig, float]) -> dict:
-    cfg, target = recipe
+def _tta_info(results: list[dict], cfg: TrainConfig, target: float) -> dict:
     return {"target_accuracy": target, "seeds": len(results),
             "reached": [r["reached"] for r in results],
             "epochs_to_target": [r["epochs"] for r in results],
@@ -251,9 +259,11 @@ def _tta_info(results: list[dict], recipe: tuple[TrainConfig, float]) -> dict:
                                                    "schedule", "precision")}}
 
 
-def machine_facts(opts: BenchOptions) -> dict:
-    """machine_info["mnist_bench"]: label, hardware, versions and the matmul peak probe."""
-    return {**machine_info(opts.label, probe=True), "quick": opts.quick, "rounds": opts.rounds}
+def machine_facts(opts: BenchOptions, say=lambda line: None) -> dict:
+    """machine_info["mnist_bench"]: label, hardware, versions, and the matmul probe of each
+    precision the run used on each device present."""
+    probe = {d: opts.precisions_for(d) for d in opts.devices if d == "cpu" or torch.cuda.is_available()}
+    return {**machine_info(opts.label, probe, say), "quick": opts.quick, "rounds": opts.rounds}
 
 
 def _choices(kind: str, known) -> callable:
@@ -295,7 +305,8 @@ def add_options(parser) -> None:
     group.addoption("--batch-sizes", type=_batch_sizes, default=d.batch_sizes,
                     help="comma-separated positive integers (default 64,256,1024)")
     group.addoption("--precisions", type=_choices("precision", PRECISIONS), default=d.precisions,
-                    help="comma-separated: fp32,bf16")
+                    help="comma-separated: fp32,bf16 (default: fp32, plus bf16 on each device "
+                         "that runs it natively)")
     group.addoption("--rounds", type=_positive, default=None,
                     help="timed rounds per case (default 5, or 1 with --quick)")
     group.addoption("--machine-label", default=None, help="label for this machine (default: hostname)")

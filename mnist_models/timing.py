@@ -1,15 +1,13 @@
-"""Clocks that respect asynchronous devices, and the facts of the machine they run on.
+"""Clocks that respect asynchronous devices, the C allocator's setting, and peak memory.
 
-    from mnist_models.timing import machine_info
-    print(machine_info("laptop", probe=True))
+    from mnist_models.timing import timed
+    result, seconds = timed(lambda: model(x), "cuda")   # synchronized before both clock reads
 """
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
 import os
-import platform
-import socket
 import time
 
 import psutil
@@ -59,27 +57,6 @@ def tune_malloc() -> str:
     return state
 
 
-def matmul_peak_gflops(device: torch.device | str, dtype: torch.dtype = torch.float32,
-                       n: int = 2048, seconds: float = 0.5) -> float:
-    """Best GFLOP/s of an n x n matmul on the device, over about `seconds` of trials."""
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    (a @ b).sum()  # warm-up: lazy init, kernel choice
-    best, deadline, reps = 0.0, time.perf_counter() + seconds, 1
-    while time.perf_counter() < deadline:
-        _, elapsed = timed(lambda: [a @ b for _ in range(reps)], device)
-        best = max(best, 2 * n**3 * reps / elapsed / 1e9)
-        reps = min(reps * 2, 64) if elapsed < 0.05 else reps
-    return round(best, 1)
-
-
-def bf16_supported(device: torch.device | str) -> bool:
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return torch.backends.mkldnn.is_available()
-
-
 def peak_rss_mb() -> float:
     """Peak resident set size of this process (ru_maxrss), falling back to current RSS."""
     try:
@@ -89,71 +66,6 @@ def peak_rss_mb() -> float:
         return round(psutil.Process().memory_info().rss / 2**20, 1)
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def gpu_info() -> dict:
-    """GPU name, count, memory and driver, or {} without CUDA."""
-    if not torch.cuda.is_available():
-        return {}
-    props = torch.cuda.get_device_properties(0)
-    info = {"gpu_name": props.name, "gpu_count": torch.cuda.device_count(),
-            "gpu_memory_gb": round(props.total_memory / 2**30, 1)}
-    info["gpu_driver"] = _driver_version()
-    return info
-
-
-def _driver_version() -> str | None:
-    """The NVIDIA driver version from nvidia-smi (torch does not expose it), or None."""
-    import shutil
-    import subprocess
-    smi = shutil.which("nvidia-smi")
-    if smi is None:
-        return None
-    out = subprocess.run([smi, "--query-gpu=driver_version", "--format=csv,noheader"],
-                         capture_output=True, text=True, timeout=30)
-    return out.stdout.splitlines()[0].strip() if out.returncode == 0 and out.stdout else None
-
-
-def machine_info(label: str | None = None, probe: bool = True) -> dict:
-    """What a reader needs to weigh results from this machine against another's."""
-    import torchvision
-    info = {
-        "label": label or socket.gethostname(),
-        "cpu_model": _cpu_model(),
-        "physical_cores": psutil.cpu_count(logical=False),
-        "logical_cores": psutil.cpu_count(logical=True),
-        "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
-        "os": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "cuda": torch.version.cuda if torch.cuda.is_available() else None,
-        "cudnn": torch.backends.cudnn.version() if torch.cuda.is_available() else None,
-        "torch_threads": torch.get_num_threads(),
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
-        "malloc": _malloc["state"],
-        **gpu_info(),
-    }
-    if probe:
-        info["peak_gflops"] = peak_table()
-    return info
-
-
-def peak_table() -> dict[str, float]:
-    """Matmul probe per device and dtype, e.g. {"cpu_fp32": 190.0, "cpu_bf16": 610.0}."""
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    table = {}
-    for device in devices:
-        table[f"{device}_fp32"] = matmul_peak_gflops(device, torch.float32)
-        if bf16_supported(device):
-            table[f"{device}_bf16"] = matmul_peak_gflops(device, torch.bfloat16)
-    return table
+def malloc_state() -> str:
+    """What tune_malloc did in this process, for machine_info."""
+    return _malloc["state"]

@@ -22,10 +22,10 @@ from tqdm.auto import tqdm
 
 from .data import ResidentLoader, Split, load_split, seed_loader, split_validation
 from .graphs import GraphedTraining
+from .hardware import PRECISIONS
 from .models import create_model
 from .timing import sync
 
-PRECISIONS = ("fp32", "bf16")
 LOADERS = ("resident", "seed")
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 

@@ -5,6 +5,7 @@ import torch
 
 from mnist_models import bench
 from mnist_models.bench import BenchOptions, Case
+from mnist_models.hardware import default_precisions, native_bf16
 
 
 def test_case_ids_are_readable():
@@ -16,8 +17,8 @@ def test_case_ids_are_readable():
     assert Case("tta", "cnn", "cuda", 256, "bf16", variant="graphs").id == "tta-cnn-cuda-bs256-bf16-graphs"
 
 
-def test_default_matrix():
-    opts = BenchOptions()
+def test_full_matrix():
+    opts = BenchOptions(precisions=("fp32", "bf16"))
     train, infer, tta = (bench.cases(opts, op) for op in bench.OPERATIONS)
     # 2 models x (cpu: 3 batch sizes x 2 precisions, cuda: the same eager and graphed)
     #          + 2 devices x (seed loader + plain loop)
@@ -31,6 +32,18 @@ def test_default_matrix():
     assert len({c.id for c in train + infer + tta}) == len(train + infer + tta)
     seed = [c for c in train if c.loader == "seed"]
     assert {c.batch_size for c in seed} == {64} and {c.variant for c in seed} == {"plain"}
+
+
+def test_default_matrix_times_what_each_device_runs_natively():
+    opts = BenchOptions()
+    for device in opts.devices:
+        timed = {c.precision for op in bench.OPERATIONS for c in bench.cases(opts, op) if c.device == device}
+        assert timed == set(default_precisions(device)), device
+
+
+def test_time_to_accuracy_runs_in_fp32_where_the_run_has_no_bf16():
+    tta = bench.cases(BenchOptions(devices=("cpu",), precisions=("fp32",)), "tta")
+    assert [c.id for c in tta] == ["tta-cnn-cpu-bs256", "tta-mlp-cpu-bs128"]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
@@ -73,6 +86,7 @@ def test_a_run_records_every_field(case, train_split, test_split, mnist_root):
     samples = 2048 if case.operation == "train" else 1024
     assert info["samples"] == samples and info["batch_size"] == case.batch_size
     assert info["samples_per_second"] > 0 and info["gflops"] > 0 and info["cold_seconds"] > 0
+    assert info["native"] == (case.precision == "fp32" or native_bf16("cpu"))
     expected = {"model", "device", "operation", "loader", "variant", "precision", "params",
                 "macs_per_sample", "peak_rss_mb", "torch_threads", "dtype", "harness_overhead_fraction"}
     assert expected <= set(info)

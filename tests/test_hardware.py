@@ -1,0 +1,80 @@
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from mnist_models.hardware import (SHOWN_FLAGS, cpu_flags, default_precisions, machine_info,
+                                   matmul_peak_gflops, native_bf16, peak_table, vector_isa)
+from mnist_models.timing import peak_rss_mb, timed
+
+RESULTS = Path(__file__).parents[1] / "results"
+
+
+def _flags(name: str) -> list[str]:
+    """py-cpuinfo's flags as pytest-benchmark recorded them in a committed result file."""
+    return json.loads((RESULTS / name).read_text())["machine_info"]["cpu"]["flags"]
+
+
+def test_default_precisions_follow_the_cpu_flags():
+    # the two real machines in results/: an EPYC with AVX512-BF16, one with AVX2 only
+    assert default_precisions("cpu", _flags("epyc-2core.json")) == ("fp32", "bf16")
+    assert default_precisions("cpu", _flags("epyc-avx2-2core.json")) == ("fp32",)
+    assert default_precisions("cpu", ["avx2", "fma", "amx_tile", "amx_bf16"]) == ("fp32", "bf16")
+    assert default_precisions("cpu", ["asimd", "bf16"]) == ("fp32", "bf16")  # Arm FEAT_BF16
+    assert default_precisions("cpu", ["avx512f", "avx512bw", "avx512vl", "avx512dq"]) == ("fp32",)
+
+
+def test_vector_isa_from_flags():
+    assert vector_isa(_flags("epyc-2core.json")) == "AVX512"
+    assert vector_isa(_flags("epyc-avx2-2core.json")) == "AVX2"
+    assert vector_isa(["sse4_2"]) == "DEFAULT"
+
+
+def test_this_cpu_is_read_as_torch_reads_it():
+    flags = cpu_flags()
+    assert native_bf16("cpu") == bool({"avx512_bf16", "amx_bf16", "bf16"} & flags)
+    if hasattr(torch.cpu, "_is_avx512_bf16_supported"):  # torch's own CPUID check agrees
+        assert ("avx512_bf16" in flags) == torch.cpu._is_avx512_bf16_supported()
+    if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
+        assert vector_isa(flags) in ("AVX2", "AVX512")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_no_gpu_means_no_native_bf16_there():
+    assert native_bf16("cuda") is False and default_precisions("cuda") == ("fp32",)
+
+
+def test_probe_is_bounded_and_agrees_with_a_direct_timing():
+    start = time.perf_counter()
+    gflops, n = matmul_peak_gflops("cpu", "fp32", seconds=0.3)
+    assert time.perf_counter() - start < 3.0  # the deadline, plus at most one product past it
+    assert 128 <= n <= 2048 and n & (n - 1) == 0
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    direct = max(2 * n**3 / timed(lambda: a @ b, "cpu")[1] / 1e9 for _ in range(5))
+    assert direct / 3 < gflops < direct * 3
+
+
+def test_probe_measures_only_what_it_is_asked_and_says_so():
+    lines = []
+    peaks, sizes = peak_table({"cpu": ("fp32",)}, say=lines.append)
+    assert set(peaks) == set(sizes) == {"cpu_fp32"} and peaks["cpu_fp32"] > 0
+    assert len(lines) == 1 and lines[0].startswith("matmul probe cpu fp32: ")
+
+
+def test_machine_info_tells_machines_apart():
+    info = machine_info("laptop")
+    assert info["label"] == "laptop" and info["logical_cores"] >= 1 and info["ram_gb"] > 0
+    assert info["torch"] == torch.__version__ and info["torch_threads"] == torch.get_num_threads()
+    assert info["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert set(info["cpu_flags"]) <= set(SHOWN_FLAGS) and set(info["cpu_flags"]) <= cpu_flags()
+    assert info["cpu_bf16_native"] == native_bf16("cpu")
+    if sys.platform.startswith("linux"):
+        assert info["cpu_family"] is not None and "L1d" in info["cpu_caches"]
+    assert "peak_gflops" not in info
+    if not torch.cuda.is_available():
+        assert info["cuda"] is None and "gpu_name" not in info
+    assert peak_rss_mb() > 10
