@@ -10,7 +10,10 @@ turns each split into one normalized tensor on the chosen device.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -52,24 +55,42 @@ def resolve_root(root: str | os.PathLike | None = None) -> Path:
     return Path(root or os.environ.get("MNIST_ROOT") or "./datasets")
 
 
+RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")  # torchvision's names, unpacked
+
+
+def ensure_mnist(root: str | os.PathLike | None = None, download: bool = True) -> Path:
+    """The root once MNIST's four raw files are under root/MNIST/raw, downloading them when
+    missing and allowed; DatasetError otherwise, and no folder left behind by a failed try."""
+    path = resolve_root(root)
+    raw = path / "MNIST" / "raw"
+    if all((raw / name).is_file() for name in RAW_FILES):
+        return path
+    if not download:
+        raise DatasetError(f"MNIST not found under {raw}; "
+                           "set MNIST_ROOT to the folder that holds MNIST/raw")
+    created = next((p for p in [*reversed(raw.parents), raw] if not p.exists()), None)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            MNIST(str(path), train=True, download=True)
+            MNIST(str(path), train=False, download=True)
+    except Exception as exc:  # offline: urllib errors come in many types
+        if created is not None:  # the folders the try made, with any half-downloaded file
+            shutil.rmtree(created, ignore_errors=True)
+        raise DatasetError(f"MNIST not found under {raw} and torchvision's download failed "
+                           f"({type(exc).__name__}); set MNIST_ROOT to a folder that holds "
+                           "MNIST/raw, or go online") from exc
+    return path
+
+
 def mnist(root: str | os.PathLike | None = None, train: bool = True, download: bool = True,
           transform=None) -> MNIST:
     """torchvision's MNIST at `root`, downloaded when missing and allowed; clear errors otherwise."""
-    path = resolve_root(root)
+    path = ensure_mnist(root, download)
     try:
         return MNIST(str(path), train=train, download=False, transform=transform)
     except RuntimeError as exc:
-        if "not found" not in str(exc):
-            raise _corrupt(path, exc) from exc
-    if not download:
-        raise DatasetError(f"MNIST not found under {path}/MNIST/raw; "
-                           "set MNIST_ROOT to the folder that holds MNIST/raw")
-    try:
-        return MNIST(str(path), train=train, download=True, transform=transform)
-    except Exception as exc:  # offline: urllib errors come in many types
-        raise DatasetError(f"MNIST not found under {path}/MNIST/raw and the download failed "
-                           f"({type(exc).__name__}); set MNIST_ROOT to a folder that holds "
-                           "MNIST/raw, or go online") from exc
+        raise _corrupt(path, exc) from exc
 
 
 def _corrupt(path: Path, exc: Exception) -> DatasetError:

@@ -45,7 +45,11 @@ def vector_isa(flags: Iterable[str]) -> str:
 
 @functools.lru_cache(maxsize=None)
 def _cpuinfo() -> dict:
-    """py-cpuinfo's reading (brand, family, model, stepping, flags); {} where it fails."""
+    """py-cpuinfo's reading (brand, family, model, stepping, flags); {} where it fails.
+
+    The `cpuinfo` module comes with pytest-benchmark (py-cpuinfo, or its fork py-cpuinfo2
+    in pytest-benchmark 5), which records the same reading in its own machine_info.
+    """
     try:
         import cpuinfo
         return cpuinfo.get_cpu_info()

@@ -1,29 +1,17 @@
-"""Fixtures on the real MNIST files. In CI (CI set) a missing dataset fails; elsewhere it skips."""
+"""Fixtures on the real MNIST files; the root conftest has checked once that they are there."""
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 import pytest
 
-from mnist_models.data import DatasetError, Split, load_split, resolve_root
-
-
-def _root_or_fail() -> Path:
-    root = resolve_root()
-    try:
-        load_split(root, train=False, download=False)
-    except DatasetError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"{exc} (CI must have the dataset)", pytrace=False)
-        pytest.skip(str(exc))
-    return root
+from mnist_models.data import Split, load_split, resolve_root
 
 
 @pytest.fixture(scope="session")
 def mnist_root() -> Path:
-    return _root_or_fail()
+    return resolve_root()
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,6 @@
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -88,3 +90,40 @@ def test_bench_script_keeps_an_existing_result_file():
     result = subprocess.run(["bash", "bench.sh", existing[0].stem], cwd=root, capture_output=True, text=True)
     assert result.returncode == 2 and "already exists; pass another LABEL or set FORCE=1" in result.stderr
     assert existing[0].read_bytes() == before
+
+
+ROOT = Path(__file__).parents[1]
+OFFLINE = {"https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9",
+           "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9", "no_proxy": ""}
+
+
+@pytest.mark.parametrize("target", ["bench", "tests/test_data.py"])
+def test_without_mnist_pytest_stops_with_one_line_and_creates_nothing(tmp_path, target):
+    missing = tmp_path / "nowhere" / "mnist"
+    env = {**os.environ, **OFFLINE, "MNIST_ROOT": str(missing)}  # a download that cannot succeed
+    result = subprocess.run([sys.executable, "-m", "pytest", target, "--quick", "-q", "-p", "no:cacheprovider"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 4  # pytest's usage error: nothing ran
+    assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stdout + result.stderr
+    assert f"MNIST not found under {missing / 'MNIST' / 'raw'}" in result.stderr
+    assert "MNIST_ROOT" in result.stderr and "download failed" in result.stderr
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_quick_main_job_leaves_the_record_alone(tmp_path, mnist_root):
+    for name in ("bench.sh", "conftest.py", "pyproject.toml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    for folder in ("bench", "results"):
+        shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    before = {p: p.read_bytes() for p in (tmp_path / "results").rglob("*") if p.is_file()}
+    result = subprocess.run(["bash", "bench.sh", "smoke", "--quick", "-q", "--devices", "cpu", "--models", "mlp",
+                             "--batch-sizes", "256", "--precisions", "fp32"], cwd=tmp_path,
+                            env={**os.environ, "MNIST_ROOT": str(mnist_root)}, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    after = {p: p.read_bytes() for p in (tmp_path / "results").rglob("*") if p.is_file()}
+    assert after == before  # the committed results and report, untouched
+    doc = json.loads((tmp_path / "runs" / "quick" / "smoke.json").read_text())
+    assert doc["machine_info"]["mnist_bench"]["quick"] is True
+    assert {b["param"] for b in doc["benchmarks"]} == {"train-mlp-cpu-bs256", "train-mlp-cpu-bs256-plain",
+                                                       "infer-mlp-cpu-bs256"}
+    assert "smoke" in (tmp_path / "runs" / "quick" / "report" / "report.md").read_text()

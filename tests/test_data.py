@@ -65,7 +65,12 @@ def test_failed_download_says_go_online(tmp_path, monkeypatch):
         raise OSError("network unreachable")
     monkeypatch.setattr("torchvision.datasets.mnist.download_and_extract_archive", offline)
     with pytest.raises(DatasetError, match="download failed.*MNIST_ROOT.*go online"):
+        load_split(tmp_path / "new", download=True)
+    assert not (tmp_path / "new").exists()  # the folders the download made are gone again
+    (tmp_path / "MNIST" / "raw").mkdir(parents=True)
+    with pytest.raises(DatasetError, match="download failed"):
         load_split(tmp_path, download=True)
+    assert (tmp_path / "MNIST" / "raw").is_dir()  # a folder that was there stays
 
 
 def test_truncated_file_is_reported_as_corrupt(root_copy):
