@@ -63,7 +63,7 @@ def _warn(problems: list[str]) -> None:
 
 def _report(args: argparse.Namespace) -> int:
     from .report import load_results, write_report
-    results = load_results(args.files)
+    results = load_results(args.files, include_quick=args.include_quick)
     _warn(results.problems)
     if results.frame.empty:
         raise UsageError("no usable result file among the inputs; pass JSON files from pytest bench")
@@ -87,7 +87,7 @@ def _compare(args: argparse.Namespace) -> int:
         paths = sorted(Path(side).glob("*.json")) if Path(side).is_dir() else [side]
         if not paths:
             raise UsageError(f"{side}: a folder without result JSON files")
-        results = load_results(paths)
+        results = load_results(paths, include_quick=True)  # workloads are matched, not mixed
         if results.problems:  # a comparison with a file missing would mislead: stop at the first
             raise UsageError(results.problems[0])
         frames.append(results.frame)
@@ -195,6 +195,9 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("files", nargs="+", help="pytest-benchmark JSON files from pytest bench")
     r.add_argument("--out", required=True, help="folder for the report")
     r.add_argument("--baseline", help="machine label the others are compared with (default: the first)")
+    r.add_argument("--include-quick", dest="include_quick", action="store_true",
+                   help="report --quick runs beside full ones (left out by default; each case is "
+                        "still compared only with runs of the same workload)")
     r.set_defaults(func=_report)
     c = sub.add_parser("compare", help="compare two result files; exit 1 when a case regressed")
     c.add_argument("base", help="the reference result JSON (e.g. main's), or a folder of runs to pool")

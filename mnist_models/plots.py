@@ -7,24 +7,41 @@ from __future__ import annotations
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.ticker  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 
+def _workloads(frame: pd.DataFrame) -> str:
+    """The workloads a figure shows, for its axis: 'epochs of 60,000 images'."""
+    def images(w: str) -> int:
+        return int("".join(c for c in w if c.isdigit()) or 0)
+    return " / ".join(sorted(frame["workload"].unique(), key=images, reverse=True))
+
+
+def _label(parts) -> str:
+    return " ".join(str(p) for p in parts if p)
+
+
 def throughput_vs_batch(frame: pd.DataFrame) -> plt.Figure:
-    """Images/s against batch size per model and operation; a line per machine, device, precision."""
+    """Images/s against batch size per model and operation; a line per machine, device,
+    precision (and workload, where the frame holds several)."""
     f = frame[(frame["loader"] == "resident") & (frame["variant"] == "tuned")
               & frame["operation"].isin(["train", "infer"])]
     models, ops = sorted(f["model"].unique()), ["train", "infer"]
     fig, axes = plt.subplots(len(ops), len(models), figsize=(5.5 * len(models), 8), squeeze=False)
     for (i, op), (j, model) in ((a, b) for a in enumerate(ops) for b in enumerate(models)):
         ax, part = axes[i][j], f[(f["operation"] == op) & (f["model"] == model)]
-        for (machine, device, precision), line in part.groupby(["machine", "device", "precision"]):
+        keys, several = ["machine", "device", "precision", "native", "workload"], part["workload"].nunique() > 1
+        for (machine, device, precision, native, work), line in part.groupby(keys, dropna=False):
             line = line.sort_values("batch_size")
             ax.plot(line["batch_size"], line["samples_per_second"], marker="o",
-                    label=f"{machine} {device} {precision}")
-        ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="images / s",
+                    label=_label([machine, device, precision, not native and pd.notna(native) and "(emulated)",
+                                  several and f"({work})"]))
+        kind = "training epochs" if op == "train" else "inference passes"
+        ax.set(xscale="log", yscale="log", xlabel="batch size",
+               ylabel=f"images / s ({kind} of {_workloads(part)})" if len(part) else "images / s",
                title=f"{model}: {'training' if op == 'train' else 'inference'} throughput")
         ax.set_xticks(sorted(part["batch_size"].unique()), labels=sorted(part["batch_size"].unique()))
         ax.grid(True, which="both", alpha=0.3)
@@ -39,7 +56,7 @@ def _bars(ax, labels: list[str], groups: dict[str, list[float]], ylabel: str, ti
     for k, (name, values) in enumerate(groups.items()):
         bars = ax.bar(x + (k - (len(groups) - 1) / 2) * width, values, width, label=name)
         ax.bar_label(bars, fmt=fmt, fontsize=7)
-    ax.set_xticks(x, labels, rotation=20, ha="right")
+    ax.set_xticks(x, labels, rotation=20 if len(labels) <= 8 else 60, ha="right")
     ax.set(ylabel=ylabel, title=title)
     ax.legend(fontsize=8)
 
@@ -53,14 +70,18 @@ def _bar_figure(wide: pd.DataFrame, ylabel: str, title: str, fmt: str, inch_per_
     return fig
 
 
-def epoch_time_bars(frame: pd.DataFrame) -> plt.Figure:
-    """Training epoch seconds, cpu beside cuda, per machine, model and batch size (fp32, tuned)."""
+def training_bars(frame: pd.DataFrame) -> plt.Figure:
+    """Training images/s per machine, model and batch size, a bar per device (fp32, tuned)."""
     f = frame[(frame["operation"] == "train") & (frame["loader"] == "resident")
               & (frame["variant"] == "tuned") & (frame["precision"] == "fp32")]
+    index = ["machine", "model", "batch"] + (["workload"] if f["workload"].nunique() > 1 else [])
     wide = f.assign(batch=f["batch_size"].map(lambda b: f"bs{b}")).pivot_table(
-        index=["machine", "model", "batch"], columns="device", values="median", sort=False)
-    return _bar_figure(wide, "seconds per epoch (60,000 images)", "Training epoch time, CPU vs GPU (fp32)",
-                       "{:.3g} s", 0.9)
+        index=index, columns="device", values="samples_per_second", sort=False)
+    devices = " vs ".join(d.upper() if d != "cuda" else "GPU" for d in wide.columns) or "no cases"
+    fig = _bar_figure(wide, f"training images / s\n(epochs of {_workloads(f)})" if len(f) else "images / s",
+                      f"Training throughput, {devices} (fp32)", "{:,.0f}", 0.9)
+    fig.axes[0].set_yscale("log")  # a GPU and a CPU, or an MLP and a CNN, differ by orders
+    return fig
 
 
 def loader_bars(frame: pd.DataFrame) -> plt.Figure:
@@ -69,19 +90,30 @@ def loader_bars(frame: pd.DataFrame) -> plt.Figure:
     loops = {"seed loader": "seed DataLoader + ToTensor", "resident": "resident tensors",
              "cuda graph": "resident + CUDA graph"}  # report's setup labels, spelled out
     f = f.assign(loop=f["setup"].map(loops))
-    wide = f.pivot_table(index=["machine", "model", "device"], columns="loop", values="samples_per_second")
-    return _bar_figure(wide, "training images / s",
+    index = ["machine", "model", "device"] + (["workload"] if f["workload"].nunique() > 1 else [])
+    wide = f.pivot_table(index=index, columns="loop", values="samples_per_second")
+    return _bar_figure(wide, f"training images / s\n(epochs of {_workloads(f)})" if len(f) else "images / s",
                        "The notebook's loader vs the resident loader (batch 64, fp32)", "{:,.0f}", 1.2)
 
 
-def machine_bars(frame: pd.DataFrame, baseline: str) -> plt.Figure:
-    """Each machine's speed relative to the baseline, per case (log scale)."""
-    wide = frame.pivot_table(index="case", columns="machine", values="median")
-    ratio = wide.rdiv(wide[baseline], axis=0).drop(columns=baseline)  # the baseline is 1 everywhere
-    fig, ax = plt.subplots(figsize=(max(7, len(ratio) * 0.35), 5))
-    _bars(ax, list(ratio.index), {m: ratio[m].tolist() for m in ratio.columns}, f"speed relative to {baseline}",
+def machine_bars(matrix: pd.DataFrame, baseline: str) -> plt.Figure:
+    """Each machine's throughput over the baseline's, per case both ran (log scale).
+
+    `matrix`: report.machine_matrix's frame (case, workload, images/s and ratio columns);
+    a case run with two workloads (a quick and a full run) gets a bar per workload.
+    """
+    ratios = [c for c in matrix.columns if c.endswith(f" vs {baseline}")]
+    m = matrix.dropna(subset=ratios, how="all")
+    twice = m["case"].duplicated(keep=False)
+    labels = [f"{c} ({w})" if t else c for c, w, t in zip(m["case"], m["workload"], twice)]
+    fig, ax = plt.subplots(figsize=(max(7, len(labels) * 0.4), 5.5))
+    _bars(ax, labels, {c.removesuffix(f" vs {baseline}"): m[c].tolist() for c in ratios},
+          f"images/s relative to {baseline}\n(same case, same images per round)",
           "Across machines (higher is faster)", fmt="{:.2f}x")
     ax.set_yscale("log")
+    ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda y, _: f"{y:g}x"))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.axhline(1, color="grey", lw=0.8)
     fig.tight_layout()
     return fig

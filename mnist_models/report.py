@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .hardware import SHOWN_FLAGS, cpu_native_bf16, vector_isa
+
 KEY = ["model", "device", "operation", "loader", "variant", "precision", "batch_size"]
 STATS = ["median", "mean", "min", "max", "stddev", "q1", "q3", "iqr", "rounds"]
 FIGURES = ["samples", "samples_per_second", "gflops", "test_accuracy", "final_loss",
@@ -54,46 +56,89 @@ def read_result(path: str | Path) -> dict:
     return {**doc, "benchmarks": ours}
 
 
-def _rows(doc: dict, machine: str, path: Path) -> list[dict]:
-    facts = doc.get("machine_info", {}).get("mnist_bench", {})
-    peaks = facts.get("peak_gflops", {})
+def _rows(doc: dict, machine: str, path: Path, facts: dict) -> list[dict]:
+    peaks = facts.get("peak_gflops") or {}
     rows = []
     for b in doc["benchmarks"]:
         info, stats = b["extra_info"], b["stats"]
         row = {"machine": machine, "file": str(path), "case": b.get("param") or b["name"],
                **{k: info.get(k) for k in KEY}, **{k: stats.get(k) for k in STATS},
                **{k: info.get(k) for k in FIGURES}, "data": stats.get("data")}
+        row["native"] = info.get("native", _native(row["device"], row["precision"], facts))
         peak = peaks.get(f"{row['device']}_{row['precision']}")
-        row["peak_fraction"] = row["gflops"] / peak if peak and row["gflops"] else None
+        fraction = row["gflops"] / peak if peak and row["gflops"] else None
+        # above 100% of the probe is impossible: the probe (or the FLOP count) is wrong there
+        row["peak_fraction"] = fraction if fraction is not None and fraction <= 1 else None
+        row["peak_over"] = fraction is not None and fraction > 1
         rows.append(row)
     return rows
 
 
-def load_results(paths: list[str | Path]) -> Results:
-    """Every usable file into one frame; unusable ones are listed in `problems`, not raised."""
+def _native(device: str, precision: str, facts: dict) -> bool | None:
+    """For files written before cases recorded it: bf16 on a cpu is native where its flags say so."""
+    if precision == "fp32":
+        return True
+    return facts.get("cpu_bf16_native") if device == "cpu" else None
+
+
+def machine_facts(doc: dict) -> dict:
+    """A file's machine_info.mnist_bench, completed from pytest-benchmark's own machine_info
+    (py-cpuinfo's flags, family, model, stepping) where the file predates those fields."""
+    info = doc.get("machine_info", {})
+    facts, cpu = dict(info.get("mnist_bench") or {}), info.get("cpu") or {}
+    flags = {f.lower() for f in cpu.get("flags", ())}
+    if "cpu_flags" not in facts and flags:
+        facts.update(cpu_family=cpu.get("family"), cpu_model_number=cpu.get("model"),
+                     cpu_stepping=cpu.get("stepping"), cpu_flags=[f for f in SHOWN_FLAGS if f in flags],
+                     cpu_bf16_native=cpu_native_bf16(flags),
+                     cpu_capability=f"{vector_isa(flags)} (from flags)")
+    facts["commit"] = (doc.get("commit_info") or {}).get("id", "")[:7] or None
+    facts["date"] = (doc.get("datetime") or "")[:10] or None
+    return facts
+
+
+def load_results(paths: list[str | Path], include_quick: bool = False) -> Results:
+    """Every usable file into one frame; unusable ones are listed in `problems`, not raised.
+
+    Quick runs (`--quick`: a few thousand images per round) are left out, and listed, when
+    full runs are among the files, unless `include_quick`.
+    """
     docs, problems = [], []
     for path in paths:
         try:
             docs.append((Path(path), read_result(path)))
         except ResultError as exc:
             problems.append(str(exc))
-    labels = [d.get("machine_info", {}).get("mnist_bench", {}).get("label") or p.stem
-              for p, d in docs]
+    quick = [machine_facts(d).get("quick") for _, d in docs]
+    if not include_quick and not all(quick):
+        problems += [f"{p}: a --quick run, left out beside full runs (pass --include-quick to "
+                     "report it; its cases are compared only with runs of the same workload)"
+                     for (p, _), q in zip(docs, quick) if q]
+        docs = [d for d, q in zip(docs, quick) if not q]
+    labels = [machine_facts(d).get("label") or p.stem for p, d in docs]
     machines, rows = {}, []
     for (path, doc), label in zip(docs, labels):
         machine = label if labels.count(label) == 1 else f"{label} ({path.stem})"
-        machines[machine] = doc.get("machine_info", {}).get("mnist_bench", {})
-        rows += _rows(doc, machine, path)
+        machines[machine] = machine_facts(doc)
+        rows += _rows(doc, machine, path, machines[machine])
     frame = pd.DataFrame(rows, columns=["machine", "file", "case", *KEY, *STATS, *FIGURES,
-                                        "data", "peak_fraction"])
-    return Results(frame.assign(setup=_setup), machines, problems)
+                                        "data", "native", "peak_fraction", "peak_over"])
+    return Results(frame.assign(setup=_setup, workload=workload), machines, problems)
 
 
 def _setup(frame: pd.DataFrame) -> pd.Series:
-    """A short label for the loop: 'resident', 'seed loader', 'plain loop', 'cuda graph', + ' bf16'."""
+    """A short label for the loop: 'resident', 'seed loader', 'plain loop', 'cuda graph',
+    + ' bf16', + ' (emulated)' where the device has no bf16 instructions."""
     loop = np.select([frame["loader"] == "seed", frame["variant"] == "plain", frame["variant"] == "graphs"],
                      ["seed loader", "plain loop", "cuda graph"], "resident")
-    return pd.Series(loop, index=frame.index) + np.where(frame["precision"] == "bf16", " bf16", "")
+    emulated = np.where(frame["native"].eq(False), " (emulated)", "")
+    return (pd.Series(loop, index=frame.index) + np.where(frame["precision"] == "bf16", " bf16", "")
+            + emulated)
+
+
+def workload(frame: pd.DataFrame) -> pd.Series:
+    """What one round of a case processes, e.g. '60,000 images' (quick runs: '4,096 images')."""
+    return frame["samples"].map(lambda n: f"{int(n):,} images" if pd.notna(n) else "?")
 
 
 def _md(frame: pd.DataFrame, floatfmt: str = ",.4g") -> str:
@@ -105,17 +150,36 @@ def _md(frame: pd.DataFrame, floatfmt: str = ",.4g") -> str:
     return frame.to_markdown(index=False, floatfmt=floatfmt, intfmt=",")
 
 
-def machine_summary(results: Results) -> str:
-    """One line of facts per machine."""
-    lines = []
-    for label, f in results.machines.items():
-        gpu = f"{f.get('gpu_count')}x {f['gpu_name']} ({f.get('gpu_memory_gb')} GB)" if f.get("gpu_name") else "no GPU"
-        peaks = ", ".join(f"{k} {v:,.0f}" for k, v in (f.get("peak_gflops") or {}).items())
-        lines.append(f"- **{label}**: {f.get('cpu_model', '?')}, {f.get('physical_cores')} cores, "
-                     f"{f.get('ram_gb')} GB RAM, {gpu}; torch {f.get('torch')}, "
-                     f"{f.get('torch_threads')} threads; matmul peak GFLOP/s: {peaks or 'not probed'}"
-                     f"{' (quick run)' if f.get('quick') else ''}")
-    return "\n".join(lines)
+def machine_table(results: Results) -> pd.DataFrame:
+    """The facts that tell machines apart, a column per machine."""
+    def join(items) -> str:
+        return ", ".join(items) or "not recorded"
+
+    def column(f: dict) -> dict[str, str]:
+        cpu = f"{f.get('cpu_model', '?')}"
+        if f.get("cpu_family") is not None:
+            cpu += f" (family {f['cpu_family']}, model {f.get('cpu_model_number')}, stepping {f.get('cpu_stepping')})"
+        bf16 = {True: "native", False: "emulated (no AVX512-BF16, AMX or Arm BF16)"}.get(
+            f.get("cpu_bf16_native"), "not recorded")
+        gpu = (f"{f.get('gpu_count')}x {f['gpu_name']}, {f.get('gpu_memory_gb')} GB, compute "
+               f"{f.get('gpu_compute_capability', '?')}, driver {f.get('gpu_driver') or '?'}, bf16 "
+               f"{ {True: 'native', False: 'emulated'}.get(f.get('gpu_bf16_native'), '?')}"
+               if f.get("gpu_name") else "none")
+        sizes = f.get("peak_probe_size") or {}
+        peaks = [f"{k.replace('_', ' ')} {v:,.1f}" + (f" ({sizes[k]})" if k in sizes else "")
+                 for k, v in (f.get("peak_gflops") or {}).items()]
+        run = "quick" if f.get("quick") else "full"
+        return {"CPU": cpu, "vector ISA (torch)": f.get("cpu_capability") or "not recorded",
+                "bf16 on the CPU": bf16, "CPU flags": join(f.get("cpu_flags") or []),
+                "cores": f"{f.get('physical_cores')} physical, {f.get('logical_cores')} logical; "
+                         f"{f.get('torch_threads')} torch threads",
+                "caches (per core; L3 shared)": join(f"{k} {v}" for k, v in (f.get("cpu_caches") or {}).items()),
+                "RAM": f"{f.get('ram_gb')} GB", "GPU": gpu,
+                "software": f"torch {f.get('torch')}, Python {f.get('python', '?')}, {f.get('os', '?')}",
+                "matmul peak GFLOP/s (size)": join(peaks),
+                "run": f"{run}, {f.get('rounds')} rounds; {f.get('date') or '?'}, commit {f.get('commit') or '?'}"}
+    table = pd.DataFrame({label: column(f) for label, f in results.machines.items()})
+    return table.rename_axis("").reset_index()
 
 
 def _operation_table(frame: pd.DataFrame, operation: str, seconds: str, extra: list[str]) -> pd.DataFrame:
@@ -141,13 +205,13 @@ def infer_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 def speedup_table(frame: pd.DataFrame) -> pd.DataFrame:
     """GPU-over-CPU speedup (cpu median / cuda median) per machine, case and batch size."""
-    key = ["machine", "operation", "model", "loader", "variant", "precision", "batch_size"]
+    key = ["machine", "operation", "model", "loader", "variant", "precision", "batch_size", "samples"]
     wide = frame.pivot_table(index=key, columns="device", values="median", aggfunc="first")
     if not {"cpu", "cuda"} <= set(wide.columns):
         return pd.DataFrame()
     wide = wide.dropna(subset=["cpu", "cuda"]).reset_index()
     wide["speedup"] = wide["cpu"] / wide["cuda"]
-    return wide.rename(columns={"cpu": "cpu s", "cuda": "cuda s"})
+    return wide.rename(columns={"cpu": "cpu s", "cuda": "cuda s", "samples": "images/round"})
 
 
 def cuda_epochs(frame: pd.DataFrame) -> pd.DataFrame:
@@ -167,23 +231,57 @@ def tta_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def machine_matrix(frame: pd.DataFrame, baseline: str | None = None) -> pd.DataFrame:
-    """Case x machine median seconds, with each machine's ratio to the baseline (base / it)."""
-    wide = frame.pivot_table(index="case", columns="machine", values="median", aggfunc="first")
-    if wide.shape[1] < 2:
+    """Images/s per case and workload, a column per machine, and each machine's throughput
+    over the baseline's on the same case and workload (>1: faster). Cases whose workloads
+    differ sit on different rows, so a quick run is never weighed against a full one."""
+    machines = list(dict.fromkeys(frame["machine"]))
+    if len(machines) < 2:
         return pd.DataFrame()
-    base = baseline or wide.columns[0]
-    if base not in wide.columns:
-        raise ResultError(f"baseline {base!r} is not among the machines: {', '.join(wide.columns)}")
-    ratios = wide.rdiv(wide[base], axis=0).drop(columns=base).add_suffix(f" speed vs {base}")
-    return pd.concat([wide.add_suffix(" s"), ratios], axis=1).reset_index()
+    base = baseline or machines[0]
+    if base not in machines:
+        raise ResultError(f"baseline {base!r} is not among the machines: {', '.join(machines)}")
+    f = frame[frame["operation"].isin(["train", "infer"])]
+    wide = f.pivot_table(
+        index=["case", "workload"], columns="machine", values="samples_per_second", aggfunc="first")
+    wide = wide.reindex(columns=machines)
+    ratios = wide.div(wide[base], axis=0).drop(columns=base).add_suffix(f" vs {base}")
+    return pd.concat([wide.add_suffix(" images/s"), ratios], axis=1).reset_index()
+
+
+def _matrix_md(matrix: pd.DataFrame, results: Results) -> str:
+    """The machine matrix, a case one machine lacks said in words (and why, where bf16 is
+    emulated there)."""
+    cases = results.frame.drop_duplicates("case").set_index("case")
+
+    def missing(case: str, machine: str) -> str:
+        facts, row = results.machines.get(machine, {}), cases.loc[case]
+        if row["precision"] == "bf16" and row["device"] == "cpu" and facts.get("cpu_bf16_native") is False:
+            return "not run (bf16 emulated there)"
+        return "not run"
+
+    shown = matrix.copy()
+    for col in shown.columns[2:]:
+        if col.endswith(" images/s"):
+            machine = col.removesuffix(" images/s")
+            shown[col] = [f"{x:,.0f}" if pd.notna(x) else missing(case, machine)
+                          for x, case in zip(shown[col], shown["case"])]
+        else:
+            shown[col] = shown[col].map(lambda x: f"{x:.2f}x" if pd.notna(x) else "no pair")
+    return shown.to_markdown(index=False)
 
 
 def render_markdown(results: Results, baseline: str | None = None, plots: list[str] = ()) -> str:
     """The whole report.md."""
     f = results.frame
-    parts = ["# mnist-bench report", "", "## Machines", "", machine_summary(results), ""]
+    parts = ["# mnist-bench report", "", "## Machines", "", _md(machine_table(results)), ""]
+    over = f[f["peak_over"]]
+    note = (f" Left blank where a case would exceed 100% of its probe, which cannot be: there "
+            f"the probe under-read the hardware ({', '.join(sorted(set(over['machine'] + ' ' + over['case'])))})."
+            if len(over) else "")
     parts += ["## Training: one epoch", "", "`of peak`: achieved GFLOP/s (training counted as 3x "
-              "the forward MACs x 2) over the machine's matmul probe in the same precision.", "",
+              "the forward MACs x 2) over the machine's matmul probe in the same precision. "
+              "`(emulated)`: bf16 on a device without bf16 instructions, run because it was asked for."
+              + note, "",
               _md(train_table(f).assign(**{"of peak": lambda d: d["of peak"].map(_pct),
                                            "test acc": lambda d: d["test acc"].map(_pct)})), ""]
     parts += ["## Inference: the test set", "",
@@ -191,11 +289,17 @@ def render_markdown(results: Results, baseline: str | None = None, plots: list[s
     speed = speedup_table(f)
     parts += ["## GPU over CPU (Q7)", "", _md(speed) if len(speed) else
               "No file here holds both cpu and cuda results for the same case.", ""]
-    parts += ["## Time to accuracy", "", _md(tta_table(f)), ""]
+    tta = tta_table(f)
+    without = [m for m in results.machines if m not in set(tta["machine"])]
+    parts += ["## Time to accuracy", "", _md(tta), ""]
+    parts += [f"Not run on {', '.join(without)}.", ""] if without and len(tta) else []
     matrix = machine_matrix(f, baseline)
     if len(matrix):
-        parts += ["## Across machines", "", "Median seconds per case, and speed relative to the "
-                  f"baseline (>1: faster than {baseline or matrix.columns[1][:-2]}).", "", _md(matrix), ""]
+        base = baseline or f["machine"].iloc[0]
+        parts += ["## Across machines", "", "Images per second per case, on the same workload (images "
+                  f"per round), and each machine's throughput over {base}'s (>1: faster). A case one "
+                  "machine did not run is marked `not run`; time to accuracy is compared above.", "",
+                  _matrix_md(matrix, results), ""]
     parts += [f"![{Path(p).stem}]({Path(p).name})" for p in plots]
     if results.problems:
         parts += ["", "## Files passed over", ""] + [f"- {p}" for p in results.problems]
@@ -217,11 +321,12 @@ def write_report(results: Results, out: Path, baseline: str | None = None) -> li
     from .files import write_text
     inputs = {Path(p).resolve() for p in results.frame["file"].unique()}
     out.mkdir(parents=True, exist_ok=True)
-    figures = {"throughput.png": plots.throughput_vs_batch, "epoch_time.png": plots.epoch_time_bars,
+    figures = {"throughput.png": plots.throughput_vs_batch, "training.png": plots.training_bars,
                "loaders.png": plots.loader_bars}
-    if len(results.machines) > 1:
-        base = baseline or next(iter(results.machines))
-        figures["machines.png"] = lambda f: plots.machine_bars(f, base)
+    matrix = machine_matrix(results.frame, baseline)
+    if len(matrix):
+        base = baseline or results.frame["machine"].iloc[0]
+        figures["machines.png"] = lambda f: plots.machine_bars(matrix, base)
     clash = [n for n in [*figures, "report.md", "results.csv"] if (out / n).resolve() in inputs]
     if clash:
         raise ResultError(f"{out}/{clash[0]} is one of the input files; choose another --out")

@@ -90,3 +90,31 @@ def test_compare_pools_runs_from_folders(tmp_path, capsys):
 def test_compare_empty_folder_exits_2(tmp_path, capsys):
     assert main(["compare", str(tmp_path), str(CPU)]) == 2
     assert "without result JSON files" in capsys.readouterr().err
+
+
+def test_quick_against_full_is_not_comparable(tmp_path, capsys):
+    def quick(doc, factor):
+        doc["machine_info"]["mnist_bench"]["quick"] = True
+        for b in doc["benchmarks"]:
+            b["extra_info"]["samples"] //= 15  # 4,000 of 60,000 images: 15x less time per round
+            b["stats"]["data"] = [x * factor / 15 for x in b["stats"]["data"]]
+            for k in ("min", "max", "mean", "median", "q1", "q3"):
+                b["stats"][k] *= factor / 15
+    doc = json.loads(CPU.read_text())
+    quick(doc, 1.0)
+    (tmp_path / "quick.json").write_text(json.dumps(doc))
+    assert main(["compare", str(CPU), str(tmp_path / "quick.json")]) == 0
+    out = capsys.readouterr().out
+    assert "3 not comparable" in out and "workloads differ: 60,000 vs 4,000 images per round" in out
+    assert "faster" not in out  # 15x less time per round is not a speed-up
+    # one case compared like with like regresses: exit 1, the others stay not comparable
+    doc = json.loads(CPU.read_text())
+    doc["benchmarks"][0]["stats"]["data"] = [x * 2 for x in doc["benchmarks"][0]["stats"]["data"]]
+    for k in ("min", "max", "mean", "median", "q1", "q3"):
+        doc["benchmarks"][0]["stats"][k] *= 2
+    quick_doc = json.loads((tmp_path / "quick.json").read_text())
+    quick_doc["benchmarks"][0] = doc["benchmarks"][0]
+    (tmp_path / "mixed.json").write_text(json.dumps(quick_doc))
+    assert main(["compare", str(CPU), str(tmp_path / "mixed.json")]) == 1
+    out = capsys.readouterr().out
+    assert "1 slower, 2 not comparable" in out
