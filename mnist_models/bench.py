@@ -20,7 +20,8 @@ import torch
 
 from .data import ResidentLoader, Split, load_split, seed_loader
 from .hardware import PRECISIONS, default_precisions, machine_info, native_bf16
-from .models import count_params, create_model, list_models, macs_per_sample
+from .models import (count_params, create_model, list_models, macs_per_sample,
+                     training_macs_per_sample)
 from .timing import peak_rss_mb, sync, timed
 from .train import (TrainConfig, build, evaluate, graphed, infer, train_epoch,
                     train_to_accuracy)
@@ -234,9 +235,10 @@ class Run:
                 "dtype": "bfloat16 autocast" if c.precision == "bf16" else "float32",
                 "cold_seconds": round(cold, 4)}
         if c.operation != "tta":
-            passes = 3 if c.operation == "train" else 1  # backward counted as 2x forward
+            flops = 2 * (training_macs_per_sample(model) if c.operation == "train" else macs)
+            info["flops_per_sample"] = flops
             info["samples_per_second"] = round(self.samples / median, 1)
-            info["gflops"] = round(2 * macs * passes * self.samples / median / 1e9, 2)
+            info["gflops"] = round(flops * self.samples / median / 1e9, 2)
         if self.device.type == "cuda":
             info["cuda_peak_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
         if c.operation == "train":

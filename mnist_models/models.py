@@ -143,3 +143,10 @@ def count_params(model: nn.Module) -> int:
 
 def macs_per_sample(model: nn.Module) -> int:
     return sum(row.macs for row in summarize(model))
+
+
+def training_macs_per_sample(model: nn.Module) -> int:
+    """MACs of one training step per image: the forward pass, every layer's weight gradient,
+    and every layer's input gradient but the first's (the images need none)."""
+    layers = [row.macs for row in summarize(model) if row.macs]
+    return 3 * sum(layers) - layers[0]

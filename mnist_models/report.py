@@ -18,7 +18,7 @@ from .hardware import SHOWN_FLAGS, cpu_native_bf16, vector_isa
 
 KEY = ["model", "device", "operation", "loader", "variant", "precision", "batch_size"]
 STATS = ["median", "mean", "min", "max", "stddev", "q1", "q3", "iqr", "rounds"]
-FIGURES = ["samples", "samples_per_second", "gflops", "test_accuracy", "final_loss",
+FIGURES = ["samples", "samples_per_second", "gflops", "flops_per_sample", "test_accuracy", "final_loss",
            "cold_seconds", "peak_rss_mb", "cuda_peak_memory_mb", "params", "macs_per_sample",
            "torch_threads", "harness_overhead_fraction", "epochs_to_target", "reached",
            "target_accuracy"]
@@ -70,6 +70,8 @@ def _rows(doc: dict, machine: str, path: Path, facts: dict) -> list[dict]:
         # above 100% of the probe is impossible: the probe (or the FLOP count) is wrong there
         row["peak_fraction"] = fraction if fraction is not None and fraction <= 1 else None
         row["peak_over"] = fraction is not None and fraction > 1
+        # files without flops_per_sample counted a training step as 3x the forward pass
+        row["flops_3x"] = row["operation"] == "train" and row["flops_per_sample"] is None
         rows.append(row)
     return rows
 
@@ -122,7 +124,7 @@ def load_results(paths: list[str | Path], include_quick: bool = False) -> Result
         machines[machine] = machine_facts(doc)
         rows += _rows(doc, machine, path, machines[machine])
     frame = pd.DataFrame(rows, columns=["machine", "file", "case", *KEY, *STATS, *FIGURES,
-                                        "data", "native", "peak_fraction", "peak_over"])
+                                        "data", "native", "peak_fraction", "peak_over", "flops_3x"])
     return Results(frame.assign(setup=_setup, workload=workload), machines, problems)
 
 
@@ -275,15 +277,21 @@ def render_markdown(results: Results, baseline: str | None = None, plots: list[s
     f = results.frame
     parts = ["# mnist-bench report", "", "## Machines", "", _md(machine_table(results)), ""]
     over = f[f["peak_over"]]
-    note = (f" Left blank where a case would exceed 100% of its probe, which cannot be: there "
-            f"the probe under-read the hardware ({', '.join(sorted(set(over['machine'] + ' ' + over['case'])))})."
+    note = (f" Left blank where a case would exceed 100% of its probe, which cannot be: the "
+            f"probe or the file's FLOP count is wrong there ({', '.join(sorted(set(over['machine'] + ' ' + over['case'])))})."
             if len(over) else "")
-    parts += ["## Training: one epoch", "", "`of peak`: achieved GFLOP/s (training counted as 3x "
-              "the forward MACs x 2) over the machine's matmul probe in the same precision. "
-              "`(emulated)`: bf16 on a device without bf16 instructions, run because it was asked for."
-              + note, "",
-              _md(train_table(f).assign(**{"of peak": lambda d: d["of peak"].map(_pct),
-                                           "test acc": lambda d: d["test acc"].map(_pct)})), ""]
+    train = train_table(f)
+    train = train.assign(**{"of peak": [_pct(x) + ("*" if f.loc[i, "flops_3x"] else "")
+                                        for i, x in zip(train.index, train["of peak"])],
+                             "test acc": train["test acc"].map(_pct)})
+    old_rule = (" `*`: a file made before `flops_per_sample` was recorded, whose count took every "
+                "layer's backward as twice its forward: 1.5x too many FLOPs for the MLP, whose first "
+                "layer needs no input gradient, 1.03x for the CNN." if f["flops_3x"].any() else "")
+    parts += ["## Training: one epoch", "", "`of peak`: achieved GFLOP/s over the machine's matmul "
+              "probe in the same precision; a training step counts the forward pass, every layer's "
+              "weight gradient and every input gradient but the first layer's (`flops_per_sample`)."
+              + old_rule + " `(emulated)`: bf16 on a device without bf16 instructions, run because "
+              "it was asked for." + note, "", _md(train), ""]
     parts += ["## Inference: the test set", "",
               _md(infer_table(f).assign(**{"of peak": lambda d: d["of peak"].map(_pct)})), ""]
     speed = speedup_table(f)

@@ -84,6 +84,8 @@ def test_a_run_records_every_field(case, train_split, test_split, mnist_root):
         run.target()
     info = run.extra_info(None, cold)
     samples = 2048 if case.operation == "train" else 1024
+    # MLP training: forward 101,632 MACs, weight gradients the same, input gradients of fc2 only
+    assert info["flops_per_sample"] == {"mlp": 2 * (3 * 101_632 - 784 * 128), "cnn": 2 * 1_218_048}[case.model]
     assert info["samples"] == samples and info["batch_size"] == case.batch_size
     assert info["samples_per_second"] > 0 and info["gflops"] > 0 and info["cold_seconds"] > 0
     assert info["native"] == (case.precision == "fp32" or native_bf16("cpu"))

@@ -2,7 +2,11 @@ import pytest
 import torch
 from torch import nn
 
-from mnist_models.models import count_params, create_model, list_models, macs_per_sample, summarize
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+from mnist_models.models import (count_params, create_model, list_models, macs_per_sample, summarize,
+                                 training_macs_per_sample)
 
 
 def test_registry_lists_both_models():
@@ -39,6 +43,17 @@ def test_summary_shapes_params_and_macs():
     assert rows["fc1"].macs == 1568 * 128
     assert macs_per_sample(create_model("mlp")) == 784 * 128 + 128 * 10
     assert sum(r.params for r in rows.values()) == count_params(create_model("cnn"))
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_training_macs_are_what_autograd_computes(name):
+    """The benchmark's FLOP count of a training step, against torch's own FLOP counter."""
+    model = create_model(name)
+    x, y = torch.randn(4, 1, 28, 28), torch.randint(0, 10, (4,))
+    with FlopCounterMode(display=False) as counter:
+        F.cross_entropy(model(x), y).backward()
+    assert counter.get_total_flops() == 2 * training_macs_per_sample(model) * 4
+    assert training_macs_per_sample(model) < 3 * macs_per_sample(model)  # the images need no gradient
 
 
 def test_pooling_before_relu_changes_no_number():
