@@ -1,8 +1,7 @@
 import pytest
 import torch
-from torch import nn
-
 import torch.nn.functional as F
+from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from mnist_models.models import (count_params, create_model, list_models, macs_per_sample, summarize,
