@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import os
 import shutil
 from dataclasses import dataclass
@@ -23,12 +24,13 @@ from torch.utils.data import DataLoader, Subset
 from torchvision import transforms
 from torchvision.datasets import MNIST
 
+from .config import TEST_SIZE, TRAIN_SIZE
+
 MEAN, STD = 0.1307, 0.3081  # pixel statistics of the 60,000 training images
-TRAIN_SIZE, TEST_SIZE = 60_000, 10_000
 
 
-class DatasetError(RuntimeError):
-    """MNIST could not be found, downloaded or read."""
+class DatasetError(ValueError):
+    """MNIST could not be found, downloaded or read: the message names the file and the fix."""
 
 
 @dataclass(frozen=True)
@@ -55,32 +57,82 @@ def resolve_root(root: str | os.PathLike | None = None) -> Path:
     return Path(root or os.environ.get("MNIST_ROOT") or "./datasets")
 
 
-RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")  # torchvision's names, unpacked
+# torchvision's file names (unpacked), with the IDX magic number and the shape each holds
+RAW_FILES = {"train-images-idx3-ubyte": (0x803, (TRAIN_SIZE, 28, 28)),
+             "train-labels-idx1-ubyte": (0x801, (TRAIN_SIZE,)),
+             "t10k-images-idx3-ubyte": (0x803, (TEST_SIZE, 28, 28)),
+             "t10k-labels-idx1-ubyte": (0x801, (TEST_SIZE,))}
+FIX = "delete it to download again, or set MNIST_ROOT to a good copy"
+
+
+def check_idx(path: Path, magic: int, shape: tuple[int, ...]) -> None:
+    """DatasetError naming `path` and what is wrong, unless it is an unsigned-byte IDX file
+    with this magic number and shape, and exactly as long as that says."""
+    header = 4 + 4 * len(shape)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(header)
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot read it ({exc.strerror}); fix its permissions, "
+                           "or set MNIST_ROOT to a readable copy") from None
+    if size == 0:
+        raise DatasetError(f"{path}: the file is empty (0 bytes); {FIX}")
+    if len(head) < header:
+        raise DatasetError(f"{path}: {size} bytes, shorter than an IDX header; truncated: {FIX}")
+    found = int.from_bytes(head[:4], "big")
+    if found != magic:
+        raise DatasetError(f"{path}: not an MNIST {'image' if magic == 0x803 else 'label'} file (IDX magic "
+                           f"number 0x{found:08x}, expected 0x{magic:08x}); {FIX}")
+    dims = tuple(int.from_bytes(head[4 + 4 * i:8 + 4 * i], "big") for i in range(len(shape)))
+    if dims != shape:
+        raise DatasetError(f"{path}: holds {'x'.join(map(str, dims))}, expected MNIST's "
+                           f"{'x'.join(map(str, shape))}; {FIX}")
+    if size != header + math.prod(shape):
+        raise DatasetError(f"{path}: {size:,} bytes, expected {header + math.prod(shape):,}: "
+                           f"truncated or padded; {FIX}")
+
+
+def _missing(raw: Path) -> str:
+    """Which raw files are not there, with a hint where only the .gz is."""
+    gone = [n for n in RAW_FILES if not (raw / n).is_file()]
+    packed = [n for n in gone if (raw / f"{n}.gz").is_file()]
+    hint = f" ({', '.join(packed)} only as .gz: gunzip them there)" if packed else ""
+    return ", ".join(gone) + hint
 
 
 def ensure_mnist(root: str | os.PathLike | None = None, download: bool = True) -> Path:
-    """The root once MNIST's four raw files are under root/MNIST/raw, downloading them when
-    missing and allowed; DatasetError otherwise, and no folder left behind by a failed try."""
+    """The root once MNIST's four raw files are under root/MNIST/raw and sound (IDX header
+    and size), downloading them when missing and allowed; DatasetError naming the file and
+    the fix otherwise, and no folder left behind by a failed download."""
     path = resolve_root(root)
     raw = path / "MNIST" / "raw"
-    if all((raw / name).is_file() for name in RAW_FILES):
-        return path
-    if not download:
-        raise DatasetError(f"MNIST not found under {raw}; "
-                           "set MNIST_ROOT to the folder that holds MNIST/raw")
+    if any(not (raw / name).is_file() for name in RAW_FILES):
+        if not download:
+            some = any((raw / name).is_file() for name in RAW_FILES)
+            raise DatasetError(f"MNIST under {raw} lacks {_missing(raw)}; set MNIST_ROOT to the folder "
+                               "that holds MNIST/raw" if some else f"MNIST not found under {raw}; "
+                               "set MNIST_ROOT to the folder that holds MNIST/raw")
+        _download(path, raw)
+    for name, (magic, shape) in RAW_FILES.items():
+        check_idx(raw / name, magic, shape)
+    return path
+
+
+def _download(path: Path, raw: Path) -> None:
+    """torchvision's download (it unpacks .gz files already there without the network)."""
     created = next((p for p in [*reversed(raw.parents), raw] if not p.exists()), None)
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             MNIST(str(path), train=True, download=True)
             MNIST(str(path), train=False, download=True)
     except Exception as exc:  # offline: urllib errors come in many types
+        lacking = _missing(raw)
         if created is not None:  # the folders the try made, with any half-downloaded file
             shutil.rmtree(created, ignore_errors=True)
-        raise DatasetError(f"MNIST not found under {raw} and torchvision's download failed "
-                           f"({type(exc).__name__}); set MNIST_ROOT to a folder that holds "
-                           "MNIST/raw, or go online") from exc
-    return path
+        raise DatasetError(f"MNIST not found under {raw} (lacking {lacking}) and torchvision's download "
+                           f"failed ({type(exc).__name__}); set MNIST_ROOT to a folder that holds "
+                           "MNIST/raw, or go online") from None
 
 
 def mnist(root: str | os.PathLike | None = None, train: bool = True, download: bool = True,
@@ -103,10 +155,9 @@ def load_split(root: str | os.PathLike | None = None, train: bool = True,
     """One split as a single normalized float tensor on `device`, checked for sanity."""
     ds = mnist(root, train=train, download=download)
     images, labels = ds.data, ds.targets
-    expected = TRAIN_SIZE if train else TEST_SIZE
-    if images.shape != (expected, 28, 28) or labels.shape != (expected,) or int(labels.max()) > 9:
-        raise _corrupt(resolve_root(root), ValueError(
-            f"expected {expected} images of 28x28 with labels 0-9, got {tuple(images.shape)}"))
+    if int(labels.max()) > 9:  # check_idx has seen the header and size; the labels are data
+        path = resolve_root(root) / "MNIST" / "raw" / f"{'train' if train else 't10k'}-labels-idx1-ubyte"
+        raise DatasetError(f"{path}: holds labels up to {int(labels.max())}, expected 0-9; {FIX}")
     x = images.to(device).unsqueeze(1).float().div_(255).sub_(MEAN).div_(STD)
     return Split(x, labels.to(device))
 

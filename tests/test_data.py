@@ -1,3 +1,11 @@
+import gzip
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -73,17 +81,83 @@ def test_failed_download_says_go_online(tmp_path, monkeypatch):
     assert (tmp_path / "MNIST" / "raw").is_dir()  # a folder that was there stays
 
 
-def test_truncated_file_is_reported_as_corrupt(root_copy):
-    images = root_copy / "MNIST" / "raw" / "t10k-images-idx3-ubyte"
-    images.write_bytes(images.read_bytes()[:5000])
-    with pytest.raises(DatasetError, match="corrupt or truncated.*MNIST_ROOT"):
+def _damage(raw: Path, fault: str) -> Path:
+    """One real MNIST file under `raw` damaged as a user's disk or download might."""
+    images, labels = raw / "t10k-images-idx3-ubyte", raw / "t10k-labels-idx1-ubyte"
+    data = images.read_bytes()
+    if fault == "truncated":
+        images.write_bytes(data[:5000])
+    elif fault == "padded":
+        images.write_bytes(data + b"\0" * 10)
+    elif fault == "empty":
+        images.write_bytes(b"")
+    elif fault == "header only":
+        images.write_bytes(data[:10])
+    elif fault == "wrong magic":
+        images.write_bytes(labels.read_bytes())  # a label file under an image file's name
+    elif fault == "wrong shape":
+        images.write_bytes(data[:4] + (5000).to_bytes(4, "big") + data[8:])
+    elif fault == "labels past 9":
+        raw_labels = bytearray(labels.read_bytes())
+        raw_labels[8:16] = b"\xff" * 8
+        labels.write_bytes(bytes(raw_labels))
+        return labels
+    return images
+
+
+@pytest.mark.parametrize("fault,message", [
+    ("truncated", "5,000 bytes, expected 7,840,016: truncated or padded"),
+    ("padded", "7,840,026 bytes, expected 7,840,016: truncated or padded"),
+    ("empty", "the file is empty (0 bytes)"),
+    ("header only", "10 bytes, shorter than an IDX header"),
+    ("wrong magic", "not an MNIST image file (IDX magic number 0x00000801, expected 0x00000803)"),
+    ("wrong shape", "holds 5000x28x28, expected MNIST's 10000x28x28"),
+    ("labels past 9", "holds labels up to 255, expected 0-9"),
+])
+def test_a_damaged_file_is_named_with_its_fault(root_copy, cli, capsys, fault, message):
+    damaged = _damage(root_copy / "MNIST" / "raw", fault)
+    with pytest.raises(DatasetError) as error:
+        load_split(root_copy, train=False, download=False)
+    assert str(error.value).startswith(f"{damaged}: ") and message in str(error.value)
+    assert "MNIST_ROOT" in str(error.value)
+    code = cli("train", "--model", "mlp", "--epochs", "1", "--root", str(root_copy), "--out",
+               str(root_copy / "run"))
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and message in err and not (root_copy / "run").exists()
+
+
+def test_a_missing_or_packed_file_is_named(root_copy):
+    raw = root_copy / "MNIST" / "raw"
+    (raw / "t10k-labels-idx1-ubyte").unlink()
+    with pytest.raises(DatasetError, match=f"MNIST under {raw} lacks t10k-labels-idx1-ubyte; set MNIST_ROOT"):
+        load_split(root_copy, train=False, download=False)
+    images = raw / "t10k-images-idx3-ubyte"
+    (raw / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(images.read_bytes()))
+    images.unlink()
+    with pytest.raises(DatasetError, match=r"lacks t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte "
+                                           r"\(t10k-images-idx3-ubyte only as .gz: gunzip them there\)"):
         load_split(root_copy, train=False, download=False)
 
 
-def test_garbage_labels_are_reported_as_corrupt(root_copy):
-    labels = root_copy / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
-    data = bytearray(labels.read_bytes())
-    data[8:16] = b"\xff" * 8  # labels past 9
-    labels.write_bytes(bytes(data))
-    with pytest.raises(DatasetError, match="corrupt"):
-        load_split(root_copy, train=False, download=False)
+NOBODY = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"]
+
+
+def test_an_unreadable_file_is_named(mnist_root):
+    if os.geteuid() == 0 and not shutil.which("setpriv"):
+        pytest.skip("running as root, which reads any file, and setpriv is missing")
+    with tempfile.TemporaryDirectory(dir="/tmp") as folder:  # /tmp: reachable by nobody
+        Path(folder).chmod(0o755)
+        images = Path(folder) / "t10k-images-idx3-ubyte"
+        shutil.copy(mnist_root / "MNIST" / "raw" / images.name, images)
+        images.chmod(0o644)
+
+        def check() -> subprocess.CompletedProcess:
+            code = ("from pathlib import Path; from mnist_models.data import check_idx\n"
+                    f"check_idx(Path({str(images)!r}), 0x803, (10000, 28, 28))")
+            as_nobody = NOBODY if os.geteuid() == 0 else []  # root reads any file: ask as nobody
+            return subprocess.run([*as_nobody, sys.executable, "-c", code], capture_output=True, text=True)
+        if check().returncode != 0:  # the control: the readable file passes
+            pytest.skip("this python cannot run as another user here")
+        images.chmod(0o000)
+        result = check()
+    assert result.returncode == 1 and f"{images}: cannot read it (Permission denied)" in result.stderr
