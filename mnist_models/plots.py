@@ -1,8 +1,16 @@
-"""matplotlib figures of the report and the study; each takes data and returns a Figure.
+"""matplotlib figures of the report and the study; each takes data and returns a Figure
+(a report figure returns None when its data holds nothing to draw).
 
-    fig = throughput_vs_batch(results.frame); fig.savefig("throughput.png")
+    fig = throughput_vs_batch(results.frame); path.write_bytes(png(fig))
+
+Report figures draw at most MAX_PANELS models, MAX_SERIES lines a panel and MAX_BARS
+bar groups, and say on the figure what they left out; the report's tables keep every case.
+Every string from a result file passes through `_text`, so a label like `lab$\\foo{$`
+is drawn as written, never parsed as mathtext.
 """
 from __future__ import annotations
+
+import io
 
 import matplotlib
 
@@ -12,6 +20,24 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+MAX_PANELS, MAX_SERIES, MAX_BARS, MAX_TICKS = 4, 10, 40, 12
+
+
+def png(fig: plt.Figure, dpi: int = 110) -> bytes:
+    """The figure as PNG bytes; the figure is closed."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _left_out(fig: plt.Figure, *counts: tuple[int, int, str]) -> None:
+    """A line at the foot of the figure for what it did not draw: (shown, total, what)."""
+    cut = [f"{shown} of {total:,} {what}" for shown, total, what in counts if shown < total]
+    if cut:
+        fig.text(0.5, 0.005, f"showing {', '.join(cut)}; report.md's tables hold every case",
+                 ha="center", va="bottom", fontsize=8, color="firebrick")
+
 
 def _workloads(frame: pd.DataFrame) -> str:
     """The workloads a figure shows, for its axis: 'epochs of 60,000 images'."""
@@ -20,33 +46,48 @@ def _workloads(frame: pd.DataFrame) -> str:
     return " / ".join(sorted(frame["workload"].unique(), key=images, reverse=True))
 
 
+def _text(value) -> str:
+    """A string from a result file, drawn as written: a `$` would start mathtext."""
+    return str(value).replace("$", r"\$")
+
+
 def _label(parts) -> str:
-    return " ".join(str(p) for p in parts if p)
+    return _text(" ".join(str(p) for p in parts if p))
 
 
-def throughput_vs_batch(frame: pd.DataFrame) -> plt.Figure:
+def throughput_vs_batch(frame: pd.DataFrame) -> plt.Figure | None:
     """Images/s against batch size per model and operation; a line per machine, device,
     precision (and workload, where the frame holds several)."""
     f = frame[(frame["loader"] == "resident") & (frame["variant"] == "tuned")
               & frame["operation"].isin(["train", "infer"])]
-    models, ops = sorted(f["model"].unique()), ["train", "infer"]
-    fig, axes = plt.subplots(len(ops), len(models), figsize=(5.5 * len(models), 8), squeeze=False)
+    all_models, ops = sorted(f["model"].unique()), ["train", "infer"]
+    if not all_models:
+        return None
+    models = all_models[:MAX_PANELS]
+    fig, axes = plt.subplots(len(ops), len(models), figsize=(5.5 * len(models), 8.3), squeeze=False)
+    series = shown = 0
     for (i, op), (j, model) in ((a, b) for a in enumerate(ops) for b in enumerate(models)):
         ax, part = axes[i][j], f[(f["operation"] == op) & (f["model"] == model)]
         keys, several = ["machine", "device", "precision", "native", "workload"], part["workload"].nunique() > 1
-        for (machine, device, precision, native, work), line in part.groupby(keys, dropna=False):
+        lines = list(part.groupby(keys, dropna=False))
+        series, shown = series + len(lines), shown + min(len(lines), MAX_SERIES)
+        for (machine, device, precision, native, work), line in lines[:MAX_SERIES]:
             line = line.sort_values("batch_size")
-            ax.plot(line["batch_size"], line["samples_per_second"], marker="o",
+            ax.plot(line["batch_size"], line["samples_per_second"], marker="o" if len(line) <= 50 else None,
                     label=_label([machine, device, precision, not native and pd.notna(native) and "(emulated)",
                                   several and f"({work})"]))
         kind = "training epochs" if op == "train" else "inference passes"
         ax.set(xscale="log", yscale="log", xlabel="batch size",
-               ylabel=f"images / s ({kind} of {_workloads(part)})" if len(part) else "images / s",
-               title=f"{model}: {'training' if op == 'train' else 'inference'} throughput")
-        ax.set_xticks(sorted(part["batch_size"].unique()), labels=sorted(part["batch_size"].unique()))
+               ylabel=_text(f"images / s ({kind} of {_workloads(part)})" if len(part) else "images / s"),
+               title=_text(f"{model}: {'training' if op == 'train' else 'inference'} throughput"))
+        sizes = sorted(part["batch_size"].unique())
+        if 0 < len(sizes) <= MAX_TICKS:
+            ax.set_xticks(sizes, labels=sizes)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
+        if lines:
+            ax.legend(fontsize=8)
+    fig.tight_layout(rect=(0, 0.02, 1, 1))
+    _left_out(fig, (shown, series, "lines"), (len(models), len(all_models), "models"))
     return fig
 
 
@@ -61,30 +102,36 @@ def _bars(ax, labels: list[str], groups: dict[str, list[float]], ylabel: str, ti
     ax.legend(fontsize=8)
 
 
-def _bar_figure(wide: pd.DataFrame, ylabel: str, title: str, fmt: str, inch_per_group: float) -> plt.Figure:
-    """Grouped bars: one group per row of `wide` (its index joined as the label), a bar per column."""
-    labels = [" ".join(map(str, k)) for k in wide.index]
-    fig, ax = plt.subplots(figsize=(max(6, len(labels) * inch_per_group), 4.5))
-    _bars(ax, labels, {c: wide[c].tolist() for c in wide.columns}, ylabel, title, fmt=fmt)
-    fig.tight_layout()
+def _bar_figure(wide: pd.DataFrame, ylabel: str, title: str, fmt: str, inch_per_group: float) -> plt.Figure | None:
+    """Grouped bars: one group per row of `wide` (its index joined as the label), a bar per
+    column; at most MAX_BARS groups and MAX_SERIES bars a group."""
+    if wide.empty:
+        return None
+    shown = wide.iloc[:MAX_BARS, :MAX_SERIES]
+    labels = [_label(k if isinstance(k, tuple) else [k]) for k in shown.index]
+    fig, ax = plt.subplots(figsize=(min(20, max(6, len(labels) * inch_per_group)), 4.8))
+    _bars(ax, labels, {_text(c): shown[c].tolist() for c in shown.columns}, _text(ylabel), _text(title), fmt=fmt)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    _left_out(fig, (shown.size, wide.size, "bars"))
     return fig
 
 
-def training_bars(frame: pd.DataFrame) -> plt.Figure:
+def training_bars(frame: pd.DataFrame) -> plt.Figure | None:
     """Training images/s per machine, model and batch size, a bar per device (fp32, tuned)."""
     f = frame[(frame["operation"] == "train") & (frame["loader"] == "resident")
               & (frame["variant"] == "tuned") & (frame["precision"] == "fp32")]
     index = ["machine", "model", "batch"] + (["workload"] if f["workload"].nunique() > 1 else [])
     wide = f.assign(batch=f["batch_size"].map(lambda b: f"bs{b}")).pivot_table(
         index=index, columns="device", values="samples_per_second", sort=False)
-    devices = " vs ".join(d.upper() if d != "cuda" else "GPU" for d in wide.columns) or "no cases"
-    fig = _bar_figure(wide, f"training images / s\n(epochs of {_workloads(f)})" if len(f) else "images / s",
+    devices = " vs ".join(d.upper() if d != "cuda" else "GPU" for d in wide.columns)
+    fig = _bar_figure(wide, f"training images / s\n(epochs of {_workloads(f)})",
                       f"Training throughput, {devices} (fp32)", "{:,.0f}", 0.9)
-    fig.axes[0].set_yscale("log")  # a GPU and a CPU, or an MLP and a CNN, differ by orders
+    if fig is not None:
+        fig.axes[0].set_yscale("log")  # a GPU and a CPU, or an MLP and a CNN, differ by orders
     return fig
 
 
-def loader_bars(frame: pd.DataFrame) -> plt.Figure:
+def loader_bars(frame: pd.DataFrame) -> plt.Figure | None:
     """The notebook's DataLoader loop against the resident loop (and its CUDA graph), batch 64, fp32."""
     f = frame[(frame["operation"] == "train") & (frame["batch_size"] == 64) & (frame["precision"] == "fp32")]
     loops = {"seed loader": "seed DataLoader + ToTensor", "resident": "resident tensors",
@@ -92,11 +139,11 @@ def loader_bars(frame: pd.DataFrame) -> plt.Figure:
     f = f.assign(loop=f["setup"].map(loops))
     index = ["machine", "model", "device"] + (["workload"] if f["workload"].nunique() > 1 else [])
     wide = f.pivot_table(index=index, columns="loop", values="samples_per_second")
-    return _bar_figure(wide, f"training images / s\n(epochs of {_workloads(f)})" if len(f) else "images / s",
+    return _bar_figure(wide, f"training images / s\n(epochs of {_workloads(f)})",
                        "The notebook's loader vs the resident loader (batch 64, fp32)", "{:,.0f}", 1.2)
 
 
-def machine_bars(matrix: pd.DataFrame, baseline: str) -> plt.Figure:
+def machine_bars(matrix: pd.DataFrame, baseline: str) -> plt.Figure | None:
     """Each machine's throughput over the baseline's, per case both ran (log scale).
 
     `matrix`: report.machine_matrix's frame (case, workload, images/s and ratio columns);
@@ -104,18 +151,19 @@ def machine_bars(matrix: pd.DataFrame, baseline: str) -> plt.Figure:
     """
     ratios = [c for c in matrix.columns if c.endswith(f" vs {baseline}")]
     m = matrix.dropna(subset=ratios, how="all")
+    if m.empty:
+        return None
     twice = m["case"].duplicated(keep=False)
     labels = [f"{c} ({w})" if t else c for c, w, t in zip(m["case"], m["workload"], twice)]
-    fig, ax = plt.subplots(figsize=(max(7, len(labels) * 0.4), 5.5))
-    _bars(ax, labels, {c.removesuffix(f" vs {baseline}"): m[c].tolist() for c in ratios},
-          f"images/s relative to {baseline}\n(same case, same images per round)",
-          "Across machines (higher is faster)", fmt="{:.2f}x")
+    wide = pd.DataFrame({c.removesuffix(f" vs {baseline}"): m[c].to_numpy() for c in ratios}, index=labels)
+    fig = _bar_figure(wide, f"images/s relative to {baseline}\n(same case, same images per round)",
+                      "Across machines (higher is faster)", "{:.2f}x", 0.4)
+    ax = fig.axes[0]
     ax.set_yscale("log")
     ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
     ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda y, _: f"{y:g}x"))
     ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.axhline(1, color="grey", lw=0.8)
-    fig.tight_layout()
     return fig
 
 

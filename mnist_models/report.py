@@ -1,154 +1,45 @@
-"""Result JSON files -> one DataFrame -> tables, CSV and plots (compare.py: regressions).
+"""Result files' frame -> tables, CSV and plots (results.py loads, compare.py judges).
 
     python -m mnist_models report results/*.json --out results/report
 
-`load_results` only loads; each output (markdown, CSV, PNG) is its own function of
-the frame it returns.
+Each output (markdown, CSV, PNG) is its own function of the frame `load_results`
+returns. Every string that came from a file is escaped before it reaches markdown or a
+figure. No torch here.
 """
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
+import html
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .hardware import SHOWN_FLAGS, cpu_native_bf16, vector_isa
+from .results import Results, ResultError
 
-KEY = ["model", "device", "operation", "loader", "variant", "precision", "batch_size"]
-STATS = ["median", "mean", "min", "max", "stddev", "q1", "q3", "iqr", "rounds"]
-FIGURES = ["samples", "samples_per_second", "gflops", "flops_per_sample", "test_accuracy", "final_loss",
-           "cold_seconds", "peak_rss_mb", "cuda_peak_memory_mb", "params", "macs_per_sample",
-           "torch_threads", "harness_overhead_fraction", "epochs_to_target", "reached",
-           "target_accuracy"]
+FIGURES = ("throughput.png", "training.png", "loaders.png", "machines.png")
+FILES = ("report.md", "results.csv", *FIGURES)
+_MARKDOWN = re.compile(r"([\\`*_\[\]|])")  # with [ ] and < > escaped, no link or tag can form
 
 
-class ResultError(ValueError):
-    """A result file that cannot be used, named with what is wrong."""
-
-
-@dataclass
-class Results:
-    """What load_results found: one row per case, the machines, and the files it passed over."""
-
-    frame: pd.DataFrame
-    machines: dict[str, dict] = field(default_factory=dict)  # label -> machine facts
-    problems: list[str] = field(default_factory=list)  # one line per unusable file
-
-
-def read_result(path: str | Path) -> dict:
-    """One pytest-benchmark JSON written by `pytest bench`, or ResultError saying why not."""
-    path = Path(path)
-    try:
-        doc = json.loads(path.read_text())
-    except OSError as exc:
-        raise ResultError(f"{path}: cannot read it ({exc.strerror})") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ResultError(f"{path}: not valid JSON, truncated or corrupt ({exc}); "
-                          "write it again with pytest bench --benchmark-json") from exc
-    if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list):
-        raise ResultError(f"{path}: not a pytest-benchmark result (no 'benchmarks' list)")
-    ours = [b for b in doc["benchmarks"] if {"model", "operation"} <= set(b.get("extra_info", {}))]
-    if not ours:
-        raise ResultError(f"{path}: a pytest-benchmark file without mnist-bench fields "
-                          "(extra_info has no model/operation); pass files from `pytest bench`")
-    return {**doc, "benchmarks": ours}
-
-
-def _rows(doc: dict, machine: str, path: Path, facts: dict) -> list[dict]:
-    peaks = facts.get("peak_gflops") or {}
-    rows = []
-    for b in doc["benchmarks"]:
-        info, stats = b["extra_info"], b["stats"]
-        row = {"machine": machine, "file": str(path), "case": b.get("param") or b["name"],
-               **{k: info.get(k) for k in KEY}, **{k: stats.get(k) for k in STATS},
-               **{k: info.get(k) for k in FIGURES}, "data": stats.get("data")}
-        row["native"] = info.get("native", _native(row["device"], row["precision"], facts))
-        peak = peaks.get(f"{row['device']}_{row['precision']}")
-        fraction = row["gflops"] / peak if peak and row["gflops"] else None
-        # above 100% of the probe is impossible: the probe (or the FLOP count) is wrong there
-        row["peak_fraction"] = fraction if fraction is not None and fraction <= 1 else None
-        row["peak_over"] = fraction is not None and fraction > 1
-        # files without flops_per_sample counted a training step as 3x the forward pass
-        row["flops_3x"] = row["operation"] == "train" and row["flops_per_sample"] is None
-        rows.append(row)
-    return rows
-
-
-def _native(device: str, precision: str, facts: dict) -> bool | None:
-    """For files written before cases recorded it: bf16 on a cpu is native where its flags say so."""
-    if precision == "fp32":
-        return True
-    return facts.get("cpu_bf16_native") if device == "cpu" else None
-
-
-def machine_facts(doc: dict) -> dict:
-    """A file's machine_info.mnist_bench, completed from pytest-benchmark's own machine_info
-    (py-cpuinfo's flags, family, model, stepping) where the file predates those fields."""
-    info = doc.get("machine_info", {})
-    facts, cpu = dict(info.get("mnist_bench") or {}), info.get("cpu") or {}
-    flags = {f.lower() for f in cpu.get("flags", ())}
-    if "cpu_flags" not in facts and flags:
-        facts.update(cpu_family=cpu.get("family"), cpu_model_number=cpu.get("model"),
-                     cpu_stepping=cpu.get("stepping"), cpu_flags=[f for f in SHOWN_FLAGS if f in flags],
-                     cpu_bf16_native=cpu_native_bf16(flags),
-                     cpu_capability=f"{vector_isa(flags)} (from flags)")
-    facts["commit"] = (doc.get("commit_info") or {}).get("id", "")[:7] or None
-    facts["date"] = (doc.get("datetime") or "")[:10] or None
-    return facts
-
-
-def load_results(paths: list[str | Path], include_quick: bool = False) -> Results:
-    """Every usable file into one frame; unusable ones are listed in `problems`, not raised.
-
-    Quick runs (`--quick`: a few thousand images per round) are left out, and listed, when
-    full runs are among the files, unless `include_quick`.
-    """
-    docs, problems = [], []
-    for path in paths:
-        try:
-            docs.append((Path(path), read_result(path)))
-        except ResultError as exc:
-            problems.append(str(exc))
-    quick = [machine_facts(d).get("quick") for _, d in docs]
-    if not include_quick and not all(quick):
-        problems += [f"{p}: a --quick run, left out beside full runs (pass --include-quick to "
-                     "report it; its cases are compared only with runs of the same workload)"
-                     for (p, _), q in zip(docs, quick) if q]
-        docs = [d for d, q in zip(docs, quick) if not q]
-    labels = [machine_facts(d).get("label") or p.stem for p, d in docs]
-    machines, rows = {}, []
-    for (path, doc), label in zip(docs, labels):
-        machine = label if labels.count(label) == 1 else f"{label} ({path.stem})"
-        machines[machine] = machine_facts(doc)
-        rows += _rows(doc, machine, path, machines[machine])
-    frame = pd.DataFrame(rows, columns=["machine", "file", "case", *KEY, *STATS, *FIGURES,
-                                        "data", "native", "peak_fraction", "peak_over", "flops_3x"])
-    return Results(frame.assign(setup=_setup, workload=workload), machines, problems)
-
-
-def _setup(frame: pd.DataFrame) -> pd.Series:
-    """A short label for the loop: 'resident', 'seed loader', 'plain loop', 'cuda graph',
-    + ' bf16', + ' (emulated)' where the device has no bf16 instructions."""
-    loop = np.select([frame["loader"] == "seed", frame["variant"] == "plain", frame["variant"] == "graphs"],
-                     ["seed loader", "plain loop", "cuda graph"], "resident")
-    emulated = np.where(frame["native"].eq(False), " (emulated)", "")
-    return (pd.Series(loop, index=frame.index) + np.where(frame["precision"] == "bf16", " bf16", "")
-            + emulated)
-
-
-def workload(frame: pd.DataFrame) -> pd.Series:
-    """What one round of a case processes, e.g. '60,000 images' (quick runs: '4,096 images')."""
-    return frame["samples"].map(lambda n: f"{int(n):,} images" if pd.notna(n) else "?")
+def escape(value) -> str:
+    """A string from a file made safe for one markdown line or table cell: whitespace runs
+    (newlines too) become one space, so it can start no heading; HTML is escaped, and link,
+    code, emphasis and table marks lose their meaning, so it can add no tag, link or cell."""
+    text = html.escape(" ".join(str(value).split()), quote=False)
+    return _MARKDOWN.sub(r"\\\1", text)
 
 
 def _md(frame: pd.DataFrame, floatfmt: str = ",.4g") -> str:
-    """Markdown table; images/s shown as whole numbers."""
+    """Markdown table, every string escaped; images/s shown as whole numbers."""
     if not len(frame):
         return "(none)"
     if "images/s" in frame:
         frame = frame.assign(**{"images/s": frame["images/s"].round().astype("Int64")})
+    frame = frame.rename(columns=escape)
+    for col in frame.columns:
+        if not pd.api.types.is_numeric_dtype(frame[col]):
+            frame[col] = frame[col].map(lambda v: escape(v) if isinstance(v, str) else v)
     return frame.to_markdown(index=False, floatfmt=floatfmt, intfmt=",")
 
 
@@ -269,17 +160,16 @@ def _matrix_md(matrix: pd.DataFrame, results: Results) -> str:
                           for x, case in zip(shown[col], shown["case"])]
         else:
             shown[col] = shown[col].map(lambda x: f"{x:.2f}x" if pd.notna(x) else "no pair")
-    return shown.to_markdown(index=False)
+    return _md(shown)
 
 
 def render_markdown(results: Results, baseline: str | None = None, plots: list[str] = ()) -> str:
     """The whole report.md."""
     f = results.frame
     parts = ["# mnist-bench report", "", "## Machines", "", _md(machine_table(results)), ""]
-    over = f[f["peak_over"]]
-    note = (f" Left blank where a case would exceed 100% of its probe, which cannot be: the "
-            f"probe or the file's FLOP count is wrong there ({', '.join(sorted(set(over['machine'] + ' ' + over['case'])))})."
-            if len(over) else "")
+    over = sorted(set(f.loc[f["peak_over"], "machine"] + " " + f.loc[f["peak_over"], "case"]))
+    note = (" Left blank where a case would exceed 100% of its probe, which cannot be: the probe "
+            f"or the file's FLOP count is wrong there ({escape(', '.join(over))})." if over else "")
     train = train_table(f)
     train = train.assign(**{"of peak": [_pct(x) + ("*" if f.loc[i, "flops_3x"] else "")
                                         for i, x in zip(train.index, train["of peak"])],
@@ -300,17 +190,18 @@ def render_markdown(results: Results, baseline: str | None = None, plots: list[s
     tta = tta_table(f)
     without = [m for m in results.machines if m not in set(tta["machine"])]
     parts += ["## Time to accuracy", "", _md(tta), ""]
-    parts += [f"Not run on {', '.join(without)}.", ""] if without and len(tta) else []
+    parts += [f"Not run on {escape(', '.join(without))}.", ""] if without and len(tta) else []
     matrix = machine_matrix(f, baseline)
     if len(matrix):
         base = baseline or f["machine"].iloc[0]
         parts += ["## Across machines", "", "Images per second per case, on the same workload (images "
-                  f"per round), and each machine's throughput over {base}'s (>1: faster). A case one "
+                  f"per round), and each machine's throughput over {escape(base)}'s (>1: faster). A case one "
                   "machine did not run is marked `not run`; time to accuracy is compared above.", "",
                   _matrix_md(matrix, results), ""]
     parts += [f"![{Path(p).stem}]({Path(p).name})" for p in plots]
-    if results.problems:
-        parts += ["", "## Files passed over", ""] + [f"- {p}" for p in results.problems]
+    if results.problems or results.notes:
+        parts += ["", "## Files and entries passed over", ""]
+        parts += [f"- {escape(p)}" for p in [*results.problems, *results.notes]]
     return "\n".join(parts) + "\n"
 
 
@@ -323,30 +214,39 @@ def flat_csv(results: Results) -> str:
     return results.frame.drop(columns=["data"]).to_csv(index=False)
 
 
-def write_report(results: Results, out: Path, baseline: str | None = None) -> list[Path]:
-    """report.md, results.csv and the plots into `out`; returns the paths written."""
+def _baseline(results: Results, baseline: str | None) -> str | None:
+    """The machine the others are compared with: checked before anything is drawn."""
+    if baseline is not None and baseline not in results.machines:
+        raise ResultError(f"--baseline {baseline!r} is not among the machines: {', '.join(results.machines)}")
+    return baseline
+
+
+def write_report(results: Results, out: Path, baseline: str | None = None, force: bool = False) -> list[Path]:
+    """report.md, results.csv and the plots into `out`, all or none; returns the paths written.
+
+    Refuses, before drawing anything, an `out` that cannot be written or that holds a
+    report already (unless `force`); never writes through a symlink planted there.
+    """
     from . import plots
-    from .files import write_text
+    from .files import check_writable, write_files
+    baseline = _baseline(results, baseline)
     inputs = {Path(p).resolve() for p in results.frame["file"].unique()}
-    out.mkdir(parents=True, exist_ok=True)
-    figures = {"throughput.png": plots.throughput_vs_batch, "training.png": plots.training_bars,
-               "loaders.png": plots.loader_bars}
-    matrix = machine_matrix(results.frame, baseline)
-    if len(matrix):
-        base = baseline or results.frame["machine"].iloc[0]
-        figures["machines.png"] = lambda f: plots.machine_bars(matrix, base)
-    clash = [n for n in [*figures, "report.md", "results.csv"] if (out / n).resolve() in inputs]
+    clash = [n for n in FILES if (out / n).resolve() in inputs]
     if clash:
-        raise ResultError(f"{out}/{clash[0]} is one of the input files; choose another --out")
-    written = []
-    for name, draw in figures.items():
-        fig = draw(results.frame)
-        fig.savefig(out / name, dpi=110)
-        plots.plt.close(fig)
-        written.append(out / name)
-    write_text(out / "results.csv", flat_csv(results))
-    write_text(out / "report.md", render_markdown(results, baseline, [p.name for p in written]))
-    return [out / "report.md", out / "results.csv", *written]
+        raise ResultError(f"{out / clash[0]} is one of the input files; choose another --out")
+    check_writable(out, list(FILES), force)
+    matrix = machine_matrix(results.frame, baseline)
+    base = baseline or (results.frame["machine"].iloc[0] if len(results.frame) else None)
+    drawn = {"throughput.png": plots.throughput_vs_batch(results.frame),
+             "training.png": plots.training_bars(results.frame),
+             "loaders.png": plots.loader_bars(results.frame),
+             "machines.png": plots.machine_bars(matrix, base) if len(matrix) else None}
+    contents = {out / name: plots.png(fig) for name, fig in drawn.items() if fig is not None}
+    names = [p.name for p in contents]
+    contents[out / "results.csv"] = flat_csv(results).encode()
+    contents[out / "report.md"] = render_markdown(results, baseline, names).encode()
+    write_files(contents)
+    return [out / "report.md", out / "results.csv", *(out / n for n in names)]
 
 
 def ablation_frame(doc: dict) -> pd.DataFrame:

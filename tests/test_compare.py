@@ -5,7 +5,7 @@ import pytest
 
 from mnist_models.cli import main
 from mnist_models.compare import compare, pool
-from mnist_models.report import load_results
+from mnist_models.results import load_results
 
 DATA = Path(__file__).parent / "data"
 CPU, GPU = DATA / "fixture-cpu.json", DATA / "fixture-gpu.json"
@@ -43,14 +43,25 @@ def test_compare_noise_is_not_a_regression(tmp_path, capsys):
     assert main(["compare", str(CPU), str(noisy)]) == 0
 
 
-def test_compare_single_rounds_fall_back_to_iqr(tmp_path):
+def test_compare_single_rounds_say_the_threshold_decided(tmp_path):
     doc = json.loads(CPU.read_text())
     for b in doc["benchmarks"]:
-        b["stats"].update(data=[b["stats"]["median"]], q1=b["stats"]["median"], q3=b["stats"]["median"])
+        b["stats"].update(data=[b["stats"]["median"]], q1=b["stats"]["median"], q3=b["stats"]["median"], rounds=1)
     one = tmp_path / "one.json"
     one.write_text(json.dumps(doc))
     table = compare(load_results([one]).frame, load_results([_scaled(one, tmp_path / "s.json", 1.5)]).frame)
-    assert (table["verdict"] == "slower").all() and set(table["test"]) == {"iqr"}
+    assert len(table) == 3 and (table["verdict"] == "slower").all() and set(table["test"]) == {"threshold"}
+    two = _scaled(CPU, tmp_path / "two.json", 1.5)  # 5 rounds a side whose quartiles do not overlap
+    doc = json.loads(two.read_text())
+    for b in doc["benchmarks"]:
+        b["stats"].update(data=b["stats"]["data"][:2], rounds=2)
+    two.write_text(json.dumps(doc))
+    base = json.loads(CPU.read_text())
+    for b in base["benchmarks"]:
+        b["stats"].update(data=b["stats"]["data"][:2], rounds=2)
+    (tmp_path / "base2.json").write_text(json.dumps(base))
+    table = compare(load_results([tmp_path / "base2.json"]).frame, load_results([two]).frame)
+    assert set(table["test"]) == {"iqr"}  # 2 and 2 rounds: too few for the test to reach p < 0.05
 
 
 def test_compare_missing_and_new_cases(tmp_path, capsys):

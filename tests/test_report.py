@@ -6,8 +6,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from mnist_models import plots
 from mnist_models.cli import main
-from mnist_models.report import load_results, machine_matrix, render_markdown, speedup_table, train_table
+from mnist_models.report import machine_matrix, render_markdown, speedup_table, train_table
+from mnist_models.results import load_results
 
 DATA = Path(__file__).parent / "data"
 CPU, GPU = DATA / "fixture-cpu.json", DATA / "fixture-gpu.json"
@@ -47,7 +49,10 @@ def test_real_result_file_renders_every_output(tmp_path, capsys):
     for name in ("report.md", "results.csv", "throughput.png", "training.png", "loaders.png"):
         assert (tmp_path / name).stat().st_size > 0, name
     report = (tmp_path / "report.md").read_text()
-    assert "train" in report and "| cnn" in report and "Time to accuracy" in report
+    row = next(line for line in report.split("## Training")[1].splitlines()
+               if line.startswith("| epyc-zen5-2core | cnn ") and "|     256 | resident " in line)
+    assert "3.239" in row and "18,522" in row and "60.5%" in row  # results/epyc-zen5-2core.json's figures
+    assert "| epyc-zen5-2core | cnn     | cpu      | resident bf16 |" in report.split("## Time to accuracy")[1]
 
 
 def test_report_keeps_its_inputs(tmp_path):
@@ -124,3 +129,90 @@ def test_quick_runs_stay_out_of_a_report_of_full_runs(tmp_path, capsys):
     assert len(matrix) == 6  # each case twice, once per workload
     assert main(["report", str(quick_file), "--out", str(tmp_path / "q")]) == 0  # alone: reported
     assert "fixture-quick" in (tmp_path / "q" / "report.md").read_text()
+
+
+def test_an_existing_report_is_kept_without_force(tmp_path, cli, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "report.md").write_text("mine")
+    assert cli("report", str(CPU), "--out", str(out)) == 2
+    assert "already holds report.md; pass --force" in capsys.readouterr().err
+    assert (out / "report.md").read_text() == "mine" and sorted(p.name for p in out.iterdir()) == ["report.md"]
+    assert cli("report", str(CPU), "--out", str(out), "--force") == 0
+    assert (out / "report.md").read_text().startswith("# mnist-bench report")
+
+
+def test_a_planted_symlink_is_replaced_not_followed(tmp_path, cli, capsys):
+    out, target = tmp_path / "out", tmp_path / "precious.txt"
+    out.mkdir()
+    target.write_text("keep me")
+    (out / "throughput.png").symlink_to(target)
+    assert cli("report", str(CPU), "--out", str(out)) == 2  # a link counts as a file already there
+    assert "already holds throughput.png" in capsys.readouterr().err
+    assert cli("report", str(CPU), "--out", str(out), "--force") == 0
+    assert target.read_text() == "keep me" and not (out / "throughput.png").is_symlink()
+    assert (out / "throughput.png").read_bytes()[:4] == b"\x89PNG"
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left
+
+
+def test_bad_baseline_or_out_writes_nothing(tmp_path, cli, capsys):
+    assert cli("report", str(CPU), str(GPU), "--out", str(tmp_path / "out"), "--baseline", "nope") == 2
+    assert "--baseline 'nope' is not among the machines: fixture-cpu, fixture-gpu" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "file").write_text("x")
+    assert cli("report", str(CPU), "--out", str(tmp_path / "file")) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+
+
+def test_a_full_disk_leaves_the_old_report_whole(small_disk, cli, capsys):
+    (small_disk / "report.md").write_text("the old report")
+    assert cli("report", *map(str, RESULTS), "--out", str(small_disk), "--force") == 3  # PNGs exceed 64 KiB
+    assert "No space left on device" in capsys.readouterr().err
+    assert [p.name for p in small_disk.iterdir()] == ["report.md"]
+    assert (small_disk / "report.md").read_text() == "the old report"
+
+
+HOSTILE = "lab$\\foo{$\n# heading <script>alert(1)</script> [x](javascript:alert(1)) <img src=x onerror=alert(1)>"
+
+
+def test_labels_and_machine_strings_are_escaped(tmp_path, cli):
+    def hostile(doc):
+        doc["machine_info"]["mnist_bench"].update(label=HOSTILE, cpu_model="<img src=x onerror=alert(1)>")
+    path = _edited(CPU, tmp_path / "hostile.json", hostile)
+    assert cli("report", str(path), str(GPU), "--out", str(tmp_path / "out")) == 0  # mathtext: drawn as text
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "<script>" not in md and "<img" not in md
+    assert "\\[x\\](javascript:" in md and not re.search(r"(?<!\\)\]\(javascript:", md)  # no link forms
+    assert not [line for line in md.splitlines() if line.startswith("# heading")]
+    assert "&lt;script&gt;" in md and "lab$\\\\foo{$ # heading" in md
+    assert (tmp_path / "out" / "throughput.png").stat().st_size > 0
+
+
+def test_a_file_of_time_to_accuracy_cases_only_is_reported(tmp_path, cli):
+    def tta_only(doc):
+        doc["benchmarks"] = [b for b in doc["benchmarks"] if b["extra_info"]["operation"] == "tta"]
+    path = _edited(RESULTS_DIR / "epyc-zen5-2core.json", tmp_path / "tta.json", tta_only)
+    assert cli("report", str(path), "--out", str(tmp_path / "out")) == 0
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "| epyc-zen5-2core | cnn " in md.split("## Time to accuracy")[1]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["report.md", "results.csv"]  # no empty plots
+
+
+def test_many_cases_keep_every_row_and_figures_say_what_they_left_out(tmp_path):
+    doc = json.loads((RESULTS_DIR / "epyc-zen5-2core.json").read_text())
+    entries = [b for b in doc["benchmarks"] if b["extra_info"]["operation"] == "train"]
+    doc["benchmarks"] = []
+    for i in range(600):  # 600 distinct cases: every one its own batch size
+        b = json.loads(json.dumps(entries[i % len(entries)]))
+        b["extra_info"]["batch_size"], b["param"] = i + 1, f"case-{i}"
+        doc["benchmarks"].append(b)
+    path = tmp_path / "many.json"
+    path.write_text(json.dumps(doc))
+    results = load_results([path])
+    assert results.problems == [] and len(results.frame) == 600
+    assert len(train_table(results.frame)) == 600  # the tables keep every case
+    fig = plots.training_bars(results.frame)
+    notes = [t.get_text() for t in fig.texts]
+    assert len(fig.axes[0].get_xticklabels()) == plots.MAX_BARS
+    fp32 = ((results.frame["precision"] == "fp32") & (results.frame["setup"] == "resident")).sum()
+    assert notes == [f"showing {plots.MAX_BARS} of {fp32:,} bars; report.md's tables hold every case"]

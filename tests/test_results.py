@@ -1,0 +1,105 @@
+"""The validating loader, on a real fixture broken the ways result files break."""
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from mnist_models.results import load_results
+
+CPU = Path(__file__).parent / "data" / "fixture-cpu.json"
+
+
+def _broken(tmp_path: Path, edit) -> Path:
+    doc = json.loads(CPU.read_text())
+    edit(doc)
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(doc))  # NaN and Infinity are written as JSON's extensions
+    return path
+
+
+def _entry(field: str, value):
+    """An edit that sets one field of the first entry (stats.median, extra_info.batch_size...)."""
+    def edit(doc):
+        where, key = field.split(".")
+        doc["benchmarks"][0][where][key] = value
+    return edit
+
+
+ENTRY_FAULTS = [
+    (_entry("stats.median", "fast"), 'stats.median is "fast", expected a positive number of seconds'),
+    (_entry("stats.median", 0), "stats.median is 0, expected a positive number"),
+    (_entry("stats.median", -1.5), "stats.median is -1.5, expected a positive number"),
+    (_entry("stats.median", math.nan), "stats.median is nan, expected a positive number"),
+    (_entry("stats.q1", math.inf), "stats.q1 is inf, expected a positive number"),
+    (_entry("stats.data", [1.0, -2.0]), "stats.data is [1.0, -2.0], expected a list of positive round times"),
+    (_entry("stats.rounds", 9), "stats.rounds is 9 but stats.data holds 5 rounds"),
+    (_entry("extra_info.batch_size", "big"), 'extra_info.batch_size is "big", expected a positive whole number'),
+    (_entry("extra_info.batch_size", True), "extra_info.batch_size is True, expected a positive whole number"),
+    (_entry("extra_info.samples", None), "extra_info.samples is None, expected a positive whole number"),
+    (_entry("extra_info.operation", "fly"), 'extra_info.operation is "fly", expected one of train, infer, tta'),
+    (_entry("extra_info.test_accuracy", 3), "extra_info.test_accuracy is 3, expected a number from 0 to 1"),
+    (lambda doc: doc["benchmarks"][0].pop("stats"), "stats is None, expected an object with the round times"),
+    (lambda doc: doc["benchmarks"].append(dict(doc["benchmarks"][0])),
+     'benchmarks[3]: a second entry for "train-cnn-cpu-bs64" (first: benchmarks[0])'),
+]
+
+
+@pytest.mark.parametrize("edit,message", ENTRY_FAULTS, ids=[m[:40] for _, m in ENTRY_FAULTS])
+def test_a_bad_entry_is_dropped_and_named(tmp_path, cli, capsys, edit, message):
+    path = _broken(tmp_path, edit)
+    results = load_results([path])
+    assert len(results.frame) == len(json.loads(path.read_text())["benchmarks"]) - 1  # the rest stay
+    assert any(p.startswith(f"{path}: benchmarks[") and message in p and p.endswith("entry dropped")
+               for p in results.problems), results.problems
+    assert cli("report", str(path), "--out", str(tmp_path / "out")) == 0  # the rest is reported
+    assert message in capsys.readouterr().err
+    assert cli("compare", str(CPU), str(path)) == 2  # a comparison with a case left out would mislead
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("mnist-bench: error: ") and message in err[-1] and "fix or remove it" in err[-1]
+
+
+FILE_FAULTS = [
+    ("[1, 2]", "not a pytest-benchmark result"),
+    ('{"benchmarks": ["a string"]}', "1 entry without mnist-bench fields"),
+    ('{"benchmarks": [{"extra_info": null, "stats": {}}]}', "1 entry without mnist-bench fields"),
+    ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ('{"benchmarks": [{"extra_info": {"model": "cnn", "operation": "train"}}]}', "stats is None"),
+]
+
+
+@pytest.mark.parametrize("text,message", FILE_FAULTS, ids=[m for _, m in FILE_FAULTS])
+def test_an_unusable_file_is_one_line_and_exit_2(tmp_path, cli, capsys, text, message):
+    path = tmp_path / "bad.json"
+    path.write_text(text)
+    assert cli("report", str(path), "--out", str(tmp_path / "out")) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: " in err and message in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+    assert cli("compare", str(path), str(CPU)) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+@pytest.mark.parametrize("edit,note", [
+    (lambda doc: doc.update(machine_info=[1]), "machine_info is [1], expected an object"),
+    (lambda doc: doc["machine_info"].update(mnist_bench=None), "machine_info.mnist_bench is None"),
+    (lambda doc: doc["machine_info"]["mnist_bench"].update(peak_gflops=None), ""),  # not probed: no note
+    (lambda doc: doc["machine_info"]["mnist_bench"].update(peak_gflops={"cpu_fp32": "x"}), "peak_gflops holds"),
+])
+def test_broken_machine_facts_are_noted_and_the_cases_kept(tmp_path, cli, capsys, edit, note):
+    path = _broken(tmp_path, edit)
+    results = load_results([path])
+    assert len(results.frame) == 3 and results.problems == []
+    assert (any(note in n for n in results.notes) if note else not results.notes)
+    assert results.frame["peak_fraction"].isna().all()
+    assert cli("report", str(path), "--out", str(tmp_path / "out")) == 0
+    assert note in capsys.readouterr().err
+    assert cli("compare", str(path), str(CPU)) == 0
+
+
+def test_an_interrupted_case_is_counted_not_crashed_on(tmp_path):
+    def cut(doc):  # what pytest-benchmark writes for a case stopped by Ctrl-C: no extra_info
+        doc["benchmarks"].append({"name": "test_train[x]", "param": "x", "extra_info": {}, "stats": {}})
+    results = load_results([_broken(tmp_path, cut)])
+    assert len(results.frame) == 3
+    assert "1 entry without mnist-bench fields" in results.problems[0] and "Ctrl-C" in results.problems[0]
