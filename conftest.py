@@ -15,6 +15,7 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     tune_malloc()  # before any tensor: benchmarks and tests train with freed memory kept
+    bench.options(config)  # the matrix options checked once, before collection: one line if wrong
 
 
 def pytest_generate_tests(metafunc):
@@ -31,6 +32,27 @@ def pytest_collection_modifyitems(session, config, items):
             ensure_mnist()
         except DatasetError as exc:
             raise pytest.UsageError(f"mnist-bench: {exc}") from None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item):
+    path = item.config.getoption("benchmark_json", None)
+    if path is not None:
+        bench.write_partial(item.config, path)  # finished cases survive a crash
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_sessionfinish(session):
+    if getattr(session.config, "_benchmarksession", None) is not None:  # pytest-benchmark writes
+        bench.drop_unstarted(session.config._benchmarksession)  # in its own wrapper, after this
+    return (yield)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    path = config.getoption("benchmark_json", None)
+    if path is not None and path.exists():  # pytest-benchmark wrote the whole file
+        path.with_name(path.name + ".partial").unlink(missing_ok=True)
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):

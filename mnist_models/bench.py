@@ -10,20 +10,25 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import socket
 import statistics
 import time
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
+import pytest
 import torch
 
+from .config import EVAL_BATCH, TRAIN_SIZE, TrainConfig
 from .data import ResidentLoader, Split, load_split, seed_loader
+from .files import write_files
 from .hardware import PRECISIONS, default_precisions, machine_info, native_bf16
 from .models import (count_params, create_model, list_models, macs_per_sample,
                      training_macs_per_sample)
 from .timing import peak_rss_mb, sync, timed
-from .train import (TrainConfig, build, evaluate, graphed, infer, train_epoch,
+from .train import (build, check_memory, evaluate, graphed, infer, train_epoch,
                     train_to_accuracy)
 
 DEVICES = ("cpu", "cuda")
@@ -32,7 +37,6 @@ TUNED = ("channels_last", "fused")  # the default variant: what measured fastest
 NAMED = {"tuned": TUNED, "plain": (), "graphs": (*TUNED, "cuda_graphs")}  # variants by name
 OPERATIONS = ("train", "infer", "tta")
 QUICK_TRAIN, QUICK_TEST = 4096, 2048  # images per split with --quick
-EVAL_BATCH = 2000
 
 # Time to accuracy (DAWNBench): the fastest recipe found per model, and its target.
 TTA = {
@@ -141,6 +145,11 @@ def skip_reason(case: Case, opts: BenchOptions) -> str | None:
         return "bf16 not supported on this GPU"
     if case.operation == "tta" and opts.quick:
         return "time to accuracy needs the full dataset; run without --quick"
+    if case.operation != "infer":
+        try:
+            check_memory(case.config(), torch.device(case.device))
+        except ValueError as exc:
+            return str(exc)
     return None
 
 
@@ -320,6 +329,11 @@ def options(config) -> BenchOptions:
     """BenchOptions from a pytest config."""
     quick = config.getoption("--quick")
     rounds = config.getoption("--rounds") or (1 if quick else BenchOptions.rounds)
+    images = QUICK_TRAIN if quick else TRAIN_SIZE
+    too_big = [b for b in config.getoption("--batch-sizes") if b > images]
+    if too_big:
+        raise pytest.UsageError(f"--batch-sizes: {too_big[0]:,} is more than the {images:,} training "
+                                f"images of a {'quick ' * quick}round; choose at most {images}")
     return BenchOptions(devices=config.getoption("--devices"), models=config.getoption("--models"),
                         batch_sizes=config.getoption("--batch-sizes"),
                         precisions=config.getoption("--precisions"), rounds=rounds, quick=quick,
@@ -336,3 +350,29 @@ def missing_cases(result: dict, opts: BenchOptions, device: str = "cpu") -> list
     """Expected case ids absent from a pytest-benchmark JSON dict."""
     present = {b["param"] for b in result.get("benchmarks", [])}
     return [i for i in expected_ids(opts, device) if i not in present]
+
+
+def write_partial(config, path: Path) -> None:
+    """The cases finished so far, as pytest-benchmark would write them, to PATH.partial:
+    what survives a crash or a kill that leaves pytest-benchmark no time to write PATH.
+    Machine facts without the probe; `partial: true` says so."""
+    session = getattr(config, "_benchmarksession", None)  # pytest-benchmark's own session
+    if session is None or not drop_unstarted(session):
+        return
+    cache = config.stash.setdefault(_PARTIAL, {})
+    if not cache:
+        cache["machine_info"] = {"mnist_bench": {**machine_info(options(config).label), "partial": True}}
+        cache["commit_info"] = config.hook.pytest_benchmark_generate_commit_info(config=config)
+    doc = config.hook.pytest_benchmark_generate_json(
+        config=config, benchmarks=session.benchmarks, include_data=True, **cache)
+    write_files({path.with_name(path.name + ".partial"): json.dumps(doc, default=str).encode()})
+
+
+_PARTIAL = pytest.StashKey[dict]()
+
+
+def drop_unstarted(session) -> list:
+    """pytest-benchmark's list without a case stopped (Ctrl-C) before its first round,
+    whose empty statistics would crash pytest-benchmark's own JSON writer."""
+    session.benchmarks[:] = [b for b in session.benchmarks if b.stats.data]
+    return session.benchmarks

@@ -19,7 +19,8 @@ from typing import Callable, Iterable
 
 import psutil
 
-PRECISIONS = ("fp32", "bf16")
+from .config import PRECISIONS
+
 # Instructions that do bf16 arithmetic in hardware: x86 AVX512-BF16 (Cooper Lake, Zen 4 on),
 # AMX-BF16 (Sapphire Rapids on), Arm FEAT_BF16 ("bf16" in /proc/cpuinfo's Features).
 BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
@@ -111,6 +112,18 @@ def default_precisions(device: str, flags: Iterable[str] | None = None) -> tuple
     """
     native = cpu_native_bf16(flags) if device == "cpu" and flags is not None else native_bf16(device)
     return PRECISIONS if native else ("fp32",)
+
+
+def free_memory(device) -> int | None:
+    """Bytes free for tensors on `device` (a torch.device): RAM on the cpu, the GPU's free
+    memory on cuda; None where it cannot be told."""
+    import torch
+    kind = torch.device(device).type
+    if kind == "cpu":
+        return psutil.virtual_memory().available
+    if kind == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    return None
 
 
 def gpu_facts() -> dict:

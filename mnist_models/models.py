@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -150,3 +151,9 @@ def training_macs_per_sample(model: nn.Module) -> int:
     and every layer's input gradient but the first's (the images need none)."""
     layers = [row.macs for row in summarize(model) if row.macs]
     return 3 * sum(layers) - layers[0]
+
+
+def training_bytes_per_sample(model: nn.Module) -> int:
+    """Rough memory of one image in a training step: every layer's output, kept for the
+    backward pass, and its gradient, in fp32."""
+    return 2 * 4 * sum(math.prod(row.output_shape) for row in summarize(model))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import statistics
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -21,7 +20,8 @@ from . import plots
 from .data import MEAN, STD, Split, load_split
 from .inspect import activations, confusion_matrix, conv_layers, misclassified, predict
 from .models import create_model, summarize
-from .train import TrainConfig, fit
+from .config import TrainConfig, check_config
+from .train import fit
 
 MODELS = ("mlp", "cnn")
 FILES = ["curves.png", "history.csv", "confusion_mlp.png", "confusion_cnn.png",
@@ -44,6 +44,12 @@ class StudyConfig:
         return TrainConfig(model=model, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
                            seed=self.seed, device=device, train_samples=self.train_samples,
                            root=self.root)
+
+
+def check_study(cfg: StudyConfig) -> None:
+    """Raise ValueError naming a setting out of range, before any work or folder is made."""
+    for model in MODELS:
+        check_config(cfg.train_config(model, "cpu"))
 
 
 def _pixels(x: torch.Tensor) -> np.ndarray:
@@ -104,11 +110,12 @@ def _tensorboard(logdir: str | None, on_epoch):
     return writer, log
 
 
-def run(cfg: StudyConfig, out: Path, bench_cuda: pd.DataFrame | None = None,
-        progress: bool = False, on_epoch=None, tensorboard: str | None = None) -> dict:
-    """Train, inspect, draw and write every study file into `out`; returns the numbers.
-    With `tensorboard`, the per-epoch scalars and the figures also go to that log folder."""
-    out.mkdir(parents=True, exist_ok=True)
+def run(cfg: StudyConfig, bench_cuda: pd.DataFrame | None = None, progress: bool = False,
+        on_epoch=None, tensorboard: str | None = None,
+        command: str = "python -m mnist_models study") -> tuple[dict, dict[str, bytes]]:
+    """Train, inspect and draw: the numbers, and every study file's contents by name (FILES),
+    for the caller to write together. With `tensorboard`, the per-epoch scalars and the
+    figures also go to that log folder. `command`: what made the run, quoted in study.md."""
     writer, on_epoch = _tensorboard(tensorboard, on_epoch)
     splits = load_split(cfg.root, train=True), load_split(cfg.root, train=False)
     models, histories = train_models(cfg, "cpu", splits, progress, on_epoch)
@@ -132,21 +139,21 @@ def run(cfg: StudyConfig, out: Path, bench_cuda: pd.DataFrame | None = None,
         _pixels(digits), {conv: acts[conv].relu().numpy() for conv in convs}, "cnn")
     mlp_hidden = activations(models["mlp"], digits, ["act1"])["act1"].numpy()
     figures["activations_mlp.png"] = plots.hidden_units(_pixels(digits), mlp_hidden, "mlp", "fc1")
+    files = {}
     for name, fig in figures.items():
-        fig.savefig(out / name, dpi=100)
         if writer:
-            writer.add_figure(name.removesuffix(".png"), fig)  # closes the figure
-        plots.plt.close(fig)
+            writer.add_figure(name.removesuffix(".png"), fig, close=False)
+        files[name] = plots.png(fig, dpi=100)
     if writer:
         writer.close()
     history = pd.concat([pd.DataFrame(h).assign(model=m) for m, h in histories.items()])
-    history.to_csv(out / "history.csv", index=False)
+    files["history.csv"] = history.to_csv(index=False).encode()
     numbers = {"histories": histories, "per_class": per_class(preds), "q7": pd.DataFrame(q7),
                "bench_cuda": bench_cuda, "shapes": layer_shapes(models, test.x),
-               "misclassified": wrong_shown, "cfg": cfg,
+               "misclassified": wrong_shown, "cfg": cfg, "command": command,
                "wrong_counts": {n: int((p.predicted != p.labels).sum()) for n, p in preds.items()}}
-    (out / "study.md").write_text(render(numbers))
-    return numbers
+    files["study.md"] = render(numbers).encode()
+    return numbers, files
 
 
 def _summary_md(name: str) -> str:
@@ -155,10 +162,8 @@ def _summary_md(name: str) -> str:
     return rows.to_markdown(index=False, intfmt=",")
 
 
-def command(cfg: StudyConfig) -> str:
-    parts = ["python -m mnist_models study", f"--epochs {cfg.epochs}"]
-    parts += [f"--train-samples {cfg.train_samples}"] if cfg.train_samples else []
-    return " ".join(parts + ["--out results/study"])
+def _epochs(n: int) -> str:
+    return f"{n} epoch{'s' * (n != 1)}"
 
 
 def render(n: dict) -> str:
@@ -178,8 +183,8 @@ def render(n: dict) -> str:
     wrong = ", ".join(f"{m} {c:,} of 10,000" for m, c in n["wrong_counts"].items())
     return f"""# The MNIST notebook's questions, answered
 
-Made by `{command(cfg)}`: both models trained with the same recipe (Adam, lr {cfg.lr},
-batch {cfg.batch_size}, {cfg.epochs} epochs, seed {cfg.seed}, fp32, on the CPU).
+Made by `{n["command"]}`: both models trained with the same recipe (Adam, lr {cfg.lr},
+batch {cfg.batch_size}, {_epochs(cfg.epochs)}, seed {cfg.seed}, fp32, on the CPU).
 
 ## Q1: a 2-layer network (MLP)
 
@@ -189,7 +194,7 @@ batch {cfg.batch_size}, {cfg.epochs} epochs, seed {cfg.seed}, fp32, on the CPU).
 
 {_summary_md("cnn")}
 
-## Q3: training both for {cfg.epochs} epochs
+## Q3: training both for {_epochs(cfg.epochs)}
 
 ![curves](curves.png)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from dataclasses import asdict, dataclass
 from typing import Callable, Iterable
 
 import torch
@@ -20,41 +19,18 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from .config import TrainConfig, check_config
 from .data import ResidentLoader, Split, load_split, seed_loader, split_validation
 from .graphs import GraphedTraining
-from .hardware import PRECISIONS
-from .models import create_model
+from .hardware import free_memory
+from .models import create_model, training_bytes_per_sample
 from .timing import sync
 
-LOADERS = ("resident", "seed")
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
 
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite."""
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    model: str = "cnn"  # registry name: mlp | cnn
-    epochs: int = 10  # passes over the training set
-    batch_size: int = 64  # training batch size (the notebook's 64)
-    lr: float = 1e-3  # peak learning rate
-    optimizer: str = "adam"  # adam | sgd (Nesterov, momentum 0.9)
-    schedule: str = "constant"  # constant | onecycle (per-batch OneCycleLR of the lr, betas fixed)
-    seed: int = 0  # seeds the weights, dropout and the batch order
-    device: str = "auto"  # auto | cpu | cuda
-    precision: str = "fp32"  # fp32 | bf16 (autocast)
-    loader: str = "resident"  # resident (tensors on the device) | seed (the notebook's DataLoader)
-    channels_last: bool = True  # NHWC memory format for conv layers
-    fused: bool = True  # fused optimizer step (one kernel for all parameters)
-    compile: bool = False  # torch.compile the model (inductor)
-    relu_first: bool = False  # cnn only: ReLU before max-pool, the slower order (for comparison)
-    cuda_graphs: bool = False  # cuda only: replay one captured training step per full batch (adam)
-    train_samples: int | None = None  # first N training images (None: all 60,000)
-    val_samples: int = 0  # held out of the training images for validation
-    eval_batch_size: int = 2000  # batch size for evaluation
-    root: str | None = None  # dataset root (None: $MNIST_ROOT or ./datasets)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -66,25 +42,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise ValueError("cuda requested but no CUDA GPU is available; use --device cpu or auto")
     return torch.device(name)
-
-
-def check_config(cfg: TrainConfig) -> None:
-    """Raise ValueError naming the first field that is out of range."""
-    checks = [(cfg.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}", cfg.precision),
-              (cfg.loader in LOADERS, f"loader must be one of {', '.join(LOADERS)}", cfg.loader),
-              (cfg.optimizer in ("adam", "sgd"), "optimizer must be adam or sgd", cfg.optimizer),
-              (cfg.schedule in ("constant", "onecycle"), "schedule must be constant or onecycle", cfg.schedule),
-              (cfg.epochs >= 1, "epochs must be at least 1", cfg.epochs),
-              (cfg.batch_size >= 1, "batch size must be at least 1", cfg.batch_size),
-              (cfg.lr > 0, "learning rate must be positive", cfg.lr),
-              (cfg.train_samples is None or cfg.train_samples >= 1, "train samples must be at least 1",
-               cfg.train_samples),
-              (cfg.val_samples >= 0, "validation samples must be 0 or more", cfg.val_samples),
-              (not cfg.cuda_graphs or cfg.optimizer == "adam", "cuda graphs work with the adam "
-               "optimizer only", cfg.optimizer)]
-    for ok, message, value in checks:
-        if not ok:
-            raise ValueError(f"{message} (got {value!r})")
 
 
 def autocast(device: torch.device, precision: str, cache: bool = True) -> contextlib.AbstractContextManager:
@@ -240,14 +197,29 @@ def loaders(cfg: TrainConfig, device: torch.device,
     return out
 
 
+def check_memory(cfg: TrainConfig, device: torch.device) -> None:
+    """Refuse (ValueError) a batch whose activations would not fit in the memory free on
+    `device`, before any data is loaded."""
+    per_image = training_bytes_per_sample(create_model(cfg.model))
+    need, free = per_image * cfg.batch_size, free_memory(device)
+    if free is not None and need > 0.8 * free:
+        most = int(0.8 * free // per_image)
+        raise ValueError(f"batch size {cfg.batch_size:,} needs about {need / 2**30:.1f} GiB for the "
+                         f"{cfg.model}'s activations, and {device.type} has {free / 2**30:.1f} GiB free; "
+                         f"choose a --batch-size of at most {most:,}")
+
+
 def fit(cfg: TrainConfig, progress: bool = False, on_epoch: Callable[[dict], None] | None = None,
-        splits: tuple[Split, Split] | None = None) -> tuple[nn.Module, list[dict]]:
+        splits: tuple[Split, Split] | None = None,
+        checkpoint: Callable[[nn.Module, list[dict]], None] | None = None) -> tuple[nn.Module, list[dict]]:
     """Train cfg.epochs epochs from a fresh model; history has one record per epoch.
 
     `splits`: the (train, test) splits already loaded, for callers that train several models.
+    `checkpoint(model, history)` after every epoch, for callers that keep finished work.
     """
     check_config(cfg)
     device = resolve_device(cfg.device)
+    check_memory(cfg, device)
     data = loaders(cfg, device, splits)
     model, opt, sched = build(cfg, device, len(data["train"]))
     graph = graphed(model, opt, cfg, len(data["train"]))
@@ -267,6 +239,8 @@ def fit(cfg: TrainConfig, progress: bool = False, on_epoch: Callable[[dict], Non
                 record.update({f"{split}_loss": result["loss"], f"{split}_accuracy": result["accuracy"]})
         record["seconds"] = seconds
         history.append(record)
+        if checkpoint:  # kept before it is reported: an epoch shown is an epoch saved
+            checkpoint(model, history)
         if on_epoch:
             on_epoch(record)
     return model, history

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -29,3 +30,38 @@ def root_copy(mnist_root: Path, tmp_path: Path) -> Path:
     """A writable copy of the dataset root, for tests that damage files."""
     shutil.copytree(mnist_root / "MNIST" / "raw", tmp_path / "MNIST" / "raw")
     return tmp_path
+
+
+@pytest.fixture
+def cli():
+    """The command line in this process: cli("train", ...) -> its exit code, argparse's included."""
+    from mnist_models.cli import main
+
+    def run(*argv: str) -> int:
+        try:
+            return main(list(argv))
+        except SystemExit as exc:
+            return exc.code
+    return run
+
+
+def _tmpfs(where: Path, options: str) -> Path:
+    where.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (root only): {done.stderr.strip()}")
+    return where
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 64 KiB tmpfs: a disk that fills. Skips where mounting is refused (not root)."""
+    yield _tmpfs(tmp_path / "disk", "size=64k")
+    subprocess.run(["umount", str(tmp_path / "disk")], check=True)
+
+
+@pytest.fixture
+def read_only(tmp_path):
+    """A read-only tmpfs, which root cannot write either (chmod would not stop root)."""
+    yield _tmpfs(tmp_path / "ro", "ro,size=64k")
+    subprocess.run(["umount", str(tmp_path / "ro")], check=True)

@@ -93,7 +93,9 @@ def test_a_run_records_every_field(case, train_split, test_split, mnist_root):
                 "macs_per_sample", "peak_rss_mb", "torch_threads", "dtype", "harness_overhead_fraction"}
     assert expected <= set(info)
     if case.operation == "train":
-        assert 0.3 < info["test_accuracy"] <= 1 and info["final_loss"] < 2.3
+        # 8 steps (bs256) or 32 (seed loop, bs64) on 2,048 images: measured 66.7% / 1.70 and
+        # 82.4% / 1.14; chance is 10% and a loss of 2.30
+        assert info["test_accuracy"] >= 0.6 and info["final_loss"] < 1.9
 
 
 def test_missing_cases_lists_absent_cpu_cases():

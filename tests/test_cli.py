@@ -21,7 +21,7 @@ def test_train_writes_history_and_model(tmp_path, mnist_root, capsys):
     history = json.loads((tmp_path / "run" / "history.json").read_text())
     assert [r["epoch"] for r in history] == [1]
     assert {"train_loss", "test_loss", "test_accuracy", "seconds"} <= set(history[0])
-    assert 0.5 < history[0]["test_accuracy"] <= 1.0
+    assert history[0]["test_accuracy"] >= 0.8 and history[0]["test_loss"] < 0.7  # measured 83.9%, 0.54
     checkpoint = torch.load(tmp_path / "run" / "model.pt")
     assert checkpoint["config"]["model"] == "mlp" and "fc1.weight" in checkpoint["state_dict"]
     assert "epoch   1" in capsys.readouterr().out

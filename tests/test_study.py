@@ -1,10 +1,9 @@
-from pathlib import Path
-
 import pytest
 import torch
 
 from mnist_models import plots
 from mnist_models.cli import main
+from mnist_models.files import write_files
 from mnist_models.inspect import conv_layers
 from mnist_models.models import create_model
 from mnist_models.study import FILES, StudyConfig, run
@@ -13,7 +12,9 @@ from mnist_models.study import FILES, StudyConfig, run
 @pytest.fixture(scope="module")
 def quick_study(tmp_path_factory, mnist_root):
     out = tmp_path_factory.mktemp("study")
-    numbers = run(StudyConfig(epochs=1, train_samples=4096, root=str(mnist_root)), out)
+    numbers, files = run(StudyConfig(epochs=1, train_samples=4096, root=str(mnist_root)),
+                         command=f"python -m mnist_models study --epochs 1 --train-samples 4096 --out {out}")
+    write_files({out / name: data for name, data in files.items()})
     return out, numbers
 
 
@@ -24,7 +25,8 @@ def test_every_file_is_written(quick_study):
     md = (out / "study.md").read_text()
     for q in ("Q1", "Q2", "Q3", "Q4", "Q5", "Q6", "Q7"):
         assert f"## {q}:" in md
-    assert "python -m mnist_models study --epochs 1 --train-samples 4096" in md
+    assert f"python -m mnist_models study --epochs 1 --train-samples 4096 --out {out}" in md
+    assert "1 epoch," in md and "1 epochs" not in md
     for name in FILES[:-2]:
         if name.endswith(".png"):
             assert f"]({name})" in md, name
@@ -53,7 +55,9 @@ def test_study_numbers_answer_q4_and_q7(quick_study):
     _, numbers = quick_study
     per_class = numbers["per_class"]
     assert list(per_class.index) == ["mlp", "cnn"] and per_class.shape[1] == 11
-    assert ((per_class >= 0) & (per_class <= 1)).all().all()
+    # one epoch of 4,096 images: measured 88.4% (MLP) and 90.4% (CNN), every digit above 80%
+    assert per_class.loc["mlp", "overall"] >= 0.85 and per_class.loc["cnn", "overall"] >= 0.87
+    assert (per_class.drop(columns="overall") >= 0.6).all().all()
     q7 = numbers["q7"]
     assert set(q7["device"]) >= {"cpu"} and (q7["median epoch s"] > 0).all()
     assert set(numbers["shapes"]["layer"]) >= {"conv1", "act2", "fc2"}
@@ -78,3 +82,12 @@ def test_tensorboard_logs_or_names_the_extra(tmp_path, mnist_root, capsys):
         return
     assert main(args) == 0
     assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+
+
+@pytest.mark.parametrize("args,message", [(["--epochs", "0"], "epochs must be a positive whole number"),
+                                          (["--train-samples", "70000"], "train samples must be between 1")])
+def test_study_refuses_bad_sizes_before_making_anything(tmp_path, capsys, cli, args, message):
+    out = tmp_path / "new" / "study"
+    assert cli("study", *args, "--out", str(out)) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()

@@ -1,0 +1,149 @@
+"""Faults and bad input on the real commands: checked before the work, finished work kept
+after it, one line and an exit code CI can trust. Real files, disks and processes."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import mnist_models.compare
+from mnist_models.cli import main
+
+ROOT = Path(__file__).parents[1]
+FIXTURE = Path(__file__).parent / "data" / "fixture-cpu.json"
+MLP = ["train", "--model", "mlp", "--device", "cpu", "--train-samples", "2048"]
+
+
+def _one_line(err: str, *parts: str) -> None:
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    for part in parts:
+        assert part in err, (part, err)
+
+
+def test_an_unwritable_out_is_refused_before_training(read_only, tmp_path, cli, capsys):
+    assert cli(*MLP, "--epochs", "1", "--out", str(read_only / "run")) == 2
+    out, err = capsys.readouterr()
+    _one_line(err, f"cannot write in {read_only / 'run'} (Read-only file system)", "choose another --out")
+    assert "epoch" not in out  # refused before any training
+    (tmp_path / "file").write_text("x")
+    assert cli(*MLP, "--epochs", "1", "--out", str(tmp_path / "file" / "run")) == 2
+    _one_line(capsys.readouterr().err, f"is under {tmp_path / 'file'}, which is a file")
+
+
+def test_a_full_disk_after_training_leaves_no_half_result(small_disk, cli, capsys):
+    out = small_disk / "run"  # 64 KiB: history.json fits, the MLP's 400 KB model.pt does not
+    assert cli(*MLP, "--epochs", "1", "--out", str(out)) == 3
+    _one_line(capsys.readouterr().err, "No space left on device", "OSError")
+    assert list(small_disk.rglob("*")) in ([], [out])  # no history.json alone, no temporary file
+
+
+def test_a_diverging_run_says_so_and_writes_nothing_unfinished(tmp_path, cli, capsys):
+    assert cli(*MLP, "--optimizer", "sgd", "--lr", "1e20", "--epochs", "2", "--out", str(tmp_path / "run")) == 2
+    _one_line(capsys.readouterr().err, "training diverged (loss became nan at epoch 1",
+              "before the first epoch finished; nothing written")
+    assert not (tmp_path / "run").exists()
+
+
+def test_ctrl_c_keeps_the_finished_epochs(tmp_path, mnist_root):
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "mnist_models", *MLP, "--train-samples", "60000",
+                             "--batch-size", "16", "--epochs", "5", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "MNIST_ROOT": str(mnist_root)})
+    first = proc.stdout.readline()  # "epoch   1 ..." once the first epoch is done
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert first.startswith("epoch   1") and proc.returncode == 130
+    _one_line(err, "interrupted after 1 finished epoch", f"to {out}")
+    history = json.loads((out / "history.json").read_text())
+    assert [r["epoch"] for r in history] == [1]
+    assert torch.load(out / "model.pt")["state_dict"]["fc1.weight"].isfinite().all()
+
+
+@pytest.mark.parametrize("args,message", [
+    (MLP + ["--batch-size", "70000"], "batch size is larger than the 2,048 training images"),
+    (["train", "--train-samples", "1000000000"], "train samples must be between 1 and MNIST's 60,000"),
+    (["train", "--val-samples", "100", "--loader", "seed"], "validation samples need the resident loader"),
+    (["train", "--lr", "nan"], "learning rate must be a positive number"),
+    (["train", "--lr", "inf"], "learning rate must be a positive number"),
+    (["train", "--epochs", "0"], "epochs must be a positive whole number"),
+    (["profile", "--steps", "-5"], "steps must be a positive whole number"),
+    (["profile", "--steps", "100", "--batch-size", "1024"], "need 102,400 images, more than MNIST's 60,000"),
+    (["ablate", "--rounds", "-1"], "rounds must be a positive whole number"),
+    (["compare", str(FIXTURE), str(FIXTURE), "--threshold", "nan"], "threshold must be a positive number"),
+    (["compare", str(FIXTURE), str(FIXTURE), "--threshold=-5%"], "threshold must be a positive number"),
+])
+def test_sizes_out_of_range_are_refused_before_the_work(tmp_path, cli, capsys, args, message):
+    out = ["--out", str(tmp_path / "new" / "out")] if args[0] in ("train", "ablate") else []
+    assert cli(*args, *out) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["--help"], ["report", "--help"], ["compare", "a.json"],
+                                  ["report", str(FIXTURE), "--out", "{tmp}/report"],
+                                  ["compare", str(FIXTURE), str(FIXTURE)], ["train", "--model", "resnet"]])
+def test_report_compare_help_and_usage_errors_do_not_import_torch(tmp_path, argv):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    code = ("import sys\nfrom mnist_models.cli import main\ntry:\n    code = main(sys.argv[1:])\n"
+            "except SystemExit as exc:\n    code = exc.code\nprint('torch' in sys.modules, code, file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True)
+    imported, exit_code = done.stderr.strip().splitlines()[-1].split()
+    assert imported == "False" and exit_code in ("0", "2", "None"), done.stderr
+
+
+def test_an_unexpected_error_exits_3_never_1(monkeypatch, cli, capsys):
+    def broken(*args, **kwargs):
+        return 1 / 0  # a bug inside compare: must not read as "a case regressed"
+    monkeypatch.setattr(mnist_models.compare, "compare", broken)
+    assert cli("compare", str(FIXTURE), str(FIXTURE)) == 3
+    _one_line(capsys.readouterr().err, "ZeroDivisionError: division by zero", "--debug shows the traceback")
+    with pytest.raises(ZeroDivisionError):
+        main(["--debug", "compare", str(FIXTURE), str(FIXTURE)])
+
+
+@pytest.mark.parametrize("label", ["a/b", "../../evil", ".hidden", "x y", "-q"])
+def test_bench_sh_refuses_a_label_that_is_not_a_file_name(label):
+    done = subprocess.run(["bash", "bench.sh", label, "--quick"], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 2 and "LABEL must be a plain file name" in done.stderr
+    assert not (ROOT / "results" / f"{label}.json").exists()
+
+
+def _repo_copy(tmp_path: Path) -> Path:
+    for name in ("bench.sh", "conftest.py", "pyproject.toml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    shutil.copytree(ROOT / "bench", tmp_path / "bench", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "results").mkdir()
+    return tmp_path
+
+
+@pytest.mark.parametrize("stop", ["ctrl-c", "kill"])
+def test_bench_sh_keeps_the_finished_cases(tmp_path, mnist_root, stop):
+    repo = _repo_copy(tmp_path)
+    proc = subprocess.Popen(["bash", "bench.sh", "box", "-q", "--devices", "cpu", "--models", "mlp",
+                             "--batch-sizes", "1024", "--precisions", "fp32", "--rounds", "2"],
+                            cwd=repo, env={**os.environ, "MNIST_ROOT": str(mnist_root)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    partial = repo / "results" / "box.json.tmp.partial"  # written after every finished case
+    deadline = time.monotonic() + 120
+    while not partial.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if stop == "ctrl-c":
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends the whole job
+    else:
+        import psutil
+        for child in psutil.Process(proc.pid).children(recursive=True):
+            child.kill()  # pytest dies at once: no time to write its JSON
+    _, err = proc.communicate(timeout=120)
+    kept = repo / "runs" / "partial" / "box.json"
+    assert proc.returncode == (130 if stop == "ctrl-c" else 137), err
+    assert "the cases that finished are in runs/partial/box.json" in err
+    doc = json.loads(kept.read_text())
+    assert "train-mlp-cpu-bs1024" in {b.get("param") for b in doc["benchmarks"]}
+    assert not list((repo / "results").iterdir())  # nothing half-made left in the record
