@@ -36,6 +36,7 @@ status=0
 pytest bench -rs --machine-label "$label" --benchmark-json "$out.tmp" "$@" || status=$?
 if [ "$status" -ne 0 ]; then  # pytest: 1 a case failed, 2 interrupted, 3 internal error, 4 usage
     [ "$status" -eq 2 ] && status=130
+    rm -f "$dir/.$label.json.tmp.partial."*.tmp  # a copy a kill cut off mid-write
     kept=runs/partial/$label.json
     for made in "$out.tmp" "$out.tmp.partial"; do  # pytest-benchmark's own, else the suite's per-case copy
         if [ -s "$made" ]; then

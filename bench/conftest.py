@@ -1,20 +1,22 @@
 import pytest
 
-from mnist_models import bench
+from mnist_models.cases import BenchOptions
+from mnist_models.plugin import options
+from mnist_models.runner import Data
 
 
 @pytest.fixture(scope="session")
-def bench_options(request) -> bench.BenchOptions:
-    return bench.options(request.config)
+def bench_options(request) -> BenchOptions:
+    return options(request.config)
 
 
 @pytest.fixture(scope="session")
 def bench_data(bench_options):
     """Resident splits per device, loaded on first use and kept for the session."""
-    cache: dict[str, bench.Data] = {}
+    cache: dict[str, Data] = {}
 
-    def load(device: str) -> bench.Data:
+    def load(device: str) -> Data:
         if device not in cache:
-            cache[device] = bench.Data.load(bench_options, device)
+            cache[device] = Data.load(bench_options, device)
         return cache[device]
     return load

@@ -7,14 +7,15 @@ Speed is recorded, never asserted; a case fails only when training went wrong.
 """
 import pytest
 
-from mnist_models import bench
+from mnist_models.cases import BenchOptions, Case, skip_reason
+from mnist_models.runner import Run, make_run
 
 
-def _measure(benchmark, case: bench.Case, opts: bench.BenchOptions, data) -> bench.Run:
-    reason = bench.skip_reason(case, opts)
+def _measure(benchmark, case: Case, opts: BenchOptions, data) -> Run:
+    reason = skip_reason(case, opts)
     if reason:
         pytest.skip(reason)
-    run = bench.Run(case, opts, data(case.device))
+    run = make_run(case, opts, data(case.device))
     cold = run.cold_round()
     benchmark.group = case.group
     benchmark.pedantic(run.target, setup=run.setup, rounds=opts.rounds, iterations=1)
@@ -35,7 +36,7 @@ def test_infer(benchmark, infer_case, bench_options, bench_data):
 
 def test_tta(benchmark, tta_case, bench_options, bench_data):
     """Time to accuracy (DAWNBench): fresh model to the first evaluation at the target."""
-    run = _measure(benchmark, tta_case, bench_options, bench_data)
+    _measure(benchmark, tta_case, bench_options, bench_data)
     info = benchmark.extra_info
     assert all(info["reached"]), (
         f"{tta_case.id}: seeds reached {info['target_accuracy']:.1%} {info['reached']}, "

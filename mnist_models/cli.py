@@ -116,8 +116,7 @@ def _study(args: argparse.Namespace) -> int:
     if args.tensorboard:
         _tensorboard_available()
     from .commands import study_and_save
-    return study_and_save(cfg, out, args.bench, args.tensorboard, argv=args.argv,
-                          progress=sys.stderr.isatty())
+    return study_and_save(cfg, out, args)
 
 
 def _tensorboard_available() -> None:

@@ -61,16 +61,16 @@ def _keep_finished(cfg: TrainConfig, out: Path, kept: dict, why: str, code: int)
     return code
 
 
-def study_and_save(cfg, out: Path, bench_files: list[str] | None, tensorboard: str | None,
-                   argv: list[str], progress: bool = False) -> int:
-    """The study's run, every file written together at the end."""
+def study_and_save(cfg, out: Path, args: argparse.Namespace) -> int:
+    """The study's run (cfg: a StudyConfig), every file written together at the end; `args`:
+    the command line's --bench and --tensorboard, and the command to quote."""
     tune_malloc()  # before any tensor: freed memory kept for the next step
     from .report import cuda_epochs
     from .results import load_results
     from .study import run
     bench = None
-    if bench_files:
-        results = load_results(bench_files)
+    if args.bench:
+        results = load_results(args.bench)
         for line in results.problems:
             print(f"mnist-bench: warning: {line}", file=sys.stderr)
         bench = cuda_epochs(results.frame)
@@ -79,8 +79,9 @@ def study_and_save(cfg, out: Path, bench_files: list[str] | None, tensorboard: s
         _say(f"{model} epoch {r['epoch']:>3}  train loss {r['train_loss']:.4f}  "
              f"test acc {r['test_accuracy']:.2%}  {r['seconds']:.1f} s")
 
-    command = " ".join(["python -m mnist_models", *argv])
-    _, files = run(cfg, bench, progress=progress, on_epoch=report, tensorboard=tensorboard, command=command)
+    command = " ".join(["python -m mnist_models", *args.argv])
+    _, files = run(cfg, bench, progress=sys.stderr.isatty(), on_epoch=report, tensorboard=args.tensorboard,
+                   command=command)
     write_files({out / name: data for name, data in files.items()})
     _say(f"wrote {out / 'study.md'} and its figures")
     return EXIT_OK
@@ -90,8 +91,8 @@ def ablate_and_save(args: argparse.Namespace, out: Path) -> int:
     """Every comparison of the ablation, then ablation.json and fast.md together."""
     tune_malloc()  # before any tensor: freed memory kept for the next step
     from .ablation import ablate
-    from .bench import BenchOptions
-    from .report import render_fast
+    from .ablation_report import render_fast
+    from .cases import BenchOptions
     from .results import load_results
     bench = load_results(args.bench) if args.bench else None
     if bench is not None and bench.problems:
@@ -112,16 +113,25 @@ def ablate_and_save(args: argparse.Namespace, out: Path) -> int:
 def profile(args: argparse.Namespace) -> int:
     """torch.profiler's table of a few training steps of one case on the cpu."""
     tune_malloc()  # before any tensor: freed memory kept for the next step
-    from .ablation import profile_table
-    from .bench import BenchOptions, Case
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as profiler
+
+    from .cases import BenchOptions, Case
     from .config import TRAIN_SIZE
+    from .runner import Data, make_run
     images = args.steps * args.batch_size
     if images > TRAIN_SIZE:
         raise UsageError(f"{args.steps} steps of batch {args.batch_size} need {images:,} images, more than "
                          f"MNIST's {TRAIN_SIZE:,}; lower --steps or --batch-size")
     case = Case("train", args.model, "cpu", args.batch_size, args.precision, variant=args.variant)
-    case.config()  # raises on unknown variant knobs
-    table = profile_table(case, BenchOptions(root=args.root), args.steps)
+    case.overrides()  # raises on unknown variant knobs
+    data = Data.load(BenchOptions(root=args.root), "cpu")
+    run = make_run(case, BenchOptions(root=args.root), Data(data.train.take(images), data.test))
+    run.cold_round()
+    run.setup()
+    with profiler(activities=[ProfilerActivity.CPU]) as prof:
+        run.target()
+    table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
     _say(f"# python -m mnist_models {' '.join(args.argv)}\n# case {case.id}, {args.steps} training "
          f"steps, torch.profiler, sorted by self CPU time\n{table}")
     return EXIT_OK

@@ -7,7 +7,7 @@ The rule (README, "Regression alerts"): slower than the threshold AND beyond the
 round-to-round noise, by a Mann-Whitney U test at ALPHA shared among the matched cases.
 A case is matched only with the same case on the same workload (images per round): a
 quick run's case against a full run's is listed as not comparable, never judged.
-Rows are judged in bulk (numpy), so 50,000 cases take seconds. No torch here.
+Rows are judged in bulk with numpy (50,000 cases: results/scale.md). No torch here.
 """
 from __future__ import annotations
 

@@ -10,8 +10,10 @@ import math
 from dataclasses import dataclass
 
 MODELS = ("cnn", "mlp")  # models.list_models(), spelled out for torch-free parsing (a test keeps them equal)
+MODEL_VARIANTS = ("cnn_relu_first",)  # registered variants: the ablation's, not the matrix's
 PRECISIONS = ("fp32", "bf16")  # fp32, or bf16 autocast
-LOADERS = ("resident", "seed")  # tensors on the device, or the notebook's DataLoader
+NOTEBOOK = "seed"  # the notebook's DataLoader loop: its name in --loader, case ids and result files
+LOADERS = ("resident", NOTEBOOK)  # tensors on the device, or the notebook's DataLoader
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "onecycle")
 DEVICES = ("auto", "cpu", "cuda")
@@ -30,13 +32,13 @@ class TrainConfig:
     seed: int = 0  # seeds the weights, dropout and the batch order
     device: str = "auto"  # auto | cpu | cuda
     precision: str = "fp32"  # fp32 | bf16 (autocast)
-    loader: str = "resident"  # resident (tensors on the device) | seed (the notebook's DataLoader)
+    loader: str = "resident"  # resident (tensors on the device) | seed (NOTEBOOK: its DataLoader)
     channels_last: bool = True  # NHWC memory format for conv layers
     fused: bool = True  # fused optimizer step (one kernel for all parameters)
     compile: bool = False  # torch.compile the model (inductor)
-    relu_first: bool = False  # cnn only: ReLU before max-pool, the slower order (for comparison)
     cuda_graphs: bool = False  # cuda only: replay one captured training step per full batch (adam)
     train_samples: int | None = None  # first N training images (None: all 60,000)
+    test_samples: int | None = None  # first N test images (None: all 10,000)
     val_samples: int = 0  # held out of the training images for validation
     eval_batch_size: int = EVAL_BATCH  # batch size for evaluation
     root: str | None = None  # dataset root (None: $MNIST_ROOT or ./datasets)
@@ -54,7 +56,7 @@ def _choice(value, choices: tuple[str, ...], what: str) -> tuple[bool, str, obje
 def check_config(cfg: TrainConfig) -> None:
     """Raise ValueError naming the first field that is out of range, before any work."""
     samples = cfg.train_samples
-    checks = [_choice(cfg.model, MODELS, "model"), _choice(cfg.precision, PRECISIONS, "precision"),
+    checks = [_choice(cfg.model, MODELS + MODEL_VARIANTS, "model"), _choice(cfg.precision, PRECISIONS, "precision"),
               _choice(cfg.loader, LOADERS, "loader"), _choice(cfg.optimizer, OPTIMIZERS, "optimizer"),
               _choice(cfg.schedule, SCHEDULES, "schedule"), _choice(cfg.device, DEVICES, "device"),
               (cfg.epochs >= 1, "epochs must be at least 1", cfg.epochs),
@@ -62,6 +64,8 @@ def check_config(cfg: TrainConfig) -> None:
               (math.isfinite(cfg.lr) and cfg.lr > 0, "learning rate must be a positive number", cfg.lr),
               (samples is None or 1 <= samples <= TRAIN_SIZE,
                f"train samples must be between 1 and MNIST's {TRAIN_SIZE:,} training images", samples),
+              (cfg.test_samples is None or 1 <= cfg.test_samples <= TEST_SIZE,
+               f"test samples must be between 1 and MNIST's {TEST_SIZE:,} test images", cfg.test_samples),
               (cfg.val_samples >= 0, "validation samples must be 0 or more", cfg.val_samples),
               (cfg.val_samples == 0 or cfg.loader == "resident",
                "validation samples need the resident loader (the notebook's loader has no validation "

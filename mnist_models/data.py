@@ -1,4 +1,4 @@
-"""MNIST as tensors: the device-resident loader (the default) and the seed's DataLoader.
+"""MNIST as tensors: the device-resident loader (the default) and the notebook's DataLoader.
 
     from mnist_models.data import load_split, ResidentLoader
     train = load_split(train=True, device="cpu")          # root from MNIST_ROOT or ./datasets
@@ -176,8 +176,8 @@ class ResidentLoader:
     """Batches cut from a resident Split by a seeded randperm each epoch; no per-sample work.
 
     The permutation is drawn on the CPU (so CPU and GPU runs see the same order) and
-    moved once per epoch; each batch is then one index_select on the split's device
-    (half of `x[idx]`'s cost at batch 64 on the cpu: 16 us against 34, results/fast/floor.md).
+    moved once per epoch; each batch is then one index_select on the split's device,
+    cheaper than `x[idx]` (results/fast/floor.md measures both).
     """
 
     def __init__(self, split: Split, batch_size: int, shuffle: bool = True, seed: int = 0):
@@ -200,7 +200,7 @@ class ResidentLoader:
             yield x.index_select(0, idx), y.index_select(0, idx)
 
 
-def seed_loader(root: str | os.PathLike | None = None, train: bool = True, batch_size: int = 64,
+def notebook_loader(root: str | os.PathLike | None = None, train: bool = True, batch_size: int = 64,
                 limit: int | None = None, download: bool = True) -> DataLoader:
     """The notebook's loader, kept for comparison: DataLoader(MNIST(transform=ToTensor())).
 

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 WARMUP_STEPS = 3  # eager steps before capture: lazy state, cudnn autotune, allocator
+SAMPLE_SHAPE = (1, 28, 28)  # one MNIST image: the static batch's shape after the batch size
 
 
 class StepGraph:
@@ -94,11 +95,10 @@ class GraphedTraining:
     """
 
     def __init__(self, step: Callable[..., tuple[torch.Tensor, torch.Tensor]], model: nn.Module,
-                 optimizer: torch.optim.Optimizer, batch_size: int, steps: int,
-                 sample_shape: tuple[int, ...] = (1, 28, 28)):
+                 optimizer: torch.optim.Optimizer, batch_size: int, steps: int):
         device = next(model.parameters()).device
         self.step, self.model = step, model
-        self.x = torch.zeros(batch_size, *sample_shape, device=device)
+        self.x = torch.zeros(batch_size, *SAMPLE_SHAPE, device=device)
         self.y = torch.zeros(batch_size, dtype=torch.long, device=device)
         self.losses = torch.zeros(steps, device=device)
         self.corrects = torch.zeros(steps, dtype=torch.long, device=device)

@@ -18,7 +18,7 @@ import torch
 
 from . import plots
 from .data import MEAN, STD, Split, load_split
-from .inspect import activations, confusion_matrix, conv_layers, misclassified, predict
+from .inspection import activations, confusion_matrix, conv_layers, misclassified, predict
 from .models import create_model, summarize
 from .config import TrainConfig, check_config
 from .train import fit

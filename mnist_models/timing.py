@@ -38,10 +38,10 @@ def tune_malloc() -> str:
     """Keep freed memory in the process, so the next step's tensors need no new pages.
 
     glibc gives big freed blocks back to the OS (mmap'd above 128 KiB, heap top trimmed)
-    and faults fresh pages in on the next allocation: a CNN training step at batch 256
-    took a median 6,555 page faults here and its epoch ran 1.66x slower than with
-    this (results/fast/malloc.md). Raising both thresholds keeps the memory for reuse; peak
-    memory is unchanged. Call once, before training; `MNIST_BENCH_MALLOC=default` skips it.
+    and faults fresh pages in on the next allocation, thousands a CNN step (what that
+    costs is measured in results/fast/malloc.md). Raising both thresholds keeps the memory
+    for reuse; peak memory is unchanged. Call once, before training;
+    `MNIST_BENCH_MALLOC=default` skips it.
     Returns what was done, which machine_info records.
     """
     if os.environ.get(MALLOC_ENV) == "default":

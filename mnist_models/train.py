@@ -1,8 +1,12 @@
-"""Training and evaluation: TrainConfig, train_epoch, evaluate, fit -> history.
+"""Training and evaluation: the Trainer (one run's state), fit -> history, time to accuracy.
 
-    from mnist_models.train import TrainConfig, fit
+    from mnist_models.train import fit
+    from mnist_models.config import TrainConfig
     model, history = fit(TrainConfig(model="cnn", epochs=10))
     print(history[-1]["test_accuracy"])
+
+    trainer = Trainer(cfg, steps_per_epoch=len(batches))   # model, optimizer, schedule, graph
+    trainer.epoch(batches); trainer.evaluate(test)
 
 On cuda nothing in the batch loop reads a value back to the host: losses and
 correct counts stay on the device and are read once per epoch.
@@ -10,7 +14,6 @@ correct counts stay on the device and are read once per epoch.
 from __future__ import annotations
 
 import contextlib
-import functools
 import time
 from typing import Callable, Iterable
 
@@ -19,8 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .config import TrainConfig, check_config
-from .data import ResidentLoader, Split, load_split, seed_loader, split_validation
+from .config import NOTEBOOK, TrainConfig, check_config
+from .data import ResidentLoader, Split, load_split, notebook_loader, split_validation
 from .graphs import GraphedTraining
 from .hardware import free_memory
 from .models import create_model, training_bytes_per_sample
@@ -53,7 +56,7 @@ def autocast(device: torch.device, precision: str, cache: bool = True) -> contex
 def build(cfg: TrainConfig, device: torch.device, steps_per_epoch: int):
     """A fresh model, optimizer and (optional) per-batch scheduler, seeded by cfg.seed."""
     torch.manual_seed(cfg.seed)
-    model = create_model(cfg.model, **({"pool_first": False} if cfg.relu_first else {})).to(device)
+    model = create_model(cfg.model).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if cfg.compile:
@@ -74,48 +77,67 @@ def build(cfg: TrainConfig, device: torch.device, steps_per_epoch: int):
     return model, opt, sched
 
 
-def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
-               precision: str = "fp32", graph_safe: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimizer step on a batch: (loss, correct count), both left on the device."""
-    with autocast(x.device, precision, cache=not graph_safe):
-        logits = model(x)
-        loss = F.cross_entropy(logits, y)
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-    return loss.detach(), (logits.argmax(1) == y).sum()
+class Trainer:
+    """One training run's state, built from a TrainConfig: the model, optimizer, schedule,
+    precision and device, and on cuda with cfg.cuda_graphs the captured training step.
 
-
-def graphed(model: nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainConfig,
-            steps: int) -> GraphedTraining | None:
-    """The captured training step for cfg.cuda_graphs (None when off); it costs a few steps' time."""
-    if not cfg.cuda_graphs:
-        return None
-    step = functools.partial(train_step, model, optimizer, precision=cfg.precision)
-    return GraphedTraining(step, model, optimizer, cfg.batch_size, steps)
-
-
-def train_epoch(model: nn.Module, batches: Batches, optimizer: torch.optim.Optimizer,
-                device: torch.device, precision: str = "fp32", scheduler=None,
-                epoch: int = 1, graph: GraphedTraining | None = None) -> dict:
-    """One pass over `batches`: {"loss", "accuracy", "samples"}; raises on a non-finite loss.
-
-    With `graph` (from `graphed`), full batches replay its captured step instead.
+    epoch(batches) trains one pass, evaluate(batches) measures; finished epochs are counted.
     """
-    if graph is not None:
-        losses, corrects, sizes = graph.epoch(batches, scheduler)
-        return _epoch_totals(losses, corrects, sizes, epoch)
-    model.train()
-    losses, corrects, sizes = [], [], []
-    for x, y in batches:
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        loss, correct = train_step(model, optimizer, x, y, precision)
-        if scheduler is not None:
-            scheduler.step()
-        losses.append(loss)
-        corrects.append(correct)
-        sizes.append(len(y))
-    return _epoch_totals(torch.stack(losses).float(), torch.stack(corrects), sizes, epoch)
+
+    def __init__(self, cfg: TrainConfig, steps_per_epoch: int, device: torch.device | None = None):
+        self.cfg, self.steps_per_epoch = cfg, steps_per_epoch
+        self.device = device if device is not None else resolve_device(cfg.device)
+        self.model, self.optimizer, self.scheduler = build(cfg, self.device, steps_per_epoch)
+        self.graph: GraphedTraining | None = None
+        self.epochs = 0  # finished epochs
+
+    def step(self, x: torch.Tensor, y: torch.Tensor, graph_safe: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """One optimizer step on a batch: (loss, correct count), both left on the device.
+        `graph_safe`: no autocast weight cache, for a step captured in a CUDA graph."""
+        with autocast(x.device, self.cfg.precision, cache=not graph_safe):
+            logits = self.model(x)
+            loss = F.cross_entropy(logits, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return loss.detach(), (logits.argmax(1) == y).sum()
+
+    def capture(self) -> None:
+        """Capture the training step now (cfg.cuda_graphs; it costs a few steps' time);
+        otherwise the first epoch does it."""
+        if self.cfg.cuda_graphs and self.graph is None:
+            self.graph = GraphedTraining(self.step, self.model, self.optimizer, self.cfg.batch_size,
+                                         self.steps_per_epoch)
+
+    def epoch(self, batches: Batches) -> dict:
+        """One pass over `batches`: {"loss", "accuracy", "samples"}; raises on a non-finite loss.
+
+        With a captured step, full batches replay it instead of running eagerly.
+        """
+        self.capture()
+        if self.graph is not None:
+            losses, corrects, sizes = self.graph.epoch(batches, self.scheduler)
+        else:
+            losses, corrects, sizes = self._eager(batches)
+        self.epochs += 1
+        return _epoch_totals(losses, corrects, sizes, self.epochs)
+
+    def _eager(self, batches: Batches) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+        self.model.train()
+        losses, corrects, sizes = [], [], []
+        for x, y in batches:
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            loss, correct = self.step(x, y)
+            if self.scheduler is not None:
+                self.scheduler.step()
+            losses.append(loss)
+            corrects.append(correct)
+            sizes.append(len(y))
+        return torch.stack(losses).float(), torch.stack(corrects), sizes
+
+    def evaluate(self, batches: Batches) -> dict:
+        """Mean loss and accuracy over `batches`: {"loss", "accuracy", "samples"}."""
+        return evaluate(self.model, batches, self.device, self.cfg.precision)
 
 
 def _epoch_totals(losses: torch.Tensor, corrects: torch.Tensor, sizes: list[int],
@@ -159,35 +181,30 @@ def infer(model: nn.Module, x: torch.Tensor, batch_size: int, precision: str = "
     return out
 
 
-def train_to_accuracy(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler,
-                      train: Batches, test: Batches, device: torch.device, cfg: TrainConfig,
-                      target: float) -> dict:
-    """Train until the test accuracy first reaches `target`, evaluating after every epoch.
-
-    Returns {"reached", "epochs", "accuracy"}; time it from outside (DAWNBench's
-    time to accuracy counts the evaluations too).
-    """
-    graph = graphed(model, optimizer, cfg, len(train))
-    for epoch in range(1, cfg.epochs + 1):
-        train_epoch(model, train, optimizer, device, cfg.precision, scheduler, epoch, graph)
-        accuracy = evaluate(model, test, device, cfg.precision)["accuracy"]
+def train_to_accuracy(trainer: Trainer, train: Batches, test: Batches, target: float) -> dict:
+    """Train until the test accuracy first reaches `target`, evaluating after every epoch
+    (at most the config's epochs). Returns {"reached", "epochs", "accuracy"}; time it from
+    outside (DAWNBench's time to accuracy counts the evaluations, and a CUDA graph's capture)."""
+    for _ in range(trainer.cfg.epochs):
+        trainer.epoch(train)
+        accuracy = trainer.evaluate(test)["accuracy"]
         if accuracy >= target:
             break
-    return {"reached": accuracy >= target, "epochs": epoch, "accuracy": accuracy}
+    return {"reached": accuracy >= target, "epochs": trainer.epochs, "accuracy": accuracy}
 
 
 def loaders(cfg: TrainConfig, device: torch.device,
             splits: tuple[Split, Split] | None = None) -> dict[str, Batches]:
     """train (and val) and test batches for cfg.loader; the resident ones live on `device`.
 
-    `splits` (train, test) are used instead of reading the files again; the seed loader
-    always reads them, as the notebook did.
+    `splits` (train, test) are used instead of reading the files again; the notebook's
+    loader always reads them, as the notebook did.
     """
-    if cfg.loader == "seed":
-        return {"train": seed_loader(cfg.root, True, cfg.batch_size, cfg.train_samples),
-                "test": seed_loader(cfg.root, False, cfg.eval_batch_size)}
+    if cfg.loader == NOTEBOOK:
+        return {"train": notebook_loader(cfg.root, True, cfg.batch_size, cfg.train_samples),
+                "test": notebook_loader(cfg.root, False, cfg.eval_batch_size, cfg.test_samples)}
     train, test = splits or (load_split(cfg.root, train=True), load_split(cfg.root, train=False))
-    train, test = train.to(device).take(cfg.train_samples), test.to(device)
+    train, test = train.to(device).take(cfg.train_samples), test.to(device).take(cfg.test_samples)
     out: dict[str, Batches] = {}
     if cfg.val_samples:
         train, val = split_validation(train, cfg.val_samples, cfg.seed)
@@ -221,27 +238,25 @@ def fit(cfg: TrainConfig, progress: bool = False, on_epoch: Callable[[dict], Non
     device = resolve_device(cfg.device)
     check_memory(cfg, device)
     data = loaders(cfg, device, splits)
-    model, opt, sched = build(cfg, device, len(data["train"]))
-    graph = graphed(model, opt, cfg, len(data["train"]))
+    trainer = Trainer(cfg, len(data["train"]), device)
+    trainer.capture()  # before the first epoch's clock
     history = []
-    for epoch in range(1, cfg.epochs + 1):
-        bar = tqdm(data["train"], desc=f"epoch {epoch}/{cfg.epochs}", leave=False,
+    while trainer.epochs < cfg.epochs:
+        bar = tqdm(data["train"], desc=f"epoch {trainer.epochs + 1}/{cfg.epochs}", leave=False,
                    disable=not progress, unit="batch")
         sync(device)
         start = time.perf_counter()
-        train = train_epoch(model, bar, opt, device, cfg.precision, sched, epoch, graph)
+        train = trainer.epoch(bar)
         sync(device)
         seconds = time.perf_counter() - start
-        record = {"epoch": epoch, "train_loss": train["loss"], "train_accuracy": train["accuracy"]}
+        record = {"epoch": trainer.epochs, "train_loss": train["loss"], "train_accuracy": train["accuracy"]}
         for split in ("val", "test"):
             if split in data:
-                result = evaluate(model, data[split], device, cfg.precision)
+                result = trainer.evaluate(data[split])
                 record.update({f"{split}_loss": result["loss"], f"{split}_accuracy": result["accuracy"]})
-        record["seconds"] = seconds
-        history.append(record)
+        history.append({**record, "seconds": seconds})
         if checkpoint:  # kept before it is reported: an epoch shown is an epoch saved
-            checkpoint(model, history)
+            checkpoint(trainer.model, history)
         if on_epoch:
-            on_epoch(record)
-    return model, history
-
+            on_epoch(history[-1])
+    return trainer.model, history

@@ -1,6 +1,6 @@
 """Target 1's ceiling: the MLP at batch 64 on the cpu, from the seed loop down to its GEMMs.
 
-    python results/fast/floor.py > results/fast/floor.md        # about a minute and a half here
+    python experiments/floor.py > results/fast/floor.md
 
 This VM runs in a fast and a slow spell for minutes at a time (the GEMMs alone take 1.7x
 longer in the slow one, the seed loop's Python about 12% longer); floor.md holds a run
@@ -23,9 +23,11 @@ import time
 import torch
 import torch.nn.functional as F
 
-from mnist_models.bench import BenchOptions, Case, Data, Run
+from mnist_models.cases import BenchOptions, Case
+from mnist_models.config import TrainConfig
+from mnist_models.runner import Data, make_run
 from mnist_models.timing import tune_malloc
-from mnist_models.train import TrainConfig, build, train_epoch
+from mnist_models.train import Trainer
 
 ROUNDS, BATCH, CPU = 9, 64, torch.device("cpu")
 RECIPE = TrainConfig(model="mlp", batch_size=BATCH)  # the suite's: Adam 1e-3, fused, seed 0
@@ -43,13 +45,12 @@ ROWS = {
 
 
 def fresh() -> tuple[torch.nn.Module, torch.optim.Optimizer]:
-    model, opt, _ = build(RECIPE, CPU, steps_per_epoch=1)  # no schedule: steps unused
-    return model, opt
+    trainer = Trainer(RECIPE, steps_per_epoch=1, device=CPU)  # no schedule: steps unused
+    return trainer.model, trainer.optimizer
 
 
 def suite_step(batches) -> None:
-    model, opt = fresh()
-    train_epoch(model, batches, opt, CPU)
+    Trainer(RECIPE, steps_per_epoch=len(batches), device=CPU).epoch(batches)
 
 
 def bare(batches) -> None:
@@ -104,7 +105,7 @@ def main() -> None:
     tune_malloc()
     opts = BenchOptions(devices=("cpu",), label="floor")
     data = Data.load(opts, "cpu")
-    runs = {name: Run(Case("train", "mlp", "cpu", BATCH, loader=loader, variant=variant), opts, data)
+    runs = {name: make_run(Case("train", "mlp", "cpu", BATCH, loader=loader, variant=variant), opts, data)
             for name, loader, variant in (("seed loop", "seed", "plain"),
                                           ("suite epoch", "resident", "tuned"))}
     check_gradients(data.train.x[:BATCH], data.train.y[:BATCH])
@@ -164,7 +165,7 @@ def report(seconds: dict[str, list[float]], samples: int) -> None:
         return f"{statistics.median(ratios):.2f}x" if ratios else "-"
 
     print("# The MLP at batch 64: where target 1's ceiling is\n")
-    print("Made by `python results/fast/floor.py`: one epoch of 60,000 "
+    print("Made by `python experiments/floor.py`: one epoch of 60,000 "
           f"images per row and round, {ROUNDS} interleaved, shuffled rounds after one cold round, "
           f"cpu, {torch.get_num_threads()} threads, fresh model (same seed) per round. Target 1 asks "
           "for 8x the seed loop at the least (10x the goal). A round counts as quick when its "

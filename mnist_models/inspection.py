@@ -10,13 +10,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .config import EVAL_BATCH
 from .data import Split
+from .models import capture_outputs, leaf_layers
 from .train import infer
-
-
-def named_layers(model: nn.Module) -> list[str]:
-    """Names of the model's leaf layers, in definition order."""
-    return [n for n, m in model.named_modules() if n and not list(m.children())]
 
 
 def conv_layers(model: nn.Module) -> list[str]:
@@ -24,27 +21,14 @@ def conv_layers(model: nn.Module) -> list[str]:
     return [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
 
 
-@torch.inference_mode()
 def activations(model: nn.Module, x: torch.Tensor,
                 layers: list[str] | None = None) -> dict[str, torch.Tensor]:
-    """Each named layer's output for input x, captured with forward hooks (eval mode)."""
-    wanted = layers or named_layers(model)
-    modules = dict(model.named_modules())
-    unknown = sorted(set(wanted) - set(modules))
+    """Each named layer's output for input x (all leaf layers by default), eval mode."""
+    wanted = layers or leaf_layers(model)
+    unknown = sorted(set(wanted) - set(dict(model.named_modules())))
     if unknown:
-        raise ValueError(f"unknown layers {unknown}; the model has {named_layers(model)}")
-    captured: dict[str, torch.Tensor] = {}
-    handles = [modules[name].register_forward_hook(
-        lambda _m, _i, out, name=name: captured.__setitem__(name, out.detach()))
-        for name in wanted]
-    was_training = model.training
-    try:
-        model.eval()(x)
-    finally:
-        model.train(was_training)
-        for h in handles:
-            h.remove()
-    return {name: captured[name] for name in wanted}
+        raise ValueError(f"unknown layers {unknown}; the model has {leaf_layers(model)}")
+    return capture_outputs(model, x, wanted)
 
 
 @dataclass(frozen=True)
@@ -57,7 +41,7 @@ class Predictions:
 
 
 @torch.inference_mode()
-def predict(model: nn.Module, split: Split, batch_size: int = 2000,
+def predict(model: nn.Module, split: Split, batch_size: int = EVAL_BATCH,
             precision: str = "fp32") -> Predictions:
     """Class and confidence for every sample of `split`."""
     conf, pred = infer(model, split.x, batch_size, precision).softmax(1).max(1)

@@ -1,6 +1,6 @@
 """glibc's default allocator against timing.tune_malloc, side by side.
 
-    python results/fast/malloc.py > results/fast/malloc.md        # about 5 minutes here
+    python experiments/malloc.py > results/fast/malloc.md
 
 mallopt cannot be undone inside a process, so every run is a fresh process: for each
 case, PROCESSES pairs (default, tuned) alternate, and each process trains EPOCHS
@@ -25,18 +25,19 @@ EPOCHS, PROCESSES = 3, 3
 def child(case: str) -> None:
     import torch
 
+    from mnist_models.config import TrainConfig
     from mnist_models.data import ResidentLoader, load_split
     from mnist_models.timing import tune_malloc
-    from mnist_models.train import TrainConfig, build, train_epoch
+    from mnist_models.train import Trainer
     state = tune_malloc()
     model, batch_size, precision = CASES[case]
     cpu, cfg = torch.device("cpu"), TrainConfig(model=model, batch_size=batch_size, precision=precision)
     batches = ResidentLoader(load_split(train=True), batch_size)
     rounds = []
     for _ in range(EPOCHS):
-        net, opt, _ = build(cfg, cpu, len(batches))
+        trainer = Trainer(cfg, len(batches), cpu)
         faults, start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt, time.perf_counter()
-        train_epoch(net, batches, opt, cpu, precision)
+        trainer.epoch(batches)
         rounds.append({"seconds": time.perf_counter() - start,
                        "faults": (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / len(batches)})
     print(json.dumps({"malloc": state, "rounds": rounds}))
@@ -53,7 +54,7 @@ def main() -> None:
                 runs[case, setting] += json.loads(out.splitlines()[-1])["rounds"]
                 print(f"{case}: process {i + 1} {setting}", file=sys.stderr, flush=True)
     print("# glibc's default allocator vs tune_malloc\n")
-    print(f"Made by `python results/fast/malloc.py > results/fast/malloc.md`: per case, {PROCESSES} "
+    print(f"Made by `python experiments/malloc.py > results/fast/malloc.md`: per case, {PROCESSES} "
           f"pairs of fresh processes alternating (default, tuned), each training {EPOCHS} epochs of "
           "60,000 images from a fresh model per epoch, on the cpu. `default`: "
           "`MNIST_BENCH_MALLOC=default`, glibc as the platform set it; `tuned`: `timing.tune_malloc()`.\n")
