@@ -1,6 +1,7 @@
 """Fixtures on the real MNIST files; the root conftest has checked once that they are there."""
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -65,3 +66,54 @@ def read_only(tmp_path):
     """A read-only tmpfs, which root cannot write either (chmod would not stop root)."""
     yield _tmpfs(tmp_path / "ro", "ro,size=64k")
     subprocess.run(["umount", str(tmp_path / "ro")], check=True)
+
+
+REPO = Path(__file__).parents[1]
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    """The checkout's root: bench.sh, results/, the root conftest."""
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def cpu_result() -> Path:
+    """A small hand-made result file: three cpu cases with round numbers (tests/data)."""
+    return DATA / "fixture-cpu.json"
+
+
+@pytest.fixture(scope="session")
+def gpu_result() -> Path:
+    """Its twin from a machine with a GPU: the same cpu cases, and cuda ones."""
+    return DATA / "fixture-gpu.json"
+
+
+@pytest.fixture(scope="session")
+def committed_results() -> list[Path]:
+    """The real result files in results/ (three EPYC machines)."""
+    return sorted((REPO / "results").glob("*.json"))
+
+
+@pytest.fixture
+def edited_result(tmp_path):
+    """edited_result(src, edit, name) -> a copy of the result file `src` with edit(doc) applied."""
+    def make(src: Path, edit, name: str = "edited.json") -> Path:
+        doc = json.loads(Path(src).read_text())
+        edit(doc)
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(doc))  # NaN and Infinity are written as JSON's extensions
+        return path
+    return make
+
+
+@pytest.fixture
+def repo_copy(tmp_path, repo) -> Path:
+    """What bash bench.sh needs, copied to a folder of its own: run it there, not in the checkout."""
+    for name in ("bench.sh", "conftest.py", "pyproject.toml"):
+        shutil.copy(repo / name, tmp_path / name)
+    for folder in ("bench", "results"):
+        shutil.copytree(repo / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    return tmp_path

@@ -1,20 +1,21 @@
 import pandas as pd
 import pytest
 
-from mnist_models.ablation import COMPARISONS, Comparison, profile_table, run_comparison, _v
-from mnist_models.bench import BenchOptions, Case, Data
-from mnist_models.report import ablation_frame, targets
+from mnist_models.ablation import (BF16_TUNED, CNN_BF16, CNN_FP32, COMPARISONS, MLP_BS64, Comparison, _v,
+                                   run_comparison)
+from mnist_models.ablation_report import ablation_frame, targets
+from mnist_models.cases import BenchOptions, Case
+from mnist_models.runner import Data
 
 
-def test_variants_interleave_and_record(train_split, test_split, mnist_root):
+def test_variants_interleave_and_record(train_split, test_split):
     comp = Comparison("mlp small", "plain", (_v("plain", "mlp", 256), _v("fused", "mlp", 256, "fused"),
                                              _v("fused, 1 thread", "mlp", 256, "fused", threads=1)))
     order = []
-    records = run_comparison(comp, BenchOptions(quick=True, root=str(mnist_root)),
-                             Data(train_split.take(1024), test_split.take(512)), rounds=2,
+    records = run_comparison(comp, BenchOptions(quick=True), Data(train_split, test_split), rounds=2,
                              progress=lambda c, r, v: order.append((r, v)))
     assert [r["variant"] for r in records] == ["plain", "fused", "fused, 1 thread"]
-    assert all(len(r["data"]) == 2 and r["median"] > 0 and r["samples"] == 1024 for r in records)
+    assert all(len(r["data"]) == 2 and r["median"] > 0 and r["samples"] == 4096 for r in records)
     assert records[2]["threads"] == 1
     rounds = [r for r, _ in order]
     assert rounds == sorted(rounds) and len(order) == 9  # a cold round, then two, each variant once
@@ -31,18 +32,21 @@ def test_every_comparison_names_its_baseline():
 def test_unknown_knob_is_named():
     with pytest.raises(ValueError, match="unknown variant knobs \\['turbo'\\]"):
         Case("train", "cnn", "cpu", 64, variant="turbo").config()
+    with pytest.raises(ValueError, match="relu_first is a variant of the cnn only, not of mlp"):
+        Case("train", "mlp", "cpu", 64, variant="relu_first").config()
 
 
 def _doc(mlp_seed, mlp_best, cnn_plain, cnn_best, fp32, bf16, acc32=0.98, acc16=0.979):
-    rec = lambda comp, base, name, median, precision="fp32", acc=0.98: {
-        "comparison": comp, "baseline": base, "variant": name, "median": median, "gflops": 10.0,
-        "data": [median, median * 2] if name == base else [median * 1.1, median * 0.9],
-        "precision": precision, "test_accuracy": acc, "samples_per_second": 1.0}
+    def rec(comp, base, name, median, precision="fp32", acc=0.98):
+        return {"comparison": comp, "baseline": base, "variant": name, "median": median, "gflops": 10.0,
+                "data": [median, median * 2] if name == base else [median * 1.1, median * 0.9],
+                "precision": precision, "test_accuracy": acc, "samples_per_second": 1.0}
+    mlp, cnn, bf = MLP_BS64, CNN_FP32, CNN_BF16  # the targets find them by these objects
     return {"machine": {"peak_gflops": {"cpu_fp32": 100.0, "cpu_bf16": 200.0}}, "records": [
-        rec("mlp bs64", "seed loop", "seed loop", mlp_seed), rec("mlp bs64", "seed loop", "fast", mlp_best),
-        rec("cnn bs256 fp32", "plain", "plain", cnn_plain), rec("cnn bs256 fp32", "plain", "fast", cnn_best),
-        rec("cnn bs256 bf16", "fp32 cl, fused", "fp32 cl, fused", fp32, acc=acc32),
-        rec("cnn bs256 bf16", "fp32 cl, fused", "bf16 cl, fused", bf16, "bf16", acc16)]}
+        rec(mlp.name, mlp.baseline, mlp.baseline, mlp_seed), rec(mlp.name, mlp.baseline, "fast", mlp_best),
+        rec(cnn.name, cnn.baseline, cnn.baseline, cnn_plain), rec(cnn.name, cnn.baseline, "fast", cnn_best),
+        rec(bf.name, bf.baseline, bf.baseline, fp32, acc=acc32),
+        rec(bf.name, bf.baseline, BF16_TUNED.name, bf16, "bf16", acc16)]}
 
 
 def test_targets_beside_goals():
@@ -58,6 +62,7 @@ def test_targets_beside_goals():
     assert list(t["verdict"][:3]) == ["missed", "missed", "missed"]
 
 
-def test_profile_table_names_the_operators(mnist_root):
-    table = profile_table(Case("train", "mlp", "cpu", 64), BenchOptions(root=str(mnist_root)), steps=5)
-    assert "aten::addmm" in table and "Self CPU" in table
+def test_profile_names_the_operators(cli, capsys):
+    assert cli("profile", "--model", "mlp", "--batch-size", "64", "--steps", "5") == 0
+    out = capsys.readouterr().out
+    assert "# case train-mlp-cpu-bs64, 5 training steps" in out and "aten::addmm" in out and "Self CPU" in out

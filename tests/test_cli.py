@@ -1,9 +1,7 @@
 import json
 import os
-import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -81,28 +79,25 @@ def test_module_entry_point_runs():
     assert result.returncode == 0 and result.stdout.strip()
 
 
-def test_bench_script_keeps_an_existing_result_file():
-    root = Path(__file__).parents[1]
-    existing = sorted((root / "results").glob("*.json"))
-    if not existing:
-        pytest.skip("no committed result file")
+def test_bench_script_keeps_an_existing_result_file(repo, committed_results):
+    existing = committed_results
     before = existing[0].read_bytes()
-    result = subprocess.run(["bash", "bench.sh", existing[0].stem], cwd=root, capture_output=True, text=True)
+    result = subprocess.run(["bash", "bench.sh", existing[0].stem], cwd=repo, capture_output=True, text=True)
     assert result.returncode == 2 and "already exists; pass another LABEL or set FORCE=1" in result.stderr
     assert existing[0].read_bytes() == before
 
 
-ROOT = Path(__file__).parents[1]
 OFFLINE = {"https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9",
            "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9", "no_proxy": ""}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", ["bench", "tests/test_data.py"])
-def test_without_mnist_pytest_stops_with_one_line_and_creates_nothing(tmp_path, target):
+def test_without_mnist_pytest_stops_with_one_line_and_creates_nothing(tmp_path, repo, target):
     missing = tmp_path / "nowhere" / "mnist"
     env = {**os.environ, **OFFLINE, "MNIST_ROOT": str(missing)}  # a download that cannot succeed
     result = subprocess.run([sys.executable, "-m", "pytest", target, "--quick", "-q", "-p", "no:cacheprovider"],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+                            cwd=repo, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 4  # pytest's usage error: nothing ran
     assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stdout + result.stderr
     assert f"MNIST not found under {missing / 'MNIST' / 'raw'}" in result.stderr
@@ -110,11 +105,9 @@ def test_without_mnist_pytest_stops_with_one_line_and_creates_nothing(tmp_path, 
     assert not (tmp_path / "nowhere").exists()
 
 
-def test_a_quick_main_job_leaves_the_record_alone(tmp_path, mnist_root):
-    for name in ("bench.sh", "conftest.py", "pyproject.toml"):
-        shutil.copy(ROOT / name, tmp_path / name)
-    for folder in ("bench", "results"):
-        shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
+@pytest.mark.slow
+def test_a_quick_main_job_leaves_the_record_alone(repo_copy, mnist_root):
+    tmp_path = repo_copy
     before = {p: p.read_bytes() for p in (tmp_path / "results").rglob("*") if p.is_file()}
     result = subprocess.run(["bash", "bench.sh", "smoke", "--quick", "-q", "--devices", "cpu", "--models", "mlp",
                              "--batch-sizes", "256", "--precisions", "fp32"], cwd=tmp_path,

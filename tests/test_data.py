@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from mnist_models.data import (DatasetError, ResidentLoader, Split, load_split, resolve_root,
-                               seed_loader, split_validation)
+                               notebook_loader, split_validation)
 
 TRAIN_LABEL_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 
@@ -56,8 +56,8 @@ def test_resident_loader_covers_every_sample_once_per_epoch():
     assert all(torch.equal(x.flatten(), y.float()) for x, y in loader)  # images stay with labels
 
 
-def test_seed_loader_is_the_notebooks(mnist_root):
-    loader = seed_loader(mnist_root, train=True, batch_size=64, download=False)
+def test_notebook_loader_is_the_notebooks(mnist_root):
+    loader = notebook_loader(mnist_root, train=True, batch_size=64, download=False)
     assert len(loader) == 938  # the notebook's len(train_loader)
     x, y = next(iter(loader))
     assert x.shape == (64, 1, 28, 28) and 0.0 <= x.min() and x.max() <= 1.0
@@ -142,6 +142,7 @@ def test_a_missing_or_packed_file_is_named(root_copy):
 NOBODY = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"]
 
 
+@pytest.mark.slow
 def test_an_unreadable_file_is_named(mnist_root):
     if os.geteuid() == 0 and not shutil.which("setpriv"):
         pytest.skip("running as root, which reads any file, and setpriv is missing")

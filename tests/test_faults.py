@@ -2,12 +2,10 @@
 after it, one line and an exit code CI can trust. Real files, disks and processes."""
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,8 +13,6 @@ import torch
 import mnist_models.compare
 from mnist_models.cli import main
 
-ROOT = Path(__file__).parents[1]
-FIXTURE = Path(__file__).parent / "data" / "fixture-cpu.json"
 MLP = ["train", "--model", "mlp", "--device", "cpu", "--train-samples", "2048"]
 
 
@@ -50,6 +46,7 @@ def test_a_diverging_run_says_so_and_writes_nothing_unfinished(tmp_path, cli, ca
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_ctrl_c_keeps_the_finished_epochs(tmp_path, mnist_root):
     out = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "mnist_models", *MLP, "--train-samples", "60000",
@@ -76,21 +73,21 @@ def test_ctrl_c_keeps_the_finished_epochs(tmp_path, mnist_root):
     (["profile", "--steps", "-5"], "steps must be a positive whole number"),
     (["profile", "--steps", "100", "--batch-size", "1024"], "need 102,400 images, more than MNIST's 60,000"),
     (["ablate", "--rounds", "-1"], "rounds must be a positive whole number"),
-    (["compare", str(FIXTURE), str(FIXTURE), "--threshold", "nan"], "threshold must be a positive number"),
-    (["compare", str(FIXTURE), str(FIXTURE), "--threshold=-5%"], "threshold must be a positive number"),
+    (["compare", "{cpu}", "{cpu}", "--threshold", "nan"], "threshold must be a positive number"),
+    (["compare", "{cpu}", "{cpu}", "--threshold=-5%"], "threshold must be a positive number"),
 ])
-def test_sizes_out_of_range_are_refused_before_the_work(tmp_path, cli, capsys, args, message):
+def test_sizes_out_of_range_are_refused_before_the_work(tmp_path, cli, capsys, cpu_result, args, message):
     out = ["--out", str(tmp_path / "new" / "out")] if args[0] in ("train", "ablate") else []
-    assert cli(*args, *out) == 2
+    assert cli(*[a.replace("{cpu}", str(cpu_result)) for a in args], *out) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "new").exists()
 
 
 @pytest.mark.parametrize("argv", [["--version"], ["--help"], ["report", "--help"], ["compare", "a.json"],
-                                  ["report", str(FIXTURE), "--out", "{tmp}/report"],
-                                  ["compare", str(FIXTURE), str(FIXTURE)], ["train", "--model", "resnet"]])
-def test_report_compare_help_and_usage_errors_do_not_import_torch(tmp_path, argv):
-    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+                                  ["report", "{cpu}", "--out", "{tmp}/report"],
+                                  ["compare", "{cpu}", "{cpu}"], ["train", "--model", "resnet"]])
+def test_report_compare_help_and_usage_errors_do_not_import_torch(tmp_path, cpu_result, argv):
+    argv = [a.replace("{tmp}", str(tmp_path)).replace("{cpu}", str(cpu_result)) for a in argv]
     code = ("import sys\nfrom mnist_models.cli import main\ntry:\n    code = main(sys.argv[1:])\n"
             "except SystemExit as exc:\n    code = exc.code\nprint('torch' in sys.modules, code, file=sys.stderr)")
     done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True)
@@ -98,39 +95,33 @@ def test_report_compare_help_and_usage_errors_do_not_import_torch(tmp_path, argv
     assert imported == "False" and exit_code in ("0", "2", "None"), done.stderr
 
 
-def test_an_unexpected_error_exits_3_never_1(monkeypatch, cli, capsys):
+def test_an_unexpected_error_exits_3_never_1(monkeypatch, cli, capsys, cpu_result):
     def broken(*args, **kwargs):
         return 1 / 0  # a bug inside compare: must not read as "a case regressed"
     monkeypatch.setattr(mnist_models.compare, "compare", broken)
-    assert cli("compare", str(FIXTURE), str(FIXTURE)) == 3
+    assert cli("compare", str(cpu_result), str(cpu_result)) == 3
     _one_line(capsys.readouterr().err, "ZeroDivisionError: division by zero", "--debug shows the traceback")
     with pytest.raises(ZeroDivisionError):
-        main(["--debug", "compare", str(FIXTURE), str(FIXTURE)])
+        main(["--debug", "compare", str(cpu_result), str(cpu_result)])
 
 
 @pytest.mark.parametrize("label", ["a/b", "../../evil", ".hidden", "x y", "-q"])
-def test_bench_sh_refuses_a_label_that_is_not_a_file_name(label):
-    done = subprocess.run(["bash", "bench.sh", label, "--quick"], cwd=ROOT, capture_output=True, text=True)
+def test_bench_sh_refuses_a_label_that_is_not_a_file_name(label, repo):
+    done = subprocess.run(["bash", "bench.sh", label, "--quick"], cwd=repo, capture_output=True, text=True)
     assert done.returncode == 2 and "LABEL must be a plain file name" in done.stderr
-    assert not (ROOT / "results" / f"{label}.json").exists()
+    assert not (repo / "results" / f"{label}.json").exists()
 
 
-def _repo_copy(tmp_path: Path) -> Path:
-    for name in ("bench.sh", "conftest.py", "pyproject.toml"):
-        shutil.copy(ROOT / name, tmp_path / name)
-    shutil.copytree(ROOT / "bench", tmp_path / "bench", ignore=shutil.ignore_patterns("__pycache__"))
-    (tmp_path / "results").mkdir()
-    return tmp_path
-
-
+@pytest.mark.slow
 @pytest.mark.parametrize("stop", ["ctrl-c", "kill"])
-def test_bench_sh_keeps_the_finished_cases(tmp_path, mnist_root, stop):
-    repo = _repo_copy(tmp_path)
+def test_bench_sh_keeps_the_finished_cases(repo_copy, mnist_root, stop):
+    copy = repo_copy
+    record = sorted((copy / "results").rglob("*"))
     proc = subprocess.Popen(["bash", "bench.sh", "box", "-q", "--devices", "cpu", "--models", "mlp",
                              "--batch-sizes", "1024", "--precisions", "fp32", "--rounds", "2"],
-                            cwd=repo, env={**os.environ, "MNIST_ROOT": str(mnist_root)},
+                            cwd=copy, env={**os.environ, "MNIST_ROOT": str(mnist_root)},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    partial = repo / "results" / "box.json.tmp.partial"  # written after every finished case
+    partial = copy / "results" / "box.json.tmp.partial"  # written after every finished case
     deadline = time.monotonic() + 120
     while not partial.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -141,9 +132,9 @@ def test_bench_sh_keeps_the_finished_cases(tmp_path, mnist_root, stop):
         for child in psutil.Process(proc.pid).children(recursive=True):
             child.kill()  # pytest dies at once: no time to write its JSON
     _, err = proc.communicate(timeout=120)
-    kept = repo / "runs" / "partial" / "box.json"
+    kept = copy / "runs" / "partial" / "box.json"
     assert proc.returncode == (130 if stop == "ctrl-c" else 137), err
     assert "the cases that finished are in runs/partial/box.json" in err
     doc = json.loads(kept.read_text())
     assert "train-mlp-cpu-bs1024" in {b.get("param") for b in doc["benchmarks"]}
-    assert not list((repo / "results").iterdir())  # nothing half-made left in the record
+    assert sorted((copy / "results").rglob("*")) == record  # nothing half-made left in the record

@@ -10,7 +10,7 @@ from mnist_models.hardware import (SHOWN_FLAGS, cpu_flags, default_precisions, m
                                    matmul_peak_gflops, native_bf16, peak_table, vector_isa)
 from mnist_models.timing import peak_rss_mb, timed
 
-RESULTS = Path(__file__).parents[1] / "results"
+RESULTS = Path(__file__).parents[1] / "results"  # the committed files (conftest's committed_results)
 
 
 def _flags(name: str) -> list[str]:

@@ -1,10 +1,8 @@
 import pytest
 import torch
 
-from mnist_models.data import Split
-from mnist_models.inspect import (Predictions, activations, confusion_matrix, misclassified,
-                                  named_layers)
-from mnist_models.models import create_model
+from mnist_models.inspection import Predictions, activations, confusion_matrix, misclassified
+from mnist_models.models import create_model, leaf_layers
 
 SHAPES = {
     "mlp": {"fc1": (128,), "act1": (128,), "fc2": (10,)},
@@ -18,7 +16,7 @@ SHAPES = {
 def test_every_named_layer_has_its_activation_shape(name, test_split):
     model = create_model(name)
     acts = activations(model, test_split.x[:4])
-    assert list(acts) == named_layers(model) == list(SHAPES[name])
+    assert list(acts) == leaf_layers(model) == list(SHAPES[name])
     assert {k: tuple(v.shape[1:]) for k, v in acts.items()} == SHAPES[name]
     assert all(v.shape[0] == 4 for v in acts.values())
     assert (acts.get("act1") >= 0).all()  # after ReLU

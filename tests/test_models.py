@@ -8,12 +8,14 @@ from mnist_models.models import (count_params, create_model, list_models, macs_p
                                  training_macs_per_sample)
 
 
-def test_registry_lists_both_models():
+def test_registry_lists_both_models_and_the_variant_apart():
     assert list_models() == ["cnn", "mlp"]
+    assert list_models(variants=True) == ["cnn", "cnn_relu_first", "mlp"]
+    assert create_model("cnn_relu_first").pool_first is False and create_model("cnn").pool_first is True
 
 
 def test_unknown_model_names_the_choices():
-    with pytest.raises(ValueError, match="unknown model 'resnet'; choose from cnn, mlp"):
+    with pytest.raises(ValueError, match="unknown model 'resnet'; choose from cnn, cnn_relu_first, mlp"):
         create_model("resnet")
 
 

@@ -11,14 +11,10 @@ from mnist_models.cli import main
 from mnist_models.report import machine_matrix, render_markdown, speedup_table, train_table
 from mnist_models.results import load_results
 
-DATA = Path(__file__).parent / "data"
-CPU, GPU = DATA / "fixture-cpu.json", DATA / "fixture-gpu.json"
-RESULTS_DIR = Path(__file__).parents[1] / "results"
-RESULTS = sorted(RESULTS_DIR.glob("*.json"))
 
 
-def test_fixture_gives_exact_table_numbers():
-    results = load_results([CPU])
+def test_fixture_gives_exact_table_numbers(cpu_result):
+    results = load_results([cpu_result])
     assert results.problems == [] and len(results.frame) == 3
     t = train_table(results.frame).set_index("setup")
     assert t.loc["resident", "epoch s"] == 10.0 and t.loc["resident", "images/s"] == 6000
@@ -30,8 +26,8 @@ def test_fixture_gives_exact_table_numbers():
     assert "No file here holds both cpu and cuda" in md
 
 
-def test_gpu_over_cpu_and_machine_matrix():
-    results = load_results([CPU, GPU])
+def test_gpu_over_cpu_and_machine_matrix(cpu_result, gpu_result):
+    results = load_results([cpu_result, gpu_result])
     speed = speedup_table(results.frame)
     assert speed["speedup"].tolist() == [10.0] and speed["machine"].tolist() == ["fixture-gpu"]
     matrix = machine_matrix(results.frame).set_index("case")
@@ -43,9 +39,8 @@ def test_gpu_over_cpu_and_machine_matrix():
     assert cuda.loc["cuda graph", "images/s"] == 120_000 and cuda.loc["resident", "images/s"] == 60_000
 
 
-@pytest.mark.skipif(not RESULTS, reason="no committed result file yet")
-def test_real_result_file_renders_every_output(tmp_path, capsys):
-    assert main(["report", *map(str, RESULTS), "--out", str(tmp_path)]) == 0
+def test_real_result_file_renders_every_output(tmp_path, capsys, committed_results):
+    assert main(["report", *map(str, committed_results), "--out", str(tmp_path)]) == 0
     for name in ("report.md", "results.csv", "throughput.png", "training.png", "loaders.png"):
         assert (tmp_path / name).stat().st_size > 0, name
     report = (tmp_path / "report.md").read_text()
@@ -55,8 +50,8 @@ def test_real_result_file_renders_every_output(tmp_path, capsys):
     assert "| epyc-zen5-2core | cnn     | cpu      | resident bf16 |" in report.split("## Time to accuracy")[1]
 
 
-def test_report_keeps_its_inputs(tmp_path):
-    src = str(shutil.copy(CPU, tmp_path / "cpu.json"))
+def test_report_keeps_its_inputs(tmp_path, cpu_result):
+    src = str(shutil.copy(cpu_result, tmp_path / "cpu.json"))
     before = Path(src).read_bytes()
     assert main(["report", src, "--out", str(tmp_path)]) == 0
     assert Path(src).read_bytes() == before and (tmp_path / "report.md").exists()
@@ -64,15 +59,15 @@ def test_report_keeps_its_inputs(tmp_path):
 
 @pytest.mark.parametrize("content,message", [
     ("{not json", "not valid JSON, truncated or corrupt"),
-    (CPU.read_text()[:400], "not valid JSON, truncated or corrupt"),
+    ("{first 400 bytes}", "not valid JSON, truncated or corrupt"),
     (json.dumps({"benchmarks": [{"name": "test_x", "extra_info": {}, "stats": {}}]}),
      "without mnist-bench fields"),
     (json.dumps([1, 2]), "not a pytest-benchmark result"),
 ])
-def test_bad_file_is_named_and_the_rest_go_on(tmp_path, capsys, content, message):
+def test_bad_file_is_named_and_the_rest_go_on(tmp_path, capsys, content, message, cpu_result):
     bad = tmp_path / "bad.json"
-    bad.write_text(content)
-    assert main(["report", str(bad), str(CPU), "--out", str(tmp_path / "out")]) == 0
+    bad.write_text(cpu_result.read_text()[:400] if content == "{first 400 bytes}" else content)
+    assert main(["report", str(bad), str(cpu_result), "--out", str(tmp_path / "out")]) == 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(bad) in err[0] and message in err[0]
     assert (tmp_path / "out" / "report.md").exists()
@@ -81,15 +76,8 @@ def test_bad_file_is_named_and_the_rest_go_on(tmp_path, capsys, content, message
     assert not (tmp_path / "out2").exists()
 
 
-def _edited(src: Path, dst: Path, edit) -> Path:
-    doc = json.loads(src.read_text())
-    edit(doc)
-    dst.write_text(json.dumps(doc))
-    return dst
-
-
-def test_committed_machines_side_by_side(tmp_path):
-    files = [RESULTS_DIR / "epyc-2core.json", RESULTS_DIR / "epyc-avx2-2core.json"]
+def test_committed_machines_side_by_side(tmp_path, repo):
+    files = [repo / "results" / "epyc-2core.json", repo / "results" / "epyc-avx2-2core.json"]
     results = load_results(files)
     assert results.problems == [] and set(results.machines) == {"epyc-2core", "epyc-avx2-2core"}
     md = render_markdown(results)
@@ -106,24 +94,24 @@ def test_committed_machines_side_by_side(tmp_path):
     assert "14,004" in row and "4,696" in row and "0.34x" in row  # images/s, and the ratio of those
 
 
-def test_an_impossible_share_of_peak_is_not_printed(tmp_path):
+def test_an_impossible_share_of_peak_is_not_printed(tmp_path, cpu_result, edited_result):
     def low_probe(doc):  # a probe that under-read the machine by 100x
         doc["machine_info"]["mnist_bench"]["peak_gflops"]["cpu_fp32"] = 1.0
-    results = load_results([_edited(CPU, tmp_path / "low.json", low_probe)])
+    results = load_results([edited_result(cpu_result, low_probe, "low.json")])
     assert results.frame["peak_fraction"].isna().all() and results.frame["peak_over"].all()
     md = render_markdown(results)
     assert "2500.0%" not in md and "probe or the file's FLOP count is wrong there" in md
 
 
-def test_quick_runs_stay_out_of_a_report_of_full_runs(tmp_path, capsys):
+def test_quick_runs_stay_out_of_a_report_of_full_runs(tmp_path, capsys, cpu_result, edited_result):
     def quick(doc):
         doc["machine_info"]["mnist_bench"].update(quick=True, label="fixture-quick")
         for b in doc["benchmarks"]:
             b["extra_info"]["samples"] = 4096
-    quick_file = _edited(CPU, tmp_path / "quick.json", quick)
-    results = load_results([CPU, quick_file])
+    quick_file = edited_result(cpu_result, quick, "quick.json")
+    results = load_results([cpu_result, quick_file])
     assert list(results.machines) == ["fixture-cpu"] and "a --quick run, left out" in results.problems[0]
-    both = load_results([CPU, quick_file], include_quick=True)
+    both = load_results([cpu_result, quick_file], include_quick=True)
     matrix = machine_matrix(both.frame).set_index(["case", "workload"])
     assert pd.isna(matrix.loc[("train-cnn-cpu-bs64", "60,000 images"), "fixture-quick vs fixture-cpu"])
     assert len(matrix) == 6  # each case twice, once per workload
@@ -131,42 +119,42 @@ def test_quick_runs_stay_out_of_a_report_of_full_runs(tmp_path, capsys):
     assert "fixture-quick" in (tmp_path / "q" / "report.md").read_text()
 
 
-def test_an_existing_report_is_kept_without_force(tmp_path, cli, capsys):
+def test_an_existing_report_is_kept_without_force(tmp_path, cli, capsys, cpu_result):
     out = tmp_path / "out"
     out.mkdir()
     (out / "report.md").write_text("mine")
-    assert cli("report", str(CPU), "--out", str(out)) == 2
+    assert cli("report", str(cpu_result), "--out", str(out)) == 2
     assert "already holds report.md; pass --force" in capsys.readouterr().err
     assert (out / "report.md").read_text() == "mine" and sorted(p.name for p in out.iterdir()) == ["report.md"]
-    assert cli("report", str(CPU), "--out", str(out), "--force") == 0
+    assert cli("report", str(cpu_result), "--out", str(out), "--force") == 0
     assert (out / "report.md").read_text().startswith("# mnist-bench report")
 
 
-def test_a_planted_symlink_is_replaced_not_followed(tmp_path, cli, capsys):
+def test_a_planted_symlink_is_replaced_not_followed(tmp_path, cli, capsys, cpu_result):
     out, target = tmp_path / "out", tmp_path / "precious.txt"
     out.mkdir()
     target.write_text("keep me")
     (out / "throughput.png").symlink_to(target)
-    assert cli("report", str(CPU), "--out", str(out)) == 2  # a link counts as a file already there
+    assert cli("report", str(cpu_result), "--out", str(out)) == 2  # a link counts as a file already there
     assert "already holds throughput.png" in capsys.readouterr().err
-    assert cli("report", str(CPU), "--out", str(out), "--force") == 0
+    assert cli("report", str(cpu_result), "--out", str(out), "--force") == 0
     assert target.read_text() == "keep me" and not (out / "throughput.png").is_symlink()
     assert (out / "throughput.png").read_bytes()[:4] == b"\x89PNG"
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary file left
 
 
-def test_bad_baseline_or_out_writes_nothing(tmp_path, cli, capsys):
-    assert cli("report", str(CPU), str(GPU), "--out", str(tmp_path / "out"), "--baseline", "nope") == 2
+def test_bad_baseline_or_out_writes_nothing(tmp_path, cli, capsys, cpu_result, gpu_result):
+    assert cli("report", str(cpu_result), str(gpu_result), "--out", str(tmp_path / "out"), "--baseline", "nope") == 2
     assert "--baseline 'nope' is not among the machines: fixture-cpu, fixture-gpu" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
     (tmp_path / "file").write_text("x")
-    assert cli("report", str(CPU), "--out", str(tmp_path / "file")) == 2
+    assert cli("report", str(cpu_result), "--out", str(tmp_path / "file")) == 2
     assert "is a file, not a folder" in capsys.readouterr().err
 
 
-def test_a_full_disk_leaves_the_old_report_whole(small_disk, cli, capsys):
+def test_a_full_disk_leaves_the_old_report_whole(small_disk, cli, capsys, committed_results):
     (small_disk / "report.md").write_text("the old report")
-    assert cli("report", *map(str, RESULTS), "--out", str(small_disk), "--force") == 3  # PNGs exceed 64 KiB
+    assert cli("report", *map(str, committed_results), "--out", str(small_disk), "--force") == 3  # PNGs exceed 64 KiB
     assert "No space left on device" in capsys.readouterr().err
     assert [p.name for p in small_disk.iterdir()] == ["report.md"]
     assert (small_disk / "report.md").read_text() == "the old report"
@@ -175,11 +163,11 @@ def test_a_full_disk_leaves_the_old_report_whole(small_disk, cli, capsys):
 HOSTILE = "lab$\\foo{$\n# heading <script>alert(1)</script> [x](javascript:alert(1)) <img src=x onerror=alert(1)>"
 
 
-def test_labels_and_machine_strings_are_escaped(tmp_path, cli):
+def test_labels_and_machine_strings_are_escaped(tmp_path, cli, cpu_result, gpu_result, edited_result):
     def hostile(doc):
         doc["machine_info"]["mnist_bench"].update(label=HOSTILE, cpu_model="<img src=x onerror=alert(1)>")
-    path = _edited(CPU, tmp_path / "hostile.json", hostile)
-    assert cli("report", str(path), str(GPU), "--out", str(tmp_path / "out")) == 0  # mathtext: drawn as text
+    path = edited_result(cpu_result, hostile, "hostile.json")
+    assert cli("report", str(path), str(gpu_result), "--out", str(tmp_path / "out")) == 0  # mathtext: drawn as text
     md = (tmp_path / "out" / "report.md").read_text()
     assert "<script>" not in md and "<img" not in md
     assert "\\[x\\](javascript:" in md and not re.search(r"(?<!\\)\]\(javascript:", md)  # no link forms
@@ -188,18 +176,18 @@ def test_labels_and_machine_strings_are_escaped(tmp_path, cli):
     assert (tmp_path / "out" / "throughput.png").stat().st_size > 0
 
 
-def test_a_file_of_time_to_accuracy_cases_only_is_reported(tmp_path, cli):
+def test_a_file_of_time_to_accuracy_cases_only_is_reported(tmp_path, cli, edited_result, repo):
     def tta_only(doc):
         doc["benchmarks"] = [b for b in doc["benchmarks"] if b["extra_info"]["operation"] == "tta"]
-    path = _edited(RESULTS_DIR / "epyc-zen5-2core.json", tmp_path / "tta.json", tta_only)
+    path = edited_result(repo / "results" / "epyc-zen5-2core.json", tta_only, "tta.json")
     assert cli("report", str(path), "--out", str(tmp_path / "out")) == 0
     md = (tmp_path / "out" / "report.md").read_text()
     assert "| epyc-zen5-2core | cnn " in md.split("## Time to accuracy")[1]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["report.md", "results.csv"]  # no empty plots
 
 
-def test_many_cases_keep_every_row_and_figures_say_what_they_left_out(tmp_path):
-    doc = json.loads((RESULTS_DIR / "epyc-zen5-2core.json").read_text())
+def test_many_cases_keep_every_row_and_figures_say_what_they_left_out(tmp_path, repo):
+    doc = json.loads((repo / "results" / "epyc-zen5-2core.json").read_text())
     entries = [b for b in doc["benchmarks"] if b["extra_info"]["operation"] == "train"]
     doc["benchmarks"] = []
     for i in range(600):  # 600 distinct cases: every one its own batch size

@@ -1,21 +1,10 @@
 """The validating loader, on a real fixture broken the ways result files break."""
 import json
 import math
-from pathlib import Path
 
 import pytest
 
 from mnist_models.results import load_results
-
-CPU = Path(__file__).parent / "data" / "fixture-cpu.json"
-
-
-def _broken(tmp_path: Path, edit) -> Path:
-    doc = json.loads(CPU.read_text())
-    edit(doc)
-    path = tmp_path / "broken.json"
-    path.write_text(json.dumps(doc))  # NaN and Infinity are written as JSON's extensions
-    return path
 
 
 def _entry(field: str, value):
@@ -46,15 +35,15 @@ ENTRY_FAULTS = [
 
 
 @pytest.mark.parametrize("edit,message", ENTRY_FAULTS, ids=[m[:40] for _, m in ENTRY_FAULTS])
-def test_a_bad_entry_is_dropped_and_named(tmp_path, cli, capsys, edit, message):
-    path = _broken(tmp_path, edit)
+def test_a_bad_entry_is_dropped_and_named(tmp_path, cli, capsys, cpu_result, edited_result, edit, message):
+    path = edited_result(cpu_result, edit)
     results = load_results([path])
     assert len(results.frame) == len(json.loads(path.read_text())["benchmarks"]) - 1  # the rest stay
     assert any(p.startswith(f"{path}: benchmarks[") and message in p and p.endswith("entry dropped")
                for p in results.problems), results.problems
     assert cli("report", str(path), "--out", str(tmp_path / "out")) == 0  # the rest is reported
     assert message in capsys.readouterr().err
-    assert cli("compare", str(CPU), str(path)) == 2  # a comparison with a case left out would mislead
+    assert cli("compare", str(cpu_result), str(path)) == 2  # a comparison with a case left out would mislead
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("mnist-bench: error: ") and message in err[-1] and "fix or remove it" in err[-1]
 
@@ -69,14 +58,14 @@ FILE_FAULTS = [
 
 
 @pytest.mark.parametrize("text,message", FILE_FAULTS, ids=[m for _, m in FILE_FAULTS])
-def test_an_unusable_file_is_one_line_and_exit_2(tmp_path, cli, capsys, text, message):
+def test_an_unusable_file_is_one_line_and_exit_2(tmp_path, cli, capsys, cpu_result, text, message):
     path = tmp_path / "bad.json"
     path.write_text(text)
     assert cli("report", str(path), "--out", str(tmp_path / "out")) == 2
     err = capsys.readouterr().err
     assert f"{path}: " in err and message in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
-    assert cli("compare", str(path), str(CPU)) == 2
+    assert cli("compare", str(path), str(cpu_result)) == 2
     assert capsys.readouterr().err.count("\n") == 1
 
 
@@ -86,20 +75,21 @@ def test_an_unusable_file_is_one_line_and_exit_2(tmp_path, cli, capsys, text, me
     (lambda doc: doc["machine_info"]["mnist_bench"].update(peak_gflops=None), ""),  # not probed: no note
     (lambda doc: doc["machine_info"]["mnist_bench"].update(peak_gflops={"cpu_fp32": "x"}), "peak_gflops holds"),
 ])
-def test_broken_machine_facts_are_noted_and_the_cases_kept(tmp_path, cli, capsys, edit, note):
-    path = _broken(tmp_path, edit)
+def test_broken_machine_facts_are_noted_and_the_cases_kept(tmp_path, cli, capsys, cpu_result, edited_result,
+                                                           edit, note):
+    path = edited_result(cpu_result, edit)
     results = load_results([path])
     assert len(results.frame) == 3 and results.problems == []
     assert (any(note in n for n in results.notes) if note else not results.notes)
     assert results.frame["peak_fraction"].isna().all()
     assert cli("report", str(path), "--out", str(tmp_path / "out")) == 0
     assert note in capsys.readouterr().err
-    assert cli("compare", str(path), str(CPU)) == 0
+    assert cli("compare", str(path), str(cpu_result)) == 0
 
 
-def test_an_interrupted_case_is_counted_not_crashed_on(tmp_path):
+def test_an_interrupted_case_is_counted_not_crashed_on(cpu_result, edited_result):
     def cut(doc):  # what pytest-benchmark writes for a case stopped by Ctrl-C: no extra_info
         doc["benchmarks"].append({"name": "test_train[x]", "param": "x", "extra_info": {}, "stats": {}})
-    results = load_results([_broken(tmp_path, cut)])
+    results = load_results([edited_result(cpu_result, cut)])
     assert len(results.frame) == 3
     assert "1 entry without mnist-bench fields" in results.problems[0] and "Ctrl-C" in results.problems[0]

@@ -4,7 +4,7 @@ import torch
 from mnist_models import plots
 from mnist_models.cli import main
 from mnist_models.files import write_files
-from mnist_models.inspect import conv_layers
+from mnist_models.inspection import conv_layers
 from mnist_models.models import create_model
 from mnist_models.study import FILES, StudyConfig, run
 
@@ -18,6 +18,7 @@ def quick_study(tmp_path_factory, mnist_root):
     return out, numbers
 
 
+@pytest.mark.slow
 def test_every_file_is_written(quick_study):
     out, _ = quick_study
     for name in FILES:
@@ -32,6 +33,7 @@ def test_every_file_is_written(quick_study):
             assert f"]({name})" in md, name
 
 
+@pytest.mark.slow
 def test_misclassified_shown_are_all_wrong_most_confident_first(quick_study):
     _, numbers = quick_study
     for model, shown in numbers["misclassified"].items():
@@ -51,6 +53,7 @@ def test_activation_figure_covers_every_conv_layer():
     assert "16 channels" in titles[0] and "32 channels" in titles[1]
 
 
+@pytest.mark.slow
 def test_study_numbers_answer_q4_and_q7(quick_study):
     _, numbers = quick_study
     per_class = numbers["per_class"]

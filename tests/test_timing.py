@@ -17,20 +17,22 @@ _FAULTS = """
 import resource, torch
 from mnist_models.data import ResidentLoader, load_split
 from mnist_models.timing import malloc_state, tune_malloc
-from mnist_models.train import TrainConfig, build, train_epoch
+from mnist_models.config import TrainConfig
+from mnist_models.train import Trainer
 state = tune_malloc()
 batches = ResidentLoader(load_split(train=True).take(4096), 1024)
 cfg, cpu = TrainConfig(model="cnn", batch_size=1024), torch.device("cpu")
 faults = []
 for _ in range(6):  # fresh models, as benchmark rounds
-    model, opt, _ = build(cfg, cpu, len(batches))
+    trainer = Trainer(cfg, len(batches), cpu)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    train_epoch(model, batches, opt, cpu)
+    trainer.epoch(batches)
     faults.append((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) // len(batches))
 print(state, "|", malloc_state(), "|", sorted(faults[1:])[2])
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mallopt is glibc's")
 def test_tune_malloc_stops_page_faults_in_training(mnist_root):
     def run(setting):

@@ -3,9 +3,9 @@ import dataclasses
 import pytest
 import torch
 
+from mnist_models.config import TrainConfig, check_config
 from mnist_models.data import ResidentLoader, Split
-from mnist_models.train import (NonFiniteLossError, TrainConfig, build, check_config, evaluate,
-                                fit, graphed, resolve_device, train_epoch)
+from mnist_models.train import NonFiniteLossError, Trainer, evaluate, fit, resolve_device, train_to_accuracy
 
 CPU = torch.device("cpu")
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA not available")
@@ -15,48 +15,74 @@ def _without_seconds(history):
     return [{k: v for k, v in r.items() if k != "seconds"} for r in history]
 
 
-def test_same_seed_gives_the_same_history(mnist_root, train_split, test_split):
-    cfg = TrainConfig(model="cnn", epochs=2, train_samples=2048, device="cpu", root=str(mnist_root))
-    _, first = fit(cfg)
-    _, second = fit(cfg, splits=(train_split, test_split))  # splits loaded once, as the study does
-    _, other = fit(dataclasses.replace(cfg, seed=1))
+def _batches(split: Split, n: int, batch_size: int = 256, seed: int = 0) -> ResidentLoader:
+    return ResidentLoader(split.take(n), batch_size, seed=seed)
+
+
+def test_same_seed_gives_the_same_history(train_split, test_split):
+    cfg = TrainConfig(model="cnn", epochs=2, train_samples=1024, test_samples=1000, device="cpu")
+    splits = (train_split, test_split)
+    first, second = fit(cfg, splits=splits)[1], fit(cfg, splits=splits)[1]
+    other = fit(dataclasses.replace(cfg, seed=1), splits=splits)[1]
     assert _without_seconds(first) == _without_seconds(second)
     assert _without_seconds(first) != _without_seconds(other)
     assert [r["epoch"] for r in first] == [1, 2] and all(r["seconds"] > 0 for r in first)
 
 
+def test_trainer_counts_epochs_and_learns(train_split, test_split):
+    batches = _batches(train_split, 2048, 64)
+    trainer = Trainer(TrainConfig(model="mlp", device="cpu"), len(batches))
+    before = trainer.evaluate(ResidentLoader(test_split.take(1000), 500, shuffle=False))
+    results = [trainer.epoch(batches) for _ in range(2)]
+    after = trainer.evaluate(ResidentLoader(test_split.take(1000), 500, shuffle=False))
+    assert trainer.epochs == 2 and [r["samples"] for r in results] == [2048, 2048]
+    assert results[1]["loss"] < results[0]["loss"] and after["accuracy"] > before["accuracy"] + 0.5
+
+
+def test_train_to_accuracy_stops_at_the_target(train_split, test_split):
+    cfg = TrainConfig(model="mlp", epochs=5, device="cpu")
+    train, test = _batches(train_split, 2048, 64), ResidentLoader(test_split.take(1000), 500, shuffle=False)
+    reached = train_to_accuracy(Trainer(cfg, len(train)), train, test, target=0.5)
+    assert reached == {"reached": True, "epochs": 1, "accuracy": reached["accuracy"]} and reached["accuracy"] >= 0.5
+    missed = train_to_accuracy(Trainer(cfg, len(train)), train, test, target=1.0)
+    assert missed["reached"] is False and missed["epochs"] == 5
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("model,threshold", [("mlp", 0.950), ("cnn", 0.975)])
-def test_one_epoch_on_real_mnist_reaches_threshold(model, threshold, mnist_root):
-    _, history = fit(TrainConfig(model=model, epochs=1, device="cpu", root=str(mnist_root)))
+def test_one_epoch_on_real_mnist_reaches_threshold(model, threshold, train_split, test_split):
+    _, history = fit(TrainConfig(model=model, epochs=1, device="cpu"), splits=(train_split, test_split))
     assert history[0]["test_accuracy"] >= threshold
     assert history[0]["train_loss"] < 0.5
 
 
-def test_validation_split_is_reported(mnist_root):
-    cfg = TrainConfig(model="mlp", epochs=1, train_samples=3000, val_samples=500,
-                      device="cpu", root=str(mnist_root))
-    _, history = fit(cfg)
-    assert 0.5 < history[0]["val_accuracy"] <= 1.0 and "test_accuracy" in history[0]
+def test_validation_split_is_reported(train_split, test_split):
+    cfg = TrainConfig(model="mlp", epochs=1, train_samples=3000, val_samples=500, device="cpu")
+    _, history = fit(cfg, splits=(train_split, test_split))
+    assert history[0]["val_accuracy"] > 0.8 and "test_accuracy" in history[0]  # measured 86.2%
 
 
-def test_bf16_trains_and_the_seed_loader_trains(mnist_root):
-    for cfg in (TrainConfig(model="cnn", epochs=1, train_samples=2048, precision="bf16"),
-                TrainConfig(model="mlp", epochs=1, train_samples=2048, loader="seed")):
-        _, history = fit(dataclasses.replace(cfg, device="cpu", root=str(mnist_root)))
-        assert history[0]["test_accuracy"] > 0.6
+@pytest.mark.slow
+def test_bf16_and_the_notebook_loader_train(train_split, test_split):
+    cnn = TrainConfig(model="cnn", epochs=1, train_samples=2048, precision="bf16", device="cpu")
+    _, history = fit(cnn, splits=(train_split, test_split))
+    assert history[0]["test_accuracy"] > 0.78  # measured 83.4%
+    _, history = fit(TrainConfig(model="mlp", epochs=1, train_samples=2048, loader="seed", device="cpu"))
+    assert history[0]["test_accuracy"] > 0.75  # the notebook's unnormalized images: measured 79.0%
 
 
 def test_non_finite_loss_names_epoch_and_batch():
     x = torch.randn(256, 1, 28, 28)
     x[128:192] = float("nan")  # the third batch of 64
     batches = ResidentLoader(Split(x, torch.randint(0, 10, (256,))), 64, shuffle=False)
-    model, opt, _ = build(TrainConfig(model="mlp"), CPU, len(batches))
+    trainer = Trainer(TrainConfig(model="mlp", device="cpu"), len(batches))
+    trainer.epochs = 3
     with pytest.raises(NonFiniteLossError, match="at epoch 4, batch 3; lower the learning rate"):
-        train_epoch(model, batches, opt, CPU, epoch=4)
+        trainer.epoch(batches)
 
 
 def test_evaluate_matches_a_direct_computation(test_split):
-    model = build(TrainConfig(model="mlp"), CPU, 1)[0]
+    model = Trainer(TrainConfig(model="mlp", device="cpu"), 1).model
     part = test_split.take(500)
     result = evaluate(model, ResidentLoader(part, 128, shuffle=False), CPU)
     with torch.no_grad():
@@ -78,7 +104,9 @@ def test_cuda_without_gpu_is_a_clear_error():
     ("batch_size", 0, "batch size must be at least 1"),
     ("epochs", 0, "epochs must be at least 1"),
     ("loader", "ffcv", "loader must be one of resident, seed"),
+    ("model", "resnet", "model must be one of cnn, mlp, cnn_relu_first"),
     ("optimizer", "sgd", "cuda graphs work with the adam optimizer only"),
+    ("test_samples", 10_001, "test samples must be between 1 and MNIST's 10,000"),
 ])
 def test_bad_config_is_named(field, value, message):
     with pytest.raises(ValueError, match=message):
@@ -86,24 +114,20 @@ def test_bad_config_is_named(field, value, message):
 
 
 def test_cuda_graphs_on_the_cpu_is_a_clear_error():
-    cfg = TrainConfig(model="mlp", cuda_graphs=True)
-    model, opt, _ = build(cfg, CPU, 10)
+    trainer = Trainer(TrainConfig(model="mlp", cuda_graphs=True, device="cpu"), 10)
     with pytest.raises(ValueError, match="CUDA graphs need the model on a CUDA device, not cpu"):
-        graphed(model, opt, cfg, 10)
+        trainer.capture()
 
 
 def _graphed_and_eager(split, cfg, epochs=2):
     """Weights and epoch results of the same training, eager and with cuda graphs."""
-    cuda = torch.device("cuda")
     out = []
     for graphs in (False, True):
-        c = dataclasses.replace(cfg, cuda_graphs=graphs)
+        c = dataclasses.replace(cfg, cuda_graphs=graphs, device="cuda")
         batches = ResidentLoader(split, c.batch_size, seed=c.seed)
-        model, opt, sched = build(c, cuda, len(batches))
-        graph = graphed(model, opt, c, len(batches))
-        results = [train_epoch(model, batches, opt, cuda, c.precision, sched, e, graph)
-                   for e in range(1, epochs + 1)]
-        out.append((model.state_dict(), results))
+        trainer = Trainer(c, len(batches))
+        results = [trainer.epoch(batches) for _ in range(epochs)]
+        out.append((trainer.model.state_dict(), results))
     return out
 
 
@@ -124,18 +148,15 @@ def test_cuda_graphs_train_like_eager(train_split, schedule):
 
 @needs_cuda
 def test_cuda_graphs_cnn_bf16_learns_and_catches_nan(train_split, test_split):
-    cuda = torch.device("cuda")
     split = Split(train_split.x[:8192].cuda(), train_split.y[:8192].cuda())
-    cfg = TrainConfig(model="cnn", batch_size=256, precision="bf16", cuda_graphs=True)
+    cfg = TrainConfig(model="cnn", batch_size=256, precision="bf16", cuda_graphs=True, device="cuda")
     batches = ResidentLoader(split, 256)
-    model, opt, _ = build(cfg, cuda, len(batches))
-    result = train_epoch(model, batches, opt, cuda, "bf16", graph=graphed(model, opt, cfg, len(batches)))
+    trainer = Trainer(cfg, len(batches))
+    result = trainer.epoch(batches)
     test = ResidentLoader(Split(test_split.x.cuda(), test_split.y.cuda()), 2000, shuffle=False)
-    assert result["samples"] == 8192 and evaluate(model, test, cuda, "bf16")["accuracy"] > 0.8
+    assert result["samples"] == 8192 and trainer.evaluate(test)["accuracy"] > 0.8
     x = split.x.clone()
     x[512:768] = float("nan")  # the third batch, inside the graph
-    model, opt, _ = build(cfg, cuda, len(batches))
-    graph = graphed(model, opt, cfg, len(batches))
+    trainer = Trainer(cfg, len(batches))
     with pytest.raises(NonFiniteLossError, match="at epoch 1, batch 3"):
-        train_epoch(model, ResidentLoader(Split(x, split.y), 256, shuffle=False), opt, cuda, "bf16",
-                    graph=graph)
+        trainer.epoch(ResidentLoader(Split(x, split.y), 256, shuffle=False))
