@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The cuda checks in one command, for a GPU machine lent for a few minutes:
+# The accelerator checks in one command, for a machine lent for a few minutes:
 #   here:   bash bench/gpu-run.sh --pack      # MNIST's four raw files, gzipped, into .mnist/ (~12 MB, ignored)
-#   there:  bash bench/gpu-run.sh LABEL       # the cuda tests, then the cuda benchmark matrix
+#   there:  bash bench/gpu-run.sh LABEL       # the whole test suite, then the accelerator's benchmark matrix
 # With the device tool (/work/.library/device): run(command="bash bench/gpu-run.sh h200",
 # carry=[".mnist"], timeout_s=540); about 4-6 minutes on an H200 (an estimate: not yet run).
 # It writes $OUT/LABEL.json (or results/LABEL.json without $OUT) and both logs; commit the
@@ -18,7 +18,7 @@ if [ "${1:-}" = "--pack" ]; then
 fi
 label=${1:?usage: bash bench/gpu-run.sh LABEL [pytest bench options] | --pack}
 shift
-devices=${DEVICES:-cuda}
+devices=${DEVICES:-accel}  # accel: whatever torch.accelerator finds (cuda, ROCm, xpu, mps)
 out=${OUT:-results}
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT  # the unpacked MNIST copy
@@ -27,9 +27,10 @@ for f in .mnist/*.gz; do gunzip -c "$f" > "$root/MNIST/raw/$(basename "$f" .gz)"
 export MNIST_ROOT=$root PYTHONUNBUFFERED=1 CI=true  # CI: a dataset that failed to unpack fails
 python3 - "$devices" <<'PY'
 import sys, torch
-if "cuda" in sys.argv[1] and not torch.cuda.is_available():
-    sys.exit("gpu-run.sh: no CUDA GPU visible to torch here")
-print("torch", torch.__version__, torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu")
+from mnist_models.devices import facts
+if sys.argv[1] != "cpu" and not torch.accelerator.is_available():
+    sys.exit("gpu-run.sh: torch.accelerator finds no accelerator here")
+print("torch", torch.__version__, facts() or "cpu only")
 PY
 status=0  # a failing test still lets the benchmark run: the lease is short
 python3 -m pytest -q -rs -p no:cacheprovider tests 2>&1 | tee "$out/$label-tests.log" || status=1

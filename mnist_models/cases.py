@@ -14,10 +14,11 @@ import socket
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from .config import DEVICES, MODEL_VARIANTS, MODELS, NOTEBOOK, TrainConfig
+from .config import MODEL_VARIANTS, MODELS, NOTEBOOK, TrainConfig
+from .devices import ACCEL, CHOICES, absent, fused_optimizer, resolve
 
 OPERATIONS = ("train", "infer", "tta")
-BENCH_DEVICES = tuple(d for d in DEVICES if d != "auto")  # cpu, cuda
+BENCH_DEVICES = CHOICES  # what --devices accepts: cpu, accel (the accelerator here), cuda, mps, xpu
 QUICK_TRAIN, QUICK_TEST = 4096, 2048  # images per split with --quick
 # What each knob of a variant sets; relu_first picks the model's registered variant.
 KNOBS = {"channels_last": {"channels_last": True}, "fused": {"fused": True},
@@ -42,7 +43,7 @@ TTA = {
 
 @dataclass(frozen=True)
 class BenchOptions:
-    devices: tuple[str, ...] = BENCH_DEVICES  # devices to run; cuda cases skip without a GPU
+    devices: tuple[str, ...] = ("cpu", ACCEL)  # devices to run; an absent accelerator's cases skip
     models: tuple[str, ...] = MODELS  # registry names
     batch_sizes: tuple[int, ...] = (64, 256, 1024)  # training and inference batch sizes
     precisions: tuple[str, ...] | None = None  # fp32 and/or bf16 autocast (None: fp32, plus
@@ -71,7 +72,7 @@ class BenchOptions:
 class Case:
     operation: str  # train | infer | tta
     model: str  # registry name
-    device: str  # cpu | cuda
+    device: str  # cpu, or an accelerator's type (cuda, mps, xpu); accel where there is none
     batch_size: int  # images per step
     precision: str = "fp32"  # fp32 | bf16 autocast
     loader: str = "resident"  # resident tensors | seed (NOTEBOOK: DataLoader + ToTensor)
@@ -113,14 +114,17 @@ class Case:
         base = (TTA[self.model].config if self.operation == "tta"
                 else TrainConfig(model=self.model, batch_size=self.batch_size, loader=self.loader))
         plain = dataclasses.replace(base, channels_last=False, fused=False, **axes)
-        return dataclasses.replace(plain, **self.overrides())
+        cfg = dataclasses.replace(plain, **self.overrides())
+        # fused optimizer kernels exist for some devices only: elsewhere the tuned variant runs unfused
+        return dataclasses.replace(cfg, fused=cfg.fused and fused_optimizer(self.device))
 
 
 def cases(opts: BenchOptions, operation: str) -> list[Case]:
     """Every case of one operation for these options, in a stable order."""
     out = []
+    devices = list(dict.fromkeys(resolve(d) for d in opts.devices))  # accel: the accelerator's name
     for model in opts.models:
-        for device in opts.devices:
+        for device in devices:
             variants = ("tuned", "graphs") if device == "cuda" and operation != "infer" else ("tuned",)
             precisions = opts.precisions_for(device)
             if operation == "tta":  # the recipe in bf16 where the run has it, else in fp32
@@ -144,12 +148,10 @@ def skip_reason(case: Case, opts: BenchOptions) -> str | None:
     import torch
 
     from .train import check_memory
-    if case.device == "cuda" and not torch.cuda.is_available():
-        return "CUDA not available"
+    if absent(case.device):
+        return absent(case.device)
     if "cuda_graphs" in case.knobs and case.device != "cuda":
         return "CUDA graphs need a CUDA device"
-    if case.precision == "bf16" and case.device == "cuda" and not torch.cuda.is_bf16_supported():
-        return "bf16 not supported on this GPU"
     if case.operation == "tta" and opts.quick:
         return "time to accuracy needs the full dataset; run without --quick"
     if case.operation != "infer":

@@ -65,7 +65,7 @@ def study_and_save(cfg, out: Path, args: argparse.Namespace) -> int:
     """The study's run (cfg: a StudyConfig), every file written together at the end; `args`:
     the command line's --bench and --tensorboard, and the command to quote."""
     tune_malloc()  # before any tensor: freed memory kept for the next step
-    from .report import cuda_epochs
+    from .report import accelerator_epochs
     from .results import load_results
     from .study import run
     bench = None
@@ -73,7 +73,7 @@ def study_and_save(cfg, out: Path, args: argparse.Namespace) -> int:
         results = load_results(args.bench)
         for line in results.problems:
             print(f"mnist-bench: warning: {line}", file=sys.stderr)
-        bench = cuda_epochs(results.frame)
+        bench = accelerator_epochs(results.frame)
 
     def report(model: str, r: dict) -> None:
         _say(f"{model} epoch {r['epoch']:>3}  train loss {r['train_loss']:.4f}  "

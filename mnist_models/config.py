@@ -16,7 +16,7 @@ NOTEBOOK = "seed"  # the notebook's DataLoader loop: its name in --loader, case 
 LOADERS = ("resident", NOTEBOOK)  # tensors on the device, or the notebook's DataLoader
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "onecycle")
-DEVICES = ("auto", "cpu", "cuda")
+DEVICES = ("auto", "cpu", "accel", "cuda", "mps", "xpu")  # auto: the accelerator if any; accel: it, or an error
 TRAIN_SIZE, TEST_SIZE = 60_000, 10_000  # MNIST's splits
 EVAL_BATCH = 2000  # images per evaluation batch
 

@@ -93,16 +93,11 @@ def cpu_facts() -> dict:
 
 
 def native_bf16(device: str) -> bool:
-    """Does `device` (cpu, cuda) run bf16 natively? Emulated support does not count."""
-    import torch
+    """Does `device` (cpu, or an accelerator type) run bf16 natively? Emulation does not count."""
     if device == "cpu":
         return cpu_native_bf16(cpu_flags())
-    if device == "cuda" and torch.cuda.is_available():
-        try:
-            return torch.cuda.is_bf16_supported(including_emulation=False)
-        except TypeError:  # a torch without the argument: Ampere (8.0) and later have bf16 units
-            return torch.cuda.get_device_capability()[0] >= 8
-    return False
+    from .devices import bf16_native
+    return bf16_native(device)
 
 
 def default_precisions(device: str, flags: Iterable[str] | None = None) -> tuple[str, ...]:
@@ -112,42 +107,6 @@ def default_precisions(device: str, flags: Iterable[str] | None = None) -> tuple
     """
     native = cpu_native_bf16(flags) if device == "cpu" and flags is not None else native_bf16(device)
     return PRECISIONS if native else ("fp32",)
-
-
-def free_memory(device) -> int | None:
-    """Bytes free for tensors on `device` (a torch.device): RAM on the cpu, the GPU's free
-    memory on cuda; None where it cannot be told."""
-    import torch
-    kind = torch.device(device).type
-    if kind == "cpu":
-        return psutil.virtual_memory().available
-    if kind == "cuda":
-        return torch.cuda.mem_get_info(device)[0]
-    return None
-
-
-def gpu_facts() -> dict:
-    """GPU name, count, memory, compute capability, driver and bf16, or {} without CUDA."""
-    import torch
-    if not torch.cuda.is_available():
-        return {}
-    props = torch.cuda.get_device_properties(0)
-    return {"gpu_name": props.name, "gpu_count": torch.cuda.device_count(),
-            "gpu_memory_gb": round(props.total_memory / 2**30, 1),
-            "gpu_compute_capability": f"{props.major}.{props.minor}",
-            "gpu_driver": _driver_version(), "gpu_bf16_native": native_bf16("cuda")}
-
-
-def _driver_version() -> str | None:
-    """The NVIDIA driver version from nvidia-smi (torch does not expose it), or None."""
-    import shutil
-    import subprocess
-    smi = shutil.which("nvidia-smi")
-    if smi is None:
-        return None
-    out = subprocess.run([smi, "--query-gpu=driver_version", "--format=csv,noheader"],
-                         capture_output=True, text=True, timeout=30)
-    return out.stdout.splitlines()[0].strip() if out.returncode == 0 and out.stdout else None
 
 
 def matmul_peak_gflops(device: str, precision: str = "fp32",
@@ -164,7 +123,7 @@ def matmul_peak_gflops(device: str, precision: str = "fp32",
     from .timing import timed
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[precision]
     deadline = time.perf_counter() + seconds
-    best, n, largest = 0.0, 128, 2048 if device == "cpu" else 8192
+    best, n, largest = 0.0, 128, 2048 if device == "cpu" else 8192  # an accelerator: up to 8192
     while True:
         a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
         timed(lambda: a @ b, device)  # lazy init, kernel choice
@@ -204,8 +163,8 @@ def machine_info(label: str | None = None, probe: dict[str, tuple[str, ...]] | N
     import torch
     import torchvision
 
+    from .devices import accelerator, facts
     from .timing import malloc_state
-    cuda = torch.cuda.is_available()
     info = {
         "label": label or socket.gethostname(),
         **cpu_facts(),
@@ -216,12 +175,11 @@ def machine_info(label: str | None = None, probe: dict[str, tuple[str, ...]] | N
         "python": platform.python_version(),
         "torch": torch.__version__,
         "torchvision": torchvision.__version__,
-        "cuda": torch.version.cuda if cuda else None,
-        "cudnn": torch.backends.cudnn.version() if cuda else None,
+        "cuda": torch.version.cuda if accelerator() == "cuda" else None,  # the GPU's runtime, with one
         "torch_threads": torch.get_num_threads(),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "malloc": malloc_state(),
-        **gpu_facts(),
+        **facts(),
     }
     if probe is not None:
         info["peak_gflops"], info["peak_probe_size"] = peak_table(probe, say)

@@ -123,7 +123,7 @@ def training_bars(frame: pd.DataFrame) -> plt.Figure | None:
     index = ["machine", "model", "batch"] + (["workload"] if f["workload"].nunique() > 1 else [])
     wide = f.assign(batch=f["batch_size"].map(lambda b: f"bs{b}")).pivot_table(
         index=index, columns="device", values="samples_per_second", sort=False)
-    devices = " vs ".join(d.upper() if d != "cuda" else "GPU" for d in wide.columns)
+    devices = " vs ".join(d.upper() for d in wide.columns)
     fig = _bar_figure(wide, f"training images / s\n(epochs of {_workloads(f)})",
                       f"Training throughput, {devices} (fp32)", "{:,.0f}", 0.9)
     if fig is not None:

@@ -54,7 +54,8 @@ def pytest_addoption(parser) -> None:
     d = BenchOptions()
     group = parser.getgroup("mnist-bench")
     group.addoption("--devices", type=_choices("device", BENCH_DEVICES), default=d.devices,
-                    help="comma-separated: cpu,cuda (default both; cuda skips without a GPU)")
+                    help="comma-separated: cpu, accel (the accelerator here, whatever it is), cuda, mps, "
+                         "xpu (default cpu,accel; an absent accelerator's cases skip)")
     group.addoption("--models", type=_choices("model", MODELS), default=d.models,
                     help=f"comma-separated: {','.join(MODELS)}")
     group.addoption("--batch-sizes", type=_batch_sizes, default=d.batch_sizes,

@@ -53,10 +53,7 @@ def machine_table(results: Results) -> pd.DataFrame:
             cpu += f" (family {f['cpu_family']}, model {f.get('cpu_model_number')}, stepping {f.get('cpu_stepping')})"
         bf16 = {True: "native", False: "emulated (no AVX512-BF16, AMX or Arm BF16)"}.get(
             f.get("cpu_bf16_native"), "not recorded")
-        gpu = (f"{f.get('gpu_count')}x {f['gpu_name']}, {f.get('gpu_memory_gb')} GB, compute "
-               f"{f.get('gpu_compute_capability', '?')}, driver {f.get('gpu_driver') or '?'}, bf16 "
-               f"{ {True: 'native', False: 'emulated'}.get(f.get('gpu_bf16_native'), '?')}"
-               if f.get("gpu_name") else "none")
+        accel = _accelerator(f)
         sizes = f.get("peak_probe_size") or {}
         peaks = [f"{k.replace('_', ' ')} {v:,.1f}" + (f" ({sizes[k]})" if k in sizes else "")
                  for k, v in (f.get("peak_gflops") or {}).items()]
@@ -66,12 +63,27 @@ def machine_table(results: Results) -> pd.DataFrame:
                 "cores": f"{f.get('physical_cores')} physical, {f.get('logical_cores')} logical; "
                          f"{f.get('torch_threads')} torch threads",
                 "caches (per core; L3 shared)": join(f"{k} {v}" for k, v in (f.get("cpu_caches") or {}).items()),
-                "RAM": f"{f.get('ram_gb')} GB", "GPU": gpu,
+                "RAM": f"{f.get('ram_gb')} GB", "accelerator": accel,
                 "software": f"torch {f.get('torch')}, Python {f.get('python', '?')}, {f.get('os', '?')}",
                 "matmul peak GFLOP/s (size)": join(peaks),
                 "run": f"{run}, {f.get('rounds')} rounds; {f.get('date') or '?'}, commit {f.get('commit') or '?'}"}
     table = pd.DataFrame({label: column(f) for label, f in results.machines.items()})
     return table.rename_axis("").reset_index()
+
+
+def _accelerator(f: dict) -> str:
+    """One line for a machine's accelerator: accelerator_* facts (gpu_* in older files)."""
+    def get(key: str):
+        return f.get(f"accelerator_{key}", f.get(f"gpu_{key}"))
+    name = get("name")
+    if not name:
+        return "none"
+    kind = f.get("accelerator", "cuda")
+    bf16 = {True: "native", False: "emulated or not checked"}.get(get("bf16_native"), "?")
+    parts = [f"{get('count')}x {name} ({kind})", f"{get('memory_gb')} GB",
+             f"capability {get('capability') or get('compute_capability') or '?'}",
+             f"{get('runtime') or ''} driver {get('driver') or '?'}".strip(), f"bf16 {bf16}"]
+    return ", ".join(parts)
 
 
 def _operation_table(frame: pd.DataFrame, operation: str, seconds: str, extra: list[str]) -> pd.DataFrame:
@@ -96,21 +108,26 @@ def infer_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def speedup_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """GPU-over-CPU speedup (cpu median / cuda median) per machine, case and batch size."""
+    """Accelerator-over-CPU speedup (cpu median / accelerator median) per machine, case and
+    batch size, for each accelerator type (cuda, mps, xpu) a machine ran."""
     key = ["machine", "operation", "model", "loader", "variant", "precision", "batch_size", "samples"]
     wide = frame.pivot_table(index=key, columns="device", values="median", aggfunc="first")
-    if not {"cpu", "cuda"} <= set(wide.columns):
+    accels = [d for d in wide.columns if d != "cpu"]
+    if "cpu" not in wide.columns or not accels:
         return pd.DataFrame()
-    wide = wide.dropna(subset=["cpu", "cuda"]).reset_index()
-    wide["speedup"] = wide["cpu"] / wide["cuda"]
-    return wide.rename(columns={"cpu": "cpu s", "cuda": "cuda s", "samples": "images/round"})
+    rows = [wide[["cpu", d]].dropna().set_axis(["cpu s", "accelerator s"], axis=1).assign(accelerator=d)
+            for d in accels]
+    out = pd.concat(rows).reset_index()
+    out["speedup"] = out["cpu s"] / out["accelerator s"]
+    return out.rename(columns={"samples": "images/round"})
 
 
-def cuda_epochs(frame: pd.DataFrame) -> pd.DataFrame:
-    """cuda training epochs (resident loader, fp32): what the study quotes for Q7 without a GPU."""
-    f = frame[(frame["operation"] == "train") & (frame["device"] == "cuda")
+def accelerator_epochs(frame: pd.DataFrame) -> pd.DataFrame:
+    """Accelerator training epochs (resident loader, fp32): what the study quotes for Q7
+    when the machine it runs on has none."""
+    f = frame[(frame["operation"] == "train") & (frame["device"] != "cpu")
               & (frame["loader"] == "resident") & (frame["precision"] == "fp32")]
-    return f[["machine", "model", "batch_size", "variant", "median", "samples_per_second"]].rename(
+    return f[["machine", "model", "device", "batch_size", "variant", "median", "samples_per_second"]].rename(
         columns={"median": "epoch s", "samples_per_second": "images/s"})
 
 
@@ -184,8 +201,8 @@ def render_markdown(results: Results, baseline: str | None = None, plots: list[s
     parts += ["## Inference: the test set", "",
               _md(infer_table(f).assign(**{"of peak": lambda d: d["of peak"].map(_pct)})), ""]
     speed = speedup_table(f)
-    parts += ["## GPU over CPU (Q7)", "", _md(speed) if len(speed) else
-              "No file here holds both cpu and cuda results for the same case.", ""]
+    parts += ["## Accelerator over CPU (Q7)", "", _md(speed) if len(speed) else
+              "No file here holds both cpu and accelerator results for the same case.", ""]
     tta = tta_table(f)
     without = [m for m in results.machines if m not in set(tta["machine"])]
     parts += ["## Time to accuracy", "", _md(tta), ""]

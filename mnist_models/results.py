@@ -25,7 +25,7 @@ MATCH = [*KEY, "samples"]  # a case and its workload (images per round): what is
 OPERATIONS = ("train", "infer", "tta")
 STATS = ["median", "mean", "min", "max", "stddev", "q1", "q3", "iqr", "rounds"]
 FIGURES = ["samples", "samples_per_second", "gflops", "flops_per_sample", "test_accuracy", "final_loss",
-           "cold_seconds", "peak_rss_mb", "cuda_peak_memory_mb", "params", "macs_per_sample",
+           "cold_seconds", "peak_rss_mb", "device_peak_memory_mb", "params", "macs_per_sample",
            "torch_threads", "harness_overhead_fraction", "epochs_to_target", "reached",
            "target_accuracy"]
 SHOWN_PROBLEMS = 20  # per file; the rest are counted
@@ -72,7 +72,8 @@ REQUIRED = {"model": "name", "device": "name", "operation": "name", "batch_size"
             "loader": "name", "variant": "name", "precision": "name", "samples": "count"}
 OPTIONAL = {"samples_per_second": "number", "gflops": "number", "flops_per_sample": "number",
             "test_accuracy": "fraction", "final_loss": "number", "cold_seconds": "number",
-            "peak_rss_mb": "number", "cuda_peak_memory_mb": "number", "params": "number",
+            "peak_rss_mb": "number", "device_peak_memory_mb": "number", "cuda_peak_memory_mb": "number",
+            "params": "number",
             "macs_per_sample": "number", "torch_threads": "number", "harness_overhead_fraction": "number",
             "target_accuracy": "fraction", "epochs_to_target": "counts", "reached": "bools",
             "native": "flag"}
@@ -194,6 +195,7 @@ def _rows(doc: dict, machine: str, path: Path, facts: dict) -> list[dict]:
         row = {"machine": machine, "file": str(path), "case": str(b.get("param") or b.get("name")),
                **{k: info.get(k) for k in KEY}, **{k: stats.get(k) for k in STATS},
                **{k: info.get(k) for k in FIGURES}, "data": stats["data"]}
+        row["device_peak_memory_mb"] = info.get("device_peak_memory_mb", info.get("cuda_peak_memory_mb"))
         row["native"] = info.get("native", _native(row["device"], row["precision"], facts))
         peak = peaks.get(f"{row['device']}_{row['precision']}")
         fraction = row["gflops"] / peak if peak and row["gflops"] else None

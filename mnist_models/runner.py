@@ -19,6 +19,7 @@ import torch
 from .cases import TTA, BenchOptions, Case
 from .config import TEST_SIZE
 from .data import Split, load_split
+from .devices import absent, peak_memory_mb, reset_peak_memory, resolve
 from .hardware import machine_info, native_bf16
 from .models import count_params, create_model, macs_per_sample, training_macs_per_sample
 from .timing import peak_rss_mb, sync, timed
@@ -44,8 +45,8 @@ class Run:
     def __init__(self, case: Case, opts: BenchOptions, data: Data):
         self.case, self.opts = case, opts
         self.device = torch.device(case.device)
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True  # autotune conv kernels; the cold round pays for it
+        if self.device.type == "cuda":  # cuDNN (and MIOpen on ROCm): autotune conv kernels; the cold round pays
+            torch.backends.cudnn.benchmark = True
         self.cfg = case.config(opts)
         self.batches = loaders(self.cfg, self.device, (data.train, data.test))
         self.trainer: Trainer | None = None
@@ -71,8 +72,7 @@ class Run:
 
     def cold_round(self) -> float:
         """Time one round from a fresh model (lazy init, autotune) that is not counted."""
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats()
+        reset_peak_memory(self.device)
         self.setup()
         _, seconds = timed(self.target, self.device)
         self.inner.clear()
@@ -91,11 +91,12 @@ class Run:
                 "precision": c.precision, "native": c.precision == "fp32" or native_bf16(c.device),
                 "samples": self.samples, "params": count_params(model),
                 "macs_per_sample": macs_per_sample(model), "peak_rss_mb": peak_rss_mb(),
-                "torch_threads": torch.get_num_threads(),
-                "dtype": "bfloat16 autocast" if c.precision == "bf16" else "float32",
+                "torch_threads": torch.get_num_threads(), "channels_last": self.cfg.channels_last,
+                "fused": self.cfg.fused, "dtype": "bfloat16 autocast" if c.precision == "bf16" else "float32",
                 "cold_seconds": round(cold, 4), **self.figures(model, median)}
-        if self.device.type == "cuda":
-            info["cuda_peak_memory_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        if self.device.type != "cpu":
+            info["device_peak_memory_mb"], note = peak_memory_mb(self.device)
+            info.update({"device_peak_memory_note": note} if note else {})
         info["harness_overhead_fraction"] = round(max(median - statistics.median(self.inner), 0) / median, 6)
         return info
 
@@ -180,5 +181,6 @@ def make_run(case: Case, opts: BenchOptions, data: Data) -> Run:
 def machine_facts(opts: BenchOptions, say=lambda line: None) -> dict:
     """machine_info["mnist_bench"]: label, hardware, versions, and the matmul probe of each
     precision the run used on each device present."""
-    probe = {d: opts.precisions_for(d) for d in opts.devices if d == "cpu" or torch.cuda.is_available()}
+    devices = dict.fromkeys(resolve(d) for d in opts.devices)
+    probe = {d: opts.precisions_for(d) for d in devices if not absent(d)}
     return {**machine_info(opts.label, probe, say), "quick": opts.quick, "rounds": opts.rounds}

@@ -3,8 +3,8 @@
     python -m mnist_models study --epochs 10 --out results/study
     python -m mnist_models study --epochs 1 --train-samples 4096 --out /tmp/study   # quick
 
-Both models train with the same recipe on the CPU (and, when a GPU is present, again
-on cuda for Q7); every number in study.md comes from this run.
+Both models train with the same recipe on the CPU (and, when an accelerator is present,
+again on it for Q7); every number in study.md comes from this run.
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from .data import MEAN, STD, Split, load_split
 from .inspection import activations, confusion_matrix, conv_layers, misclassified, predict
 from .models import create_model, summarize
 from .config import TrainConfig, check_config
+from .devices import accelerator
 from .train import fit
 
 MODELS = ("mlp", "cnn")
@@ -110,7 +111,7 @@ def _tensorboard(logdir: str | None, on_epoch):
     return writer, log
 
 
-def run(cfg: StudyConfig, bench_cuda: pd.DataFrame | None = None, progress: bool = False,
+def run(cfg: StudyConfig, bench_accel: pd.DataFrame | None = None, progress: bool = False,
         on_epoch=None, tensorboard: str | None = None,
         command: str = "python -m mnist_models study") -> tuple[dict, dict[str, bytes]]:
     """Train, inspect and draw: the numbers, and every study file's contents by name (FILES),
@@ -120,8 +121,9 @@ def run(cfg: StudyConfig, bench_cuda: pd.DataFrame | None = None, progress: bool
     splits = load_split(cfg.root, train=True), load_split(cfg.root, train=False)
     models, histories = train_models(cfg, "cpu", splits, progress, on_epoch)
     q7 = _epoch_seconds(histories, "cpu")
-    if torch.cuda.is_available():
-        q7 += _epoch_seconds(train_models(cfg, "cuda", splits, progress)[1], "cuda")
+    accel = accelerator()
+    if accel is not None:
+        q7 += _epoch_seconds(train_models(cfg, accel, splits, progress)[1], accel)
     test = splits[1]
     preds = {name: predict(m, test) for name, m in models.items()}
     figures = {"curves.png": plots.curves(histories)}
@@ -149,7 +151,7 @@ def run(cfg: StudyConfig, bench_cuda: pd.DataFrame | None = None, progress: bool
     history = pd.concat([pd.DataFrame(h).assign(model=m) for m, h in histories.items()])
     files["history.csv"] = history.to_csv(index=False).encode()
     numbers = {"histories": histories, "per_class": per_class(preds), "q7": pd.DataFrame(q7),
-               "bench_cuda": bench_cuda, "shapes": layer_shapes(models, test.x),
+               "bench_accel": bench_accel, "shapes": layer_shapes(models, test.x),
                "misclassified": wrong_shown, "cfg": cfg, "command": command,
                "wrong_counts": {n: int((p.predicted != p.labels).sum()) for n, p in preds.items()}}
     files["study.md"] = render(numbers).encode()
@@ -172,14 +174,14 @@ def render(n: dict) -> str:
     final = {m: hist[-1] for m, hist in h.items()}
     acc = n["per_class"].map(lambda x: f"{x:.2%}").reset_index(names="model")
     q7 = n["q7"].to_markdown(index=False, floatfmt=".2f")
-    if not (n["q7"]["device"] == "cuda").any():
-        q7 += "\n\nNo CUDA GPU was present in this run, so there is no GPU time from it."
-        cuda = n["bench_cuda"]
-        if cuda is not None and len(cuda):
+    if not (n["q7"]["device"] != "cpu").any():
+        q7 += "\n\nNo accelerator was present in this run, so there is no GPU time from it."
+        accel = n["bench_accel"]
+        if accel is not None and len(accel):
             q7 += (" From benchmark result files (one training epoch, 60,000 images, median of "
-                   "the timed rounds):\n\n" + cuda.to_markdown(index=False, floatfmt=".3g"))
+                   "the timed rounds):\n\n" + accel.to_markdown(index=False, floatfmt=".3g"))
         else:
-            q7 += " Pass `--bench results/*.json` to quote cuda figures from benchmark runs."
+            q7 += " Pass `--bench results/*.json` to quote accelerator figures from benchmark runs."
     wrong = ", ".join(f"{m} {c:,} of 10,000" for m, c in n["wrong_counts"].items())
     return f"""# The MNIST notebook's questions, answered
 

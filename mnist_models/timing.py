@@ -15,9 +15,11 @@ import torch
 
 
 def sync(device: torch.device | str) -> None:
-    """Wait for queued device work, so a clock read after it is honest."""
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize(device)
+    """Wait for the device's queued work, so a clock read after it is honest: any
+    accelerator, through torch.accelerator (the cpu has nothing queued)."""
+    device = torch.device(device)
+    if device.type != "cpu":
+        torch.accelerator.synchronize(device)
 
 
 def timed(fn, device: torch.device | str) -> tuple[object, float]:

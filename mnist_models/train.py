@@ -22,10 +22,10 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .config import NOTEBOOK, TrainConfig, check_config
+from .config import DEVICES, NOTEBOOK, TrainConfig, check_config
 from .data import ResidentLoader, Split, load_split, notebook_loader, split_validation
 from .graphs import GraphedTraining
-from .hardware import free_memory
+from .devices import absent, accelerator, free_memory, resolve
 from .models import create_model, training_bytes_per_sample
 from .timing import sync
 
@@ -37,14 +37,16 @@ class NonFiniteLossError(RuntimeError):
 
 
 def resolve_device(name: str) -> torch.device:
-    """auto picks cuda when present; asking for cuda without a GPU is an error."""
+    """auto picks the accelerator when there is one, else the cpu; accel (or its type name:
+    cuda, mps, xpu) without that accelerator is an error."""
+    if name not in DEVICES:
+        raise ValueError(f"unknown device {name!r}; choose from {', '.join(DEVICES)}")
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name not in ("cpu", "cuda"):
-        raise ValueError(f"unknown device {name!r}; choose from auto, cpu, cuda")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("cuda requested but no CUDA GPU is available; use --device cpu or auto")
-    return torch.device(name)
+        return torch.device(accelerator() or "cpu")
+    why = absent(name)
+    if why is not None:
+        raise ValueError(f"--device {name}, but {why} (torch.accelerator); use --device cpu or auto")
+    return torch.device(resolve(name))
 
 
 def autocast(device: torch.device, precision: str, cache: bool = True) -> contextlib.AbstractContextManager:

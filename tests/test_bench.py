@@ -21,7 +21,7 @@ def test_case_ids_are_readable():
 
 
 def test_full_matrix():
-    opts = BenchOptions(precisions=("fp32", "bf16"))
+    opts = BenchOptions(devices=("cpu", "cuda"), precisions=("fp32", "bf16"))
     train, infer, tta = (cases(opts, op) for op in OPERATIONS)
     # 2 models x (cpu: 3 batch sizes x 2 precisions, cuda: the same eager and graphed)
     #          + 2 devices x (seed loader + plain loop)
@@ -49,17 +49,20 @@ def test_time_to_accuracy_runs_in_fp32_where_the_run_has_no_bf16():
     assert [c.id for c in tta] == ["tta-cnn-cpu-bs256", "tta-mlp-cpu-bs128"]
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
-def test_cuda_cases_skip_with_reason():
-    assert skip_reason(Case("train", "cnn", "cuda", 64), BenchOptions()) == "CUDA not available"
+@pytest.mark.skipif(torch.accelerator.is_available(), reason="this machine has an accelerator")
+def test_accelerator_cases_skip_with_reason():
+    assert skip_reason(Case("train", "cnn", "cuda", 64), BenchOptions()) == "no accelerator"
+    assert skip_reason(Case("train", "cnn", "accel", 64), BenchOptions()) == "no accelerator"
     assert skip_reason(Case("train", "cnn", "cpu", 64), BenchOptions()) is None
     assert "full dataset" in skip_reason(Case("tta", "cnn", "cpu", 256), BenchOptions(quick=True))
     graphs_on_cpu = Case("train", "cnn", "cpu", 64, variant="graphs")
     assert skip_reason(graphs_on_cpu, BenchOptions()) == "CUDA graphs need a CUDA device"
+    accel = [c.id for c in cases(BenchOptions(), "train") if c.device != "cpu"]
+    assert "train-cnn-accel-bs64" in accel and not any("graphs" in i for i in accel)  # graphs: cuda only
 
 
 @pytest.mark.parametrize("parse,text,message", [
-    (plugin._choices("device", ("cpu", "cuda")), "cpu,tpu", "unknown device tpu; choose from cpu, cuda"),
+    (plugin._choices("device", plugin.BENCH_DEVICES), "cpu,tpu", "unknown device tpu; choose from cpu, accel, cuda"),
     (plugin._choices("model", ["cnn", "mlp"]), "", "choose from cnn, mlp"),
     (plugin._batch_sizes, "0", "positive integers"),
     (plugin._batch_sizes, "64,big", "positive integers"),
@@ -71,7 +74,7 @@ def test_bad_option_values_name_the_choices(parse, text, message):
 
 
 def test_good_option_values_parse():
-    assert plugin._choices("device", ("cpu", "cuda"))("cpu, cuda") == ("cpu", "cuda")
+    assert plugin._choices("device", plugin.BENCH_DEVICES)("cpu, accel") == ("cpu", "accel")
     assert plugin._batch_sizes("64,1024") == (64, 1024)
 
 

@@ -43,11 +43,11 @@ def test_unknown_model_is_a_usage_error(tmp_path, capsys):
     assert "invalid choice: 'resnet' (choose from" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
-def test_cuda_without_gpu_exits_2(tmp_path, mnist_root, capsys):
+@pytest.mark.skipif(torch.accelerator.is_available(), reason="this machine has an accelerator")
+def test_cuda_without_an_accelerator_exits_2(tmp_path, mnist_root, capsys):
     assert _train(tmp_path / "run", "--device", "cuda") == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "no CUDA GPU is available" in err
+    assert err.count("\n") == 1 and "--device cuda, but no accelerator (torch.accelerator)" in err
     assert not (tmp_path / "run").exists()
 
 

@@ -23,7 +23,7 @@ def test_fixture_gives_exact_table_numbers(cpu_result):
     md = render_markdown(results)
     assert "| fixture-cpu | cnn     | cpu      |      64 | resident    |        10 |      6,000 | 25.0%" in md
     assert "| CPU                          | Test CPU " in md and "| 2 physical, 2 logical; 2 torch threads" in md
-    assert "No file here holds both cpu and cuda" in md
+    assert "No file here holds both cpu and accelerator results" in md
 
 
 def test_gpu_over_cpu_and_machine_matrix(cpu_result, gpu_result):

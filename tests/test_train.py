@@ -92,10 +92,11 @@ def test_evaluate_matches_a_direct_computation(test_split):
     assert result["loss"] == pytest.approx(torch.nn.functional.cross_entropy(logits, part.y).item(), rel=1e-5)
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
-def test_cuda_without_gpu_is_a_clear_error():
-    with pytest.raises(ValueError, match="no CUDA GPU is available; use --device cpu"):
-        resolve_device("cuda")
+@pytest.mark.skipif(torch.accelerator.is_available(), reason="this machine has an accelerator")
+def test_an_absent_accelerator_is_a_clear_error():
+    for name in ("cuda", "accel", "mps"):
+        with pytest.raises(ValueError, match=f"--device {name}, but no accelerator .*; use --device cpu or auto"):
+            resolve_device(name)
     assert resolve_device("auto") == CPU
 
 
