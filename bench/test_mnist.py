@@ -15,12 +15,15 @@ def _measure(benchmark, case: Case, opts: BenchOptions, data) -> Run:
     reason = skip_reason(case, opts)
     if reason:
         pytest.skip(reason)
-    run = make_run(case, opts, data(case.device))
-    cold = run.cold_round()
-    benchmark.group = case.group
-    benchmark.pedantic(run.target, setup=run.setup, rounds=opts.rounds, iterations=1)
-    median = benchmark.stats.stats.median if benchmark.stats else None
-    benchmark.extra_info.update(run.extra_info(median, cold))
+    run = make_run(case, opts, data(case.device) if case.operation != "ddp" else None)
+    try:
+        cold = run.cold_round()
+        benchmark.group = case.group
+        benchmark.pedantic(run.target, setup=run.setup, rounds=opts.rounds, iterations=1)
+        median = benchmark.stats.stats.median if benchmark.stats else None
+        benchmark.extra_info.update(run.extra_info(median, cold))
+    finally:
+        run.close()
     return run
 
 
@@ -41,3 +44,8 @@ def test_tta(benchmark, tta_case, bench_options, bench_data):
     assert all(info["reached"]), (
         f"{tta_case.id}: seeds reached {info['target_accuracy']:.1%} {info['reached']}, "
         f"accuracy at stop {info['accuracy_at_stop']}")
+
+
+def test_ddp(benchmark, ddp_case, bench_options, bench_data):
+    """One data-parallel training epoch of all the images, the slowest rank's time."""
+    _measure(benchmark, ddp_case, bench_options, bench_data)

@@ -17,7 +17,9 @@ from typing import NamedTuple
 from .config import MODEL_VARIANTS, MODELS, NOTEBOOK, TrainConfig
 from .devices import ACCEL, CHOICES, absent, fused_optimizer, resolve
 
-OPERATIONS = ("train", "infer", "tta")
+OPERATIONS = ("train", "infer", "tta", "ddp")
+SCALING = ("strong", "weak")  # ddp: the global batch fixed (split across ranks), or the per-rank batch
+DDP_BATCH = 256  # ddp cases' batch: the global batch (strong) or the per-rank one (weak)
 BENCH_DEVICES = CHOICES  # what --devices accepts: cpu, accel (the accelerator here), cuda, mps, xpu
 QUICK_TRAIN, QUICK_TEST = 4096, 2048  # images per split with --quick
 # What each knob of a variant sets; relu_first picks the model's registered variant.
@@ -53,6 +55,16 @@ class BenchOptions:
     quick: bool = False  # a few thousand images and one round per case
     label: str = dataclasses.field(default_factory=socket.gethostname)  # machine label
     root: str | None = None  # MNIST root (None: $MNIST_ROOT or ./datasets)
+    world_sizes: tuple[int, ...] | None = None  # ddp ranks (None: 1, 2 on the cpu; 1..GPUs, powers of 2)
+
+    def world_sizes_for(self, device: str) -> tuple[int, ...]:
+        """The ddp world sizes this run times on `device`."""
+        if self.world_sizes:
+            return self.world_sizes
+        if device != "cuda":
+            return (1, 2)
+        import torch
+        return tuple(2**k for k in range(8) if 2**k <= max(1, torch.cuda.device_count()))
 
     def precisions_for(self, device: str) -> tuple[str, ...]:
         """The precisions this run times on `device`."""
@@ -77,10 +89,16 @@ class Case:
     precision: str = "fp32"  # fp32 | bf16 autocast
     loader: str = "resident"  # resident tensors | seed (NOTEBOOK: DataLoader + ToTensor)
     variant: str = "tuned"  # a name in NAMED, or KNOBS joined by "+"
+    world_size: int = 1  # ddp: ranks
+    scaling: str = ""  # ddp: strong | weak (SCALING)
+    threads: int | None = None  # ddp: torch threads per rank (None: 1)
 
     @property
     def id(self) -> str:
         parts = [self.operation, self.model, self.device, f"bs{self.batch_size}"]
+        if self.operation == "ddp":
+            threads = [f"t{self.threads}"] if self.threads else []
+            return "-".join([*parts, f"w{self.world_size}", self.scaling, *threads])
         parts += [self.precision] if self.precision != "fp32" else []
         parts += [NOTEBOOK] if self.loader == NOTEBOOK else [] if self.variant == "tuned" else [self.variant]
         return "-".join(parts)
@@ -111,8 +129,9 @@ class Case:
         opts = opts or BenchOptions()
         axes = dict(device=self.device, precision=self.precision, root=opts.root,
                     train_samples=opts.train_samples, test_samples=opts.test_samples)
+        batch = self.batch_size * (self.world_size if self.scaling == "weak" else 1)  # the global batch
         base = (TTA[self.model].config if self.operation == "tta"
-                else TrainConfig(model=self.model, batch_size=self.batch_size, loader=self.loader))
+                else TrainConfig(model=self.model, batch_size=batch, loader=self.loader))
         plain = dataclasses.replace(base, channels_last=False, fused=False, **axes)
         cfg = dataclasses.replace(plain, **self.overrides())
         # fused optimizer kernels exist for some devices only: elsewhere the tuned variant runs unfused
@@ -127,6 +146,9 @@ def cases(opts: BenchOptions, operation: str) -> list[Case]:
         for device in devices:
             variants = ("tuned", "graphs") if device == "cuda" and operation != "infer" else ("tuned",)
             precisions = opts.precisions_for(device)
+            if operation == "ddp":
+                out += _ddp_cases(opts, model, device)
+                continue
             if operation == "tta":  # the recipe in bf16 where the run has it, else in fp32
                 recipe = TTA[model].config
                 precision = recipe.precision if recipe.precision in precisions else "fp32"
@@ -143,6 +165,19 @@ def cases(opts: BenchOptions, operation: str) -> list[Case]:
     return out
 
 
+def _ddp_cases(opts: BenchOptions, model: str, device: str) -> list[Case]:
+    """A model's data-parallel cases on a device: every world size, strong and weak beyond
+    one rank, and on the cpu one rank with two threads beside them (what two ranks cost
+    against two threads). Quick runs keep the MLP's, so CI exercises the path."""
+    if opts.quick and model != "mlp":
+        return []
+    out = [Case("ddp", model, device, DDP_BATCH, world_size=w, scaling=s)
+           for w in opts.world_sizes_for(device) for s in (SCALING if w > 1 else SCALING[:1])]
+    if device == "cpu" and not opts.quick:
+        out.append(Case("ddp", model, device, DDP_BATCH, world_size=1, scaling="strong", threads=2))
+    return out
+
+
 def skip_reason(case: Case, opts: BenchOptions) -> str | None:
     """Why a case cannot run here, or None."""
     import torch
@@ -152,6 +187,8 @@ def skip_reason(case: Case, opts: BenchOptions) -> str | None:
         return absent(case.device)
     if "cuda_graphs" in case.knobs and case.device != "cuda":
         return "CUDA graphs need a CUDA device"
+    if case.operation == "ddp":
+        return _ddp_skip(case)
     if case.operation == "tta" and opts.quick:
         return "time to accuracy needs the full dataset; run without --quick"
     if case.operation != "infer":
@@ -162,9 +199,22 @@ def skip_reason(case: Case, opts: BenchOptions) -> str | None:
     return None
 
 
+def _ddp_skip(case: Case) -> str | None:
+    import os
+
+    import torch
+    if case.device not in ("cpu", "cuda"):
+        return f"no data-parallel backend for {case.device} here (gloo on the cpu, nccl on cuda)"
+    if case.device == "cuda" and case.world_size > torch.cuda.device_count():
+        return f"{case.world_size} ranks need {case.world_size} GPUs; this machine has {torch.cuda.device_count()}"
+    if case.device == "cpu" and case.world_size * (case.threads or 1) > (os.cpu_count() or 1):
+        return f"{case.world_size} ranks x {case.threads or 1} threads need more cores than the {os.cpu_count()} here"
+    return None
+
+
 def expected_ids(opts: BenchOptions, device: str) -> list[str]:
     """Ids of every case a run with these options records on `device` (tta only in full runs)."""
-    ops = ("train", "infer") if opts.quick else OPERATIONS
+    ops = ("train", "infer", "ddp") if opts.quick else OPERATIONS
     return [c.id for op in ops for c in cases(opts, op) if c.device == device]
 
 

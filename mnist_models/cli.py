@@ -1,4 +1,4 @@
-"""Command line: python -m mnist_models {models,train,report,compare,study,ablate,profile} ...
+"""Command line: python -m mnist_models {models,train,ddp,report,compare,study,ablate,profile} ...
 
     python -m mnist_models models
     python -m mnist_models train --model cnn --epochs 10 --out runs/cnn
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from . import __version__
 from .config import DEVICES, LOADERS, MODELS, OPTIMIZERS, PRECISIONS, SCHEDULES, TrainConfig
-from .files import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_REGRESSION, EXIT_USAGE, UsageError
+from .files import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_REGRESSION, EXIT_USAGE, RunError, UsageError
 EXIT_CODES = ("exit codes: 0 done (compare: nothing regressed), 1 compare found a slower case, "
               "2 bad input or usage, or a diverged run, 3 any other error (--debug: traceback), "
               "130 interrupted")
@@ -50,6 +50,21 @@ def _train(args: argparse.Namespace) -> int:
     out = Path(args.out)
     check_writable(out, ["history.json", "model.pt"], args.force)
     return train_and_save(cfg, out, progress=sys.stderr.isatty())
+
+
+def _ddp(args: argparse.Namespace) -> int:
+    from .config import check_config
+    from .files import check_writable
+    cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__
+                         and v is not None})
+    check_config(cfg)
+    if args.cuda_graphs:
+        raise UsageError("--cuda-graphs does not combine with ddp: a captured step cannot hold "
+                         "DistributedDataParallel's all-reduce here; drop --cuda-graphs")
+    out = Path(args.out)
+    check_writable(out, ["history.json", "model.pt"], args.force)
+    from .ddp import main as ddp
+    return ddp(cfg, out, args)
 
 
 def _warn(lines: list[str]) -> None:
@@ -171,6 +186,18 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="folder for history.json and model.pt")
     t.add_argument("--force", action="store_true", help="overwrite files already in --out")
     t.set_defaults(func=_train)
+    d = sub.add_parser("ddp", help="data-parallel training (DDP): under torchrun, or --nproc ranks here",
+                       epilog=EXIT_CODES)
+    _add_train_args(d)
+    d.add_argument("--out", required=True, help="folder for history.json and model.pt (written by rank 0)")
+    d.add_argument("--force", action="store_true", help="overwrite files already in --out")
+    d.add_argument("--nproc", type=_positive("--nproc"), default=1,
+                   help="ranks to start on this machine through torch's launcher (not under torchrun)")
+    d.add_argument("--threads", type=_positive("--threads"), help="torch threads per rank "
+                   "(default: the cores split among the ranks; under torchrun, OMP_NUM_THREADS)")
+    d.add_argument("--backend", choices=["gloo", "nccl"], help="default gloo on the cpu, nccl on cuda")
+    d.add_argument("--port", type=int, default=0, help="the rendezvous port for --nproc (default: a free one)")
+    d.set_defaults(func=_ddp)
     r = sub.add_parser("report", help="result JSON files -> report.md, results.csv and plots", epilog=EXIT_CODES)
     r.add_argument("files", nargs="+", help="pytest-benchmark JSON files from pytest bench")
     r.add_argument("--out", required=True, help="folder for the report")
@@ -230,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"{p.prog}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except RunError as exc:
+        print(f"{p.prog}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
     except Exception as exc:
         if args.debug:
             raise

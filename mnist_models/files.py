@@ -26,6 +26,10 @@ class UsageError(ValueError):
     """Something the user asked for cannot be done as asked."""
 
 
+class RunError(RuntimeError):
+    """The work failed for a reason its message names (a rank that died): exit 3, one line."""
+
+
 def _created_by(folder: Path) -> Path | None:
     """The topmost folder that making `folder` would create (None: it exists)."""
     return next((p for p in [*reversed(folder.absolute().parents), folder.absolute()]

@@ -91,6 +91,36 @@ def throughput_vs_batch(frame: pd.DataFrame) -> plt.Figure | None:
     return fig
 
 
+def scaling(table: pd.DataFrame) -> plt.Figure | None:
+    """Data-parallel images/s against ranks, a panel per model, a line per machine, device,
+    scaling mode and threads, each beside its ideal (one rank's images/s x ranks, dashed).
+
+    `table`: report.scaling_table's frame.
+    """
+    if table.empty:
+        return None
+    models = sorted(table["model"].unique())[:MAX_PANELS]
+    fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4.8), squeeze=False)
+    for ax, model in zip(axes[0], models):
+        part = table[table["model"] == model]
+        lines = list(part.groupby(["machine", "device", "scaling", "threads"]))[:MAX_SERIES]
+        for (machine, device, mode, threads), line in lines:
+            line = line.sort_values("ranks")
+            drawn = ax.plot(line["ranks"], line["images/s"], marker="o",
+                            label=_label([machine, device, mode, f"{threads} thread/rank"]))
+            one = line["images/s"] / (line["efficiency"] * line["ranks"])  # one rank's images/s
+            if one.notna().any():
+                ax.plot(line["ranks"], one.dropna().iloc[0] * line["ranks"], ls="--", lw=0.8,
+                        color=drawn[0].get_color())
+        ax.set(xlabel="ranks (world size)", ylabel="training images / s",
+               title=_text(f"{model}: data-parallel scaling (dashed: ideal)"))
+        ax.set_xticks(sorted(part["ranks"].unique()))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def _bars(ax, labels: list[str], groups: dict[str, list[float]], ylabel: str, title: str,
           fmt: str = "{:,.3g}") -> None:
     x, width = np.arange(len(labels)), 0.8 / max(len(groups), 1)

@@ -65,6 +65,8 @@ def pytest_addoption(parser) -> None:
                          "that runs it natively)")
     group.addoption("--rounds", type=_positive, default=None,
                     help="timed rounds per case (default 5, or 1 with --quick)")
+    group.addoption("--world-sizes", type=_batch_sizes, default=None,
+                    help="ddp ranks, comma-separated (default 1,2 on the cpu; 1 to the GPUs, powers of 2, on cuda)")
     group.addoption("--machine-label", default=None, help="label for this machine (default: hostname)")
     group.addoption("--quick", action="store_true",
                     help=f"{QUICK_TRAIN} training and {QUICK_TEST} test images, one round per case")
@@ -82,6 +84,7 @@ def options(config) -> BenchOptions:
     return BenchOptions(devices=config.getoption("--devices"), models=config.getoption("--models"),
                         batch_sizes=config.getoption("--batch-sizes"),
                         precisions=config.getoption("--precisions"), rounds=rounds, quick=quick,
+                        world_sizes=config.getoption("--world-sizes"),
                         label=config.getoption("--machine-label") or socket.gethostname())
 
 
@@ -138,6 +141,22 @@ def pytest_benchmark_update_machine_info(config, machine_info) -> None:
         reporter.ensure_newline()
         reporter.write_line(f"mnist-bench: {line}")
     machine_info["mnist_bench"] = machine_facts(options(config), say)
+
+
+def pytest_benchmark_update_json(config, benchmarks, output_json) -> None:
+    """Each data-parallel case's scaling efficiency: its images/s over world size x the
+    images/s of one rank in the same family (model, device, batch, threads) in this run."""
+    entries = [b for b in output_json["benchmarks"] if b.get("extra_info", {}).get("operation") == "ddp"]
+
+    def family(info: dict) -> tuple:
+        return info["model"], info["device"], info["batch_size"], info.get("threads_per_rank")
+    one = {family(b["extra_info"]): b["extra_info"]["samples_per_second"]
+           for b in entries if b["extra_info"]["world_size"] == 1}
+    for b in entries:
+        info = b["extra_info"]
+        base = one.get(family(info))
+        info["scaling_efficiency"] = (round(info["samples_per_second"] / (info["world_size"] * base), 4)
+                                      if base else None)
 
 
 def write_partial(config, path: Path) -> None:

@@ -12,11 +12,12 @@ import html
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .results import Results, ResultError
 
-FIGURES = ("throughput.png", "training.png", "loaders.png", "machines.png")
+FIGURES = ("throughput.png", "scaling.png", "training.png", "loaders.png", "machines.png")
 FILES = ("report.md", "results.csv", *FIGURES)
 _MARKDOWN = re.compile(r"([\\`*_\[\]|])")  # with [ ] and < > escaped, no link or tag can form
 
@@ -122,6 +123,24 @@ def speedup_table(frame: pd.DataFrame) -> pd.DataFrame:
     return out.rename(columns={"samples": "images/round"})
 
 
+def scaling_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Data-parallel cases: images/s per world size, and the scaling efficiency (images/s
+    over world size x one rank's images/s, same machine, model, device, batch and threads)."""
+    d = frame[frame["operation"] == "ddp"].copy()
+    if d.empty:
+        return d
+    family = ["machine", "model", "device", "batch_size", "threads_per_rank"]
+    one = d[d["world_size"] == 1].set_index(family)["samples_per_second"]
+    base = d.set_index(family).index.map(lambda k: one.get(k, np.nan))
+    d["efficiency"] = d["samples_per_second"].to_numpy() / (d["world_size"].to_numpy() * np.asarray(base, float))
+    out = d[["machine", "model", "device", "scaling", "world_size", "threads_per_rank", "global_batch",
+             "per_rank_batch", "median", "samples_per_second", "efficiency", "allreduce_share"]]
+    return out.rename(columns={"world_size": "ranks", "threads_per_rank": "threads", "median": "epoch s",
+                               "global_batch": "global batch", "per_rank_batch": "per-rank batch",
+                               "samples_per_second": "images/s", "allreduce_share": "all-reduce share"}
+                      ).sort_values(["machine", "model", "device", "threads", "scaling", "ranks"])
+
+
 def accelerator_epochs(frame: pd.DataFrame) -> pd.DataFrame:
     """Accelerator training epochs (resident loader, fp32): what the study quotes for Q7
     when the machine it runs on has none."""
@@ -149,7 +168,7 @@ def machine_matrix(frame: pd.DataFrame, baseline: str | None = None) -> pd.DataF
     base = baseline or machines[0]
     if base not in machines:
         raise ResultError(f"baseline {base!r} is not among the machines: {', '.join(machines)}")
-    f = frame[frame["operation"].isin(["train", "infer"])]
+    f = frame[frame["operation"].isin(["train", "infer", "ddp"])]
     wide = f.pivot_table(
         index=["case", "workload"], columns="machine", values="samples_per_second", aggfunc="first")
     wide = wide.reindex(columns=machines)
@@ -203,6 +222,17 @@ def render_markdown(results: Results, baseline: str | None = None, plots: list[s
     speed = speedup_table(f)
     parts += ["## Accelerator over CPU (Q7)", "", _md(speed) if len(speed) else
               "No file here holds both cpu and accelerator results for the same case.", ""]
+    scaling = scaling_table(f)
+    if len(scaling):
+        parts += ["## Data-parallel scaling", "", "One epoch of every image across the ranks (DDP; gloo "
+                  "on the cpu, nccl on cuda), the slowest rank's time. `strong`: the global batch fixed "
+                  "and split across the ranks; `weak`: each rank's batch fixed. `efficiency`: images/s over "
+                  "ranks x one rank's images/s (same batch and threads per rank); one rank with 2 threads "
+                  "is there to show what two ranks cost against two threads. `all-reduce share`: steps x "
+                  "one isolated all-reduce of the gradient over the epoch time, an upper bound of the "
+                  "communication DDP could not hide behind the backward pass.", "",
+                  _md(scaling.assign(**{"efficiency": scaling["efficiency"].map(_pct),
+                                        "all-reduce share": scaling["all-reduce share"].map(_pct)})), ""]
     tta = tta_table(f)
     without = [m for m in results.machines if m not in set(tta["machine"])]
     parts += ["## Time to accuracy", "", _md(tta), ""]
@@ -254,6 +284,7 @@ def write_report(results: Results, out: Path, baseline: str | None = None, force
     matrix = machine_matrix(results.frame, baseline)
     base = baseline or (results.frame["machine"].iloc[0] if len(results.frame) else None)
     drawn = {"throughput.png": plots.throughput_vs_batch(results.frame),
+             "scaling.png": plots.scaling(scaling_table(results.frame)),
              "training.png": plots.training_bars(results.frame),
              "loaders.png": plots.loader_bars(results.frame),
              "machines.png": plots.machine_bars(matrix, base) if len(matrix) else None}

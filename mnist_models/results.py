@@ -20,14 +20,15 @@ import pandas as pd
 
 from .hardware import SHOWN_FLAGS, cpu_native_bf16, vector_isa
 
-KEY = ["model", "device", "operation", "loader", "variant", "precision", "batch_size"]
+KEY = ["model", "device", "operation", "loader", "variant", "precision", "batch_size", "world_size", "scaling"]
 MATCH = [*KEY, "samples"]  # a case and its workload (images per round): what is compared
-OPERATIONS = ("train", "infer", "tta")
+OPERATIONS = ("train", "infer", "tta", "ddp")
 STATS = ["median", "mean", "min", "max", "stddev", "q1", "q3", "iqr", "rounds"]
 FIGURES = ["samples", "samples_per_second", "gflops", "flops_per_sample", "test_accuracy", "final_loss",
            "cold_seconds", "peak_rss_mb", "device_peak_memory_mb", "params", "macs_per_sample",
            "torch_threads", "harness_overhead_fraction", "epochs_to_target", "reached",
-           "target_accuracy"]
+           "target_accuracy", "scaling_efficiency", "allreduce_share", "threads_per_rank", "global_batch",
+           "per_rank_batch"]
 SHOWN_PROBLEMS = 20  # per file; the rest are counted
 
 
@@ -76,7 +77,9 @@ OPTIONAL = {"samples_per_second": "number", "gflops": "number", "flops_per_sampl
             "params": "number",
             "macs_per_sample": "number", "torch_threads": "number", "harness_overhead_fraction": "number",
             "target_accuracy": "fraction", "epochs_to_target": "counts", "reached": "bools",
-            "native": "flag"}
+            "native": "flag", "world_size": "number", "scaling_efficiency": "number",
+            "allreduce_share": "fraction", "threads_per_rank": "number", "global_batch": "number",
+            "per_rank_batch": "number"}
 TIMES = ("median", "min", "max", "q1", "q3")
 
 
@@ -128,7 +131,7 @@ def read_result(path: str | Path) -> tuple[dict, list[str]]:
             foreign += 1
             continue
         why = _entry_problem(b)
-        key = None if why else tuple(b["extra_info"][k] for k in MATCH)
+        key = None if why else tuple(b["extra_info"].get(k) for k in MATCH)
         if key in seen:
             why = f"a second entry for {_short(b.get('param'))} (first: benchmarks[{seen[key]}])"
         if why:
@@ -194,6 +197,7 @@ def _rows(doc: dict, machine: str, path: Path, facts: dict) -> list[dict]:
         info, stats = b["extra_info"], b["stats"]
         row = {"machine": machine, "file": str(path), "case": str(b.get("param") or b.get("name")),
                **{k: info.get(k) for k in KEY}, **{k: stats.get(k) for k in STATS},
+               "world_size": info.get("world_size") or 1, "scaling": info.get("scaling") or "",
                **{k: info.get(k) for k in FIGURES}, "data": stats["data"]}
         row["device_peak_memory_mb"] = info.get("device_peak_memory_mb", info.get("cuda_peak_memory_mb"))
         row["native"] = info.get("native", _native(row["device"], row["precision"], facts))

@@ -82,6 +82,9 @@ class Run:
     def reset(self) -> None:
         """Forget what the cold round recorded."""
 
+    def close(self) -> None:
+        """Free what the case holds beyond the session (a data-parallel case: its group)."""
+
     def extra_info(self, median: float | None, cold: float) -> dict:
         """Every axis and derived figure of this case, for benchmark.extra_info."""
         c, model = self.case, create_model(self.case.model)
@@ -94,7 +97,7 @@ class Run:
                 "torch_threads": torch.get_num_threads(), "channels_last": self.cfg.channels_last,
                 "fused": self.cfg.fused, "dtype": "bfloat16 autocast" if c.precision == "bf16" else "float32",
                 "cold_seconds": round(cold, 4), **self.figures(model, median)}
-        if self.device.type != "cpu":
+        if self.device.type != "cpu" and "device_peak_memory_mb" not in info:
             info["device_peak_memory_mb"], note = peak_memory_mb(self.device)
             info.update({"device_peak_memory_note": note} if note else {})
         info["harness_overhead_fraction"] = round(max(median - statistics.median(self.inner), 0) / median, 6)
@@ -173,8 +176,11 @@ class TimeToAccuracyRun(Run):
 RUNS = {"train": TrainRun, "infer": InferRun, "tta": TimeToAccuracyRun}
 
 
-def make_run(case: Case, opts: BenchOptions, data: Data) -> Run:
-    """The Run for the case's operation."""
+def make_run(case: Case, opts: BenchOptions, data: Data | None) -> Run:
+    """The Run for the case's operation (a data-parallel case starts its worker group)."""
+    if case.operation == "ddp":
+        from .ddp_bench import DdpRun
+        return DdpRun(case, opts)
     return RUNS[case.operation](case, opts, data)
 
 

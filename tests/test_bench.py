@@ -22,7 +22,7 @@ def test_case_ids_are_readable():
 
 def test_full_matrix():
     opts = BenchOptions(devices=("cpu", "cuda"), precisions=("fp32", "bf16"))
-    train, infer, tta = (cases(opts, op) for op in OPERATIONS)
+    train, infer, tta = (cases(opts, op) for op in ("train", "infer", "tta"))
     # 2 models x (cpu: 3 batch sizes x 2 precisions, cuda: the same eager and graphed)
     #          + 2 devices x (seed loader + plain loop)
     assert len(train) == 2 * (3 * 2 + 3 * 2 * 2) + 2 * 2 * 2
@@ -106,7 +106,8 @@ def test_a_run_records_every_field(case, train_split, test_split):
 def test_missing_cases_lists_absent_cpu_cases():
     opts = BenchOptions(quick=True, models=("mlp",), batch_sizes=(64,), precisions=("fp32",))
     ids = expected_ids(opts, "cpu")
-    assert ids == ["train-mlp-cpu-bs64", "train-mlp-cpu-bs64-seed", "infer-mlp-cpu-bs64"]
+    assert ids == ["train-mlp-cpu-bs64", "train-mlp-cpu-bs64-seed", "infer-mlp-cpu-bs64",
+                   "ddp-mlp-cpu-bs256-w1-strong", "ddp-mlp-cpu-bs256-w2-strong", "ddp-mlp-cpu-bs256-w2-weak"]
     result = {"benchmarks": [{"param": "train-mlp-cpu-bs64"}]}
     assert missing_cases(result, opts) == ids[1:]
 
@@ -125,3 +126,15 @@ def test_a_variant_is_a_set_of_overrides():
     assert (tta.epochs, tta.lr, tta.schedule, tta.cuda_graphs, tta.device) == (3, 6e-3, "onecycle", True, "cuda")
     quick = Case("infer", "mlp", "cpu", 64).config(BenchOptions(quick=True))
     assert (quick.train_samples, quick.test_samples) == (4096, 2048)
+
+
+def test_ddp_cases_read_like_their_axes():
+    full = [c.id for c in cases(BenchOptions(devices=("cpu",)), "ddp")]
+    assert full == ["ddp-cnn-cpu-bs256-w1-strong", "ddp-cnn-cpu-bs256-w2-strong", "ddp-cnn-cpu-bs256-w2-weak",
+                    "ddp-cnn-cpu-bs256-w1-strong-t2", "ddp-mlp-cpu-bs256-w1-strong", "ddp-mlp-cpu-bs256-w2-strong",
+                    "ddp-mlp-cpu-bs256-w2-weak", "ddp-mlp-cpu-bs256-w1-strong-t2"]
+    weak = Case("ddp", "cnn", "cpu", 256, world_size=4, scaling="weak").config()
+    strong = Case("ddp", "cnn", "cpu", 256, world_size=4, scaling="strong").config()
+    assert (weak.batch_size, strong.batch_size) == (1024, 256)  # the global batch
+    assert [c.world_size for c in cases(BenchOptions(devices=("cpu",), world_sizes=(1, 2, 4)), "ddp")][:5] == \
+        [1, 2, 2, 4, 4]
