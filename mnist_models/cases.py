@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 from .config import MODEL_VARIANTS, MODELS, NOTEBOOK, TrainConfig
 from .devices import ACCEL, CHOICES, absent, fused_optimizer, resolve
+from .files import UsageError
 
 OPERATIONS = ("train", "infer", "tta", "ddp")
 SCALING = ("strong", "weak")  # ddp: the global batch fixed (split across ranks), or the per-rank batch
@@ -115,12 +116,12 @@ class Case:
         """The TrainConfig fields this case's variant sets, over a plain eager config."""
         unknown = [k for k in self.knobs if k not in KNOBS]
         if unknown:
-            raise ValueError(f"unknown variant knobs {unknown}; choose from {', '.join(KNOBS)}")
+            raise UsageError(f"unknown variant knobs {unknown}; choose from {', '.join(KNOBS)}")
         fields = {field: value for knob in self.knobs for field, value in KNOBS[knob].items()}
         if "relu_first" in self.knobs:
             name = f"{self.model}_relu_first"
             if name not in MODEL_VARIANTS:
-                raise ValueError(f"relu_first is a variant of the cnn only, not of {self.model}")
+                raise UsageError(f"relu_first is a variant of the cnn only, not of {self.model}")
             fields["model"] = name
         return fields
 

@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{p.prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except ValueError as exc:  # UsageError, ResultError, DatasetError, a bad config: named by the raiser
+    except UsageError as exc:  # and ResultError, DatasetError, a bad config: named by the raiser
         if args.debug:
             raise
         print(f"{p.prog}: error: {exc}", file=sys.stderr)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .files import UsageError
+
 MODELS = ("cnn", "mlp")  # models.list_models(), spelled out for torch-free parsing (a test keeps them equal)
 MODEL_VARIANTS = ("cnn_relu_first",)  # registered variants: the ablation's, not the matrix's
 PRECISIONS = ("fp32", "bf16")  # fp32, or bf16 autocast
@@ -80,4 +82,4 @@ def check_config(cfg: TrainConfig) -> None:
                "optimizer only", cfg.optimizer)]
     for ok, message, value in checks:
         if not ok:
-            raise ValueError(f"{message} (got {value!r})")
+            raise UsageError(f"{message} (got {value!r})")

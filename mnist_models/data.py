@@ -25,11 +25,12 @@ from torchvision import transforms
 from torchvision.datasets import MNIST
 
 from .config import TEST_SIZE, TRAIN_SIZE
+from .files import UsageError
 
 MEAN, STD = 0.1307, 0.3081  # pixel statistics of the 60,000 training images
 
 
-class DatasetError(ValueError):
+class DatasetError(UsageError):
     """MNIST could not be found, downloaded or read: the message names the file and the fix."""
 
 

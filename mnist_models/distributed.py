@@ -23,6 +23,7 @@ import torch.distributed as dist
 
 from .config import TrainConfig
 from .data import Split, load_split
+from .files import UsageError
 from .train import Trainer
 
 BACKENDS = {"cpu": "gloo", "cuda": "nccl"}  # the devices data-parallel runs on, and how they talk
@@ -86,7 +87,7 @@ def start(kind: str, threads: int, backend: str | None = None) -> tuple[Place, t
 def per_rank(cfg: TrainConfig, world: int) -> TrainConfig:
     """The config each rank trains with: its share of the global batch."""
     if cfg.batch_size % world:
-        raise ValueError(f"the global batch {cfg.batch_size} does not split evenly across {world} ranks; "
+        raise UsageError(f"the global batch {cfg.batch_size} does not split evenly across {world} ranks; "
                          f"choose a --batch-size that is a multiple of {world}")
     return replace(cfg, batch_size=cfg.batch_size // world)
 

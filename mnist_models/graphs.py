@@ -22,6 +22,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from .files import UsageError
+
 WARMUP_STEPS = 3  # eager steps before capture: lazy state, cudnn autotune, allocator
 SAMPLE_SHAPE = (1, 28, 28)  # one MNIST image: the static batch's shape after the batch size
 
@@ -33,7 +35,7 @@ class StepGraph:
                  warmup: int = WARMUP_STEPS):
         device = next(model.parameters()).device
         if device.type != "cuda":
-            raise ValueError(f"CUDA graphs need the model on a CUDA device, not {device.type}; "
+            raise UsageError(f"CUDA graphs need the model on a CUDA device, not {device.type}; "
                              "use --device cuda, or drop --cuda-graphs")
         if not all(g.get("capturable") for g in optimizer.param_groups):
             raise ValueError("CUDA graphs need a capturable optimizer: Adam(capturable=True)")

@@ -18,6 +18,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from .files import UsageError
+
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 _VARIANTS: set[str] = set()
 
@@ -42,7 +44,7 @@ def list_models(variants: bool = False) -> list[str]:
 def create_model(name: str, **kwargs) -> nn.Module:
     """A fresh model by registry name; unknown names raise with the known ones."""
     if name not in _REGISTRY:
-        raise ValueError(f"unknown model {name!r}; choose from {', '.join(list_models(variants=True))}")
+        raise UsageError(f"unknown model {name!r}; choose from {', '.join(list_models(variants=True))}")
     return _REGISTRY[name](**kwargs)
 
 

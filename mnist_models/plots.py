@@ -105,12 +105,14 @@ def scaling(table: pd.DataFrame) -> plt.Figure | None:
         part = table[table["model"] == model]
         lines = list(part.groupby(["machine", "device", "scaling", "threads"]))[:MAX_SERIES]
         for (machine, device, mode, threads), line in lines:
-            line = line.sort_values("ranks")
+            one = part[(part["machine"] == machine) & (part["device"] == device) & (part["threads"] == threads)
+                       & (part["ranks"] == 1)]  # the one-rank case starts both modes' lines
+            line = pd.concat([one, line]).drop_duplicates("ranks").sort_values("ranks")
             drawn = ax.plot(line["ranks"], line["images/s"], marker="o",
                             label=_label([machine, device, mode, f"{threads} thread/rank"]))
-            one = line["images/s"] / (line["efficiency"] * line["ranks"])  # one rank's images/s
-            if one.notna().any():
-                ax.plot(line["ranks"], one.dropna().iloc[0] * line["ranks"], ls="--", lw=0.8,
+            base = line["images/s"] / (line["efficiency"] * line["ranks"])  # one rank's images/s
+            if base.notna().any() and len(line) > 1:
+                ax.plot(line["ranks"], base.dropna().iloc[0] * line["ranks"], ls="--", lw=0.8,
                         color=drawn[0].get_color())
         ax.set(xlabel="ranks (world size)", ylabel="training images / s",
                title=_text(f"{model}: data-parallel scaling (dashed: ideal)"))

@@ -12,7 +12,6 @@ import html
 import re
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from .results import Results, ResultError
@@ -130,9 +129,9 @@ def scaling_table(frame: pd.DataFrame) -> pd.DataFrame:
     if d.empty:
         return d
     family = ["machine", "model", "device", "batch_size", "threads_per_rank"]
-    one = d[d["world_size"] == 1].set_index(family)["samples_per_second"]
-    base = d.set_index(family).index.map(lambda k: one.get(k, np.nan))
-    d["efficiency"] = d["samples_per_second"].to_numpy() / (d["world_size"].to_numpy() * np.asarray(base, float))
+    one = d.loc[d["world_size"] == 1, family + ["samples_per_second"]].rename(columns={"samples_per_second": "one"})
+    d = d.merge(one.drop_duplicates(family), on=family, how="left")
+    d["efficiency"] = d["samples_per_second"] / (d["world_size"] * d["one"])
     out = d[["machine", "model", "device", "scaling", "world_size", "threads_per_rank", "global_batch",
              "per_rank_batch", "median", "samples_per_second", "efficiency", "allreduce_share"]]
     return out.rename(columns={"world_size": "ranks", "threads_per_rank": "threads", "median": "epoch s",

@@ -18,21 +18,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .files import UsageError
 from .hardware import SHOWN_FLAGS, cpu_native_bf16, vector_isa
 
-KEY = ["model", "device", "operation", "loader", "variant", "precision", "batch_size", "world_size", "scaling"]
+KEY = ["model", "device", "operation", "loader", "variant", "precision", "batch_size", "world_size", "scaling",
+       "threads_per_rank"]  # the last three: ddp cases' (1, "", 0 for the others)
 MATCH = [*KEY, "samples"]  # a case and its workload (images per round): what is compared
 OPERATIONS = ("train", "infer", "tta", "ddp")
 STATS = ["median", "mean", "min", "max", "stddev", "q1", "q3", "iqr", "rounds"]
 FIGURES = ["samples", "samples_per_second", "gflops", "flops_per_sample", "test_accuracy", "final_loss",
            "cold_seconds", "peak_rss_mb", "device_peak_memory_mb", "params", "macs_per_sample",
            "torch_threads", "harness_overhead_fraction", "epochs_to_target", "reached",
-           "target_accuracy", "scaling_efficiency", "allreduce_share", "threads_per_rank", "global_batch",
-           "per_rank_batch"]
+           "target_accuracy", "scaling_efficiency", "allreduce_share", "global_batch", "per_rank_batch"]
 SHOWN_PROBLEMS = 20  # per file; the rest are counted
 
 
-class ResultError(ValueError):
+class ResultError(UsageError):
     """A result file that cannot be used, named with what is wrong."""
 
 
@@ -198,6 +199,7 @@ def _rows(doc: dict, machine: str, path: Path, facts: dict) -> list[dict]:
         row = {"machine": machine, "file": str(path), "case": str(b.get("param") or b.get("name")),
                **{k: info.get(k) for k in KEY}, **{k: stats.get(k) for k in STATS},
                "world_size": info.get("world_size") or 1, "scaling": info.get("scaling") or "",
+               "threads_per_rank": info.get("threads_per_rank") or 0,
                **{k: info.get(k) for k in FIGURES}, "data": stats["data"]}
         row["device_peak_memory_mb"] = info.get("device_peak_memory_mb", info.get("cuda_peak_memory_mb"))
         row["native"] = info.get("native", _native(row["device"], row["precision"], facts))

@@ -26,6 +26,7 @@ from .config import DEVICES, NOTEBOOK, TrainConfig, check_config
 from .data import ResidentLoader, Split, load_split, notebook_loader, split_validation
 from .graphs import GraphedTraining
 from .devices import absent, accelerator, free_memory, resolve
+from .files import UsageError
 from .models import create_model, training_bytes_per_sample
 from .timing import sync
 
@@ -40,12 +41,12 @@ def resolve_device(name: str) -> torch.device:
     """auto picks the accelerator when there is one, else the cpu; accel (or its type name:
     cuda, mps, xpu) without that accelerator is an error."""
     if name not in DEVICES:
-        raise ValueError(f"unknown device {name!r}; choose from {', '.join(DEVICES)}")
+        raise UsageError(f"unknown device {name!r}; choose from {', '.join(DEVICES)}")
     if name == "auto":
         return torch.device(accelerator() or "cpu")
     why = absent(name)
     if why is not None:
-        raise ValueError(f"--device {name}, but {why} (torch.accelerator); use --device cpu or auto")
+        raise UsageError(f"--device {name}, but {why} (torch.accelerator); use --device cpu or auto")
     return torch.device(resolve(name))
 
 
@@ -223,7 +224,7 @@ def check_memory(cfg: TrainConfig, device: torch.device) -> None:
     need, free = per_image * cfg.batch_size, free_memory(device)
     if free is not None and need > 0.8 * free:
         most = int(0.8 * free // per_image)
-        raise ValueError(f"batch size {cfg.batch_size:,} needs about {need / 2**30:.1f} GiB for the "
+        raise UsageError(f"batch size {cfg.batch_size:,} needs about {need / 2**30:.1f} GiB for the "
                          f"{cfg.model}'s activations, and {device.type} has {free / 2**30:.1f} GiB free; "
                          f"choose a --batch-size of at most {most:,}")
 

@@ -58,3 +58,14 @@ def test_study_figures():
     hidden = plots.hidden_units(np.zeros((2, 28, 28)), np.random.rand(2, 128), "mlp", "fc1")
     assert "128 hidden units" in hidden.axes[1].get_title()
     assert all(_is_png(f) for f in (curves, confusion, wrong, hidden))
+
+
+def test_scaling_has_a_line_per_mode_beside_its_ideal(committed):
+    from mnist_models.report import scaling_table
+    table = scaling_table(committed)
+    fig = plots.scaling(table)
+    cnn = fig.axes[0]
+    assert cnn.get_title() == "cnn: data-parallel scaling (dashed: ideal)" and cnn.get_xlabel() == "ranks (world size)"
+    assert "epyc-zen5-2core cpu weak 1 thread/rank" in _legend(cnn)
+    assert sum(line.get_linestyle() == "--" for line in cnn.get_lines()) == 2  # strong's and weak's ideal
+    assert _is_png(fig)

@@ -46,7 +46,10 @@ def test_real_result_file_renders_every_output(tmp_path, capsys, committed_resul
     report = (tmp_path / "report.md").read_text()
     row = next(line for line in report.split("## Training")[1].splitlines()
                if line.startswith("| epyc-zen5-2core | cnn ") and "|     256 | resident " in line)
-    assert "3.239" in row and "18,522" in row and "60.5%" in row  # results/epyc-zen5-2core.json's figures
+    entry = next(b for b in json.loads((committed_results[-1]).read_text())["benchmarks"]
+                 if b["param"] == "train-cnn-cpu-bs256")
+    assert committed_results[-1].name == "epyc-zen5-2core.json"
+    assert f"{entry['stats']['median']:.4g}" in row and f"{entry['extra_info']['samples_per_second']:,.0f}" in row
     assert "| epyc-zen5-2core | cnn     | cpu      | resident bf16 |" in report.split("## Time to accuracy")[1]
 
 
@@ -204,3 +207,13 @@ def test_many_cases_keep_every_row_and_figures_say_what_they_left_out(tmp_path, 
     assert len(fig.axes[0].get_xticklabels()) == plots.MAX_BARS
     fp32 = ((results.frame["precision"] == "fp32") & (results.frame["setup"] == "resident")).sum()
     assert notes == [f"showing {plots.MAX_BARS} of {fp32:,} bars; report.md's tables hold every case"]
+
+
+def test_scaling_efficiency_in_the_report_is_the_files(committed_results):
+    from mnist_models.report import scaling_table
+    frame = load_results(committed_results).frame
+    table = scaling_table(frame).set_index(["model", "scaling", "ranks", "threads"])
+    ddp = frame[frame["operation"] == "ddp"].set_index(["model", "scaling", "world_size", "threads_per_rank"])
+    assert len(table) == len(ddp) == 8
+    for key, row in table.iterrows():  # the report's efficiency is the one recorded when the run was saved
+        assert row["efficiency"] == pytest.approx(ddp.loc[key, "scaling_efficiency"], abs=1e-4)
