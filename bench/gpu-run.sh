@@ -4,8 +4,8 @@
 #   there:  bash bench/gpu-run.sh LABEL       # the whole test suite, then the accelerator's benchmark matrix
 # With the device tool (/work/.library/device): run(command="bash bench/gpu-run.sh h200",
 # carry=[".mnist"], timeout_s=540); about 4-6 minutes on an H200 (an estimate: not yet run).
-# It writes $OUT/LABEL.json (or results/LABEL.json without $OUT) and both logs; commit the
-# JSON to results/ and draw the report with bash bench.sh's last line.
+# It writes $OUT/LABEL.json (or runs/gpu-run/LABEL.json without $OUT) and both logs; commit
+# a full run's JSON to results/ and draw the report with bash bench.sh's last line.
 # DEVICES=cpu bash bench/gpu-run.sh smoke --quick runs the same steps without a GPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +19,8 @@ fi
 label=${1:?usage: bash bench/gpu-run.sh LABEL [pytest bench options] | --pack}
 shift
 devices=${DEVICES:-accel}  # accel: whatever torch.accelerator finds (cuda, ROCm, xpu, mps)
-out=${OUT:-results}
+out=${OUT:-runs/gpu-run}  # the device tool's $OUT; here, outside results/ until it is committed
+mkdir -p "$out"
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT  # the unpacked MNIST copy
 mkdir -p "$root/MNIST/raw"
