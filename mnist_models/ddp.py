@@ -15,7 +15,6 @@ import logging
 import os
 import socket
 import sys
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -36,11 +35,10 @@ class Job:
 
 def run_rank(job: Job) -> list[dict] | None:
     """This process's rank of the job: train, and on rank 0 write; rank 0's history."""
-    import torch
     import torch.distributed as dist
 
-    from .distributed import ShardedLoader, ddp_trainer, global_totals, per_rank, resident, start
-    from .timing import sync, tune_malloc
+    from .distributed import ShardedLoader, ddp_trainer, per_rank, resident, start, timed_epoch
+    from .timing import tune_malloc
     tune_malloc()
     place, device = start(job.kind, job.threads, job.backend)
     try:
@@ -50,14 +48,7 @@ def run_rank(job: Job) -> list[dict] | None:
         trainer = ddp_trainer(cfg, len(batches), device)
         history = []
         while trainer.epochs < cfg.epochs:
-            dist.barrier()
-            sync(device)
-            begin = time.perf_counter()
-            mine = trainer.epoch(batches)
-            sync(device)
-            took = torch.tensor([time.perf_counter() - begin], device=device)
-            dist.all_reduce(took, op=dist.ReduceOp.MAX)  # the slowest rank's epoch
-            totals = global_totals(mine, device)
+            totals = timed_epoch(trainer, batches, device)
             record = {"epoch": trainer.epochs, "train_loss": totals["loss"], "train_accuracy": totals["accuracy"]}
             if place.rank == 0:
                 from .data import ResidentLoader
@@ -65,7 +56,7 @@ def run_rank(job: Job) -> list[dict] | None:
                 result = evaluate(trainer.model.module, ResidentLoader(test, cfg.eval_batch_size, shuffle=False),
                                   device, cfg.precision)
                 record.update(test_loss=result["loss"], test_accuracy=result["accuracy"],
-                              seconds=float(took), world_size=place.world)
+                              seconds=totals["seconds"], world_size=place.world)
                 history.append(record)
                 print(f"epoch {record['epoch']:>3}  train loss {record['train_loss']:.4f}  test acc "
                       f"{record['test_accuracy']:.2%}  {record['seconds']:.1f} s  ({place.world} ranks)", flush=True)

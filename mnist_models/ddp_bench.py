@@ -30,18 +30,6 @@ from .timing import sync
 STEP_WAIT = datetime.timedelta(seconds=1)  # how often the controller checks the group is alive
 
 
-def _epoch(trainer, batches, device) -> dict:
-    from .distributed import global_totals
-    dist.barrier()
-    sync(device)
-    begin = time.perf_counter()
-    mine = trainer.epoch(batches)
-    sync(device)
-    took = torch.tensor([time.perf_counter() - begin], device=device)
-    dist.all_reduce(took, op=dist.ReduceOp.MAX)  # the slowest rank's time is the round's
-    return {"seconds": float(took), **global_totals(mine, device)}
-
-
 def _allreduce_seconds(trainer, device, repeats: int = 20) -> float:
     """The quickest of `repeats` all-reduces of a gradient's size, alone: what each step
     adds at most (DDP overlaps it with the backward pass, in buckets); the quickest, since
@@ -61,7 +49,7 @@ def serve(store_address: str, case: Case, opts: BenchOptions) -> None:
     """One rank of a case's worker group: answer the controller's commands until "stop"."""
     from .data import ResidentLoader
     from .devices import peak_memory_mb
-    from .distributed import ShardedLoader, ddp_trainer, per_rank, resident, start
+    from .distributed import ShardedLoader, ddp_trainer, per_rank, resident, start, timed_epoch
     from .timing import tune_malloc
     tune_malloc()
     host, port = store_address.rsplit(":", 1)
@@ -83,8 +71,7 @@ def serve(store_address: str, case: Case, opts: BenchOptions) -> None:
                 trainer = ddp_trainer(cfg, len(batches), device)
                 sync(device)
             elif command == "epoch":
-                reply = _epoch(trainer, batches, device)
-                reply["steps"] = len(batches)
+                reply = {**timed_epoch(trainer, batches, device), "steps": len(batches)}
             elif command == "finish":
                 reply = {"allreduce_seconds": _allreduce_seconds(trainer, device)}
                 if place.rank == 0:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import time
 from dataclasses import dataclass, replace
 from typing import Iterator
 
@@ -107,6 +108,20 @@ def global_totals(result: dict, device: torch.device) -> dict:
     t = torch.tensor([result["loss"] * n, result["accuracy"] * n, n], dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return {"loss": float(t[0] / t[2]), "accuracy": float(t[1] / t[2]), "samples": int(t[2])}
+
+
+def timed_epoch(trainer: Trainer, batches: ShardedLoader, device: torch.device) -> dict:
+    """One epoch on every rank, between barriers, after a device synchronize: the slowest
+    rank's seconds, and the loss, accuracy and images over every rank's share."""
+    from .timing import sync
+    dist.barrier()
+    sync(device)
+    begin = time.perf_counter()
+    mine = trainer.epoch(batches)
+    sync(device)
+    took = torch.tensor([time.perf_counter() - begin], device=device)
+    dist.all_reduce(took, op=dist.ReduceOp.MAX)  # the slowest rank's time is the epoch's
+    return {"seconds": float(took), **global_totals(mine, device)}
 
 
 def resident(cfg: TrainConfig, device: torch.device) -> tuple[Split, Split]:
