@@ -18,7 +18,6 @@ WARMUP, STEPS, BATCH = 5, 30, 256
 def rank_main(world: int) -> tuple[float, str]:
     import time
 
-    import torch
     import torch.distributed as dist
     from torch.profiler import ProfilerActivity, profile
 
