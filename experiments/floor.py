@@ -34,7 +34,7 @@ RECIPE = TrainConfig(model="mlp", batch_size=BATCH)  # the suite's: Adam 1e-3, f
 ROWS = {
     "seed loop": "the notebook's DataLoader(ToTensor), what target 1 divides by (the suite's case)",
     "suite epoch": "resident tensors, fused Adam: the `train mlp cpu bs64` case as benchmarked",
-    "suite step, pre-shuffled": "the suite's train_epoch on pre-shuffled contiguous batches: "
+    "suite step, pre-shuffled": "the suite's Trainer.epoch on pre-shuffled contiguous batches: "
                                 "no gather in the clock, loss and correct count kept per batch",
     "bare eager step": "forward, loss, backward, optimizer step on pre-shuffled contiguous "
                        "batches; no per-batch loss or accuracy kept, no shuffle in the clock",
