@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import plots
+from . import plots, study_plots
 from .data import MEAN, STD, Split, load_split
 from .inspection import activations, confusion_matrix, conv_layers, misclassified, predict
 from .models import create_model, summarize
@@ -126,21 +126,21 @@ def run(cfg: StudyConfig, bench_accel: pd.DataFrame | None = None, progress: boo
         q7 += _epoch_seconds(train_models(cfg, accel, splits, progress)[1], accel)
     test = splits[1]
     preds = {name: predict(m, test) for name, m in models.items()}
-    figures = {"curves.png": plots.curves(histories)}
+    figures = {"curves.png": study_plots.curves(histories)}
     wrong_shown = {}
     for name, p in preds.items():
-        figures[f"confusion_{name}.png"] = plots.confusion(confusion_matrix(p).numpy(), name)
+        figures[f"confusion_{name}.png"] = study_plots.confusion(confusion_matrix(p).numpy(), name)
         idx = misclassified(p, cfg.wrong)
         wrong_shown[name] = [(int(p.labels[i]), int(p.predicted[i]), float(p.confidence[i])) for i in idx]
-        figures[f"misclassified_{name}.png"] = plots.misclassified_grid(
+        figures[f"misclassified_{name}.png"] = study_plots.misclassified_grid(
             _pixels(test.x[idx]), *map(list, zip(*wrong_shown[name])) if len(idx) else ([], [], []), name)
     digits = test.x[pick_digits(test.y, cfg.digits)]
     convs = conv_layers(models["cnn"])
     acts = activations(models["cnn"], digits, convs)  # full resolution; the ReLU is elementwise
-    figures["activations_cnn.png"] = plots.feature_maps(
+    figures["activations_cnn.png"] = study_plots.feature_maps(
         _pixels(digits), {conv: acts[conv].relu().numpy() for conv in convs}, "cnn")
     mlp_hidden = activations(models["mlp"], digits, ["act1"])["act1"].numpy()
-    figures["activations_mlp.png"] = plots.hidden_units(_pixels(digits), mlp_hidden, "mlp", "fc1")
+    figures["activations_mlp.png"] = study_plots.hidden_units(_pixels(digits), mlp_hidden, "mlp", "fc1")
     files = {}
     for name, fig in figures.items():
         if writer:

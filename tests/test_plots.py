@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from mnist_models import plots
+from mnist_models import plots, study_plots
 from mnist_models.report import machine_matrix
 from mnist_models.results import load_results
 
@@ -49,13 +49,13 @@ def test_nothing_to_draw_is_no_figure(committed):
 
 def test_study_figures():
     history = [{"epoch": e, "train_loss": 1 / e, "train_accuracy": 0.9, "test_accuracy": 0.95} for e in (1, 2)]
-    curves = plots.curves({"mlp": history, "cnn": history})
+    curves = study_plots.curves({"mlp": history, "cnn": history})
     assert [ax.get_xlabel() for ax in curves.axes] == ["epoch"] * 3 and _legend(curves.axes[0]) == ["mlp", "cnn"]
-    confusion = plots.confusion(np.eye(10, dtype=int) * 90 + 1, "cnn")
+    confusion = study_plots.confusion(np.eye(10, dtype=int) * 90 + 1, "cnn")
     assert confusion.axes[0].get_xlabel() == "predicted" and confusion.axes[0].get_ylabel() == "true"
-    wrong = plots.misclassified_grid(np.zeros((3, 28, 28)), [1, 2, 3], [7, 7, 8], [0.9, 0.8, 0.7], "mlp")
+    wrong = study_plots.misclassified_grid(np.zeros((3, 28, 28)), [1, 2, 3], [7, 7, 8], [0.9, 0.8, 0.7], "mlp")
     assert wrong.axes[0].get_title() == "true 1, pred 7\n90.0% sure"
-    hidden = plots.hidden_units(np.zeros((2, 28, 28)), np.random.rand(2, 128), "mlp", "fc1")
+    hidden = study_plots.hidden_units(np.zeros((2, 28, 28)), np.random.rand(2, 128), "mlp", "fc1")
     assert "128 hidden units" in hidden.axes[1].get_title()
     assert all(_is_png(f) for f in (curves, confusion, wrong, hidden))
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from mnist_models import plots
+from mnist_models import study_plots
 from mnist_models.cli import main
 from mnist_models.files import write_files
 from mnist_models.inspection import conv_layers
@@ -47,7 +47,7 @@ def test_activation_figure_covers_every_conv_layer():
     convs = conv_layers(create_model("cnn"))
     assert convs == ["conv1", "conv2"]
     maps = {"conv1": torch.rand(2, 16, 28, 28).numpy(), "conv2": torch.rand(2, 32, 14, 14).numpy()}
-    fig = plots.feature_maps(torch.rand(2, 28, 28).numpy(), maps, "cnn")
+    fig = study_plots.feature_maps(torch.rand(2, 28, 28).numpy(), maps, "cnn")
     titles = [sub._suptitle.get_text() for sub in fig.subfigs]
     assert [t.split()[1].rstrip(":") for t in titles] == convs
     assert "16 channels" in titles[0] and "32 channels" in titles[1]
