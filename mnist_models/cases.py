@@ -83,7 +83,7 @@ class BenchOptions:
 
 @dataclass(frozen=True)
 class Case:
-    operation: str  # train | infer | tta
+    operation: str  # train | infer | tta | ddp
     model: str  # registry name
     device: str  # cpu, or an accelerator's type (cuda, mps, xpu); accel where there is none
     batch_size: int  # images per step
@@ -184,12 +184,13 @@ def skip_reason(case: Case, opts: BenchOptions) -> str | None:
     import torch
 
     from .train import check_memory
-    if absent(case.device):
+    if absent(case.device):  # an accelerator that is not here
         return absent(case.device)
     if "cuda_graphs" in case.knobs and case.device != "cuda":
         return "CUDA graphs need a CUDA device"
     if case.operation == "ddp":
-        return _ddp_skip(case)
+        from .distributed import room
+        return room(case.device, case.world_size, case.threads or 1)
     if case.operation == "tta" and opts.quick:
         return "time to accuracy needs the full dataset; run without --quick"
     if case.operation != "infer":
@@ -197,19 +198,6 @@ def skip_reason(case: Case, opts: BenchOptions) -> str | None:
             check_memory(case.config(opts), torch.device(case.device))
         except ValueError as exc:
             return str(exc)
-    return None
-
-
-def _ddp_skip(case: Case) -> str | None:
-    import os
-
-    import torch
-    if case.device not in ("cpu", "cuda"):
-        return f"no data-parallel backend for {case.device} here (gloo on the cpu, nccl on cuda)"
-    if case.device == "cuda" and case.world_size > torch.cuda.device_count():
-        return f"{case.world_size} ranks need {case.world_size} GPUs; this machine has {torch.cuda.device_count()}"
-    if case.device == "cpu" and case.world_size * (case.threads or 1) > (os.cpu_count() or 1):
-        return f"{case.world_size} ranks x {case.threads or 1} threads need more cores than the {os.cpu_count()} here"
     return None
 
 

@@ -83,18 +83,15 @@ def free_port(port: int) -> int:
 
 def check_job(job: Job, nproc: int) -> None:
     """UsageError for a job this machine cannot run: before any process starts."""
-    import psutil
     import torch
+
+    from .distributed import room
     if job.backend == "nccl" and not torch.cuda.is_available():
         raise UsageError("the nccl backend needs CUDA GPUs and torch finds none; use --backend gloo "
                          "(or leave it out: gloo on the cpu)")
-    if job.kind == "cuda" and nproc > torch.cuda.device_count():
-        raise UsageError(f"--nproc {nproc} asks for a GPU per rank, and this machine has "
-                         f"{torch.cuda.device_count()}; lower --nproc")
-    cores = psutil.cpu_count(logical=True) or 1
-    if job.kind == "cpu" and nproc * job.threads > cores:
-        raise UsageError(f"--nproc {nproc} x {job.threads} thread{'s' * (job.threads > 1)} per rank needs "
-                         f"{nproc * job.threads} cores, and this machine has {cores}; lower --nproc or --threads")
+    why = room(job.kind, nproc, job.threads)
+    if why:
+        raise UsageError(f"--nproc {nproc}: {why}; lower --nproc or --threads")
 
 
 def launch(job: Job, nproc: int, port: int) -> list[dict]:

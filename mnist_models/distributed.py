@@ -85,6 +85,19 @@ def start(kind: str, threads: int, backend: str | None = None) -> tuple[Place, t
     return place, device
 
 
+def room(kind: str, ranks: int, threads: int) -> str | None:
+    """Why `ranks` ranks of `threads` torch threads do not fit this machine (None: they do):
+    one GPU a rank on cuda, one core a thread on the cpu, no other device."""
+    if kind == "cuda":
+        gpus = torch.cuda.device_count()
+        return f"{ranks} ranks need {ranks} GPUs, and this machine has {gpus}" if ranks > gpus else None
+    if kind == "cpu":
+        cores = os.cpu_count() or 1
+        return (f"{ranks} ranks x {threads} thread{'s' * (threads > 1)} need {ranks * threads} cores, "
+                f"and this machine has {cores}" if ranks * threads > cores else None)
+    return f"no data-parallel backend for {kind} here (gloo on the cpu, nccl on cuda)"
+
+
 def per_rank(cfg: TrainConfig, world: int) -> TrainConfig:
     """The config each rank trains with: its share of the global batch."""
     if cfg.batch_size % world:
