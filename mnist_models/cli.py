@@ -40,29 +40,30 @@ def _models(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _train(args: argparse.Namespace) -> int:
+def _checked_run(args: argparse.Namespace) -> tuple[TrainConfig, Path]:
+    """train's and ddp's TrainConfig from their arguments, and their --out, both checked
+    before any work: a bad value or an unwritable folder is refused here."""
     from .config import check_config
     from .files import check_writable
-    from .commands import train_and_save
     cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__
                          and v is not None})
     check_config(cfg)
     out = Path(args.out)
     check_writable(out, ["history.json", "model.pt"], args.force)
+    return cfg, out
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .commands import train_and_save
+    cfg, out = _checked_run(args)
     return train_and_save(cfg, out, progress=sys.stderr.isatty())
 
 
 def _ddp(args: argparse.Namespace) -> int:
-    from .config import check_config
-    from .files import check_writable
-    cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__
-                         and v is not None})
-    check_config(cfg)
+    cfg, out = _checked_run(args)
     if args.cuda_graphs:
         raise UsageError("--cuda-graphs does not combine with ddp: a captured step cannot hold "
                          "DistributedDataParallel's all-reduce here; drop --cuda-graphs")
-    out = Path(args.out)
-    check_writable(out, ["history.json", "model.pt"], args.force)
     from .ddp import main as ddp
     return ddp(cfg, out, args)
 
