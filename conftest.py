@@ -1,2 +1,2 @@
-"""Root conftest: the suite's pytest plugin (mnist_models/plugin.py) for tests and benchmarks."""
-pytest_plugins = ("mnist_models.plugin",)
+"""Root conftest: the suite's pytest plugin (mnist_models/harness/plugin.py) for tests and benchmarks."""
+pytest_plugins = ("mnist_models.harness.plugin",)

@@ -13,21 +13,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-
-# exit codes of every command (README, "Exit codes")
-EXIT_OK, EXIT_REGRESSION, EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-
+from .errors import UsageError
 
 _UMASK = os.umask(0o022)  # read once (os.umask can only be read by setting it), then put back
 os.umask(_UMASK)
-
-
-class UsageError(ValueError):
-    """Something the user asked for cannot be done as asked."""
-
-
-class RunError(RuntimeError):
-    """The work failed for a reason its message names (a rank that died): exit 3, one line."""
 
 
 def _created_by(folder: Path) -> Path | None:
@@ -82,16 +71,8 @@ def write_files(contents: dict[Path, bytes]) -> None:
                 os.unlink(temp)
 
 
-def write_text(path: Path, text: str) -> None:
-    write_files({path: text.encode()})
-
-
 def json_bytes(obj) -> bytes:
     return (json.dumps(obj, indent=2) + "\n").encode()
-
-
-def write_json(path: Path, obj) -> None:
-    write_files({path: json_bytes(obj)})
 
 
 def torch_bytes(obj) -> bytes:

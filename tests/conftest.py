@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mnist_models.data import Split, load_split, resolve_root
+from mnist_models.core.data import Split, load_split, resolve_root
 
 
 @pytest.fixture(scope="session")
@@ -91,9 +91,16 @@ def gpu_result() -> Path:
 
 
 @pytest.fixture(scope="session")
-def committed_results() -> list[Path]:
-    """The real result files in results/ (three EPYC machines)."""
-    return sorted((REPO / "results").glob("*.json"))
+def record() -> list[Path]:
+    """Frozen copies of three real result files (tests/data/record: three EPYC machines, format 1),
+    so that what users commit to results/ never changes what the tests see."""
+    return sorted((DATA / "record").glob("*.json"))
+
+
+@pytest.fixture(scope="session")
+def another_machine() -> Path:
+    """A fourth machine's real result file (a 2-vCPU Xeon with AMX), apart from the record."""
+    return DATA / "xeon-amx-2core.json"
 
 
 @pytest.fixture

@@ -1,11 +1,10 @@
 import pandas as pd
 import pytest
 
-from mnist_models.ablation import (BF16_TUNED, CNN_BF16, CNN_FP32, COMPARISONS, MLP_BS64, Comparison, _v,
-                                   run_comparison)
-from mnist_models.ablation_report import ablation_frame, targets
-from mnist_models.cases import BenchOptions, Case
-from mnist_models.runner import Data
+from mnist_models.harness.ablation import BF16_TUNED, CNN_BF16, CNN_FP32, COMPARISONS, MLP_BS64, Comparison, _v, run_comparison
+from mnist_models.harness.ablation_report import ablation_frame, targets
+from mnist_models.harness.cases import BenchOptions, Case
+from mnist_models.harness.run import Data
 
 
 def test_variants_interleave_and_record(train_split, test_split):

@@ -3,12 +3,15 @@ import argparse
 import pytest
 import torch
 
-from mnist_models import plugin
-from mnist_models.cases import OPERATIONS, BenchOptions, Case, cases, expected_ids, missing_cases, skip_reason
-from mnist_models.config import MODEL_VARIANTS, MODELS
-from mnist_models.hardware import default_precisions, native_bf16
-from mnist_models.models import list_models
-from mnist_models.runner import Data, make_run
+from mnist_models.core.config import MODEL_VARIANTS, MODELS
+from mnist_models.core.models import list_models
+from mnist_models.harness.cases import (BENCH_DEVICES, BenchOptions, Case, cases, default_precisions, expected_ids,
+                                        missing_cases, skip_reason)
+from mnist_models.harness.run import Data
+from mnist_models.harness.runs import make_run
+from mnist_models.machine.devices import native_bf16, resolve
+from mnist_models.parsing import choices, positive, positives
+from mnist_models.reporting.schema import OPERATIONS
 
 
 def test_case_ids_are_readable():
@@ -39,9 +42,10 @@ def test_full_matrix():
 
 def test_default_matrix_times_what_each_device_runs_natively():
     opts = BenchOptions()
-    for device in opts.devices:
+    for device in {resolve(d) for d in opts.devices}:  # cases carry the accelerator's name, not "accel"
         timed = {c.precision for op in OPERATIONS for c in cases(opts, op) if c.device == device}
         assert timed == set(default_precisions(device)), device
+    assert {c.device for op in OPERATIONS for c in cases(opts, op)} == {resolve(d) for d in opts.devices}
 
 
 def test_time_to_accuracy_runs_in_fp32_where_the_run_has_no_bf16():
@@ -62,11 +66,12 @@ def test_accelerator_cases_skip_with_reason():
 
 
 @pytest.mark.parametrize("parse,text,message", [
-    (plugin._choices("device", plugin.BENCH_DEVICES), "cpu,tpu", "unknown device tpu; choose from cpu, accel, cuda"),
-    (plugin._choices("model", ["cnn", "mlp"]), "", "choose from cnn, mlp"),
-    (plugin._batch_sizes, "0", "positive integers"),
-    (plugin._batch_sizes, "64,big", "positive integers"),
-    (plugin._positive, "-1", "rounds must be a positive integer"),
+    (choices("device", BENCH_DEVICES), "cpu,tpu", "unknown device tpu; choose from cpu, accel, cuda"),
+    (choices("model", ["cnn", "mlp"]), "", "choose from cnn, mlp"),
+    (positives("batch sizes", "64,256"), "0", "batch sizes must be positive whole numbers"),
+    (positives("batch sizes", "64,256"), "64,big", "batch sizes must be positive whole numbers"),
+    (positives("world sizes", "1,2"), "2,x", "world sizes must be positive whole numbers"),
+    (positive("rounds"), "-1", "rounds must be a positive whole number"),
 ])
 def test_bad_option_values_name_the_choices(parse, text, message):
     with pytest.raises(argparse.ArgumentTypeError, match=message):
@@ -74,8 +79,17 @@ def test_bad_option_values_name_the_choices(parse, text, message):
 
 
 def test_good_option_values_parse():
-    assert plugin._choices("device", plugin.BENCH_DEVICES)("cpu, accel") == ("cpu", "accel")
-    assert plugin._batch_sizes("64,1024") == (64, 1024)
+    assert choices("device", BENCH_DEVICES)("cpu, accel") == ("cpu", "accel")
+    assert positives("batch sizes", "64")("64,1024") == (64, 1024)
+
+
+def test_a_bad_world_size_is_named_as_one(repo):
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-m", "pytest", "bench", "--world-sizes", "0", "--collect-only", "-q",
+                           "-p", "no:cacheprovider"], cwd=repo, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 4 and "world sizes must be positive whole numbers" in done.stderr
+    assert "batch sizes" not in done.stderr
 
 
 @pytest.mark.parametrize("case", [Case("train", "mlp", "cpu", 256), Case("infer", "cnn", "cpu", 512, "bf16"),

@@ -79,12 +79,12 @@ def test_module_entry_point_runs():
     assert result.returncode == 0 and result.stdout.strip()
 
 
-def test_bench_script_keeps_an_existing_result_file(repo, committed_results):
-    existing = committed_results
-    before = existing[0].read_bytes()
-    result = subprocess.run(["bash", "bench.sh", existing[0].stem], cwd=repo, capture_output=True, text=True)
+def test_bench_script_keeps_an_existing_result_file(repo_copy):
+    existing = sorted((repo_copy / "results").glob("*.json"))[0]
+    before = existing.read_bytes()
+    result = subprocess.run(["bash", "bench.sh", existing.stem], cwd=repo_copy, capture_output=True, text=True)
     assert result.returncode == 2 and "already exists; pass another LABEL or set FORCE=1" in result.stderr
-    assert existing[0].read_bytes() == before
+    assert existing.read_bytes() == before
 
 
 OFFLINE = {"https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9",

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from mnist_models.compare import compare, pool
-from mnist_models.results import load_results
+from mnist_models.reporting.compare import compare, pool
+from mnist_models.reporting.results import load_results
 
 TIMES = ("min", "max", "mean", "median", "q1", "q3")
 

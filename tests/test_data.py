@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from mnist_models.data import (DatasetError, ResidentLoader, Split, load_split, resolve_root,
-                               notebook_loader, split_validation)
+from mnist_models.core.data import DatasetError, ResidentLoader, Split, load_split, resolve_root, notebook_loader, split_validation
 
 TRAIN_LABEL_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 

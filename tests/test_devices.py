@@ -3,16 +3,16 @@ sync and one memory reading for every device, and the branches a CPU can run."""
 import pytest
 import torch
 
-from mnist_models import devices
-from mnist_models.cases import BenchOptions, cases
-from mnist_models.timing import sync
+from mnist_models.harness.cases import BenchOptions, cases
+from mnist_models.machine import devices
+from mnist_models.machine.devices import sync, timed
 
 no_accelerator = pytest.mark.skipif(torch.accelerator.is_available(), reason="this machine has an accelerator")
 
 
 @no_accelerator
 def test_without_an_accelerator_only_the_cpu_is_here():
-    assert devices.accelerator() is None and devices.facts() == {}
+    assert devices.accelerator() is None and devices.accelerator_facts() == {}
     assert devices.resolve("accel") == "accel" and devices.resolve("cpu") == "cpu"
     assert devices.absent("cpu") is None
     assert devices.absent("accel") == devices.absent("cuda") == devices.absent("xpu") == "no accelerator"
@@ -25,7 +25,7 @@ def test_with_an_accelerator_accel_is_its_name():
     here = devices.accelerator()
     assert devices.resolve("accel") == here == torch.accelerator.current_accelerator().type
     assert devices.absent(here) is None and devices.absent("accel") is None
-    assert devices.facts()["accelerator_count"] == torch.accelerator.device_count() >= 1
+    assert devices.accelerator_facts()["accelerator_count"] == torch.accelerator.device_count() >= 1
     assert {c.device for c in cases(BenchOptions(devices=("accel", here)), "infer")} == {here}
 
 
@@ -41,12 +41,19 @@ def test_a_backend_without_a_statistic_reads_none_with_the_reason():
         devices._call("peak_everything", "cpu")
 
 
-def test_one_sync_for_every_device():
-    sync("cpu")  # the cpu has nothing queued
-    if torch.accelerator.is_available():
-        x = torch.randn(512, 512, device=devices.accelerator())
-        (x @ x).sum()
-        sync(x.device)
+@pytest.mark.parametrize("device", ["cpu", pytest.param("accel", marks=pytest.mark.skipif(
+    not torch.accelerator.is_available(), reason="no accelerator here"))])
+def test_a_synchronized_clock_waits_for_the_work(device, monkeypatch):
+    """timed() reads the clock only after sync(): on the cpu the work is done when fn returns,
+    on an accelerator only after the sync; either way a sleep inside the work is counted."""
+    import time
+    device = devices.resolve(device)
+    calls = []
+    monkeypatch.setattr(devices, "sync", lambda d: calls.append(torch.device(d).type) or sync(d))
+    x = torch.randn(256, 256, device=device)
+    result, seconds = timed(lambda: (time.sleep(0.05), (x @ x).sum())[1], device)
+    assert calls == [torch.device(device).type] * 2  # once before the first clock read, once before the second
+    assert seconds >= 0.05 and result.device.type == torch.device(device).type
 
 
 def test_fused_optimizers_are_known_per_device():
@@ -57,6 +64,6 @@ def test_fused_optimizers_are_known_per_device():
 
 
 def test_bf16_is_native_only_where_the_device_says():
-    assert devices.bf16_native("mps") is False  # not checked on Apple hardware: not in a default run
+    assert devices.native_bf16("mps") is False  # not checked on Apple hardware: not in a default run
     if not torch.accelerator.is_available():
-        assert devices.bf16_native("cuda") is False and devices.bf16_native("xpu") is False
+        assert devices.native_bf16("cuda") is False and devices.native_bf16("xpu") is False

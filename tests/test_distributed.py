@@ -11,8 +11,10 @@ import time
 import pytest
 import torch
 
-from mnist_models.data import Split
-from mnist_models.distributed import ShardedLoader
+from mnist_models.core.data import Split
+from mnist_models.core.config import TrainConfig
+from mnist_models.core.train import build_model
+from mnist_models.distributed.training import ShardedLoader
 
 DDP = [sys.executable, "-m", "mnist_models", "ddp", "--device", "cpu", "--threads", "1"]
 
@@ -46,9 +48,10 @@ def test_two_ranks_train_as_one_process_on_the_same_images(tmp_path, mnist_root)
         assert done.returncode == 0, done.stderr
         weights[ranks] = torch.load(out / "model.pt")["state_dict"]
         assert json.loads((out / "history.json").read_text())[0]["world_size"] == ranks
+    start = build_model(TrainConfig(model="mlp", seed=0, channels_last=False), torch.device("cpu")).state_dict()
     for name, w in weights[1].items():
         torch.testing.assert_close(weights[2][name], w, rtol=1e-5, atol=1e-6)
-        assert not torch.equal(w, torch.load(tmp_path / "w1" / "model.pt")["state_dict"][name] * 0)
+        assert (w - start[name]).abs().max() > 1e-3  # 16 steps moved every tensor from the seeded start
 
 
 @pytest.mark.slow
@@ -88,7 +91,8 @@ def test_what_cannot_run_is_refused_before_any_process_starts(tmp_path, cli, cap
         port = taken.getsockname()[1]
         assert cli("ddp", "--nproc", "2", "--threads", "1", "--port", str(port), "--out", str(tmp_path / "a")) == 2
         assert f"port {port} is in use; pass another --port" in capsys.readouterr().err
-    assert cli("ddp", "--nproc", str((os.cpu_count() or 1) + 1), "--threads", "1", "--device", "cpu",
+    ranks = (os.cpu_count() or 1) + 1
+    assert cli("ddp", "--nproc", str(ranks), "--batch-size", str(8 * ranks), "--threads", "1", "--device", "cpu",
                "--out", str(tmp_path / "b")) == 2
     assert "cores, and this machine has" in capsys.readouterr().err
     if not torch.cuda.is_available():
@@ -97,6 +101,7 @@ def test_what_cannot_run_is_refused_before_any_process_starts(tmp_path, cli, cap
     assert cli("ddp", "--nproc", "0", "--out", str(tmp_path / "d")) == 2
     assert "--nproc must be a positive whole number" in capsys.readouterr().err
     assert cli("ddp", "--nproc", "3", "--batch-size", "128", "--threads", "1", "--out", str(tmp_path / "e")) == 2
+    assert "the global batch 128 does not split evenly across 3 ranks" in capsys.readouterr().err  # on any core count
     assert not any((tmp_path / n).exists() for n in "abcde")
 
 

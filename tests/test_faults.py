@@ -10,7 +10,7 @@ import time
 import pytest
 import torch
 
-import mnist_models.compare
+import mnist_models.reporting.compare
 from mnist_models.cli import main
 
 MLP = ["train", "--model", "mlp", "--device", "cpu", "--train-samples", "2048"]
@@ -98,7 +98,7 @@ def test_report_compare_help_and_usage_errors_do_not_import_torch(tmp_path, cpu_
 def test_an_unexpected_error_exits_3_never_1(monkeypatch, cli, capsys, cpu_result):
     def broken(*args, **kwargs):
         return 1 / 0  # a bug inside compare: must not read as "a case regressed"
-    monkeypatch.setattr(mnist_models.compare, "compare", broken)
+    monkeypatch.setattr(mnist_models.reporting.compare, "compare", broken)
     assert cli("compare", str(cpu_result), str(cpu_result)) == 3
     _one_line(capsys.readouterr().err, "ZeroDivisionError: division by zero", "--debug shows the traceback")
     with pytest.raises(ZeroDivisionError):
@@ -106,10 +106,11 @@ def test_an_unexpected_error_exits_3_never_1(monkeypatch, cli, capsys, cpu_resul
 
 
 @pytest.mark.parametrize("label", ["a/b", "../../evil", ".hidden", "x y", "-q"])
-def test_bench_sh_refuses_a_label_that_is_not_a_file_name(label, repo):
-    done = subprocess.run(["bash", "bench.sh", label, "--quick"], cwd=repo, capture_output=True, text=True)
+def test_bench_sh_refuses_a_label_that_is_not_a_file_name(label, repo_copy):
+    before = sorted(repo_copy.rglob("*"))
+    done = subprocess.run(["bash", "bench.sh", label, "--quick"], cwd=repo_copy, capture_output=True, text=True)
     assert done.returncode == 2 and "LABEL must be a plain file name" in done.stderr
-    assert not (repo / "results" / f"{label}.json").exists()
+    assert sorted(repo_copy.rglob("*")) == before  # nothing made, in results/ or beside it
 
 
 @pytest.mark.slow

@@ -4,9 +4,9 @@ The capture and replay themselves run only on a GPU (tests/test_train.py, skippe
 import pytest
 import torch
 
-from mnist_models.config import TrainConfig
-from mnist_models.graphs import StepGraph, _lr_on_device, _restore
-from mnist_models.train import Trainer
+from mnist_models.core.config import TrainConfig
+from mnist_models.core.cuda_graphs import StepGraph, _lr_on_device, _restore
+from mnist_models.core.train import Trainer
 
 
 def _trainer(**overrides) -> Trainer:

@@ -1,4 +1,5 @@
 import json
+import platform
 import sys
 import time
 from pathlib import Path
@@ -6,22 +7,30 @@ from pathlib import Path
 import pytest
 import torch
 
-from mnist_models.hardware import (SHOWN_FLAGS, cpu_flags, default_precisions, machine_info,
-                                   matmul_peak_gflops, native_bf16, peak_table, vector_isa)
-from mnist_models.timing import peak_rss_mb, timed
+from mnist_models.harness.cases import default_precisions
+from mnist_models.machine.cpu import SHOWN_FLAGS, cpu_flags, vector_isa
+from mnist_models.machine.devices import native_bf16, timed
+from mnist_models.machine.facts import build_machine_facts
+from mnist_models.machine.probe import matmul_peak_gflops, peak_table
+from mnist_models.machine.process import peak_rss_mb
 
-RESULTS = Path(__file__).parents[1] / "results"  # the committed files (conftest's committed_results)
+RECORD = Path(__file__).parent / "data" / "record"  # frozen copies of real result files
 
 
 def _flags(name: str) -> list[str]:
-    """py-cpuinfo's flags as pytest-benchmark recorded them in a committed result file."""
-    return json.loads((RESULTS / name).read_text())["machine_info"]["cpu"]["flags"]
+    """py-cpuinfo's flags as pytest-benchmark recorded them in a real result file."""
+    return json.loads((RECORD / name).read_text())["machine_info"]["cpu"]["flags"]
+
+
+def _amx(name: str = "xeon-amx-2core.json") -> list[str]:
+    return json.loads((RECORD.parent / name).read_text())["machine_info"]["cpu"]["flags"]
 
 
 def test_default_precisions_follow_the_cpu_flags():
     # the two real machines in results/: an EPYC with AVX512-BF16, one with AVX2 only
     assert default_precisions("cpu", _flags("epyc-2core.json")) == ("fp32", "bf16")
     assert default_precisions("cpu", _flags("epyc-avx2-2core.json")) == ("fp32",)
+    assert default_precisions("cpu", _amx()) == ("fp32", "bf16")  # the Xeon with AMX
     assert default_precisions("cpu", ["avx2", "fma", "amx_tile", "amx_bf16"]) == ("fp32", "bf16")
     assert default_precisions("cpu", ["asimd", "bf16"]) == ("fp32", "bf16")  # Arm FEAT_BF16
     assert default_precisions("cpu", ["avx512f", "avx512bw", "avx512vl", "avx512dq"]) == ("fp32",)
@@ -33,11 +42,14 @@ def test_vector_isa_from_flags():
     assert vector_isa(["sse4_2"]) == "DEFAULT"
 
 
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64") or not hasattr(torch.cpu, "_is_avx512_bf16_supported"),
+                    reason="torch's own bf16 CPUID checks are x86's")
 def test_this_cpu_is_read_as_torch_reads_it():
+    """native_bf16 reads the flags; torch asks CPUID itself: the two must agree here."""
     flags = cpu_flags()
-    assert native_bf16("cpu") == bool({"avx512_bf16", "amx_bf16", "bf16"} & flags)
-    if hasattr(torch.cpu, "_is_avx512_bf16_supported"):  # torch's own CPUID check agrees
-        assert ("avx512_bf16" in flags) == torch.cpu._is_avx512_bf16_supported()
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+    assert native_bf16("cpu") == (torch.cpu._is_avx512_bf16_supported() or amx)
+    assert ("avx512_bf16" in flags) == torch.cpu._is_avx512_bf16_supported()
     if torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512"):
         assert vector_isa(flags) in ("AVX2", "AVX512")
 
@@ -66,8 +78,9 @@ def test_probe_measures_only_what_it_is_asked_and_says_so():
 
 
 def test_machine_info_tells_machines_apart():
-    info = machine_info("laptop")
+    info = build_machine_facts("laptop", quick=True)
     assert info["label"] == "laptop" and info["logical_cores"] >= 1 and info["ram_gb"] > 0
+    assert info["quick"] is True  # the run's own facts, beside the machine's
     assert info["torch"] == torch.__version__ and info["torch_threads"] == torch.get_num_threads()
     assert info["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert set(info["cpu_flags"]) <= set(SHOWN_FLAGS) and set(info["cpu_flags"]) <= cpu_flags()

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from mnist_models.inspection import Predictions, activations, confusion_matrix, misclassified
-from mnist_models.models import create_model, leaf_layers
+from mnist_models.core.inspection import Predictions, activations, confusion_matrix, misclassified
+from mnist_models.core.models import create_model, leaf_layers
 
 SHAPES = {
     "mlp": {"fc1": (128,), "act1": (128,), "fc2": (10,)},

@@ -2,14 +2,15 @@
 import numpy as np
 import pytest
 
-from mnist_models import plots, study_plots
-from mnist_models.report import machine_matrix
-from mnist_models.results import load_results
+from mnist_models.reporting import plots
+from mnist_models.reporting.results import load_results
+from mnist_models.reporting.tables import machine_matrix, scaling_table
+from mnist_models.study import figures as study_plots
 
 
 @pytest.fixture(scope="module")
-def committed(committed_results):
-    return load_results(committed_results).frame
+def committed(record):
+    return load_results(record).frame
 
 
 def _legend(ax) -> list[str]:
@@ -36,7 +37,7 @@ def test_bar_figures_name_their_bars(committed):
     loaders = plots.loader_bars(committed)
     assert set(_legend(loaders.axes[0])) == {"resident tensors", "seed DataLoader + ToTensor"}
     machines = plots.machine_bars(machine_matrix(committed, "epyc-2core"), "epyc-2core")
-    assert _legend(machines.axes[0]) == ["epyc-avx2-2core", "epyc-zen5-2core"]
+    assert _legend(machines.axes[0]) == [m for m in committed["machine"].unique() if m != "epyc-2core"]
     assert machines.axes[0].get_ylabel().startswith("images/s relative to epyc-2core")
     assert all(_is_png(f) for f in (training, loaders, machines))
 
@@ -61,7 +62,6 @@ def test_study_figures():
 
 
 def test_scaling_has_a_line_per_mode_beside_its_ideal(committed):
-    from mnist_models.report import scaling_table
     table = scaling_table(committed)
     fig = plots.scaling(table)
     cnn = fig.axes[0]

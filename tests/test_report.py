@@ -6,11 +6,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mnist_models import plots
 from mnist_models.cli import main
-from mnist_models.report import machine_matrix, render_markdown, speedup_table, train_table
-from mnist_models.results import load_results
-
+from mnist_models.reporting import plots
+from mnist_models.reporting.markdown import escape
+from mnist_models.reporting.report import render_markdown
+from mnist_models.reporting.results import load_results
+from mnist_models.reporting.tables import machine_matrix, scaling_table, speedup_table, train_table
 
 
 def test_fixture_gives_exact_table_numbers(cpu_result):
@@ -32,25 +33,46 @@ def test_gpu_over_cpu_and_machine_matrix(cpu_result, gpu_result):
     assert speed["speedup"].tolist() == [10.0] and speed["machine"].tolist() == ["fixture-gpu"]
     matrix = machine_matrix(results.frame).set_index("case")
     assert matrix.loc["train-cnn-cpu-bs64", "fixture-gpu vs fixture-cpu"] == 1.0
-    assert matrix.loc["train-cnn-cpu-bs64", "workload"] == "60,000 images"
+    assert matrix.loc["train-cnn-cpu-bs64", "samples"] == 60_000
     assert matrix["fixture-gpu vs fixture-cpu"].isna().sum() == 2  # the cuda cases: cpu file lacks them
     assert "## Across machines" in render_markdown(results)
     cuda = train_table(results.frame).query("device == 'cuda'").set_index("setup")
     assert cuda.loc["cuda graph", "images/s"] == 120_000 and cuda.loc["resident", "images/s"] == 60_000
 
 
-def test_real_result_file_renders_every_output(tmp_path, capsys, committed_results):
-    assert main(["report", *map(str, committed_results), "--out", str(tmp_path)]) == 0
-    for name in ("report.md", "results.csv", "throughput.png", "training.png", "loaders.png"):
+def test_real_result_files_render_every_output(tmp_path, capsys, record):
+    assert main(["report", *map(str, record), "--out", str(tmp_path)]) == 0
+    for name in ("report.md", "results.csv", "throughput.png", "training.png", "loaders.png", "machines.png",
+                 "scaling.png"):
         assert (tmp_path / name).stat().st_size > 0, name
     report = (tmp_path / "report.md").read_text()
+    zen5 = next(p for p in record if p.stem == "epyc-zen5-2core")
     row = next(line for line in report.split("## Training")[1].splitlines()
                if line.startswith("| epyc-zen5-2core | cnn ") and "|     256 | resident " in line)
-    entry = next(b for b in json.loads((committed_results[-1]).read_text())["benchmarks"]
-                 if b["param"] == "train-cnn-cpu-bs256")
-    assert committed_results[-1].name == "epyc-zen5-2core.json"
+    entry = next(b for b in json.loads(zen5.read_text())["benchmarks"] if b["param"] == "train-cnn-cpu-bs256")
     assert f"{entry['stats']['median']:.4g}" in row and f"{entry['extra_info']['samples_per_second']:,.0f}" in row
     assert "| epyc-zen5-2core | cnn     | cpu      | resident bf16 |" in report.split("## Time to accuracy")[1]
+
+
+def test_another_machine_joins_a_copy_of_the_record(tmp_path, cli, capsys, repo, another_machine):
+    """What users do: commit one more machine's file beside results/'s; report and compare take it."""
+    folder = tmp_path / "results"
+    folder.mkdir()
+    for path in (repo / "results").glob("*.json"):
+        shutil.copy(path, folder)
+    new = Path(shutil.copy(another_machine, folder / "fifth-machine.json"))
+    files = sorted(folder.glob("*.json"))
+    assert cli("report", *map(str, files), "--out", str(tmp_path / "report")) == 0
+    md = (tmp_path / "report" / "report.md").read_text()
+    label = escape(json.loads(new.read_text())["machine_info"]["mnist_bench"]["label"])
+    assert label in md.split("## Training")[0]  # a column of the machine table
+    assert md.split("## Training")[1].count(f"| {label} ") > 10  # its cases in the tables
+    assert f"{label} images/s" in md.split("## Across machines")[1]
+    capsys.readouterr()
+    assert cli("compare", str(new), str(new)) == 0
+    out = capsys.readouterr().out
+    cases = len(json.loads(new.read_text())["benchmarks"])
+    assert out.strip().splitlines()[-1] == f"{cases} unchanged"
 
 
 def test_report_keeps_its_inputs(tmp_path, cpu_result):
@@ -79,8 +101,8 @@ def test_bad_file_is_named_and_the_rest_go_on(tmp_path, capsys, content, message
     assert not (tmp_path / "out2").exists()
 
 
-def test_committed_machines_side_by_side(tmp_path, repo):
-    files = [repo / "results" / "epyc-2core.json", repo / "results" / "epyc-avx2-2core.json"]
+def test_two_machines_side_by_side(record):
+    files = [p for p in record if p.stem in ("epyc-2core", "epyc-avx2-2core")]
     results = load_results(files)
     assert results.problems == [] and set(results.machines) == {"epyc-2core", "epyc-avx2-2core"}
     md = render_markdown(results)
@@ -88,13 +110,16 @@ def test_committed_machines_side_by_side(tmp_path, repo):
     assert "| bf16 on the CPU " in machines and "| native " in machines and "emulated (no AVX512-BF16" in machines
     assert "AVX512 (from flags)" in machines and "AVX2 (from flags)" in machines
     assert "family 25, model 17, stepping 1" in machines and "family 23, model 1, stepping 2" in machines
-    shares = [float(x) for x in re.findall(r"\| ([\d.]+)%", md.split("## GPU over CPU")[0].split("## Training")[1])]
+    shares = [float(x) for x in re.findall(r"\| ([\d.]+)%", md.split("## Inference")[0].split("## Training")[1])]
     assert shares and max(shares) <= 100  # of peak (and test accuracy): never above 100%
     across = md.split("## Across machines")[1]
     assert "| train-cnn-cpu-bs256 " in across and "| 60,000 images " in across
     assert "not run (bf16 emulated there)" in across and "nan" not in across
     row = next(line for line in across.splitlines() if line.startswith("| train-cnn-cpu-bs256 "))
-    assert "14,004" in row and "4,696" in row and "0.34x" in row  # images/s, and the ratio of those
+    speed = {p.stem: next(b["extra_info"]["samples_per_second"] for b in json.loads(p.read_text())["benchmarks"]
+                          if b["param"] == "train-cnn-cpu-bs256") for p in files}
+    base, other = speed["epyc-2core"], speed["epyc-avx2-2core"]  # images/s as the files hold them
+    assert f"{base:,.0f}" in row and f"{other:,.0f}" in row and f"{other / base:.2f}x" in row
 
 
 def test_an_impossible_share_of_peak_is_not_printed(tmp_path, cpu_result, edited_result):
@@ -115,8 +140,8 @@ def test_quick_runs_stay_out_of_a_report_of_full_runs(tmp_path, capsys, cpu_resu
     results = load_results([cpu_result, quick_file])
     assert list(results.machines) == ["fixture-cpu"] and "a --quick run, left out" in results.problems[0]
     both = load_results([cpu_result, quick_file], include_quick=True)
-    matrix = machine_matrix(both.frame).set_index(["case", "workload"])
-    assert pd.isna(matrix.loc[("train-cnn-cpu-bs64", "60,000 images"), "fixture-quick vs fixture-cpu"])
+    matrix = machine_matrix(both.frame).set_index(["case", "samples"])
+    assert pd.isna(matrix.loc[("train-cnn-cpu-bs64", 60_000), "fixture-quick vs fixture-cpu"])
     assert len(matrix) == 6  # each case twice, once per workload
     assert main(["report", str(quick_file), "--out", str(tmp_path / "q")]) == 0  # alone: reported
     assert "fixture-quick" in (tmp_path / "q" / "report.md").read_text()
@@ -155,9 +180,9 @@ def test_bad_baseline_or_out_writes_nothing(tmp_path, cli, capsys, cpu_result, g
     assert "is a file, not a folder" in capsys.readouterr().err
 
 
-def test_a_full_disk_leaves_the_old_report_whole(small_disk, cli, capsys, committed_results):
+def test_a_full_disk_leaves_the_old_report_whole(small_disk, cli, capsys, record):
     (small_disk / "report.md").write_text("the old report")
-    assert cli("report", *map(str, committed_results), "--out", str(small_disk), "--force") == 3  # PNGs exceed 64 KiB
+    assert cli("report", *map(str, record), "--out", str(small_disk), "--force") == 3  # PNGs exceed 64 KiB
     assert "No space left on device" in capsys.readouterr().err
     assert [p.name for p in small_disk.iterdir()] == ["report.md"]
     assert (small_disk / "report.md").read_text() == "the old report"
@@ -179,18 +204,18 @@ def test_labels_and_machine_strings_are_escaped(tmp_path, cli, cpu_result, gpu_r
     assert (tmp_path / "out" / "throughput.png").stat().st_size > 0
 
 
-def test_a_file_of_time_to_accuracy_cases_only_is_reported(tmp_path, cli, edited_result, repo):
+def test_a_file_of_time_to_accuracy_cases_only_is_reported(tmp_path, cli, edited_result, record):
     def tta_only(doc):
         doc["benchmarks"] = [b for b in doc["benchmarks"] if b["extra_info"]["operation"] == "tta"]
-    path = edited_result(repo / "results" / "epyc-zen5-2core.json", tta_only, "tta.json")
+    path = edited_result(next(p for p in record if p.stem == "epyc-zen5-2core"), tta_only, "tta.json")
     assert cli("report", str(path), "--out", str(tmp_path / "out")) == 0
     md = (tmp_path / "out" / "report.md").read_text()
     assert "| epyc-zen5-2core | cnn " in md.split("## Time to accuracy")[1]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["report.md", "results.csv"]  # no empty plots
 
 
-def test_many_cases_keep_every_row_and_figures_say_what_they_left_out(tmp_path, repo):
-    doc = json.loads((repo / "results" / "epyc-zen5-2core.json").read_text())
+def test_many_cases_keep_every_row_and_figures_say_what_they_left_out(tmp_path, record):
+    doc = json.loads(next(p for p in record if p.stem == "epyc-zen5-2core").read_text())
     entries = [b for b in doc["benchmarks"] if b["extra_info"]["operation"] == "train"]
     doc["benchmarks"] = []
     for i in range(600):  # 600 distinct cases: every one its own batch size
@@ -205,15 +230,13 @@ def test_many_cases_keep_every_row_and_figures_say_what_they_left_out(tmp_path, 
     fig = plots.training_bars(results.frame)
     notes = [t.get_text() for t in fig.texts]
     assert len(fig.axes[0].get_xticklabels()) == plots.MAX_BARS
-    fp32 = ((results.frame["precision"] == "fp32") & (results.frame["setup"] == "resident")).sum()
+    fp32 = ((results.frame["precision"] == "fp32") & (results.frame["variant"] == "tuned")).sum()
     assert notes == [f"showing {plots.MAX_BARS} of {fp32:,} bars; report.md's tables hold every case"]
 
 
-def test_scaling_efficiency_in_the_report_is_the_files(committed_results):
-    from mnist_models.report import scaling_table
-    frame = load_results(committed_results).frame
-    table = scaling_table(frame).set_index(["model", "scaling", "ranks", "threads"])
-    ddp = frame[frame["operation"] == "ddp"].set_index(["model", "scaling", "world_size", "threads_per_rank"])
-    assert len(table) == len(ddp) == 8
-    for key, row in table.iterrows():  # the report's efficiency is the one recorded when the run was saved
-        assert row["efficiency"] == pytest.approx(ddp.loc[key, "scaling_efficiency"], abs=1e-4)
+def test_the_report_tabulates_the_recorded_scaling_efficiency(record):
+    frame = load_results(record).frame
+    table = scaling_table(frame)
+    ddp = frame[frame["operation"] == "ddp"]
+    assert len(table) == len(ddp) > 0
+    assert table["efficiency"].tolist() == ddp["scaling_efficiency"].tolist()

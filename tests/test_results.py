@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from mnist_models.results import load_results
+from mnist_models.reporting.results import load_results
 
 
 def _entry(field: str, value):

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from mnist_models.timing import timed
+from mnist_models.machine.devices import timed
 
 
 def test_timed_returns_result_and_seconds():
@@ -15,10 +15,10 @@ def test_timed_returns_result_and_seconds():
 
 _FAULTS = """
 import resource, torch
-from mnist_models.data import ResidentLoader, load_split
-from mnist_models.timing import malloc_state, tune_malloc
-from mnist_models.config import TrainConfig
-from mnist_models.train import Trainer
+from mnist_models.core.data import ResidentLoader, load_split
+from mnist_models.machine.process import malloc_state, tune_malloc
+from mnist_models.core.config import TrainConfig
+from mnist_models.core.train import Trainer
 state = tune_malloc()
 batches = ResidentLoader(load_split(train=True).take(4096), 1024)
 cfg, cpu = TrainConfig(model="cnn", batch_size=1024), torch.device("cpu")

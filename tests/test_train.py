@@ -3,9 +3,9 @@ import dataclasses
 import pytest
 import torch
 
-from mnist_models.config import TrainConfig, check_config
-from mnist_models.data import ResidentLoader, Split
-from mnist_models.train import NonFiniteLossError, Trainer, evaluate, fit, resolve_device, train_to_accuracy
+from mnist_models.core.config import TrainConfig, check_config
+from mnist_models.core.data import ResidentLoader, Split
+from mnist_models.core.train import NonFiniteLossError, Trainer, evaluate, fit, resolve_device, train_to_accuracy
 
 CPU = torch.device("cpu")
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA not available")

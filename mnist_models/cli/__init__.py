@@ -1,0 +1,59 @@
+"""Command line: python -m mnist_models {models,train,ddp,report,compare,study,ablate,profile} ...
+
+    python -m mnist_models models
+    python -m mnist_models train --model cnn --epochs 10 --out runs/cnn
+
+One module per subcommand: each parses its arguments into the package's own typed options
+and calls the layer below. Nothing heavier than argparse is imported before the arguments
+are parsed, and `report`, `compare`, `--help` and `--version` never import torch.
+
+Exit codes: 0 done (compare: nothing regressed); 1 compare found a slower case; 2 bad
+input or usage (one line naming it and the fix), or training that diverged; 3 anything
+else, e.g. a full disk or a bug (one line; --debug shows the traceback); 130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .. import __version__
+from ..errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, RunError, UsageError
+from . import ablate, compare, ddp, models, profile, report, study, train
+from .common import EXIT_CODES
+
+COMMANDS = (models, train, ddp, report, compare, study, ablate, profile)  # in --help's order
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mnist-bench", description=__doc__.split("\n")[0], epilog=EXIT_CODES)
+    p.add_argument("--version", action="version", version=__version__)
+    p.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
+    sub = p.add_subparsers(dest="command", required=True)
+    for command in COMMANDS:
+        command.add(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser()
+    args = p.parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else argv  # to write the command beside its output
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print(f"{p.prog}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except UsageError as exc:  # and ResultError, DatasetError, a bad config: named by the raiser
+        if args.debug:
+            raise
+        print(f"{p.prog}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except RunError as exc:
+        print(f"{p.prog}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(f"{p.prog}: error: {type(exc).__name__}: {exc} (an unexpected error; --debug shows "
+              "the traceback)", file=sys.stderr)
+        return EXIT_ERROR

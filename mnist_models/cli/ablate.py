@@ -1,0 +1,31 @@
+"""`ablate`: training variants timed side by side in interleaved rounds -> ablation.json, fast.md."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..files import check_writable
+from ..parsing import positive
+from .common import EXIT_CODES, ROOT_HELP, command_line, say
+
+
+def add(sub) -> None:
+    a = sub.add_parser("ablate", help="time training variants side by side, interleaved", epilog=EXIT_CODES)
+    a.add_argument("--out", required=True, help="folder for ablation.json and fast.md")
+    a.add_argument("--rounds", type=positive("rounds"), default=5, help="interleaved rounds per variant (default 5)")
+    a.add_argument("--quick", action="store_true", help="4,096 training images")
+    a.add_argument("--bench", nargs="+", metavar="FILE", help="benchmark JSON for the tta and overhead targets")
+    a.add_argument("--machine-label", dest="machine_label")
+    a.add_argument("--root", help=ROOT_HELP)
+    a.add_argument("--force", action="store_true", help="overwrite files already in --out")
+    a.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    check_writable(out, ["ablation.json", "fast.md"], args.force)
+    from ..harness.ablation import AblateOptions, ablate_and_save
+    from ..harness.cases import BenchOptions
+    bench = BenchOptions(quick=args.quick, label=args.machine_label or BenchOptions().label, root=args.root)
+    return ablate_and_save(AblateOptions(out, args.rounds, tuple(args.bench or ()), bench, command_line(args)),
+                           say=say)

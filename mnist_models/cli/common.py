@@ -1,0 +1,62 @@
+"""What several subcommands share: the training options, their one check with --out, the
+exit codes' help text, warnings. Nothing heavier than argparse is imported here."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..core.config import DEVICES, LOADERS, MODELS, OPTIMIZERS, PRECISIONS, SCHEDULES, TrainConfig
+from ..files import check_writable
+from ..parsing import positive
+
+EXIT_CODES = ("exit codes: 0 done (compare: nothing regressed), 1 compare found a slower case, "
+              "2 bad input or usage, or a diverged run, 3 any other error (--debug: traceback), "
+              "130 interrupted")
+ROOT_HELP = "MNIST root (default: $MNIST_ROOT, else ./datasets)"
+
+
+def add_train_args(p: argparse.ArgumentParser, out_help: str) -> None:
+    """train's and ddp's options: every TrainConfig field a user sets, --out and --force."""
+    d = TrainConfig()
+    p.add_argument("--model", choices=MODELS, default=d.model)
+    p.add_argument("--epochs", type=positive("epochs"), default=d.epochs)
+    p.add_argument("--batch-size", dest="batch_size", type=positive("batch size"), default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer)
+    p.add_argument("--schedule", choices=SCHEDULES, default=d.schedule)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--device", choices=DEVICES, default=d.device)
+    p.add_argument("--precision", choices=PRECISIONS, default=d.precision)
+    p.add_argument("--loader", choices=LOADERS, default=d.loader)
+    p.add_argument("--cuda-graphs", dest="cuda_graphs", action="store_true",
+                   help="cuda only: replay one captured training step per batch")
+    p.add_argument("--train-samples", dest="train_samples", type=positive("train samples"))
+    p.add_argument("--val-samples", dest="val_samples", type=int, default=d.val_samples)
+    p.add_argument("--root", help=ROOT_HELP)
+    p.add_argument("--out", required=True, help=out_help)
+    p.add_argument("--force", action="store_true", help="overwrite files already in --out")
+
+
+def training(args: argparse.Namespace) -> tuple[TrainConfig, Path]:
+    """train's and ddp's TrainConfig (checked as it is made) and their --out, checked before
+    any work: a bad value or an unwritable folder is refused here."""
+    cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__
+                         and v is not None})
+    out = Path(args.out)
+    check_writable(out, ["history.json", "model.pt"], args.force)
+    return cfg, out
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The command as typed, to write beside what it made."""
+    return " ".join(["python -m mnist_models", *args.argv])
+
+
+def warn(lines: list[str]) -> None:
+    for line in lines:
+        print(f"mnist-bench: warning: {line}", file=sys.stderr)
+
+
+def say(line: str) -> None:
+    print(line, flush=True)

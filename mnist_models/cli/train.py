@@ -1,0 +1,19 @@
+"""`train`: one model trained, history.json and model.pt written together."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .common import EXIT_CODES, add_train_args, say, training
+
+
+def add(sub) -> None:
+    p = sub.add_parser("train", help="train one model, write history.json and model.pt", epilog=EXIT_CODES)
+    add_train_args(p, "folder for history.json and model.pt")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg, out = training(args)
+    from ..core.save import train_and_save
+    return train_and_save(cfg, out, progress=sys.stderr.isatty(), say=say)

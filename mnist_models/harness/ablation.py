@@ -1,0 +1,155 @@
+"""Side by side: variants of one training case timed in interleaved rounds.
+
+    python -m mnist_models ablate --out results/fast
+    python -m mnist_models ablate --quick --out /tmp/fast        # a smoke run
+
+Every round runs each variant once, in a shuffled order, from a fresh model
+(interleave.py), and ratios are taken between medians of rounds that saw the same moments.
+"""
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ..core.config import NOTEBOOK, PRECISIONS
+from .cases import BenchOptions, Case
+from .interleave import interleaved
+
+TRAIN = "train"
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str  # what the table calls it
+    case: Case  # the training case (loader, variant knobs, precision)
+    threads: int | None = None  # torch threads for this variant (None: the default)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    name: str  # e.g. "mlp bs64"
+    baseline: str  # the variant the others are divided by
+    variants: tuple[Variant, ...] = field(default=())
+
+
+def _v(name: str, model: str, bs: int, variant: str = "plain", threads: int | None = None, **axes) -> Variant:
+    """A training variant on the cpu; `axes`: the Case's precision or loader."""
+    return Variant(name, Case(TRAIN, model, "cpu", bs, variant=variant, **axes), threads)
+
+
+SEED_LOOP = _v("seed loop", "mlp", 64, loader=NOTEBOOK)
+MLP_BS64 = Comparison("mlp bs64", SEED_LOOP.name, (
+    SEED_LOOP,
+    _v("resident, plain", "mlp", 64),
+    _v("+ fused adam", "mlp", 64, "fused"),
+    _v("+ fused, 1 thread", "mlp", 64, "fused", threads=1),
+    _v("+ fused, compile", "mlp", 64, "fused+compile"),
+    _v("+ fused, bf16", "mlp", 64, "fused", precision="bf16"),
+))
+NCHW_RELU_FIRST = _v("plain NCHW, ReLU then pool", "cnn", 256, "relu_first")
+CNN_FP32 = Comparison("cnn bs256 fp32", NCHW_RELU_FIRST.name, (
+    NCHW_RELU_FIRST,
+    _v("+ cl, fused, ReLU then pool", "cnn", 256, "channels_last+fused+relu_first"),
+    _v("plain NCHW", "cnn", 256),
+    _v("+ channels_last", "cnn", 256, "channels_last"),
+    _v("+ fused adam", "cnn", 256, "fused"),
+    _v("+ channels_last, fused", "cnn", 256, "channels_last+fused"),
+    _v("+ cl, fused, 1 thread", "cnn", 256, "channels_last+fused", threads=1),
+    _v("+ cl, fused, compile", "cnn", 256, "channels_last+fused+compile"),
+))
+FP32_TUNED = _v("fp32 cl, fused", "cnn", 256, "channels_last+fused")
+BF16_TUNED = _v("bf16 cl, fused", "cnn", 256, "channels_last+fused", precision="bf16")
+CNN_BF16 = Comparison("cnn bs256 bf16", FP32_TUNED.name, (
+    FP32_TUNED, _v("bf16 NCHW, fused", "cnn", 256, "fused", precision="bf16"), BF16_TUNED))
+CNN_BF16_1024 = Comparison("cnn bs1024 bf16", FP32_TUNED.name, (
+    _v("fp32 cl, fused", "cnn", 1024, "channels_last+fused"),
+    _v("bf16 cl, fused", "cnn", 1024, "channels_last+fused", precision="bf16"),
+))
+COMPARISONS = (MLP_BS64, CNN_FP32, CNN_BF16, CNN_BF16_1024)
+
+
+def run_comparison(comp: Comparison, opts: BenchOptions, data, rounds: int, progress=None) -> list[dict]:
+    """Every variant: one cold round, then `rounds` interleaved rounds (shuffled, seeded);
+    one record each. `data`: run.Data, the resident splits on the cpu."""
+    import torch
+
+    from .runs import make_run
+    default_threads = torch.get_num_threads()
+    variants = {v.name: v for v in comp.variants}
+    runs = {name: make_run(v.case, opts, data) for name, v in variants.items()}
+    cold = {}
+
+    def time_one(name: str, r: int) -> float:
+        torch.set_num_threads(variants[name].threads or default_threads)
+        try:
+            if r == 0:
+                cold[name] = runs[name].cold_round()
+                return cold[name]
+            runs[name].setup()
+            runs[name].target()
+            return runs[name].inner[-1]
+        finally:
+            torch.set_num_threads(default_threads)
+
+    try:
+        interleaved(variants, rounds, time_one, progress and (lambda r, name: progress(comp.name, r, name)))
+        return [_record(comp, v, runs[v.name], cold[v.name], v.threads or default_threads)
+                for v in comp.variants]
+    finally:
+        for run in runs.values():
+            run.close()
+
+
+def _record(comp: Comparison, v: Variant, run, cold: float, threads: int) -> dict:
+    info = run.extra_info(None, cold)
+    return {"comparison": comp.name, "baseline": comp.baseline, "variant": v.name,
+            "case": v.case.id, "threads": threads,
+            "median": statistics.median(run.inner), "data": run.inner,
+            **{k: info[k] for k in ("samples_per_second", "gflops", "test_accuracy",
+                                    "final_loss", "cold_seconds", "precision", "samples")}}
+
+
+def ablate(opts: BenchOptions, rounds: int, progress=None) -> dict:
+    """Every comparison on the cpu: {"machine": facts, "records": [...]}."""
+    from ..machine.facts import build_machine_facts
+    from .run import Data
+    data = Data.load(opts, "cpu")
+    records = [r for comp in COMPARISONS
+               for r in run_comparison(comp, opts, data, rounds, progress=progress)]
+    return {"machine": build_machine_facts(opts.label, probe={"cpu": PRECISIONS}), "rounds": rounds,
+            "quick": opts.quick, "records": records}
+
+
+@dataclass(frozen=True)
+class AblateOptions:
+    """The ablate command's choices."""
+
+    out: Path  # the folder for ablation.json and fast.md
+    rounds: int = 5  # interleaved rounds per variant
+    bench: tuple[str, ...] = ()  # benchmark result files for the time-to-accuracy and overhead targets
+    bench_opts: BenchOptions = field(default_factory=BenchOptions)  # quick, label, root
+    command: str = "python -m mnist_models ablate"  # what made the run, quoted in fast.md
+
+
+def ablate_and_save(opts: AblateOptions, say: Callable[[str], None] = print) -> int:
+    """Every comparison of the ablation, then ablation.json and fast.md together."""
+    from ..errors import EXIT_OK, UsageError
+    from ..files import json_bytes, write_files
+    from ..machine.process import tune_malloc
+    from ..reporting.results import load_results
+    from .ablation_report import render_fast
+    tune_malloc()  # before any tensor: freed memory kept for the next step
+    bench = load_results(opts.bench) if opts.bench else None
+    if bench is not None and bench.problems:
+        raise UsageError("; ".join(bench.problems))
+
+    def progress(comparison: str, rnd: int, variant: str) -> None:
+        say(f"{comparison}: round {rnd}{' (cold)' if rnd == 0 else ''}: {variant}")
+
+    doc = ablate(opts.bench_opts, opts.rounds, progress)
+    write_files({opts.out / "ablation.json": json_bytes(doc),
+                 opts.out / "fast.md": render_fast(doc, bench, opts.command).encode()})
+    say(f"wrote {opts.out / 'ablation.json'} and {opts.out / 'fast.md'}")
+    return EXIT_OK

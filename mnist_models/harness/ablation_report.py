@@ -1,0 +1,97 @@
+"""The ablation's report: fast.md, the five speed targets beside their goals and every
+comparison's table, from an ablation run's JSON (ablation.py) and a benchmark file.
+
+    python -m mnist_models ablate --out results/fast --bench results/epyc-2core.json
+
+The targets name the comparisons and variants they read by the objects in ablation.py,
+so renaming one renames it here too. No torch here.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..reporting.markdown import md_table, pct
+from ..reporting.results import Results
+from .ablation import BF16_TUNED, CNN_BF16, CNN_FP32, MLP_BS64, Comparison
+
+
+def ablation_frame(doc: dict) -> pd.DataFrame:
+    """An ablation run's records, with each variant's speed relative to its baseline.
+
+    `speedup` divides medians; `best speedup` divides each variant's quickest round, which
+    a shared machine's slow spells (they only ever add time) cannot reach.
+    """
+    f = pd.DataFrame(doc["records"])
+    f["best"] = f["data"].map(min)
+    base = f[f["variant"] == f["baseline"]].set_index("comparison")
+    f["speedup"] = f["comparison"].map(base["median"]) / f["median"]
+    f["best speedup"] = f["comparison"].map(base["best"]) / f["best"]
+    peaks = doc["machine"].get("peak_gflops", {})
+    f["of peak"] = [g / peaks[f"cpu_{p}"] if peaks.get(f"cpu_{p}") else None
+                    for g, p in zip(f["gflops"], f["precision"])]
+    return f
+
+
+def targets(ablation: pd.DataFrame, bench: pd.DataFrame) -> pd.DataFrame:
+    """The five speed targets: measured value beside its goal, and whether it was met."""
+    def best(comparison: Comparison, precision: str = "fp32", by: str = "speedup") -> pd.Series:
+        part = ablation[(ablation["comparison"] == comparison.name) & (ablation["precision"] == precision)]
+        return part.loc[part[by].idxmax()]
+
+    def rounds(comparison: Comparison) -> str:
+        top = best(comparison, by="best speedup")
+        return f"; best rounds {top['best speedup']:.2f}x ({top['variant']})"
+
+    mlp, cnn = best(MLP_BS64), best(CNN_FP32)
+    bf = ablation[ablation["comparison"] == CNN_BF16.name].set_index("variant")
+    fp32, bf16 = bf.loc[CNN_BF16.baseline], bf.loc[BF16_TUNED.name]
+    bf16_met = bf16["speedup"] >= 1.5 and abs(bf16["test_accuracy"] - fp32["test_accuracy"]) <= 0.003
+    rows = [("1. MLP bs64 training vs the seed loop",
+             f"{mlp['speedup']:.2f}x ({mlp['variant']}){rounds(MLP_BS64)}",
+             "10x (8x at least)", mlp["speedup"] >= 10, mlp["speedup"] >= 8),
+            ("2. CNN bs256 fp32 vs plain NCHW loop",
+             f"{cnn['speedup']:.2f}x ({cnn['variant']}, {cnn['of peak']:.0%} of fp32 peak)"
+             f"{rounds(CNN_FP32)}",
+             "1.4x", cnn["speedup"] >= 1.4, cnn["speedup"] >= 1.4),
+            ("3. CNN bf16 vs fp32 (test acc after one epoch)",
+             f"{bf16['speedup']:.2f}x, {bf16['test_accuracy']:.2%} vs {fp32['test_accuracy']:.2%}; "
+             f"best rounds {bf16['best speedup']:.2f}x",
+             "1.5x, within 0.3 pts", bf16_met, bf16_met)]
+    tta = bench[(bench["operation"] == "tta") & (bench["model"] == "cnn") & (bench["device"] == "cpu")]
+    if len(tta):
+        t = tta.iloc[0]
+        every = all(t["reached"])
+        rows.append(("4. CNN time to 99.0% on cpu (median of seeds)",
+                     f"{t['median']:.1f} s, {sum(t['reached'])}/{len(t['reached'])} seeds reached",
+                     "15 s (30 s at most), every seed", every and t["median"] <= 15, every and t["median"] <= 30))
+    overhead = bench["harness_overhead_fraction"].max()
+    rows.append(("5. harness overhead, worst case", f"{overhead:.4%}", "< 1%", overhead < 0.01, overhead < 0.01))
+    out = pd.DataFrame(rows, columns=["target", "measured", "goal", "met", "minimum met"])
+    out["verdict"] = np.where(out["met"], "met", np.where(out["minimum met"], "minimum met", "missed"))
+    return out.drop(columns=["met", "minimum met"])
+
+
+def render_fast(doc: dict, bench: Results | None, command: str) -> str:
+    """fast.md: the targets, then every comparison's table."""
+    f = ablation_frame(doc)
+    samples = int(f["samples"].iloc[0])
+    parts = ["# Fast: side-by-side measurements", "", f"Made by `{command}` on "
+             f"{doc['machine'].get('label')} ({doc['machine'].get('cpu_model')}, "
+             f"{doc['machine'].get('physical_cores')} cores); {doc['rounds']} interleaved rounds "
+             f"per variant after one cold round, each one training epoch of {samples:,} images "
+             "from a fresh model. Ratios are taken within a comparison, never across: `speedup` "
+             "divides medians (the verdicts use it), `best speedup` each variant's quickest round, "
+             "which this VM's slow spells, adding time to whole rounds, do not reach.", ""]
+    if bench is not None and not bench.frame.empty:
+        parts += ["## Targets", "", md_table(targets(f, bench.frame)), ""]
+    for name, part in f.groupby("comparison", sort=False):
+        table = part[["variant", "threads", "median", "samples_per_second", "speedup", "of peak",
+                      "best", "best speedup", "test_accuracy"]].rename(
+            columns={"median": "epoch s", "samples_per_second": "images/s", "best": "best round s",
+                     "test_accuracy": "test acc"})
+        table = table.assign(**{"of peak": table["of peak"].map(pct), "test acc": table["test acc"].map(pct),
+                                "speedup": table["speedup"].map("{:.2f}x".format),
+                                "best speedup": table["best speedup"].map("{:.2f}x".format)})
+        parts += [f"## {name} (relative to {part.iloc[0]['baseline']})", "", md_table(table), ""]
+    return "\n".join(parts)

@@ -1,0 +1,121 @@
+"""The template every benchmark case follows, whatever its operation (runs.py, ddp_run.py):
+
+    run = make_run(case, opts, Data.load(opts, "cpu"))   # prepare(): what lasts across rounds
+    cold = run.cold_round()                              # one uncounted round from a fresh model
+    benchmark.pedantic(run.target, setup=run.setup, rounds=opts.rounds)
+    benchmark.extra_info.update(run.extra_info(median, cold))   # finish(), then figures()
+    run.close()
+
+setup() builds what a round starts from, outside the clock; target() times step() between
+synchronized clock reads; finish() measures what the case measures once, after its rounds;
+figures() only computes from what was measured; close() frees what the case held and puts
+back what it changed (cuDNN's autotuning flag).
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+
+import torch
+
+from ..core.data import Split, load_split
+from ..core.models import count_params, create_model, macs_per_sample
+from ..machine.devices import native_bf16, peak_memory_mb, reset_peak_memory, sync, timed
+from ..machine.process import peak_rss_mb
+from .cases import BenchOptions, Case
+
+
+@dataclass
+class Data:
+    """Resident splits on one device, loaded once per session."""
+
+    train: Split
+    test: Split
+
+    @classmethod
+    def load(cls, opts: BenchOptions, device: str) -> "Data":
+        return cls(load_split(opts.root, True, device), load_split(opts.root, False, device))
+
+
+class Run:
+    """One case: prepare() once, setup() and target() per round, finish() once, close()."""
+
+    def __init__(self, case: Case, opts: BenchOptions, data: Data | None):
+        self.case, self.opts = case, opts
+        self.device = torch.device(case.device)
+        self.cfg = case.config(opts)
+        self.inner: list[float] = []  # the target's own synchronized seconds per round
+        self._cudnn_benchmark = torch.backends.cudnn.benchmark
+        if self.device.type == "cuda":  # cuDNN (and MIOpen on ROCm): autotune conv kernels; the cold round pays
+            torch.backends.cudnn.benchmark = True
+        self.prepare(data)
+
+    def prepare(self, data: Data | None) -> None:
+        """What the case holds across its rounds (batches; a data-parallel case's worker group)."""
+
+    @property
+    def samples(self) -> int:
+        """Images one round processes: the training images (the test images for infer)."""
+        return self.cfg.training_images
+
+    def setup(self) -> None:
+        """What a round starts from (a fresh model), built outside the clock."""
+        sync(self.device)
+
+    def target(self) -> None:
+        start = time.perf_counter()
+        own = self.step()
+        sync(self.device)
+        self.inner.append(own if own is not None else time.perf_counter() - start)
+
+    def step(self) -> float | None:
+        """One round of the operation; the seconds it timed itself (a data-parallel round: the
+        slowest rank's epoch), or None to be timed by target()."""
+        raise NotImplementedError
+
+    def cold_round(self) -> float:
+        """Time one round from a fresh model (lazy init, autotune) that is not counted."""
+        reset_peak_memory(self.device)
+        self.setup()
+        _, seconds = timed(self.target, self.device)
+        self.inner.clear()
+        self.reset()
+        return seconds
+
+    def reset(self) -> None:
+        """Forget what the cold round recorded."""
+
+    def finish(self) -> dict:
+        """After the timed rounds, once: what the case measures at its end (test accuracy)."""
+        return {}
+
+    def close(self) -> None:
+        """Free what the case holds beyond its rounds, and put back the flags it set."""
+        torch.backends.cudnn.benchmark = self._cudnn_benchmark
+
+    def extra_info(self, median: float | None, cold: float) -> dict:
+        """Every axis and derived figure of this case, for benchmark.extra_info."""
+        c, model, finished = self.case, create_model(self.case.model), self.finish()
+        median = median or statistics.median(self.inner)
+        info = {"model": c.model, "device": c.device, "operation": c.operation,
+                "batch_size": c.batch_size, "loader": c.loader, "variant": c.variant,
+                "precision": c.precision, "native": c.precision == "fp32" or native_bf16(c.device),
+                "samples": self.samples, "params": count_params(model),
+                "macs_per_sample": macs_per_sample(model), "peak_rss_mb": peak_rss_mb(),
+                "torch_threads": torch.get_num_threads(), "channels_last": self.cfg.channels_last,
+                "fused": self.cfg.fused, "dtype": "bfloat16 autocast" if c.precision == "bf16" else "float32",
+                "cold_seconds": round(cold, 4), **self.figures(model, median, finished)}
+        if self.device.type != "cpu" and "device_peak_memory_mb" not in info:
+            info["device_peak_memory_mb"], note = peak_memory_mb(self.device)
+            info.update({"device_peak_memory_note": note} if note else {})
+        info["harness_overhead_fraction"] = round(max(median - statistics.median(self.inner), 0) / median, 6)
+        return info
+
+    def figures(self, model: torch.nn.Module, median: float, finished: dict) -> dict:
+        """The operation's own figures, from the rounds' median and what finish() measured."""
+        return {}
+
+    def throughput(self, flops_per_sample: int, median: float) -> dict:
+        return {"flops_per_sample": flops_per_sample, "samples_per_second": round(self.samples / median, 1),
+                "gflops": round(flops_per_sample * self.samples / median / 1e9, 2)}

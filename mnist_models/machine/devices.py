@@ -1,0 +1,196 @@
+"""Devices: the cpu, and whatever accelerator torch.accelerator reports (cuda, ROCm as cuda,
+mps, xpu, ...): which is here, what it runs natively, one peak-memory reading and one
+free-memory reading for all (the one clock sync is timing.sync).
+
+    from mnist_models.machine.devices import accelerator, resolve, peak_memory_mb
+    accelerator()             # "cuda", "mps", "xpu", or None on a machine without one
+    resolve("accel")          # the accelerator's type name, or "accel" where there is none
+
+Everything goes through torch.accelerator (torch 2.6 on); a call that the installed torch
+lacks (its memory statistics came later than 2.6) falls back to the backend's own module
+(torch.cuda, torch.xpu, torch.mps), and a backend with no such statistic reads None with
+the reason. torch is imported only inside functions.
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from typing import Iterable
+
+ACCEL = "accel"  # "the accelerator here, whatever it is"
+NAMED = ("cuda", "mps", "xpu")  # accelerator types --devices spells out (others pass as accel)
+CHOICES = ("cpu", ACCEL, *NAMED)
+
+
+def accelerator() -> str | None:
+    """The type name of the accelerator present and usable, or None."""
+    import torch
+    if not torch.accelerator.is_available():
+        return None
+    return torch.accelerator.current_accelerator().type
+
+
+def resolve(name: str) -> str:
+    """A device name with the `accel` alias replaced by the accelerator's type (kept where none)."""
+    return (accelerator() or ACCEL) if name == ACCEL else name
+
+
+def absent(name: str) -> str | None:
+    """Why device `name` cannot run here (None: it can): the skip reason of its cases."""
+    if name == "cpu":
+        return None
+    here = accelerator()
+    if here is None:
+        return "no accelerator"
+    return None if name in (ACCEL, here) else f"the accelerator here is {here}, not {name}"
+
+
+def sync(device) -> None:
+    """Wait for the device's queued work, so a clock read after it is honest: any
+    accelerator, through torch.accelerator (the cpu has nothing queued)."""
+    import torch
+    device = torch.device(device)
+    if device.type != "cpu":
+        torch.accelerator.synchronize(device)
+
+
+def timed(fn, device) -> tuple[object, float]:
+    """Run fn() between two synchronized clock reads: (result, seconds)."""
+    sync(device)
+    start = time.perf_counter()
+    result = fn()
+    sync(device)
+    return result, time.perf_counter() - start
+
+
+def is_rocm() -> bool:
+    """ROCm: AMD GPUs, which PyTorch presents as cuda."""
+    import torch
+    return torch.version.hip is not None
+
+
+def _backend(kind: str):
+    """torch.cuda, torch.xpu, torch.mps: the backend module for a fallback, or None."""
+    import torch
+    return getattr(torch, kind, None)
+
+
+def _call(name: str, kind: str, *args):
+    """torch.accelerator's `name` (its memory module first), else the backend's own, else
+    AttributeError: the installed torch has neither."""
+    import torch
+    for where in (getattr(torch.accelerator, "memory", None), torch.accelerator, _backend(kind)):
+        fn = getattr(where, name, None) if where is not None else None
+        if fn is not None:
+            return fn(*args)
+    raise AttributeError(f"{kind} has no {name} in torch {torch.__version__}")
+
+
+def reset_peak_memory(device) -> None:
+    """Start the peak-memory reading afresh (cpu, or a backend without one: nothing)."""
+    import torch
+    device = torch.device(device)
+    if device.type != "cpu":
+        try:
+            _call("reset_peak_memory_stats", device.type, device)
+        except (AttributeError, RuntimeError, NotImplementedError):
+            pass
+
+
+def peak_memory_mb(device) -> tuple[float | None, str | None]:
+    """Peak memory held by tensors on `device` since the last reset, in MiB, and None with
+    the reason where it cannot be read (the cpu has peak_rss_mb instead)."""
+    import torch
+    device = torch.device(device)
+    if device.type == "cpu":
+        return None, "the cpu's is the process's peak RSS (peak_rss_mb)"
+    try:
+        return round(_call("max_memory_allocated", device.type, device) / 2**20, 1), None
+    except (AttributeError, RuntimeError, NotImplementedError) as exc:
+        return None, f"{device.type} gives no peak-memory statistic here ({exc})"
+
+
+def free_memory(device) -> int | None:
+    """Bytes free for tensors on `device`: RAM on the cpu, the device's own where it says."""
+    import psutil
+    import torch
+    device = torch.device(device)
+    if device.type == "cpu":
+        return psutil.virtual_memory().available
+    for name in ("get_memory_info", "mem_get_info"):  # torch.accelerator's, then the backend's
+        try:
+            return int(_call(name, device.type, device)[0])
+        except (AttributeError, RuntimeError, NotImplementedError):
+            continue
+    return None
+
+
+def fused_optimizer(kind: str) -> bool:
+    """Does torch have fused Adam/SGD kernels for this device type?"""
+    try:
+        from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
+        return kind in _get_fused_kernels_supported_devices()
+    except ImportError:  # a torch that moved it: the two torch has had longest
+        return kind in ("cuda", "cpu")
+
+
+def native_bf16(device: str, flags: Iterable[str] | None = None) -> bool:
+    """Does `device` (cpu, or an accelerator type) run bf16 in hardware? Emulation does not count.
+
+    The cpu decides from its flags (`flags`: another machine's, default this one's); cuda
+    and xpu ask torch; mps is not counted (not checked on Apple hardware here).
+    """
+    if device == "cpu":
+        from .cpu import BF16_FLAGS, cpu_flags
+        return bool(BF16_FLAGS & set(cpu_flags() if flags is None else flags))
+    import torch
+    if device == "cuda" and torch.cuda.is_available():
+        try:
+            return torch.cuda.is_bf16_supported(including_emulation=False)
+        except TypeError:  # a torch without the argument: Ampere (8.0) and later have bf16 units
+            return torch.cuda.get_device_capability()[0] >= 8
+    if device == "xpu" and getattr(torch, "xpu", None) is not None and torch.xpu.is_available():
+        return bool(torch.xpu.is_bf16_supported())
+    return False
+
+
+def accelerator_facts() -> dict:
+    """The accelerator present: type, name, count, memory, runtime, driver, capability and
+    what it runs natively; {} without one."""
+    import torch
+    kind = accelerator()
+    if kind is None:
+        return {}
+    info = {"accelerator": "rocm" if kind == "cuda" and is_rocm() else kind,
+            "accelerator_count": torch.accelerator.device_count(),
+            "accelerator_bf16_native": native_bf16(kind), "accelerator_fused_optimizer": fused_optimizer(kind)}
+    if kind in ("cuda", "xpu"):
+        props = _backend(kind).get_device_properties(0)
+        info.update(accelerator_name=props.name, accelerator_memory_gb=round(props.total_memory / 2**30, 1))
+    if kind == "cuda":
+        props = torch.cuda.get_device_properties(0)
+        info.update(accelerator_capability=getattr(props, "gcnArchName", None) if is_rocm()
+                    else f"{props.major}.{props.minor}",
+                    accelerator_runtime=f"HIP {torch.version.hip}" if is_rocm() else f"CUDA {torch.version.cuda}",
+                    accelerator_driver=_nvidia_driver() if not is_rocm() else None,
+                    cudnn=torch.backends.cudnn.version())
+    elif kind == "xpu":
+        props = torch.xpu.get_device_properties(0)
+        info.update(accelerator_driver=getattr(props, "driver_version", None),
+                    accelerator_runtime=f"XPU {getattr(torch.version, 'xpu', '?')}")
+    elif kind == "mps":
+        info.update(accelerator_name="Apple MPS", accelerator_runtime="Metal",
+                    accelerator_memory_gb=round(torch.mps.recommended_max_memory() / 2**30, 1)
+                    if hasattr(torch.mps, "recommended_max_memory") else None)
+    return info
+
+
+def _nvidia_driver() -> str | None:
+    """The NVIDIA driver version from nvidia-smi (torch does not expose it), or None."""
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return None
+    out = subprocess.run([smi, "--query-gpu=driver_version", "--format=csv,noheader"],
+                         capture_output=True, text=True, timeout=30)
+    return out.stdout.splitlines()[0].strip() if out.returncode == 0 and out.stdout else None

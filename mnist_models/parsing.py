@@ -1,0 +1,59 @@
+"""Command-line values, parsed once for the CLI and the pytest plugin: each parser names
+the option it reads in its message, so a bad value is refused in one line that says which.
+
+    --rounds       positive("rounds")("5") -> 5
+    --world-sizes  positives("world sizes", "1,2,4")("1,2") -> (1, 2)
+    --devices      choices("device", ("cpu", "accel"))("cpu") -> ("cpu",)
+
+Each returns a function for argparse's (or pytest's addoption's) `type=`. No torch here.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from typing import Callable, Iterable
+
+
+def positive(what: str) -> Callable[[str], int]:
+    """A positive whole number."""
+    def parse(text: str) -> int:
+        if not text.strip().isdigit() or int(text) < 1:
+            raise argparse.ArgumentTypeError(f"{what} must be a positive whole number (got {text!r})")
+        return int(text)
+    return parse
+
+
+def positives(what: str, example: str) -> Callable[[str], tuple[int, ...]]:
+    """Positive whole numbers separated by commas."""
+    def parse(text: str) -> tuple[int, ...]:
+        items = [s.strip() for s in text.split(",")]
+        if not items or not all(s.isdigit() and int(s) >= 1 for s in items):
+            raise argparse.ArgumentTypeError(
+                f"{what} must be positive whole numbers separated by commas, e.g. {example} (got {text!r})")
+        return tuple(int(s) for s in items)
+    return parse
+
+
+def choices(what: str, known: Iterable[str]) -> Callable[[str], tuple[str, ...]]:
+    """Names from `known`, separated by commas."""
+    known = tuple(known)
+
+    def parse(text: str) -> tuple[str, ...]:
+        items = tuple(s.strip() for s in text.split(",") if s.strip())
+        bad = [i for i in items if i not in known]
+        if bad or not items:
+            raise argparse.ArgumentTypeError(
+                f"unknown {what} {', '.join(bad) or repr(text)}; choose from {', '.join(known)}")
+        return items
+    return parse
+
+
+def threshold(text: str) -> float:
+    """A positive fraction, written as 10% or 0.1."""
+    try:
+        value = float(text.rstrip("%")) / (100 if text.endswith("%") else 1)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"threshold must be a positive number, e.g. 10% or 0.1 (got {text!r})")
+    return value

@@ -1,0 +1,139 @@
+"""Result files' frame -> report.md, results.csv and the figures, all or none
+(results.py loads, tables.py tabulates, plots.py draws, compare.py judges).
+
+    python -m mnist_models report results/*.json --out results/report
+
+Every string that came from a file is escaped before it reaches markdown or a figure.
+No torch here.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from . import labels
+from .markdown import escape, md_table, pct
+from .results import Results
+from .schema import ResultError
+from .tables import (infer_table, machine_matrix, machine_table, scaling_table, speedup_table, train_table,
+                     tta_table)
+
+FIGURES = ("throughput.png", "scaling.png", "training.png", "loaders.png", "machines.png")
+FILES = ("report.md", "results.csv", *FIGURES)
+
+
+def _matrix_md(matrix: pd.DataFrame, results: Results) -> str:
+    """The machine matrix, a case one machine lacks said in words (and why, where bf16 is
+    emulated there)."""
+    cases = results.frame.drop_duplicates("case").set_index("case")
+
+    def missing(case: str, machine: str) -> str:
+        facts, row = results.machines.get(machine, {}), cases.loc[case]
+        if row["precision"] == "bf16" and row["device"] == "cpu" and facts.get("cpu_bf16_native") is False:
+            return "not run (bf16 emulated there)"
+        return "not run"
+
+    shown = matrix.assign(samples=matrix["samples"].map(labels.workload)).rename(columns={"samples": "workload"})
+    for col in shown.columns[2:]:
+        if col.endswith(" images/s"):
+            machine = col.removesuffix(" images/s")
+            shown[col] = [f"{x:,.0f}" if pd.notna(x) else missing(case, machine)
+                          for x, case in zip(shown[col], shown["case"])]
+        else:
+            shown[col] = shown[col].map(lambda x: f"{x:.2f}x" if pd.notna(x) else "no pair")
+    return md_table(shown)
+
+
+def render_markdown(results: Results, baseline: str | None = None, plots: list[str] = ()) -> str:
+    """The whole report.md."""
+    f = results.frame
+    parts = ["# mnist-bench report", "", "## Machines", "", md_table(machine_table(results)), ""]
+    over = sorted(set(f.loc[f["peak_over"], "machine"] + " " + f.loc[f["peak_over"], "case"]))
+    note = (" Left blank where a case would exceed 100% of its probe, which cannot be: the probe "
+            f"or the file's FLOP count is wrong there ({escape(', '.join(over))})." if over else "")
+    train = train_table(f)
+    train = train.assign(**{"of peak": [pct(x) + ("*" if f.loc[i, "flops_3x"] else "")
+                                        for i, x in zip(train.index, train["of peak"])],
+                             "test acc": train["test acc"].map(pct)})
+    old_rule = (" `*`: a file made before `flops_per_sample` was recorded, whose count took every "
+                "layer's backward as twice its forward: 1.5x too many FLOPs for the MLP, whose first "
+                "layer needs no input gradient, 1.03x for the CNN." if f["flops_3x"].any() else "")
+    parts += ["## Training: one epoch", "", "`of peak`: achieved GFLOP/s over the machine's matmul "
+              "probe in the same precision; a training step counts the forward pass, every layer's "
+              "weight gradient and every input gradient but the first layer's (`flops_per_sample`)."
+              + old_rule + " `(emulated)`: bf16 on a device without bf16 instructions, run because "
+              "it was asked for." + note, "", md_table(train), ""]
+    parts += ["## Inference: the test set", "",
+              md_table(infer_table(f).assign(**{"of peak": lambda d: d["of peak"].map(pct)})), ""]
+    speed = speedup_table(f)
+    parts += ["## Accelerator over CPU (Q7)", "", md_table(speed) if len(speed) else
+              "No file here holds both cpu and accelerator results for the same case.", ""]
+    scaling = scaling_table(f)
+    if len(scaling):
+        parts += ["## Data-parallel scaling", "", "One epoch of every image across the ranks (DDP; gloo "
+                  "on the cpu, nccl on cuda), the slowest rank's time. `strong`: the global batch fixed "
+                  "and split across the ranks; `weak`: each rank's batch fixed. `efficiency`: images/s over "
+                  "ranks x one rank's images/s (same batch and threads per rank); one rank with 2 threads "
+                  "is there to show what two ranks cost against two threads. `all-reduce share`: steps x "
+                  "one isolated all-reduce of the gradient over the epoch time, an upper bound of the "
+                  "communication DDP could not hide behind the backward pass.", "",
+                  md_table(scaling.assign(**{"efficiency": scaling["efficiency"].map(pct),
+                                        "all-reduce share": scaling["all-reduce share"].map(pct)})), ""]
+    tta = tta_table(f)
+    without = [m for m in results.machines if m not in set(tta["machine"])]
+    parts += ["## Time to accuracy", "", md_table(tta), ""]
+    parts += [f"Not run on {escape(', '.join(without))}.", ""] if without and len(tta) else []
+    matrix = machine_matrix(f, baseline)
+    if len(matrix):
+        base = baseline or f["machine"].iloc[0]
+        parts += ["## Across machines", "", "Images per second per case, on the same workload (images "
+                  f"per round), and each machine's throughput over {escape(base)}'s (>1: faster). A case one "
+                  "machine did not run is marked `not run`; time to accuracy is compared above.", "",
+                  _matrix_md(matrix, results), ""]
+    parts += [f"![{Path(p).stem}]({Path(p).name})" for p in plots]
+    if results.problems or results.notes:
+        parts += ["", "## Files and entries passed over", ""]
+        parts += [f"- {escape(p)}" for p in [*results.problems, *results.notes]]
+    return "\n".join(parts) + "\n"
+
+
+def flat_csv(results: Results) -> str:
+    """The frame as CSV, without the raw per-round data."""
+    return results.frame.drop(columns=["data"]).to_csv(index=False)
+
+
+def _baseline(results: Results, baseline: str | None) -> str | None:
+    """The machine the others are compared with: checked before anything is drawn."""
+    if baseline is not None and baseline not in results.machines:
+        raise ResultError(f"--baseline {baseline!r} is not among the machines: {', '.join(results.machines)}")
+    return baseline
+
+
+def write_report(results: Results, out: Path, baseline: str | None = None, force: bool = False) -> list[Path]:
+    """report.md, results.csv and the plots into `out`, all or none; returns the paths written.
+
+    Refuses, before drawing anything, an `out` that cannot be written or that holds a
+    report already (unless `force`); never writes through a symlink planted there.
+    """
+    from . import plots
+    from ..files import check_writable, write_files
+    baseline = _baseline(results, baseline)
+    inputs = {Path(p).resolve() for p in results.frame["file"].unique()}
+    clash = [n for n in FILES if (out / n).resolve() in inputs]
+    if clash:
+        raise ResultError(f"{out / clash[0]} is one of the input files; choose another --out")
+    check_writable(out, list(FILES), force)
+    matrix = machine_matrix(results.frame, baseline)
+    base = baseline or (results.frame["machine"].iloc[0] if len(results.frame) else None)
+    drawn = {"throughput.png": plots.throughput_vs_batch(results.frame),
+             "scaling.png": plots.scaling(scaling_table(results.frame)),
+             "training.png": plots.training_bars(results.frame),
+             "loaders.png": plots.loader_bars(results.frame),
+             "machines.png": plots.machine_bars(matrix, base) if len(matrix) else None}
+    contents = {out / name: plots.png(fig) for name, fig in drawn.items() if fig is not None}
+    names = [p.name for p in contents]
+    contents[out / "results.csv"] = flat_csv(results).encode()
+    contents[out / "report.md"] = render_markdown(results, baseline, names).encode()
+    write_files(contents)
+    return [out / "report.md", out / "results.csv", *(out / n for n in names)]

@@ -1,0 +1,87 @@
+"""Result files -> one checked DataFrame: what `report`, `compare` and the study read.
+
+    from mnist_models.reporting.results import load_results
+    results = load_results(["results/epyc-2core.json"])   # .frame, .machines, .problems
+
+Each file is read once, upgraded to the current format and every entry checked (schema.py);
+an entry that fails is dropped and named with its file and index, a file with nothing
+usable is named, and nothing here raises on what a file holds. The frame holds numbers and
+categories only; labels are made where they are drawn (labels.py). No torch here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .schema import KEY, ResultError, read_machine_facts, read_result
+
+STATS = ["median", "mean", "min", "max", "stddev", "q1", "q3", "iqr", "rounds"]
+FIGURES = ["samples", "samples_per_second", "gflops", "flops_per_sample", "test_accuracy", "final_loss",
+           "cold_seconds", "peak_rss_mb", "device_peak_memory_mb", "params", "macs_per_sample",
+           "torch_threads", "harness_overhead_fraction", "epochs_to_target", "reached",
+           "target_accuracy", "scaling_efficiency", "allreduce_share", "global_batch", "per_rank_batch",
+           "native", "flops_3x"]
+COLUMNS = ["machine", "file", "case", *KEY, *STATS, *FIGURES, "data", "peak_fraction", "peak_over"]
+
+
+@dataclass
+class Results:
+    """What load_results found: one row per case, the machines, and what it passed over."""
+
+    frame: pd.DataFrame
+    machines: dict[str, dict] = field(default_factory=dict)  # label -> machine facts
+    problems: list[str] = field(default_factory=list)  # files and entries left out, one line each
+    notes: list[str] = field(default_factory=list)  # facts ignored; the cases are still used
+
+
+def _rows(doc: dict, machine: str, path: Path, facts: dict) -> list[dict]:
+    peaks = facts["peak_gflops"]
+    rows = []
+    for b in doc["benchmarks"]:
+        info, stats = b["extra_info"], b["stats"]
+        row = {"machine": machine, "file": str(path), "case": str(b.get("param") or b.get("name")),
+               **{k: info.get(k) for k in KEY}, **{k: stats.get(k) for k in STATS},
+               "world_size": info.get("world_size") or 1, "scaling": info.get("scaling") or "",
+               "threads_per_rank": info.get("threads_per_rank") or 0,
+               **{k: info.get(k) for k in FIGURES}, "data": stats["data"] or []}
+        peak = peaks.get(f"{row['device']}_{row['precision']}")
+        fraction = row["gflops"] / peak if peak and row["gflops"] else None
+        # above 100% of the probe is impossible: the probe (or the FLOP count) is wrong there
+        row["peak_fraction"] = fraction if fraction is not None and fraction <= 1 else None
+        row["peak_over"] = fraction is not None and fraction > 1
+        rows.append(row)
+    return rows
+
+
+def load_results(paths: list[str | Path], include_quick: bool = False) -> Results:
+    """Every usable file into one frame; files and entries left out are listed in
+    `problems`, ignored facts in `notes`; nothing raises on what a file holds.
+
+    Quick runs (`--quick`: a few thousand images per round) are left out, and listed, when
+    full runs are among the files, unless `include_quick`.
+    """
+    docs, problems, notes = [], [], []
+    for path in paths:
+        try:
+            doc, dropped = read_result(path)
+        except ResultError as exc:
+            problems.append(str(exc))
+            continue
+        facts, ignored = read_machine_facts(doc, path)
+        docs.append((Path(path), doc, facts))
+        problems += dropped
+        notes += ignored
+    if not include_quick and not all(f["quick"] for _, _, f in docs):
+        problems += [f"{p}: a --quick run, left out beside full runs (pass --include-quick to "
+                     "report it; its cases are compared only with runs of the same workload)"
+                     for p, _, f in docs if f["quick"]]
+        docs = [d for d in docs if not d[2]["quick"]]
+    labels = [f["label"] for _, _, f in docs]
+    machines, rows = {}, []
+    for (path, doc, facts), label in zip(docs, labels):
+        machine = label if labels.count(label) == 1 else f"{label} ({path.stem})"
+        machines[machine] = facts
+        rows += _rows(doc, machine, path, facts)
+    return Results(pd.DataFrame(rows, columns=COLUMNS), machines, problems, notes)

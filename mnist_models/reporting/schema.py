@@ -1,0 +1,241 @@
+"""The result file's format: what a case entry holds, the format version, one upgrade that
+brings every older shape to the current one, and the checks an entry must pass.
+
+    doc, dropped = read_result("results/epyc-2core.json")   # upgraded, checked entries only
+    facts, notes = read_machine_facts(doc, path)
+
+A result file is pytest-benchmark's JSON; mnist-bench's own fields are each entry's
+`extra_info` and `machine_info.mnist_bench`, whose `format` says which shape it is in.
+Format 1 (no `format` field): files made before it was recorded, the committed ones among
+them, and pytest-benchmark autosave files (`stats.data` left out). Everything after
+read_result knows FORMAT alone. No torch here.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from ..errors import UsageError
+from ..machine.cpu import SHOWN_FLAGS, vector_isa
+from ..machine.devices import native_bf16
+
+FORMAT = 2  # machine_info.mnist_bench.format of what the suite writes now
+OPERATIONS = ("train", "infer", "tta", "ddp")  # what a case times
+KEY = ["model", "device", "operation", "loader", "variant", "precision", "batch_size", "world_size", "scaling",
+       "threads_per_rank"]  # a case; the last three are ddp cases' (1, "", 0 for the others)
+MATCH = [*KEY, "samples"]  # a case and its workload (images per round): what is compared
+SHOWN_PROBLEMS = 20  # per file; the rest are counted
+
+
+class ResultError(UsageError):
+    """A result file that cannot be used, named with what is wrong."""
+
+
+def scaling_efficiencies(entries: list[dict]) -> list[float | None]:
+    """Each data-parallel case's scaling efficiency: its images/s over world size x the
+    images/s of one rank of the same family (model, device, batch, threads) among `entries`
+    (extra_info dicts of one run); None where that run has no one-rank case."""
+    def family(info: dict) -> tuple:
+        return info["model"], info["device"], info["batch_size"], info.get("threads_per_rank")
+    one = {family(e): e["samples_per_second"] for e in entries if e["world_size"] == 1}
+    return [round(e["samples_per_second"] / (e["world_size"] * one[family(e)]), 4) if one.get(family(e))
+            else None for e in entries]
+
+
+def upgrade(doc: dict) -> dict:
+    """The document in FORMAT, whatever format it was written in (in place; returned).
+
+    Format 1 differs in: GPU facts named gpu_*; no CPU flags of our own (pytest-benchmark's
+    py-cpuinfo block has them); cases without `native`, `device_peak_memory_mb` (once
+    `cuda_peak_memory_mb`), `flops_per_sample` (a training step then counted as 3x the
+    forward pass: `flops_3x`) or `scaling_efficiency`; autosave files without `stats.data`.
+    """
+    info = doc.get("machine_info") if isinstance(doc.get("machine_info"), dict) else {}
+    facts = info.get("mnist_bench")
+    if isinstance(facts, dict) and facts.get("format", 1) < FORMAT:
+        _upgrade_facts(facts, info.get("cpu") if isinstance(info.get("cpu"), dict) else {})
+    cpu_native = facts.get("cpu_bf16_native") if isinstance(facts, dict) else None
+    ours = [b for b in doc["benchmarks"] if isinstance(b, dict) and isinstance(b.get("extra_info"), dict)]
+    for b in ours:
+        e = b["extra_info"]
+        if "cuda_peak_memory_mb" in e:
+            e.setdefault("device_peak_memory_mb", e.pop("cuda_peak_memory_mb"))
+        e.setdefault("flops_3x", e.get("operation") == "train" and e.get("flops_per_sample") is None)
+        if "native" not in e:
+            e["native"] = True if e.get("precision") == "fp32" else cpu_native if e.get("device") == "cpu" else None
+        if isinstance(b.get("stats"), dict):
+            b["stats"].setdefault("data", None)
+    ddp = [b["extra_info"] for b in ours if b["extra_info"].get("operation") == "ddp"]
+    if any("scaling_efficiency" not in e for e in ddp):
+        try:
+            for e, value in zip(ddp, scaling_efficiencies(ddp)):
+                e.setdefault("scaling_efficiency", value)
+        except (KeyError, TypeError, ZeroDivisionError):  # a broken entry: the checks name it
+            pass
+    if isinstance(facts, dict):
+        facts["format"] = FORMAT
+    return doc
+
+
+def _upgrade_facts(facts: dict, cpu: dict) -> None:
+    for key in [k for k in facts if isinstance(k, str) and k.startswith("gpu_")]:
+        facts.setdefault("accelerator_" + key.removeprefix("gpu_"), facts.pop(key))
+    if "accelerator_compute_capability" in facts:
+        facts.setdefault("accelerator_capability", facts.pop("accelerator_compute_capability"))
+    if facts.get("accelerator_name") and "accelerator" not in facts:
+        facts["accelerator"] = "cuda"  # format 1 knew no other
+    flags = {f.lower() for f in cpu.get("flags", ()) if isinstance(f, str)}
+    if "cpu_flags" not in facts and flags:
+        facts.update(cpu_family=cpu.get("family"), cpu_model_number=cpu.get("model"),
+                     cpu_stepping=cpu.get("stepping"), cpu_flags=[f for f in SHOWN_FLAGS if f in flags],
+                     cpu_bf16_native=native_bf16("cpu", flags),
+                     cpu_capability=f"{vector_isa(flags)} (from flags)")
+
+
+def _short(value) -> str:
+    text = repr(value) if not isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _is_seconds(v) -> bool:
+    return _is_number(v) and v > 0
+
+
+# what a field must be: (test, what the message says it expected)
+KINDS = {
+    "name": (lambda v: isinstance(v, str) and 0 < len(v) <= 200, "a non-empty name"),
+    "count": (lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 < v < 2**53,
+              "a positive whole number"),
+    "number": (lambda v: v is None or _is_number(v), "a number"),
+    "fraction": (lambda v: v is None or (_is_number(v) and 0 <= v <= 1), "a number from 0 to 1"),
+    "bools": (lambda v: v is None or (isinstance(v, list) and all(isinstance(x, bool) for x in v)),
+              "a list of true/false"),
+    "counts": (lambda v: v is None or (isinstance(v, list) and all(KINDS["count"][0](x) for x in v)),
+               "a list of positive whole numbers"),
+    "flag": (lambda v: v is None or isinstance(v, bool), "true or false"),
+}
+REQUIRED = {"model": "name", "device": "name", "operation": "name", "batch_size": "count",
+            "loader": "name", "variant": "name", "precision": "name", "samples": "count"}
+OPTIONAL = {"samples_per_second": "number", "gflops": "number", "flops_per_sample": "number",
+            "test_accuracy": "fraction", "final_loss": "number", "cold_seconds": "number",
+            "peak_rss_mb": "number", "device_peak_memory_mb": "number", "params": "number",
+            "macs_per_sample": "number", "torch_threads": "number", "harness_overhead_fraction": "number",
+            "target_accuracy": "fraction", "epochs_to_target": "counts", "reached": "bools",
+            "native": "flag", "flops_3x": "flag", "world_size": "number", "scaling_efficiency": "number",
+            "allreduce_share": "fraction", "threads_per_rank": "number", "global_batch": "number",
+            "per_rank_batch": "number"}
+TIMES = ("median", "min", "max", "q1", "q3")
+
+
+def _entry_problem(b) -> str | None:
+    """Why one `benchmarks` entry of ours cannot be used, or None."""
+    info, stats = b.get("extra_info"), b.get("stats")
+    if not isinstance(stats, dict):
+        return f"stats is {_short(stats)}, expected an object with the round times"
+    for name, kind in [*REQUIRED.items(), *OPTIONAL.items()]:
+        value = info.get(name)
+        if (name in REQUIRED or value is not None) and not KINDS[kind][0](value):
+            return f"extra_info.{name} is {_short(value)}, expected {KINDS[kind][1]}"
+    if info["operation"] not in OPERATIONS:
+        return f"extra_info.operation is {_short(info['operation'])}, expected one of {', '.join(OPERATIONS)}"
+    for name in TIMES:
+        if not _is_seconds(stats.get(name)):
+            return f"stats.{name} is {_short(stats.get(name))}, expected a positive number of seconds"
+    data = stats.get("data")
+    if data is None:  # an autosave file: the quartiles stand for the rounds
+        return None if KINDS["count"][0](stats.get("rounds")) else \
+            f"stats.rounds is {_short(stats.get('rounds'))}, expected a positive whole number"
+    if not (isinstance(data, list) and data and all(_is_seconds(x) for x in data)):
+        return f"stats.data is {_short(data)}, expected a list of positive round times in seconds"
+    if stats.get("rounds") != len(data):
+        return f"stats.rounds is {_short(stats.get('rounds'))} but stats.data holds {len(data)} rounds"
+    return None
+
+
+def _ours(b) -> bool:
+    info = b.get("extra_info") if isinstance(b, dict) else None
+    return isinstance(info, dict) and "model" in info and "operation" in info
+
+
+def _parse(path: Path) -> dict:
+    try:
+        doc = json.loads(path.read_bytes())
+    except OSError as exc:
+        raise ResultError(f"{path}: cannot read it ({exc.strerror})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ResultError(f"{path}: not valid JSON, truncated or corrupt ({exc}); "
+                          "write it again with pytest bench --benchmark-json") from None
+    except RecursionError:
+        raise ResultError(f"{path}: JSON nested too deeply to be a result file") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list):
+        raise ResultError(f"{path}: not a pytest-benchmark result (no 'benchmarks' list)")
+    return doc
+
+
+def read_result(path: str | Path) -> tuple[dict, list[str]]:
+    """One pytest-benchmark JSON written by `pytest bench`, upgraded to FORMAT: the document
+    with only its usable entries, and a line per entry left out; ResultError when nothing
+    in it is usable."""
+    path = Path(path)
+    doc = upgrade(_parse(path))
+    kept, problems, seen, foreign = [], [], {}, 0
+    for i, b in enumerate(doc["benchmarks"]):
+        if not _ours(b):
+            foreign += 1
+            continue
+        why = _entry_problem(b)
+        key = None if why else tuple(b["extra_info"].get(k) for k in MATCH)
+        if key in seen:
+            why = f"a second entry for {_short(b.get('param'))} (first: benchmarks[{seen[key]}])"
+        if why:
+            problems.append(f"{path}: benchmarks[{i}]: {why}; entry dropped")
+            continue
+        seen[key] = i
+        kept.append(b)
+    if foreign:
+        problems.append(f"{path}: {foreign} entr{'y' if foreign == 1 else 'ies'} without mnist-bench fields "
+                        "(extra_info lacks model/operation: another suite's, or a case cut off by Ctrl-C) dropped")
+    if not kept:
+        raise ResultError(f"{path}: no usable mnist-bench case"
+                          + (f" ({problems[0].split(': ', 1)[1]})" if problems else "")
+                          + "; pass files written by pytest bench --benchmark-json")
+    if len(problems) > SHOWN_PROBLEMS:
+        problems = problems[:SHOWN_PROBLEMS] + [f"{path}: ... and {len(problems) - SHOWN_PROBLEMS} "
+                                                "more entries dropped"]
+    return {**doc, "benchmarks": kept}, problems
+
+
+def read_machine_facts(doc: dict, path: Path | str = "") -> tuple[dict, list[str]]:
+    """An upgraded file's machine_info.mnist_bench, with what the report needs always there
+    (label, quick, commit, date, positive peaks only), and the notes on what was ignored."""
+    notes = []
+    info = doc.get("machine_info")
+    if not isinstance(info, dict):
+        notes += [f"{path}: machine_info is {_short(info)}, expected an object; machine facts ignored"] \
+            if info is not None else []
+        info = {}
+    facts = info.get("mnist_bench")
+    if not isinstance(facts, dict):
+        notes.append(f"{path}: machine_info.mnist_bench is {_short(facts)}, expected an object; "
+                     "machine facts ignored")
+        facts = {}
+    facts = dict(facts)
+    peaks = facts.get("peak_gflops")
+    good = {k: v for k, v in peaks.items() if isinstance(k, str) and _is_seconds(v)} \
+        if isinstance(peaks, dict) else {}
+    if peaks is not None and good != peaks:
+        notes.append(f"{path}: machine_info.mnist_bench.peak_gflops holds {_short(peaks)}; "
+                     "only positive numbers are used")
+    facts["peak_gflops"] = good
+    if not isinstance(facts.get("label"), str) or not facts["label"].strip():
+        facts["label"] = Path(path).stem
+    facts["quick"] = facts.get("quick") is True
+    commit = doc.get("commit_info")
+    facts["commit"] = str(commit.get("id", ""))[:7] or None if isinstance(commit, dict) else None
+    facts["date"] = str(doc.get("datetime") or "")[:10] or None
+    return facts, notes
