@@ -24,7 +24,7 @@ def add(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     check_writable(out, ["ablation.json", "fast.md"], args.force)
-    from ..harness.ablation import AblateOptions, ablate_and_save
+    from ..harness.ablation_report import AblateOptions, ablate_and_save
     from ..harness.cases import BenchOptions
     bench = BenchOptions(quick=args.quick, label=args.machine_label or BenchOptions().label, root=args.root)
     return ablate_and_save(AblateOptions(out, args.rounds, tuple(args.bench or ()), bench, command_line(args)),

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable
 
 from ..core.config import NOTEBOOK, PRECISIONS
 from .cases import BenchOptions, Case
@@ -120,36 +118,3 @@ def ablate(opts: BenchOptions, rounds: int, progress=None) -> dict:
                for r in run_comparison(comp, opts, data, rounds, progress=progress)]
     return {"machine": build_machine_facts(opts.label, probe={"cpu": PRECISIONS}), "rounds": rounds,
             "quick": opts.quick, "records": records}
-
-
-@dataclass(frozen=True)
-class AblateOptions:
-    """The ablate command's choices."""
-
-    out: Path  # the folder for ablation.json and fast.md
-    rounds: int = 5  # interleaved rounds per variant
-    bench: tuple[str, ...] = ()  # benchmark result files for the time-to-accuracy and overhead targets
-    bench_opts: BenchOptions = field(default_factory=BenchOptions)  # quick, label, root
-    command: str = "python -m mnist_models ablate"  # what made the run, quoted in fast.md
-
-
-def ablate_and_save(opts: AblateOptions, say: Callable[[str], None] = print) -> int:
-    """Every comparison of the ablation, then ablation.json and fast.md together."""
-    from ..errors import EXIT_OK, UsageError
-    from ..files import json_bytes, write_files
-    from ..machine.process import tune_malloc
-    from ..reporting.results import load_results
-    from .ablation_report import render_fast
-    tune_malloc()  # before any tensor: freed memory kept for the next step
-    bench = load_results(opts.bench) if opts.bench else None
-    if bench is not None and bench.problems:
-        raise UsageError("; ".join(bench.problems))
-
-    def progress(comparison: str, rnd: int, variant: str) -> None:
-        say(f"{comparison}: round {rnd}{' (cold)' if rnd == 0 else ''}: {variant}")
-
-    doc = ablate(opts.bench_opts, opts.rounds, progress)
-    write_files({opts.out / "ablation.json": json_bytes(doc),
-                 opts.out / "fast.md": render_fast(doc, bench, opts.command).encode()})
-    say(f"wrote {opts.out / 'ablation.json'} and {opts.out / 'fast.md'}")
-    return EXIT_OK

@@ -1,5 +1,6 @@
-"""The ablation's report: fast.md, the five speed targets beside their goals and every
-comparison's table, from an ablation run's JSON (ablation.py) and a benchmark file.
+"""The ablate command's output: ablation.json and fast.md, the five speed targets beside
+their goals and every comparison's table, from an ablation run (ablation.py) and a
+benchmark file.
 
     python -m mnist_models ablate --out results/fast --bench results/epyc-2core.json
 
@@ -8,12 +9,17 @@ so renaming one renames it here too. No torch here.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
 import numpy as np
 import pandas as pd
 
 from ..reporting.markdown import md_table, pct
 from ..reporting.results import Results
-from .ablation import BF16_TUNED, CNN_BF16, CNN_FP32, MLP_BS64, Comparison
+from .ablation import BF16_TUNED, CNN_BF16, CNN_FP32, MLP_BS64, Comparison, ablate
+from .cases import BenchOptions
 
 
 def ablation_frame(doc: dict) -> pd.DataFrame:
@@ -95,3 +101,35 @@ def render_fast(doc: dict, bench: Results | None, command: str) -> str:
                                 "best speedup": table["best speedup"].map("{:.2f}x".format)})
         parts += [f"## {name} (relative to {part.iloc[0]['baseline']})", "", md_table(table), ""]
     return "\n".join(parts)
+
+
+@dataclass(frozen=True)
+class AblateOptions:
+    """The ablate command's choices."""
+
+    out: Path  # the folder for ablation.json and fast.md
+    rounds: int = 5  # interleaved rounds per variant
+    bench: tuple[str, ...] = ()  # benchmark result files for the time-to-accuracy and overhead targets
+    bench_opts: BenchOptions = field(default_factory=BenchOptions)  # quick, label, root
+    command: str = "python -m mnist_models ablate"  # what made the run, quoted in fast.md
+
+
+def ablate_and_save(opts: AblateOptions, say: Callable[[str], None] = print) -> int:
+    """Every comparison of the ablation, then ablation.json and fast.md together."""
+    from ..errors import EXIT_OK, UsageError
+    from ..files import json_bytes, write_files
+    from ..machine.process import tune_malloc
+    from ..reporting.results import load_results
+    tune_malloc()  # before any tensor: freed memory kept for the next step
+    bench = load_results(opts.bench) if opts.bench else None
+    if bench is not None and bench.problems:
+        raise UsageError("; ".join(bench.problems))
+
+    def progress(comparison: str, rnd: int, variant: str) -> None:
+        say(f"{comparison}: round {rnd}{' (cold)' if rnd == 0 else ''}: {variant}")
+
+    doc = ablate(opts.bench_opts, opts.rounds, progress)
+    write_files({opts.out / "ablation.json": json_bytes(doc),
+                 opts.out / "fast.md": render_fast(doc, bench, opts.command).encode()})
+    say(f"wrote {opts.out / 'ablation.json'} and {opts.out / 'fast.md'}")
+    return EXIT_OK

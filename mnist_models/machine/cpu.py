@@ -65,10 +65,8 @@ def _caches() -> dict[str, str]:
 
 
 def cpu_facts() -> dict:
-    """The CPU as a reader tells machines apart: model, family/model/stepping, ISA, bf16, caches."""
+    """The CPU as a reader tells machines apart: model, family/model/stepping, ISA, flags, caches."""
     import torch
-
-    from .devices import native_bf16
     info, flags = _cpuinfo(), cpu_flags()
     return {"cpu_model": info.get("brand_raw") or platform.processor() or platform.machine(),
             "cpu_vendor": info.get("vendor_id_raw"),
@@ -76,5 +74,4 @@ def cpu_facts() -> dict:
             "cpu_stepping": info.get("stepping"),
             "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "cpu_flags": [f for f in SHOWN_FLAGS if f in flags],
-            "cpu_bf16_native": native_bf16("cpu", flags),
             "cpu_caches": _caches() or None}

@@ -14,7 +14,7 @@ from typing import Callable
 import psutil
 
 from .cpu import cpu_facts
-from .devices import accelerator, accelerator_facts
+from .devices import accelerator, accelerator_facts, native_bf16
 from .probe import peak_table
 from .process import malloc_state
 
@@ -31,6 +31,7 @@ def build_machine_facts(label: str | None = None, probe: dict[str, tuple[str, ..
     info = {
         "label": label or socket.gethostname(),
         **cpu_facts(),
+        "cpu_bf16_native": native_bf16("cpu"),
         "physical_cores": psutil.cpu_count(logical=False),
         "logical_cores": psutil.cpu_count(logical=True),
         "ram_gb": round(psutil.virtual_memory().total / 2**30, 1),
