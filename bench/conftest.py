@@ -1,8 +1,8 @@
 import pytest
 
-from mnist_models.cases import BenchOptions
-from mnist_models.plugin import options
-from mnist_models.runner import Data
+from mnist_models.harness.cases import BenchOptions
+from mnist_models.harness.plugin import options
+from mnist_models.harness.run import Data
 
 
 @pytest.fixture(scope="session")

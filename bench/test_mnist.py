@@ -7,8 +7,9 @@ Speed is recorded, never asserted; a case fails only when training went wrong.
 """
 import pytest
 
-from mnist_models.cases import BenchOptions, Case, skip_reason
-from mnist_models.runner import Run, make_run
+from mnist_models.harness.cases import BenchOptions, Case, skip_reason
+from mnist_models.harness.run import Run
+from mnist_models.harness.runs import make_run
 
 
 def _measure(benchmark, case: Case, opts: BenchOptions, data) -> Run:

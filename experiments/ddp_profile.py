@@ -9,9 +9,6 @@ all-reduce (gloo's work in the backward pass) and the per-step overhead.
 """
 from __future__ import annotations
 
-import logging
-import socket
-
 WARMUP, STEPS, BATCH = 5, 30, 256
 
 
@@ -21,15 +18,11 @@ def rank_main(world: int) -> tuple[float, str]:
     import torch.distributed as dist
     from torch.profiler import ProfilerActivity, profile
 
-    from mnist_models.config import TrainConfig
-    from mnist_models.distributed import ShardedLoader, ddp_trainer, per_rank, resident, start
-    from mnist_models.timing import tune_malloc
-    tune_malloc()
-    place, device = start("cpu", threads=1)
-    cfg = per_rank(TrainConfig(model="cnn", batch_size=BATCH, device="cpu"), world)
-    train, _ = resident(cfg, device)
-    batches = iter(ShardedLoader(train, cfg.batch_size, place.rank, world))
-    trainer = ddp_trainer(cfg, 1, device)
+    from mnist_models.core.config import TrainConfig
+    from mnist_models.distributed.training import join
+    rank = join(TrainConfig(model="cnn", batch_size=BATCH, device="cpu"), "cpu", threads=1)
+    batches = iter(rank.batches)
+    trainer = rank.trainer()
     for _ in range(WARMUP):
         trainer.step(*next(batches))
     dist.barrier()
@@ -43,18 +36,12 @@ def rank_main(world: int) -> tuple[float, str]:
 
 
 def run(world: int) -> tuple[float, str]:
-    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=world, run_id=f"profile-{world}",
-                          rdzv_backend="c10d", rdzv_endpoint=f"127.0.0.1:{port}", max_restarts=0)
-    return elastic_launch(config, entrypoint=rank_main)(world)[0]
+    from mnist_models.distributed.launch import launch
+    return launch(rank_main, (world,), nproc=world, run_id=f"profile-{world}")
 
 
 def main() -> None:
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
-    from mnist_models.hardware import cpu_facts
+    from mnist_models.machine.cpu import cpu_facts
     cpu = cpu_facts()
     one, one_table = run(1)
     two, two_table = run(2)

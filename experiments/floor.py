@@ -15,7 +15,6 @@ share; the suite never trains that way, since it benchmarks PyTorch as people us
 """
 from __future__ import annotations
 
-import random
 import statistics
 import sys
 import time
@@ -23,11 +22,13 @@ import time
 import torch
 import torch.nn.functional as F
 
-from mnist_models.cases import BenchOptions, Case
-from mnist_models.config import TrainConfig
-from mnist_models.runner import Data, make_run
-from mnist_models.timing import tune_malloc
-from mnist_models.train import Trainer
+from mnist_models.core.config import TrainConfig
+from mnist_models.core.train import Trainer
+from mnist_models.harness.cases import BenchOptions, Case
+from mnist_models.harness.interleave import interleaved
+from mnist_models.harness.run import Data
+from mnist_models.harness.runs import make_run
+from mnist_models.machine.process import tune_malloc
 
 ROUNDS, BATCH, CPU = 9, 64, torch.device("cpu")
 RECIPE = TrainConfig(model="mlp", batch_size=BATCH)  # the suite's: Adam 1e-3, fused, seed 0
@@ -113,7 +114,6 @@ def main() -> None:
     batches = list(zip(data.train.x[order].split(BATCH), data.train.y[order].split(BATCH)))
     plain = {"suite step, pre-shuffled": suite_step,
              "bare eager step": bare, "hand-written gradients": hand_written, "GEMMs alone": gemms_alone}
-    seconds: dict[str, list[float]] = {name: [] for name in ROWS}
 
     def one(name: str) -> float:
         if name in runs:
@@ -124,14 +124,9 @@ def main() -> None:
         plain[name](batches)
         return time.perf_counter() - start
 
-    names, shuffle = list(ROWS), random.Random(0)
-    for r in range(ROUNDS + 1):
-        shuffle.shuffle(names)
-        for name in names:
-            took = one(name)
-            if r:
-                seconds[name].append(took)
-        print(f"round {r}/{ROUNDS}", file=sys.stderr, flush=True)
+    def progress(r: int, name: str) -> None:
+        print(f"round {r}/{ROUNDS}: {name}", file=sys.stderr, flush=True)
+    seconds = interleaved(ROWS, ROUNDS, lambda name, r: one(name), progress)
     report(seconds, len(data.train))
     gathers(data.train.x)
 

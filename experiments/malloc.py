@@ -25,10 +25,10 @@ EPOCHS, PROCESSES = 3, 3
 def child(case: str) -> None:
     import torch
 
-    from mnist_models.config import TrainConfig
-    from mnist_models.data import ResidentLoader, load_split
-    from mnist_models.timing import tune_malloc
-    from mnist_models.train import Trainer
+    from mnist_models.core.config import TrainConfig
+    from mnist_models.core.data import ResidentLoader, load_split
+    from mnist_models.machine.process import tune_malloc
+    from mnist_models.core.train import Trainer
     state = tune_malloc()
     model, batch_size, precision = CASES[case]
     cpu, cfg = torch.device("cpu"), TrainConfig(model=model, batch_size=batch_size, precision=precision)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import psutil
 
-from mnist_models.hardware import cpu_facts
+from mnist_models.machine.cpu import cpu_facts
 
 CASES = 50_000
 SOURCE = Path(__file__).parents[1] / "results" / "epyc-zen5-2core.json"

@@ -13,7 +13,7 @@ from mnist_models.core.data import Split, load_split, resolve_root
 
 @pytest.fixture(scope="session")
 def mnist_root() -> Path:
-    return resolve_root()
+    return resolve_root().resolve()  # absolute: subprocesses run in other folders
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,8 @@ from mnist_models.harness.cases import BenchOptions, cases
 from mnist_models.machine import devices
 from mnist_models.machine.devices import sync, timed
 
+pytestmark = pytest.mark.accelerator  # bench/gpu-run.sh runs these first on a lent GPU
+
 no_accelerator = pytest.mark.skipif(torch.accelerator.is_available(), reason="this machine has an accelerator")
 
 

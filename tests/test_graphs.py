@@ -8,6 +8,8 @@ from mnist_models.core.config import TrainConfig
 from mnist_models.core.cuda_graphs import StepGraph, _lr_on_device, _restore
 from mnist_models.core.train import Trainer
 
+pytestmark = pytest.mark.accelerator  # bench/gpu-run.sh runs these first on a lent GPU
+
 
 def _trainer(**overrides) -> Trainer:
     return Trainer(TrainConfig(model="mlp", device="cpu", fused=False, **overrides), steps_per_epoch=10)

@@ -2,7 +2,7 @@
 minutes, so variants timed one after another compare the moments, not the code. Every
 round here runs each item once, in a freshly shuffled (seeded) order, after one cold round.
 
-    seconds = interleaved(["a", "b"], rounds=5, time_one=lambda name, r: ...)   # {"a": [5 s], ...}
+    seconds = interleaved(["a", "b"], rounds=5, time_one=lambda name, r: ...)   # {"a": [rounds 1-5 s], ...}
 """
 from __future__ import annotations
 

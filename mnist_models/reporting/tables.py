@@ -11,6 +11,8 @@ from . import labels
 from .results import Results
 from .schema import ResultError
 
+BF16_UNITS = {"amx_bf16": "AMX-BF16", "avx512_bf16": "AVX512-BF16", "bf16": "Arm BF16"}  # cpu flag -> its name
+
 
 def machine_table(results: Results) -> pd.DataFrame:
     """The facts that tell machines apart, a column per machine."""
@@ -21,8 +23,9 @@ def machine_table(results: Results) -> pd.DataFrame:
         cpu = f"{f.get('cpu_model', '?')}"
         if f.get("cpu_family") is not None:
             cpu += f" (family {f['cpu_family']}, model {f.get('cpu_model_number')}, stepping {f.get('cpu_stepping')})"
-        bf16 = {True: "native", False: "emulated (no AVX512-BF16, AMX or Arm BF16)"}.get(
-            f.get("cpu_bf16_native"), "not recorded")
+        units = [name for flag, name in BF16_UNITS.items() if flag in (f.get("cpu_flags") or [])]
+        bf16 = {True: f"native ({', '.join(units)})" if units else "native",
+                False: "emulated (no AVX512-BF16, AMX or Arm BF16)"}.get(f.get("cpu_bf16_native"), "not recorded")
         accel = _accelerator(f)
         sizes = f.get("peak_probe_size") or {}
         peaks = [f"{k.replace('_', ' ')} {v:,.1f}" + (f" ({sizes[k]})" if k in sizes else "")
