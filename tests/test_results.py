@@ -93,3 +93,51 @@ def test_an_interrupted_case_is_counted_not_crashed_on(cpu_result, edited_result
     results = load_results([edited_result(cpu_result, cut)])
     assert len(results.frame) == 3
     assert "1 entry without mnist-bench fields" in results.problems[0] and "Ctrl-C" in results.problems[0]
+
+
+def test_an_autosave_file_without_round_times_is_read_and_compared(cpu_result, edited_result, cli, capsys):
+    """pytest-benchmark's --benchmark-autosave leaves stats.data out: the quartiles stand in."""
+    def autosave(doc):
+        for b in doc["benchmarks"]:
+            del b["stats"]["data"]
+    path = edited_result(cpu_result, autosave, "0001_autosave.json")
+    results = load_results([path])
+    assert results.problems == [] and len(results.frame) == 3
+    assert results.frame["data"].map(len).eq(0).all()
+    assert cli("compare", str(cpu_result), str(path)) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "3 unchanged"
+
+
+def test_every_older_shape_is_upgraded_to_the_current_format(record, gpu_result):
+    from mnist_models.reporting.schema import FORMAT, upgrade
+    for path in [*record, gpu_result]:
+        doc = upgrade(json.loads(path.read_text()))
+        facts = doc["machine_info"]["mnist_bench"]
+        assert facts["format"] == FORMAT and not [k for k in facts if k.startswith("gpu_")]
+        if path in record:  # real files carry pytest-benchmark's py-cpuinfo flags to fill ours from
+            assert "cpu_flags" in facts and isinstance(facts["cpu_bf16_native"], bool)
+        for b in doc["benchmarks"]:
+            info = b["extra_info"]
+            assert "native" in info and "cuda_peak_memory_mb" not in info and "data" in b["stats"]
+            if info["operation"] == "ddp":
+                assert "scaling_efficiency" in info
+
+
+def test_a_format_1_gpu_file_reads_as_the_current_one(gpu_result):
+    from mnist_models.reporting.schema import read_machine_facts, read_result
+    doc, _ = read_result(gpu_result)
+    facts, _ = read_machine_facts(doc, gpu_result)
+    old = json.loads(gpu_result.read_text())["machine_info"]["mnist_bench"]
+    names = {k.removeprefix("gpu_") for k in old if k.startswith("gpu_")}
+    assert names and all(f"accelerator_{n}" in facts or n == "compute_capability" for n in names)
+
+
+def test_scaling_efficiency_of_a_planted_speed_up():
+    """Two ranks at 1.5x one rank's images/s: 75%; a case with no one-rank twin: None."""
+    from mnist_models.reporting.schema import scaling_efficiencies
+    base = {"model": "cnn", "device": "cpu", "batch_size": 256, "threads_per_rank": 1}
+    entries = [{**base, "world_size": 1, "samples_per_second": 1000.0},
+               {**base, "world_size": 2, "samples_per_second": 1500.0},
+               {**base, "world_size": 4, "samples_per_second": 4000.0},
+               {**base, "threads_per_rank": 2, "world_size": 2, "samples_per_second": 900.0}]
+    assert scaling_efficiencies(entries) == [1.0, 0.75, 1.0, None]
