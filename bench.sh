@@ -53,4 +53,6 @@ fi
 mv "$out.tmp" "$out"
 rm -f "$out.tmp.partial"
 echo "bench.sh: wrote $out in $(( $(date +%s) - start )) s"
-python -m mnist_models report "$dir"/*.json --out "$dir/report" --force
+readme=()
+[ "$dir" = results ] && [ -f README.md ] && readme=(--readme README.md)  # the record's leaderboard, also in the README
+python -m mnist_models report "$dir"/*.json --out "$dir/report" --force "${readme[@]}"

@@ -214,7 +214,7 @@ def test_a_file_of_time_to_accuracy_cases_only_is_reported(tmp_path, cli, edited
     assert cli("report", str(path), "--out", str(tmp_path / "out")) == 0
     md = (tmp_path / "out" / "report.md").read_text()
     assert "| epyc-zen5-2core | cnn " in md.split("## Time to accuracy")[1]
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["report.md", "results.csv"]  # no empty plots
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["index.html", "report.md", "results.csv"]  # no empty plots
 
 
 def test_many_cases_keep_every_row_and_figures_say_what_they_left_out(tmp_path, record):

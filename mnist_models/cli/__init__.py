@@ -1,4 +1,4 @@
-"""Command line: python -m mnist_models {models,train,ddp,report,compare,study,ablate,profile} ...
+"""Command line: python -m mnist_models {models,train,ddp,report,score,compare,history,study,ablate,profile} ...
 
     python -m mnist_models models
     python -m mnist_models train --model cnn --epochs 10 --out runs/cnn
@@ -18,10 +18,10 @@ import sys
 
 from .. import __version__
 from ..errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, RunError, UsageError
-from . import ablate, compare, ddp, models, profile, report, study, train
+from . import ablate, compare, ddp, history, models, profile, report, score, study, train
 from .common import EXIT_CODES
 
-COMMANDS = (models, train, ddp, report, compare, study, ablate, profile)  # in --help's order
+COMMANDS = (models, train, ddp, report, score, compare, history, study, ablate, profile)  # in --help's order
 
 
 def parser() -> argparse.ArgumentParser:

@@ -17,6 +17,8 @@ def add(sub) -> None:
     r.add_argument("--include-quick", dest="include_quick", action="store_true",
                    help="report --quick runs beside full ones (left out by default; each case is "
                         "still compared only with runs of the same workload)")
+    r.add_argument("--readme", metavar="FILE", help="also put the leaderboard into FILE's leaderboard block "
+                   "(bash bench.sh: README.md)")
     r.set_defaults(func=run)
 
 
@@ -27,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
     warn(results.problems + results.notes)
     if results.frame.empty:
         raise UsageError("no usable result file among the inputs; pass JSON files from pytest bench")
-    for path in write_report(results, Path(args.out), args.baseline, args.force):
+    readme = Path(args.readme) if args.readme else None
+    for path in write_report(results, Path(args.out), args.baseline, args.force, readme):
         print(f"wrote {path}")
     return EXIT_OK

@@ -1,10 +1,11 @@
 """Devices: the cpu, and whatever accelerator torch.accelerator reports (cuda, ROCm as cuda,
-mps, xpu, ...): which is here, what it runs natively, one peak-memory reading and one
-free-memory reading for all (the one clock sync is timing.sync).
+mps, xpu, ...): which is here, what it runs natively, one clock sync, one peak-memory
+reading and one free-memory reading for all.
 
-    from mnist_models.machine.devices import accelerator, resolve, peak_memory_mb
+    from mnist_models.machine.devices import accelerator, resolve, timed
     accelerator()             # "cuda", "mps", "xpu", or None on a machine without one
     resolve("accel")          # the accelerator's type name, or "accel" where there is none
+    result, seconds = timed(lambda: model(x), "cuda")   # synchronized before both clock reads
 
 Everything goes through torch.accelerator (torch 2.6 on); a call that the installed torch
 lacks (its memory statistics came later than 2.6) falls back to the backend's own module

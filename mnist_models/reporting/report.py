@@ -20,7 +20,8 @@ from .tables import (infer_table, machine_matrix, machine_table, scaling_table, 
                      tta_table)
 
 FIGURES = ("throughput.png", "scaling.png", "training.png", "loaders.png", "machines.png")
-FILES = ("report.md", "results.csv", *FIGURES)
+FILES = ("report.md", "results.csv", "index.html", *FIGURES)
+LEADERBOARD = ("<!-- leaderboard: made by the report command; edits here are replaced -->", "<!-- /leaderboard -->")
 
 
 def _matrix_md(matrix: pd.DataFrame, results: Results) -> str:
@@ -45,10 +46,16 @@ def _matrix_md(matrix: pd.DataFrame, results: Results) -> str:
     return md_table(shown)
 
 
-def render_markdown(results: Results, baseline: str | None = None, plots: list[str] = ()) -> str:
-    """The whole report.md."""
+def render_markdown(results: Results, baseline: str | None = None, plots: list[str] = (),
+                    board: str | None = None) -> str:
+    """The whole report.md (`board`: the leaderboard's markdown, leaderboard_md's)."""
     f = results.frame
-    parts = ["# mnist-bench report", "", "## Machines", "", md_table(machine_table(results)), ""]
+    parts = ["# mnist-bench report", "", "The same on one page, with the scores drawn: [index.html](index.html).", ""]
+    if board is not None:
+        parts += ["## Leaderboard", "", "Scores against the reference machine (1000; `mnist-bench score`, "
+                  "README \"The score\"); entries whose 95% intervals overlap are not distinguishable.", "",
+                  board, ""]
+    parts += ["## Machines", "", md_table(machine_table(results)), ""]
     over = sorted(set(f.loc[f["peak_over"], "machine"] + " " + f.loc[f["peak_over"], "case"]))
     note = (" Left blank where a case would exceed 100% of its probe, which cannot be: the probe "
             f"or the file's FLOP count is wrong there ({escape(', '.join(over))})." if over else "")
@@ -110,14 +117,37 @@ def _baseline(results: Results, baseline: str | None) -> str | None:
     return baseline
 
 
-def write_report(results: Results, out: Path, baseline: str | None = None, force: bool = False) -> list[Path]:
-    """report.md, results.csv and the plots into `out`, all or none; returns the paths written.
+def leaderboard_md(table: pd.DataFrame) -> str:
+    """The leaderboard as a markdown table, for report.md and the README."""
+    from .score import leaderboard
+    return md_table(leaderboard(table)) if len(table) else "(no machine ran the reference set)"
+
+
+def with_leaderboard(readme: Path, board: str) -> bytes:
+    """`readme` with the text between its leaderboard markers replaced by `board`."""
+    from .schema import ResultError
+    text = readme.read_text()
+    start, end = LEADERBOARD
+    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
+        raise ResultError(f"{readme} has no leaderboard block to replace (a line {start} and a line {end}); "
+                          "add them, or drop --readme")
+    head, rest = text.split(start)
+    return f"{head}{start}\n{board}\n{end}{rest.split(end, 1)[1]}".encode()
+
+
+def write_report(results: Results, out: Path, baseline: str | None = None, force: bool = False,
+                 readme: Path | None = None) -> list[Path]:
+    """report.md, results.csv, index.html and the plots into `out`, all or none (and the
+    leaderboard into `readme`'s block, with them); returns the paths written.
 
     Refuses, before drawing anything, an `out` that cannot be written or that holds a
     report already (unless `force`); never writes through a symlink planted there.
     """
-    from . import plots
     from ..files import check_writable, write_files
+    from . import plots
+    from .history import steps
+    from .page import render_page
+    from .score import scores
     baseline = _baseline(results, baseline)
     inputs = {Path(p).resolve() for p in results.frame["file"].unique()}
     clash = [n for n in FILES if (out / n).resolve() in inputs]
@@ -133,7 +163,12 @@ def write_report(results: Results, out: Path, baseline: str | None = None, force
              "machines.png": plots.machine_bars(matrix, base) if len(matrix) else None}
     contents = {out / name: plots.png(fig) for name, fig in drawn.items() if fig is not None}
     names = [p.name for p in contents]
+    table = scores(results.frame)
     contents[out / "results.csv"] = flat_csv(results).encode()
-    contents[out / "report.md"] = render_markdown(results, baseline, names).encode()
+    contents[out / "report.md"] = render_markdown(results, baseline, names, leaderboard_md(table)).encode()
+    contents[out / "index.html"] = render_page(results, table, steps(results.frame), baseline).encode()
+    if readme is not None:
+        contents[readme] = with_leaderboard(readme, leaderboard_md(table))
     write_files(contents)
-    return [out / "report.md", out / "results.csv", *(out / n for n in names)]
+    return [out / "report.md", out / "results.csv", out / "index.html", *(out / n for n in names),
+            *([readme] if readme is not None else [])]

@@ -23,7 +23,8 @@ FIGURES = ["samples", "samples_per_second", "gflops", "flops_per_sample", "test_
            "torch_threads", "harness_overhead_fraction", "epochs_to_target", "reached",
            "target_accuracy", "scaling_efficiency", "allreduce_share", "global_batch", "per_rank_batch",
            "native", "flops_3x"]
-COLUMNS = ["machine", "file", "case", *KEY, *STATS, *FIGURES, "data", "peak_fraction", "peak_over"]
+COLUMNS = ["machine", "file", "case", *KEY, *STATS, *FIGURES, "data", "peak_fraction", "peak_over", "commit",
+           "run_at"]
 
 
 @dataclass
@@ -42,6 +43,7 @@ def _rows(doc: dict, machine: str, path: Path, facts: dict) -> list[dict]:
     for b in doc["benchmarks"]:
         info, stats = b["extra_info"], b["stats"]
         row = {"machine": machine, "file": str(path), "case": str(b.get("param") or b.get("name")),
+               "commit": facts["commit"], "run_at": str(doc.get("datetime") or ""),
                **{k: info.get(k) for k in KEY}, **{k: stats.get(k) for k in STATS},
                "world_size": info.get("world_size") or 1, "scaling": info.get("scaling") or "",
                "threads_per_rank": info.get("threads_per_rank") or 0,

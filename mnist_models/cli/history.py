@@ -1,0 +1,28 @@
+"""`history`: step changes across commits, in result files of one machine label. No torch."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import EXIT_OK, UsageError
+from .common import EXIT_CODES, warn
+
+
+def add(sub) -> None:
+    h = sub.add_parser("history", help="step changes across commits in one machine's result files",
+                       epilog=EXIT_CODES)
+    h.add_argument("folder", help="a folder of result JSON files (several commits of a machine label)")
+    h.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..reporting.history import render_steps, steps
+    from ..reporting.results import load_results
+    folder = Path(args.folder)
+    paths = sorted(folder.rglob("*.json")) if folder.is_dir() else []
+    if not paths:
+        raise UsageError(f"{folder}: not a folder of result JSON files")
+    results = load_results(paths)
+    warn(results.problems + results.notes)
+    print(render_steps(steps(results.frame), results.frame), end="")
+    return EXIT_OK
