@@ -212,3 +212,11 @@ def test_the_page_is_self_contained(page):
     refs = re.findall(r'(?:src|href)="([^"]*)"', text)
     assert all(r.startswith(("#", "data:")) for r in refs), [r for r in refs if not r.startswith(("#", "data:"))]
     assert len(text.encode()) < 3 * 2**20
+
+
+def test_the_page_draws_the_trends_and_their_steps(tmp_path, reference_doc, cli):
+    paths = _history(tmp_path / "runs", reference_doc, 0.10) if (tmp_path / "runs").mkdir() is None else []
+    assert cli("report", *map(str, paths), "--out", str(tmp_path / "report")) == 0
+    page = (tmp_path / "report" / "index.html").read_text()
+    trends = page[page.index("<h2>Trends across commits</h2>"):]
+    assert "<svg" in trends and "c000005" in trends and "+10" in trends
