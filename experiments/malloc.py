@@ -1,4 +1,4 @@
-"""glibc's default allocator against timing.tune_malloc, side by side.
+"""glibc's default allocator against machine.process.tune_malloc, side by side.
 
     python experiments/malloc.py > results/fast/malloc.md
 
@@ -57,7 +57,7 @@ def main() -> None:
     print(f"Made by `python experiments/malloc.py > results/fast/malloc.md`: per case, {PROCESSES} "
           f"pairs of fresh processes alternating (default, tuned), each training {EPOCHS} epochs of "
           "60,000 images from a fresh model per epoch, on the cpu. `default`: "
-          "`MNIST_BENCH_MALLOC=default`, glibc as the platform set it; `tuned`: `timing.tune_malloc()`.\n")
+          "`MNIST_BENCH_MALLOC=default`, glibc as the platform set it; `tuned`: `machine.process.tune_malloc()`.\n")
     print("| case | malloc | median epoch s | epochs (s) | page faults per step (median) | speed-up |")
     print("|---|---|---:|---|---:|---:|")
     for case in CASES:
