@@ -1,27 +1,31 @@
-"""The suite's pytest plugin (the root conftest loads it): the matrix options, one dataset
-check per session, machine facts for pytest-benchmark, and the finished cases kept.
+"""The suite's pytest plugin, registered for every pytest run in the environment (entry
+point pytest11) and inert unless the suite's own cases or data fixtures are collected: then
+the matrix options, one dataset check, the C allocator tuned, pytest-benchmark's options
+that would yield no honest result refused, and the record finished (record.py).
 
-    pytest bench --devices cpu --models mlp --quick --benchmark-json /tmp/q.json
+    pytest --pyargs mnist_models.harness.suite --quick --benchmark-json /tmp/q.json
+    mnist-bench run LABEL --quick          # the same, with the result file kept safe
+
+Nothing heavier than pytest is imported until a run is ours.
 """
 from __future__ import annotations
 
-import json
 import socket
-from pathlib import Path
 
 import pytest
 
 from ..core.config import MODELS, PRECISIONS, TRAIN_SIZE
-from ..core.data import DatasetError, ensure_mnist
-from ..files import write_files
-from ..machine.facts import build_machine_facts
-from ..machine.process import tune_malloc
 from ..parsing import choices, positive, positives
-from ..reporting.schema import FORMAT, OPERATIONS, scaling_efficiencies
-from .cases import BENCH_DEVICES, QUICK_TEST, QUICK_TRAIN, BenchOptions, cases
+from ..reporting.schema import OPERATIONS
+from .cases import BENCH_DEVICES, DDP_BATCH, QUICK_TEST, QUICK_TRAIN, BenchOptions, cases
 
 DATA_FIXTURES = {"mnist_root", "train_split", "test_split", "root_copy", "bench_data"}
-_PARTIAL = pytest.StashKey[dict]()
+CASE_FIXTURES = {f"{op}_case" for op in OPERATIONS}
+OURS = pytest.StashKey[bool]()  # set at collection: this run holds the suite's cases or data
+# pytest-benchmark's own knobs that the suite's pedantic rounds ignore: set to anything but
+# their defaults they would be silently ignored, so they are refused and --rounds named instead
+IGNORED = ("benchmark_min_rounds", "benchmark_max_time", "benchmark_min_time", "benchmark_warmup",
+           "benchmark_warmup_iterations", "benchmark_calibration_precision")
 
 
 def pytest_addoption(parser) -> None:
@@ -33,7 +37,8 @@ def pytest_addoption(parser) -> None:
     group.addoption("--models", type=choices("model", MODELS), default=d.models,
                     help=f"comma-separated: {','.join(MODELS)}")
     group.addoption("--batch-sizes", type=positives("batch sizes", "64,256,1024"), default=d.batch_sizes,
-                    help="comma-separated positive integers (default 64,256,1024)")
+                    help="comma-separated positive integers (default 64,256,1024; the ddp cases' batch is "
+                         f"{DDP_BATCH} whatever this says)")
     group.addoption("--precisions", type=choices("precision", PRECISIONS), default=d.precisions,
                     help="comma-separated: fp32,bf16 (default: fp32, plus bf16 on each device "
                          "that runs it natively)")
@@ -62,8 +67,11 @@ def options(config) -> BenchOptions:
                         label=config.getoption("--machine-label") or socket.gethostname())
 
 
+def ours(config) -> bool:
+    return config.stash.get(OURS, False)
+
+
 def pytest_configure(config) -> None:
-    tune_malloc()  # before any tensor: benchmarks and tests train with freed memory kept
     options(config)  # the matrix options checked once, before collection: one line if wrong
 
 
@@ -74,78 +82,120 @@ def pytest_generate_tests(metafunc) -> None:
             metafunc.parametrize(f"{operation}_case", found, ids=[c.id for c in found])
 
 
+def refusal(config, has_cases: bool) -> str | None:
+    """Why this pytest-benchmark setting would leave no honest result file, or None."""
+    if getattr(config.option, "numprocesses", None) or getattr(config.option, "dist", "no") != "no":
+        return ("parallel workers (pytest-xdist -n) would share the cores the cases measure; "
+                "run without -n")
+    json_path = config.getoption("benchmark_json", None)
+    if config.getoption("benchmark_disable", False) and json_path is not None:
+        return "--benchmark-disable runs no rounds, so --benchmark-json would hold no case; drop one of them"
+    if config.getoption("benchmark_skip", False) and has_cases:
+        return "--benchmark-skip skips every case of the suite; drop it"
+    defaults = config._parser.parse_known_args([])  # every option at its default, as parsed
+    for name in IGNORED:
+        if hasattr(defaults, name) and config.getoption(name) != getattr(defaults, name):
+            flag = "--" + name.replace("_", "-")
+            return f"{flag} does not apply: each case runs the suite's own rounds; use --rounds instead"
+    return None
+
+
 def pytest_collection_modifyitems(session, config, items) -> None:
-    """MNIST checked once, before any test that reads it: one line and no run without it."""
-    if any(DATA_FIXTURES & set(getattr(item, "fixturenames", ())) for item in items):
-        try:
-            ensure_mnist()
-        except DatasetError as exc:
-            raise pytest.UsageError(f"mnist-bench: {exc}") from None
+    """When the suite's cases or data are collected: the refusals, the one dataset check (one
+    line and no run without MNIST), the allocator, and a word on the ddp batch."""
+    names = [set(getattr(item, "fixturenames", ())) for item in items]
+    has_cases = any(CASE_FIXTURES & n for n in names)
+    config.stash[OURS] = has_cases or any(DATA_FIXTURES & n for n in names)
+    if not ours(config):
+        return
+    why = refusal(config, has_cases)
+    if why:
+        session_ = getattr(config, "_benchmarksession", None)
+        if session_ is not None:  # nothing will run: pytest-benchmark need not say it saved nothing
+            session_.disabled = True
+        raise pytest.UsageError(f"mnist-bench: {why}")
+    from ..core.data import DatasetError, ensure_mnist
+    from ..machine.process import tune_malloc
+    try:
+        ensure_mnist()
+    except DatasetError as exc:
+        raise pytest.UsageError(f"mnist-bench: {exc}") from None
+    tune_malloc()  # before any tensor: benchmarks and tests train with freed memory kept
+    ddp = any("ddp_case" in n for n in names)
+    if ddp and DDP_BATCH not in config.getoption("--batch-sizes"):
+        _say(config, f"the ddp cases run at batch {DDP_BATCH} (global or per rank) whatever --batch-sizes says")
+
+
+def _say(config, line: str) -> None:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        print(f"mnist-bench: {line}")
+        return
+    reporter.ensure_newline()
+    reporter.write_line(f"mnist-bench: {line}")
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_runtest_teardown(item) -> None:
     path = item.config.getoption("benchmark_json", None)
-    if path is not None:
-        write_partial(item.config, path)  # finished cases survive a crash
+    if path is not None and ours(item.config):
+        from .record import write_partial
+        write_partial(item.config, path, options(item.config))  # finished cases survive a crash
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_sessionfinish(session):
-    if getattr(session.config, "_benchmarksession", None) is not None:  # pytest-benchmark writes
-        drop_unstarted(session.config._benchmarksession)  # in its own wrapper, after this
+    if ours(session.config) and getattr(session.config, "_benchmarksession", None) is not None:
+        from .record import drop_unstarted
+        drop_unstarted(session.config._benchmarksession)  # pytest-benchmark writes in its own wrapper, after this
     return (yield)
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config) -> None:
     path = config.getoption("benchmark_json", None)
-    if path is not None and path.exists():  # pytest-benchmark wrote the whole file
+    if path is not None and ours(config) and path.exists():  # pytest-benchmark wrote the whole file
         path.with_name(path.name + ".partial").unlink(missing_ok=True)
 
 
 def pytest_benchmark_update_machine_info(config, machine_info) -> None:
-    """The machine facts, with the matmul probe of each precision the run uses on each device."""
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    """The machine's facts, which stay the same from run to run (what pytest-benchmark compares)."""
+    if ours(config):
+        from .record import machine_facts
+        machine_info["mnist_bench"] = machine_facts(options(config))
 
-    def say(line: str) -> None:
-        if reporter is None:
-            print(f"mnist-bench: {line}")
-            return
-        reporter.ensure_newline()
-        reporter.write_line(f"mnist-bench: {line}")
-    opts = options(config)
-    machine_info["mnist_bench"] = build_machine_facts(opts.label, opts.probe_plan(), say, quick=opts.quick,
-                                                      rounds=opts.rounds, format=FORMAT)
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_benchmark_compare_machine_info(config, benchmarksession, machine_info, compared_benchmark) -> None:
+    """pytest-benchmark compares a saved run's machine_info with this one's before any case
+    has run, when this run's facts are not known yet: it compares its own keys (the CPU, its
+    flags, Python, the system), and the suite's facts are left out on both sides."""
+    machine_info.pop("mnist_bench", None)
+    saved = compared_benchmark.get("machine_info")
+    if isinstance(saved, dict) and "mnist_bench" in saved:
+        compared_benchmark["machine_info"] = {k: v for k, v in saved.items() if k != "mnist_bench"}
 
 
 def pytest_benchmark_update_json(config, benchmarks, output_json) -> None:
-    """Each data-parallel case's scaling efficiency, against one rank of its family in this run."""
-    entries = [b["extra_info"] for b in output_json["benchmarks"]
-               if b.get("extra_info", {}).get("operation") == "ddp"]
-    for info, efficiency in zip(entries, scaling_efficiencies(entries)):
-        info["scaling_efficiency"] = efficiency
+    """The run's own facts and the probe, each case's plain params and scaling efficiency."""
+    if ours(config):
+        from .record import finish_json
+        finish_json(config, output_json, options(config), say=lambda line: _say(config, line))
 
 
-def write_partial(config, path: Path) -> None:
-    """The cases finished so far, as pytest-benchmark would write them, to PATH.partial:
-    what survives a crash or a kill that leaves pytest-benchmark no time to write PATH.
-    Machine facts without the probe; `partial: true` says so."""
-    session = getattr(config, "_benchmarksession", None)  # pytest-benchmark's own session
-    if session is None or not drop_unstarted(session):
-        return
-    cache = config.stash.setdefault(_PARTIAL, {})
-    if not cache:
-        cache["machine_info"] = {"mnist_bench": build_machine_facts(options(config).label, partial=True,
-                                                                    format=FORMAT)}
-        cache["commit_info"] = config.hook.pytest_benchmark_generate_commit_info(config=config)
-    doc = config.hook.pytest_benchmark_generate_json(
-        config=config, benchmarks=session.benchmarks, include_data=True, **cache)
-    write_files({path.with_name(path.name + ".partial"): json.dumps(doc, default=str).encode()})
+@pytest.fixture(scope="session")
+def bench_options(request) -> BenchOptions:
+    return options(request.config)
 
 
-def drop_unstarted(session) -> list:
-    """pytest-benchmark's list without a case stopped (Ctrl-C) before its first round,
-    whose empty statistics would crash pytest-benchmark's own JSON writer."""
-    session.benchmarks[:] = [b for b in session.benchmarks if b.stats.data]
-    return session.benchmarks
+@pytest.fixture(scope="session")
+def bench_data(bench_options):
+    """Resident splits per device, loaded on first use and kept for the session."""
+    from .run import Data
+    cache: dict = {}
+
+    def load(device: str):
+        if device not in cache:
+            cache[device] = Data.load(bench_options, device)
+        return cache[device]
+    return load

@@ -76,7 +76,8 @@ def _tests(both: pd.DataFrame, alpha: float) -> tuple[np.ndarray, np.ndarray, np
     slower = both["ratio"].to_numpy() > 1
     apart = np.where(slower, both["q1_new"] > both["q3_base"], both["q3_new"] < both["q1_base"])
     p = np.full(len(both), np.nan)
-    test = np.where((n_base == 1) & (n_new == 1), "threshold", "iqr").astype(object)
+    test = np.select([(n_base == 0) | (n_new == 0), (n_base == 1) & (n_new == 1)],
+                     ["iqr (recorded quartiles; no rounds in the file)", "threshold"], "iqr").astype(object)
     for (a, b), rows in pd.Series(range(len(both))).groupby([n_base, n_new]):
         if 2 / comb(a + b, a) >= alpha:
             continue

@@ -5,10 +5,12 @@ brings every older shape to the current one, and the checks an entry must pass.
     facts, notes = read_machine_facts(doc, path)
 
 A result file is pytest-benchmark's JSON; mnist-bench's own fields are each entry's
-`extra_info` and `machine_info.mnist_bench`, whose `format` says which shape it is in.
-Format 1 (no `format` field): files made before it was recorded, the committed ones among
-them, and pytest-benchmark autosave files (`stats.data` left out). Everything after
-read_result knows FORMAT alone. No torch here.
+`extra_info`, the machine's facts in `machine_info.mnist_bench` (whose `format` says which
+shape the file is in) and, at the top level, the run's own facts and its matmul probe in
+`mnist_bench` (format 3 on: kept out of machine_info, which pytest-benchmark compares between
+runs). Format 1 (no `format` field): files made before it was recorded, the committed ones
+among them; format 2 kept the run's facts in machine_info; pytest-benchmark autosave files
+leave `stats.data` out. Everything after read_result knows FORMAT alone. No torch here.
 """
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ from ..errors import UsageError
 from ..machine.cpu import SHOWN_FLAGS, vector_isa
 from ..machine.devices import native_bf16
 
-FORMAT = 2  # machine_info.mnist_bench.format of what the suite writes now
+FORMAT = 3  # machine_info.mnist_bench.format of what the suite writes now
+RUN_FACTS = ("quick", "rounds", "partial", "peak_gflops", "peak_probe_size")  # the top-level mnist_bench's
 OPERATIONS = ("train", "infer", "tta", "ddp")  # what a case times
 KEY = ["model", "device", "operation", "loader", "variant", "precision", "batch_size", "world_size", "scaling",
        "threads_per_rank"]  # a case; the last three are ddp cases' (1, "", 0 for the others)
@@ -46,15 +49,22 @@ def scaling_efficiencies(entries: list[dict]) -> list[float | None]:
 def upgrade(doc: dict) -> dict:
     """The document in FORMAT, whatever format it was written in (in place; returned).
 
-    Format 1 differs in: GPU facts named gpu_*; no CPU flags of our own (pytest-benchmark's
+    Format 2 kept the run's facts (quick, rounds, partial, the probe) in machine_info.
+    Format 1 differs besides in: GPU facts named gpu_*; no CPU flags of our own (pytest-benchmark's
     py-cpuinfo block has them); cases without `native`, `device_peak_memory_mb` (once
     `cuda_peak_memory_mb`), `flops_per_sample` (a training step then counted as 3x the
     forward pass: `flops_3x`) or `scaling_efficiency`; autosave files without `stats.data`.
     """
     info = doc.get("machine_info") if isinstance(doc.get("machine_info"), dict) else {}
     facts = info.get("mnist_bench")
-    if isinstance(facts, dict) and facts.get("format", 1) < FORMAT:
+    version = facts.get("format", 1) if isinstance(facts, dict) else FORMAT
+    if isinstance(facts, dict) and version < 2:
         _upgrade_facts(facts, info.get("cpu") if isinstance(info.get("cpu"), dict) else {})
+    if isinstance(facts, dict) and version < 3:  # the run's facts move out of machine_info
+        run = doc.setdefault("mnist_bench", {}) if isinstance(doc.get("mnist_bench", {}), dict) else {}
+        for key in RUN_FACTS:
+            if key in facts:
+                run.setdefault(key, facts.pop(key))
     cpu_native = facts.get("cpu_bf16_native") if isinstance(facts, dict) else None
     ours = [b for b in doc["benchmarks"] if isinstance(b, dict) and isinstance(b.get("extra_info"), dict)]
     for b in ours:
@@ -224,7 +234,8 @@ def read_machine_facts(doc: dict, path: Path | str = "") -> tuple[dict, list[str
         notes.append(f"{path}: machine_info.mnist_bench is {_short(facts)}, expected an object; "
                      "machine facts ignored")
         facts = {}
-    facts = dict(facts)
+    run = doc.get("mnist_bench") if isinstance(doc.get("mnist_bench"), dict) else {}
+    facts = {**facts, **{k: run[k] for k in RUN_FACTS if k in run}}
     peaks = facts.get("peak_gflops")
     good = {k: v for k, v in peaks.items() if isinstance(k, str) and _is_seconds(v)} \
         if isinstance(peaks, dict) else {}
