@@ -122,9 +122,9 @@ def test_bench_sh_keeps_the_finished_cases(repo_copy, mnist_root, stop):
                              "--batch-sizes", "1024", "--precisions", "fp32", "--rounds", "2"],
                             cwd=copy, env={**os.environ, "MNIST_ROOT": str(mnist_root)},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    partial = copy / "results" / "box.json.tmp.partial"  # written after every finished case
-    deadline = time.monotonic() + 120
-    while not partial.exists() and proc.poll() is None and time.monotonic() < deadline:
+    deadline = time.monotonic() + 120  # the per-case copy beside the run's own temporary file
+    while not list((copy / "results").glob(".box.*.json.partial")) and proc.poll() is None \
+            and time.monotonic() < deadline:
         time.sleep(0.05)
     if stop == "ctrl-c":
         os.killpg(proc.pid, signal.SIGINT)  # what a terminal sends the whole job
@@ -139,3 +139,25 @@ def test_bench_sh_keeps_the_finished_cases(repo_copy, mnist_root, stop):
     doc = json.loads(kept.read_text())
     assert "train-mlp-cpu-bs1024" in {b.get("param") for b in doc["benchmarks"]}
     assert sorted((copy / "results").rglob("*")) == record  # nothing half-made left in the record
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_main_job_alone_keeps_the_finished_cases_and_leaves_no_orphan(tmp_path, mnist_root):
+    """How CI cancels a job: SIGTERM to the process it started, not to its children."""
+    import psutil
+    proc = subprocess.Popen([sys.executable, "-m", "mnist_models", "run", "box", "-q", "--devices", "cpu",
+                             "--models", "mlp", "--batch-sizes", "1024", "--precisions", "fp32", "--rounds", "2"],
+                            cwd=tmp_path, env={**os.environ, "MNIST_ROOT": str(mnist_root)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "results").glob(".box.*.json.partial")) and proc.poll() is None \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    children = psutil.Process(proc.pid).children(recursive=True)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert "the cases that finished are in runs/partial/box.json" in err
+    assert "train-mlp-cpu-bs1024" in {b["param"] for b in json.loads((tmp_path / "runs/partial/box.json").read_text())["benchmarks"]}
+    assert not any(c.is_running() and c.status() != psutil.STATUS_ZOMBIE for c in children)  # pytest stopped too
+    assert not [p for p in (tmp_path / "results").iterdir() if p.name.startswith(".")]  # no hidden temporary left

@@ -1,4 +1,4 @@
-"""Command line: python -m mnist_models {models,train,ddp,report,score,compare,history,study,ablate,profile} ...
+"""Command line: python -m mnist_models {run,models,train,ddp,report,score,compare,history,export,study,ablate,profile} ...
 
     python -m mnist_models models
     python -m mnist_models train --model cnn --epochs 10 --out runs/cnn
@@ -18,10 +18,10 @@ import sys
 
 from .. import __version__
 from ..errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, RunError, UsageError
-from . import ablate, compare, ddp, history, models, profile, report, score, study, train
+from . import ablate, compare, ddp, export, history, models, profile, report, run, score, study, train
 from .common import EXIT_CODES
 
-COMMANDS = (models, train, ddp, report, score, compare, history, study, ablate, profile)  # in --help's order
+COMMANDS = (run, models, train, ddp, report, score, compare, history, export, study, ablate, profile)  # in --help's order
 
 
 def parser() -> argparse.ArgumentParser:
@@ -36,8 +36,14 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     p = parser()
-    args = p.parse_args(argv)
-    args.argv = sys.argv[1:] if argv is None else argv  # to write the command beside its output
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = argv[:1] == ["--debug"]
+    if argv[debug:debug + 1] == ["run"] and not {"-h", "--help"} & set(argv):  # pytest's options pass through
+        args = run.split(argv[debug + 1:])
+        args.debug = debug
+    else:
+        args = p.parse_args(argv)
+        args.argv = argv  # to write the command beside its output
     try:
         return args.func(args)
     except KeyboardInterrupt:

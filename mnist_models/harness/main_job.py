@@ -1,0 +1,163 @@
+"""The main job: the benchmark matrix on this machine into one result file, kept safe, then
+the report over every result file beside it. What `mnist-bench run` and `bash bench.sh` do.
+
+    mnist-bench run [LABEL] [pytest options...]      # -> results/LABEL.json, results/report/
+    mnist-bench run laptop --quick                   # -> runs/quick/laptop.json, runs/quick/report/
+
+LABEL (default: the hostname) names the file; an existing one is kept unless `force`. The
+cases run in a pytest process of their own; stopped early (Ctrl-C, a failed case, a crash
+or a kill), the cases that finished go to runs/partial/LABEL.json and a line says so.
+"""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ..errors import EXIT_INTERRUPTED, EXIT_OK, UsageError
+from ..files import check_writable
+
+LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", re.ASCII)  # a plain file name, in any locale
+SUITE = "mnist_models.harness.suite"
+# pytest options after which no result file, or one compare cannot read, would come out
+NO_RESULT = {"-n": "parallel workers share the cores the cases measure",
+             "--numprocesses": "parallel workers share the cores the cases measure",
+             "--collect-only": "it runs no case", "--co": "it runs no case",
+             "--benchmark-skip": "it skips every case", "--benchmark-disable": "it times no round",
+             "--benchmark-json": "the main job names the result file itself (LABEL)",
+             "--count": "it repeats cases under one id, which compare cannot tell apart"}
+
+
+@dataclass(frozen=True)
+class MainJob:
+    """The main job's choices."""
+
+    label: str = field(default_factory=socket.gethostname)  # names results/LABEL.json
+    pytest_args: tuple[str, ...] = ()  # passed to the cases' pytest run (--quick, --devices, -k ...)
+    force: bool = False  # replace an existing result file
+    root: Path = Path(".")  # where results/ and runs/ are
+
+    @property
+    def quick(self) -> bool:
+        return "--quick" in self.pytest_args
+
+    @property
+    def folder(self) -> Path:
+        return self.root / ("runs/quick" if self.quick else "results")
+
+    @property
+    def out(self) -> Path:
+        return self.folder / f"{self.label}.json"
+
+    @property
+    def partial(self) -> Path:
+        return self.root / "runs" / "partial" / f"{self.label}.json"
+
+
+def check(job: MainJob) -> None:
+    """UsageError for a job that could not end in a good result file: before any case runs."""
+    if not LABEL.fullmatch(job.label):
+        raise UsageError(f"LABEL must be a plain file name (letters, digits, . _ -), got {job.label!r}")
+    for arg in job.pytest_args:
+        flag = arg.split("=", 1)[0]
+        if flag in NO_RESULT or (flag.startswith("-n") and flag[2:].isdigit()):
+            raise UsageError(f"{arg}: not with the main job, since {NO_RESULT.get(flag, NO_RESULT['-n'])}; drop it")
+    if os.path.lexists(job.out) and not job.force:
+        raise UsageError(f"{job.out} already exists; pass another LABEL or --force (FORCE=1 for bench.sh) to overwrite")
+    for folder in (job.folder, job.partial.parent):  # both writable before an hour of work, not after
+        check_writable(folder, [], force=True, option="folder (run from a writable checkout)")
+
+
+def run_cases(job: MainJob, target: Path) -> int:
+    """The cases' pytest process, writing `target`; its exit code (130 for Ctrl-C, 143 for
+    SIGTERM, which is passed on to pytest as Ctrl-C so that it stops at a case's end)."""
+    cmd = [sys.executable, "-m", "pytest", "--pyargs", SUITE, "-rs", "-p", "no:cacheprovider",
+           "--machine-label", job.label, "--benchmark-json", str(target), *job.pytest_args]
+    proc = subprocess.Popen(cmd)
+    try:
+        code = proc.wait()
+    except KeyboardInterrupt as stop:  # Ctrl-C reached both; SIGTERM (CI's cancel) only this process
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        proc.wait()
+        return 128 + signal.SIGTERM if isinstance(stop, Terminated) else EXIT_INTERRUPTED
+    if code < 0:  # killed by a signal: the shell's convention
+        return 128 - code
+    return EXIT_INTERRUPTED if code == 2 else code
+
+
+def keep_finished(job: MainJob, target: Path, code: int, say: Callable[[str], None]) -> int:
+    """After a run that stopped early: the finished cases into runs/partial/LABEL.json."""
+    for made in (target, target.with_name(target.name + ".partial")):  # pytest-benchmark's, else the per-case copy
+        if made.exists() and made.stat().st_size > 0:
+            os.replace(made, job.partial)
+            say(f"mnist-bench: stopped (exit {code}); the cases that finished are in {job.partial}")
+            return code
+    say(f"mnist-bench: stopped (exit {code}) before any case finished; nothing kept")
+    return code
+
+
+def main_job(job: MainJob, say: Callable[[str], None] = print) -> int:
+    """The matrix into job.out, then the report over every result file in its folder."""
+    check(job)
+    job.folder.mkdir(parents=True, exist_ok=True)
+    job.partial.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=job.folder, prefix=f".{job.label}.", suffix=".json")  # unique per run
+    os.close(fd)
+    target = Path(name)
+    start = time.monotonic()
+    try:
+        code = run_cases(job, target)
+        if code != EXIT_OK:
+            return keep_finished(job, target, code, lambda line: print(line, file=sys.stderr))
+        os.chmod(target, 0o666 & ~_umask())  # as open() would have made it, not mkstemp's 0600
+        os.replace(target, job.out)
+    finally:
+        for left in (target, target.with_name(target.name + ".partial")):
+            left.unlink(missing_ok=True)
+        for stale in job.folder.glob(f".{target.name}.partial.*.tmp"):  # a copy a kill cut off mid-write
+            stale.unlink(missing_ok=True)
+    say(f"mnist-bench: wrote {job.out} in {time.monotonic() - start:.0f} s")
+    return report(job, say)
+
+
+def report(job: MainJob, say: Callable[[str], None]) -> int:
+    """The report over every result file in the job's folder (and README's leaderboard, for
+    the record in a checkout whose README has the block)."""
+    from ..reporting.report import LEADERBOARD, write_report
+    from ..reporting.results import load_results
+    results = load_results(sorted(job.folder.glob("*.json")))
+    for line in results.problems + results.notes:
+        print(f"mnist-bench: warning: {line}", file=sys.stderr)
+    readme = job.root / "README.md"
+    board = not job.quick and readme.is_file() and LEADERBOARD[0] in readme.read_text(errors="replace")
+    for path in write_report(results, job.folder / "report", force=True, readme=readme if board else None):
+        say(f"wrote {path}")
+    return EXIT_OK
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would be: the same keeping of finished work, exit 143."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
+def interruptible() -> None:
+    """SIGTERM (how CI cancels a job) handled as Ctrl-C: the finished cases are kept."""
+    signal.signal(signal.SIGTERM, _terminate)
