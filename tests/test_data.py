@@ -161,3 +161,15 @@ def test_an_unreadable_file_is_named(mnist_root):
         images.chmod(0o000)
         result = check()
     assert result.returncode == 1 and f"{images}: cannot read it (Permission denied)" in result.stderr
+
+
+def test_a_planted_processed_cache_is_never_what_trains(root_copy):
+    """torchvision loads MNIST/processed/{training,test}.pt when present, unchecked: five blank
+    images there would pass for the dataset. The raw files that were checked are what is read."""
+    processed = root_copy / "MNIST" / "processed"
+    processed.mkdir()
+    blank = (torch.zeros(5, 28, 28, dtype=torch.uint8), torch.zeros(5, dtype=torch.long))
+    for name in ("training.pt", "test.pt"):
+        torch.save(blank, processed / name)
+    train, test = load_split(root_copy, train=True, download=False), load_split(root_copy, train=False, download=False)
+    assert len(train) == 60_000 and len(test) == 10_000 and train.x.std() > 0.5

@@ -24,8 +24,8 @@ from torch.utils.data import DataLoader, Subset
 from torchvision import transforms
 from torchvision.datasets import MNIST
 
-from .config import TEST_SIZE, TRAIN_SIZE
 from ..errors import UsageError
+from .config import TEST_SIZE, TRAIN_SIZE
 
 MEAN, STD = 0.1307, 0.3081  # pixel statistics of the 60,000 training images
 
@@ -136,12 +136,25 @@ def _download(path: Path, raw: Path) -> None:
                            "MNIST/raw, or go online") from None
 
 
+class RawMNIST(MNIST):
+    """torchvision's MNIST read from the raw IDX files alone: torchvision would load a legacy
+    MNIST/processed/*.pt instead when one is there, which nothing here has checked."""
+
+    def _check_legacy_exist(self) -> bool:
+        return False
+
+    @property
+    def raw_folder(self) -> str:  # torchvision names the folder after the class
+        return os.path.join(self.root, "MNIST", "raw")
+
+
 def mnist(root: str | os.PathLike | None = None, train: bool = True, download: bool = True,
           transform=None) -> MNIST:
-    """torchvision's MNIST at `root`, downloaded when missing and allowed; clear errors otherwise."""
+    """torchvision's MNIST at `root`, from the raw files ensure_mnist checked (downloaded when
+    missing and allowed); clear errors otherwise."""
     path = ensure_mnist(root, download)
     try:
-        return MNIST(str(path), train=train, download=False, transform=transform)
+        return RawMNIST(str(path), train=train, download=False, transform=transform)
     except RuntimeError as exc:
         raise _corrupt(path, exc) from exc
 
