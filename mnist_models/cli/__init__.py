@@ -9,7 +9,8 @@ are parsed, and `report`, `compare`, `--help` and `--version` never import torch
 
 Exit codes: 0 done (compare: nothing regressed); 1 compare found a slower case; 2 bad
 input or usage (one line naming it and the fix), or training that diverged; 3 anything
-else, e.g. a full disk or a bug (one line; --debug shows the traceback); 130 interrupted.
+else, e.g. a full disk or a bug (one line; --debug shows the traceback); 130 interrupted (Ctrl-C);
+143 terminated (SIGTERM, as CI cancels a job), finished work kept as for Ctrl-C.
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ import argparse
 import sys
 
 from .. import __version__
-from ..errors import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, RunError, UsageError
+from ..errors import (EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, RunError, Terminated,
+                      UsageError, sigterm_as_interrupt)
 from . import ablate, compare, ddp, export, history, models, profile, report, run, score, study, train
 from .common import EXIT_CODES
 
@@ -44,8 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         args = p.parse_args(argv)
         args.argv = argv  # to write the command beside its output
+    sigterm_as_interrupt()  # CI cancels with SIGTERM: finished work is kept as for Ctrl-C
     try:
         return args.func(args)
+    except Terminated:
+        print(f"{p.prog}: terminated (SIGTERM)", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print(f"{p.prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

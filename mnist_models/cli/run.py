@@ -31,8 +31,7 @@ def split(argv: list[str]) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..harness.main_job import MainJob, interruptible, main_job
-    interruptible()
+    from ..harness.main_job import MainJob, main_job
     job = MainJob(pytest_args=tuple(getattr(args, "pytest_args", ())), force=args.force,
                   **({"label": args.label} if args.label is not None else {}))
     return main_job(job, say=say)

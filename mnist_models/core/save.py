@@ -10,7 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
-from ..errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from ..errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE, Terminated
 from ..files import json_bytes, torch_bytes, write_files
 from .config import TrainConfig
 
@@ -22,11 +22,14 @@ def epoch_line(r: dict) -> str:
 
 def train_and_save(cfg: TrainConfig, out: Path, progress: bool = False,
                    say: Callable[[str], None] = print) -> int:
-    """Train, then write history.json and model.pt together. A diverging loss or Ctrl-C
-    keeps the epochs that finished: their history and the weights after the last of them.
+    """Train, then write history.json and model.pt together. A diverging loss, Ctrl-C or
+    SIGTERM keeps the epochs that finished: their history and the weights after the last of them.
     Returns the exit code."""
-    from ..machine.process import tune_malloc
+    from ..machine.process import oversubscribed, tune_malloc
     tune_malloc()  # before any tensor: freed memory kept for the next step
+    crowded = oversubscribed()
+    if crowded:
+        print(f"mnist-bench: warning: {crowded}", file=sys.stderr)
     from .train import NonFiniteLossError, fit
     kept: dict = {"history": [], "state": None}
 
@@ -36,6 +39,8 @@ def train_and_save(cfg: TrainConfig, out: Path, progress: bool = False,
 
     try:
         model, history = fit(cfg, progress=progress, on_epoch=lambda r: say(epoch_line(r)), checkpoint=keep)
+    except Terminated:
+        return _keep_finished(cfg, out, kept, "terminated (SIGTERM)", EXIT_TERMINATED)
     except KeyboardInterrupt:
         return _keep_finished(cfg, out, kept, "interrupted", EXIT_INTERRUPTED)
     except NonFiniteLossError as exc:

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..errors import EXIT_INTERRUPTED, EXIT_OK, UsageError
-from ..files import check_writable
+from ..errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, Terminated, UsageError
+from ..files import check_writable, one_writer
 
 LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", re.ASCII)  # a plain file name, in any locale
 SUITE = "mnist_models.harness.suite"
@@ -88,7 +88,7 @@ def run_cases(job: MainJob, target: Path) -> int:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
         proc.wait()
-        return 128 + signal.SIGTERM if isinstance(stop, Terminated) else EXIT_INTERRUPTED
+        return EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED
     if code < 0:  # killed by a signal: the shell's convention
         return 128 - code
     return EXIT_INTERRUPTED if code == 2 else code
@@ -106,7 +106,13 @@ def keep_finished(job: MainJob, target: Path, code: int, say: Callable[[str], No
 
 
 def main_job(job: MainJob, say: Callable[[str], None] = print) -> int:
-    """The matrix into job.out, then the report over every result file in its folder."""
+    """The matrix into job.out, then the report over every result file in its folder; one
+    run at a time per result file (a second one is refused, naming the first's PID)."""
+    with one_writer(job.out, option="LABEL"):
+        return _main_job(job, say)
+
+
+def _main_job(job: MainJob, say: Callable[[str], None]) -> int:
     check(job)
     job.folder.mkdir(parents=True, exist_ok=True)
     job.partial.parent.mkdir(parents=True, exist_ok=True)
@@ -139,8 +145,9 @@ def report(job: MainJob, say: Callable[[str], None]) -> int:
         print(f"mnist-bench: warning: {line}", file=sys.stderr)
     readme = job.root / "README.md"
     board = not job.quick and readme.is_file() and LEADERBOARD[0] in readme.read_text(errors="replace")
-    for path in write_report(results, job.folder / "report", force=True, readme=readme if board else None):
-        say(f"wrote {path}")
+    with one_writer(job.folder / "report"):
+        for path in write_report(results, job.folder / "report", force=True, readme=readme if board else None):
+            say(f"wrote {path}")
     return EXIT_OK
 
 
@@ -148,16 +155,3 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where Ctrl-C would be: the same keeping of finished work, exit 143."""
-
-
-def _terminate(signum, frame):
-    raise Terminated()
-
-
-def interruptible() -> None:
-    """SIGTERM (how CI cancels a job) handled as Ctrl-C: the finished cases are kept."""
-    signal.signal(signal.SIGTERM, _terminate)
