@@ -1,17 +1,22 @@
 """Writing results without losing what is already there, or what a run just made.
 
-    check_writable(out, ["history.json"], force=False)   # before the work: refuse now, not after
-    write_files({out / "history.json": text.encode()})   # after it: all or nothing, atomically
+    with one_writer(out):                                    # a second run at the same out: refused, naming this one
+        check_writable(out, ["history.json"], force=False)   # before the work: refuse now, not after
+        write_files({out / "history.json": text.encode()})   # after it: all or nothing, atomically
 
 No torch here: `report` and `compare` use it too.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import json
 import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Iterator
 
 from .errors import UsageError
 
@@ -29,10 +34,17 @@ def check_writable(folder: Path, names: list[str], force: bool, option: str = "-
     """Before the work: refuse (UsageError) when `folder` cannot be written, or already holds
     any of `names` (a planted symlink counts) and force is off. Leaves nothing behind."""
     folder = Path(folder)
+    if folder.is_symlink():
+        raise UsageError(f"{folder} is a symbolic link; mnist-bench writes only where it was pointed, "
+                         f"not through a link (whatever --force says); choose another {option}")
     for parent in [folder, *folder.parents]:
         if os.path.lexists(parent) and not parent.is_dir():
             where = "is" if parent == folder else f"is under {parent}, which is"
             raise UsageError(f"{folder} {where} a file, not a folder; choose another {option}")
+    links = [n for n in names if (folder / n).is_symlink()]
+    if links:
+        raise UsageError(f"{folder / links[0]} is a symbolic link, which mnist-bench neither writes through nor "
+                         f"replaces (whatever --force says); remove it or choose another {option}")
     taken = [n for n in names if os.path.lexists(folder / n)]
     if taken and not force:
         raise UsageError(f"{folder} already holds {', '.join(taken)}; "
@@ -83,3 +95,46 @@ def torch_bytes(obj) -> bytes:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     return buffer.getvalue()
+
+
+def _lock_path(target: Path) -> Path:
+    """Where the lock for writing `target` lives: in its nearest folder that exists (so taking
+    it creates nothing), named by the target's absolute path."""
+    target = Path(os.path.abspath(target))
+    home = next(p for p in [target.parent, *target.parents] if p.is_dir())
+    return home / f".mnist-bench-{hashlib.sha1(str(target).encode()).hexdigest()[:12]}.lock"
+
+
+@contextlib.contextmanager
+def one_writer(target: Path, option: str = "--out") -> Iterator[None]:
+    """Hold the lock for writing `target` (a result file or an --out folder) while the block
+    runs; another process holding it already: UsageError naming its PID. Check what the
+    target holds after this, not before: the other run may have just written it."""
+    path = _lock_path(target)
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:  # a read-only or full place: nothing could be written there either
+            raise UsageError(f"cannot write in {target} ({exc.strerror}); choose another {option}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise UsageError(f"{target} is being written by another mnist-bench run (PID {holder}); "
+                             f"wait for it to finish or choose another {option}") from None
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                break  # the file still at the path: the lock is this run's
+        except FileNotFoundError:
+            pass  # its holder just finished and removed it: take a fresh one
+        os.close(fd)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            yield
+        finally:
+            os.unlink(path)  # while still held: a waiting run then takes a fresh file
+    finally:
+        os.close(fd)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..files import check_writable
+from ..files import check_writable, one_writer
 from ..parsing import positive
 from .common import EXIT_CODES, ROOT_HELP, command_line, say
 
@@ -23,9 +23,10 @@ def add(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
-    check_writable(out, ["ablation.json", "fast.md"], args.force)
-    from ..harness.ablation_report import AblateOptions, ablate_and_save
-    from ..harness.cases import BenchOptions
-    bench = BenchOptions(quick=args.quick, label=args.machine_label or BenchOptions().label, root=args.root)
-    return ablate_and_save(AblateOptions(out, args.rounds, tuple(args.bench or ()), bench, command_line(args)),
-                           say=say)
+    with one_writer(out):
+        check_writable(out, ["ablation.json", "fast.md"], args.force)
+        from ..harness.ablation_report import AblateOptions, ablate_and_save
+        from ..harness.cases import BenchOptions
+        bench = BenchOptions(quick=args.quick, label=args.machine_label or BenchOptions().label, root=args.root)
+        return ablate_and_save(AblateOptions(out, args.rounds, tuple(args.bench or ()), bench, command_line(args)),
+                               say=say)

@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+from pathlib import Path
 
 from ..errors import UsageError
-from ..parsing import positive
+from ..files import one_writer
+from ..parsing import port, positive
 from .common import EXIT_CODES, add_train_args, say, training
 
 
@@ -17,7 +20,7 @@ def add(sub) -> None:
     p.add_argument("--threads", type=positive("--threads"), help="torch threads per rank "
                    "(default: the cores split among the ranks; under torchrun, OMP_NUM_THREADS)")
     p.add_argument("--backend", choices=["gloo", "nccl"], help="default gloo on the cpu, nccl on cuda")
-    p.add_argument("--port", type=int, default=0, help="the rendezvous port for --nproc (default: a free one)")
+    p.add_argument("--port", type=port, default=0, help="the rendezvous port for --nproc (default: a free one)")
     p.set_defaults(func=run)
 
 
@@ -25,6 +28,12 @@ def run(args: argparse.Namespace) -> int:
     if args.cuda_graphs:
         raise UsageError("--cuda-graphs does not combine with ddp: a captured step cannot hold "
                          "DistributedDataParallel's all-reduce here; drop --cuda-graphs")
-    cfg, out = training(args)
-    from ..distributed.job import DdpOptions, run_ddp
-    return run_ddp(DdpOptions(cfg, out, args.nproc, args.threads, args.backend, args.port), say=say)
+    from ..distributed.training import launched, place_problem
+    why = place_problem(args.nproc)
+    if why:
+        raise UsageError(why)
+    # one run at a time per --out; under torchrun every rank runs this, and rank 0 alone writes
+    with contextlib.nullcontext() if launched() else one_writer(Path(args.out)):
+        cfg, out = training(args)
+        from ..distributed.job import DdpOptions, run_ddp
+        return run_ddp(DdpOptions(cfg, out, args.nproc, args.threads, args.backend, args.port), say=say)

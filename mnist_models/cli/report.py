@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import EXIT_OK, UsageError
+from ..files import one_writer
 from .common import EXIT_CODES, warn
 
 
@@ -30,6 +31,7 @@ def run(args: argparse.Namespace) -> int:
     if results.frame.empty:
         raise UsageError("no usable result file among the inputs; pass JSON files from pytest bench")
     readme = Path(args.readme) if args.readme else None
-    for path in write_report(results, Path(args.out), args.baseline, args.force, readme):
-        print(f"wrote {path}")
+    with one_writer(Path(args.out)):
+        for path in write_report(results, Path(args.out), args.baseline, args.force, readme):
+            print(f"wrote {path}")
     return EXIT_OK

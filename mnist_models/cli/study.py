@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import UsageError
-from ..files import check_writable
+from ..files import check_writable, one_writer
 from ..parsing import positive
 from .common import EXIT_CODES, ROOT_HELP, command_line, say
 
@@ -26,12 +26,13 @@ def run(args: argparse.Namespace) -> int:
     from ..study.questions import FILES, StudyConfig, StudyOptions, study_and_save
     cfg = StudyConfig(epochs=args.epochs, train_samples=args.train_samples, root=args.root)  # checked as made
     out = Path(args.out)
-    check_writable(out, FILES, args.force)
     if args.tensorboard:
         try:
             import tensorboard  # noqa: F401
         except ImportError:
             raise UsageError("--tensorboard needs the tensorboard package; "
                              "pip install -e '.[tensorboard]'") from None
-    return study_and_save(StudyOptions(cfg, out, tuple(args.bench or ()), args.tensorboard, command_line(args)),
-                          say=say)
+    with one_writer(out):
+        check_writable(out, FILES, args.force)
+        return study_and_save(StudyOptions(cfg, out, tuple(args.bench or ()), args.tensorboard,
+                                           command_line(args)), say=say)

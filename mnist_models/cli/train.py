@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
+from ..files import one_writer
 from .common import EXIT_CODES, add_train_args, say, training
 
 
@@ -14,6 +16,7 @@ def add(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    cfg, out = training(args)
-    from ..core.save import train_and_save
-    return train_and_save(cfg, out, progress=sys.stderr.isatty(), say=say)
+    with one_writer(Path(args.out)):  # what --out holds is checked with the lock held
+        cfg, out = training(args)
+        from ..core.save import train_and_save
+        return train_and_save(cfg, out, progress=sys.stderr.isatty(), say=say)
