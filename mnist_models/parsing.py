@@ -57,3 +57,10 @@ def threshold(text: str) -> float:
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"threshold must be a positive number, e.g. 10% or 0.1 (got {text!r})")
     return value
+
+
+def port(text: str) -> int:
+    """A TCP port: 0 (a free one) to 65535."""
+    if not text.strip().isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"--port must be a whole number from 0 (a free one) to 65535 (got {text!r})")
+    return int(text)

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import socket
 import sys
+import tempfile
 from typing import Callable
 
-from ..errors import RunError, UsageError
+from ..errors import RunError, Terminated, UsageError
 
 
 def room(kind: str, ranks: int, threads: int) -> str | None:
@@ -53,10 +55,20 @@ def launch(entrypoint: Callable, args: tuple, nproc: int, port: int = 0, run_id:
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc,
                           run_id=run_id or f"mnist-bench-{os.getpid()}", rdzv_backend="c10d",
                           rdzv_endpoint=f"127.0.0.1:{free_port(port)}", max_restarts=0, monitor_interval=0.1)
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    scratch, before = tempfile.mkdtemp(prefix="mnist-bench-ranks-"), tempfile.tempdir
+    tempfile.tempdir = scratch  # the agent's rendezvous and log folders, removed with it
     try:
         return elastic_launch(config, entrypoint=entrypoint)(*args)[0]
     except ChildFailedError as exc:
         raise RunError(describe(exc)) from None
+    except SignalException as exc:  # the agent's own SIGTERM handling: the ranks are stopped
+        if "15" in str(exc) or "SIGTERM" in str(exc):
+            raise Terminated() from None
+        raise
+    finally:
+        tempfile.tempdir = before
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def torchrun_command(nproc: int, module: str, args: list[str]) -> list[str]:
@@ -66,10 +78,20 @@ def torchrun_command(nproc: int, module: str, args: list[str]) -> list[str]:
             "-m", module, *args]
 
 
+PEER = ("Connection reset", "Connection closed", "Broken pipe", "connection", "gloo")  # a peer's death, seen
+
+
 def describe(exc) -> str:
-    """One line for a failed group: which rank failed first, and how."""
-    rank, failure = min(exc.failures.items(), key=lambda kv: kv[1].timestamp)
-    message = failure.message.get("message") if isinstance(failure.message, dict) else failure.message
-    how = message or (f"killed by signal {failure.signal_name()}" if failure.exitcode < 0
-                      else f"exit code {failure.exitcode}")
-    return f"rank {rank} (local rank {failure.local_rank}) failed: {how}; the other ranks were stopped"
+    """One line for a failed group: every failed rank and how, the ranks whose own error is
+    not a lost connection to a peer first (those are the ones that failed; the others saw it)."""
+    def how(failure) -> str:
+        message = failure.message.get("message") if isinstance(failure.message, dict) else failure.message
+        message = " ".join(str(message or "").split())
+        return message[:300] or (f"killed by signal {failure.signal_name()}" if failure.exitcode < 0
+                                 else f"exit code {failure.exitcode}")
+
+    def seen_from_a_peer(failure) -> bool:
+        return any(word in how(failure) for word in PEER)
+    ranked = sorted(exc.failures.items(), key=lambda kv: (seen_from_a_peer(kv[1]), kv[1].timestamp))
+    parts = [f"rank {rank} (local rank {f.local_rank}) failed: {how(f)}" for rank, f in ranked]
+    return "; ".join(parts) + "; the other ranks were stopped"

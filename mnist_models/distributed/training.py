@@ -76,6 +76,23 @@ def launched() -> bool:
     return all(k in os.environ for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR"))
 
 
+def place_problem(nproc: int) -> str | None:
+    """Why torchrun's environment, as set here, cannot start a run with `nproc` ranks (None: it can):
+    a malformed RANK, WORLD_SIZE, LOCAL_RANK or MASTER_PORT, or --nproc inside a torchrun job."""
+    env = {k: os.environ[k] for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT") if k in os.environ}
+    for key, value in env.items():
+        if not value.strip().isdigit() or (key == "WORLD_SIZE" and int(value) < 1) or \
+                (key == "MASTER_PORT" and not 0 < int(value) <= 65535):
+            return (f"{key}={value!r} is not a valid torchrun setting (a whole number"
+                    f"{', 1 to 65535' if key == 'MASTER_PORT' else ''}); unset it, or launch with torchrun")
+    if "RANK" in env and "WORLD_SIZE" in env and int(env["RANK"]) >= int(env["WORLD_SIZE"]):
+        return f"RANK={env['RANK']} is not below WORLD_SIZE={env['WORLD_SIZE']}; unset them, or launch with torchrun"
+    if launched() and nproc > 1:
+        return (f"--nproc {nproc} inside a torchrun job (RANK and WORLD_SIZE are set): torchrun starts the "
+                "ranks; drop --nproc, or run outside torchrun")
+    return None
+
+
 def start(kind: str, threads: int, backend: str | None = None) -> tuple[Place, torch.device]:
     """Join the process group of this torchrun job: (where this rank is, its device)."""
     place = Place.from_env()

@@ -10,7 +10,9 @@ Nothing heavier than pytest is imported until a run is ours.
 """
 from __future__ import annotations
 
+import os
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -82,12 +84,29 @@ def pytest_generate_tests(metafunc) -> None:
             metafunc.parametrize(f"{operation}_case", found, ids=[c.id for c in found])
 
 
+def json_problem(path) -> str | None:
+    """Why --benchmark-json PATH could not take the result file at the end (None: it can)."""
+    import os
+    if path.is_symlink():
+        return f"--benchmark-json {path} is a symbolic link; give a path of its own"
+    if path.exists() and not path.is_file():
+        return f"--benchmark-json {path} is {'a directory' if path.is_dir() else 'not a regular file'}; give a file path"
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        return f"--benchmark-json {path}: its folder {folder} does not exist; create it or choose another path"
+    if not os.access(folder, os.W_OK):
+        return f"--benchmark-json {path}: cannot write in {folder}; choose another path"
+    return None
+
+
 def refusal(config, has_cases: bool) -> str | None:
     """Why this pytest-benchmark setting would leave no honest result file, or None."""
     if getattr(config.option, "numprocesses", None) or getattr(config.option, "dist", "no") != "no":
         return ("parallel workers (pytest-xdist -n) would share the cores the cases measure; "
                 "run without -n")
     json_path = config.getoption("benchmark_json", None)
+    if json_path is not None and has_cases and json_problem(json_path):
+        return json_problem(json_path)
     if config.getoption("benchmark_disable", False) and json_path is not None:
         return "--benchmark-disable runs no rounds, so --benchmark-json would hold no case; drop one of them"
     if config.getoption("benchmark_skip", False) and has_cases:
@@ -121,6 +140,12 @@ def pytest_collection_modifyitems(session, config, items) -> None:
     except DatasetError as exc:
         raise pytest.UsageError(f"mnist-bench: {exc}") from None
     tune_malloc()  # before any tensor: benchmarks and tests train with freed memory kept
+    from ..errors import sigterm_as_interrupt
+    sigterm_as_interrupt()  # CI's cancel stops at a case's end, as Ctrl-C does: finished cases kept
+    from ..machine.process import oversubscribed
+    crowded = oversubscribed()
+    if crowded:
+        _say(config, f"warning: {crowded}")
     ddp = any("ddp_case" in n for n in names)
     if ddp and DDP_BATCH not in config.getoption("--batch-sizes"):
         _say(config, f"the ddp cases run at batch {DDP_BATCH} (global or per rank) whatever --batch-sizes says")
@@ -154,8 +179,23 @@ def pytest_sessionfinish(session):
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config) -> None:
     path = config.getoption("benchmark_json", None)
-    if path is not None and ours(config) and path.exists():  # pytest-benchmark wrote the whole file
-        path.with_name(path.name + ".partial").unlink(missing_ok=True)
+    if path is None or not ours(config):
+        return
+    partial = path.with_name(path.name + ".partial")
+    if _whole(path):  # pytest-benchmark wrote the whole file
+        partial.unlink(missing_ok=True)
+    elif partial.exists():
+        _say(config, f"the result file {path} was not written whole; the cases that finished are in {partial}")
+
+
+def _whole(path) -> bool:
+    import json
+    if not path.is_file():  # a device such as /dev/full reads without end
+        return False
+    try:
+        return isinstance(json.loads(path.read_bytes()).get("benchmarks"), list)
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def pytest_benchmark_update_machine_info(config, machine_info) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
+from pathlib import Path
 from typing import Iterable
 
 ACCEL = "accel"  # "the accelerator here, whatever it is"
@@ -112,13 +113,39 @@ def peak_memory_mb(device) -> tuple[float | None, str | None]:
         return None, f"{device.type} gives no peak-memory statistic here ({exc})"
 
 
+def _limits_left() -> list[int]:
+    """Bytes this process may still take under its own limits: RLIMIT_AS and RLIMIT_DATA (ulimit
+    -v, -d) less what it holds, and its cgroup's memory.max less memory.current."""
+    import psutil
+    left = []
+    try:
+        import resource
+        mem = psutil.Process().memory_info()
+        for which, used in ((resource.RLIMIT_AS, mem.vms), (resource.RLIMIT_DATA, mem.vms)):
+            soft = resource.getrlimit(which)[0]
+            if soft != resource.RLIM_INFINITY:
+                left.append(max(soft - used, 0))
+    except (ImportError, OSError, ValueError):
+        pass
+    try:
+        group = Path("/proc/self/cgroup").read_text().strip().split("\n")[0].split("::")[-1]
+        base = Path("/sys/fs/cgroup") / group.lstrip("/")
+        most = (base / "memory.max").read_text().strip()
+        if most != "max":
+            left.append(max(int(most) - int((base / "memory.current").read_text()), 0))
+    except (OSError, ValueError, IndexError):
+        pass
+    return left
+
+
 def free_memory(device) -> int | None:
-    """Bytes free for tensors on `device`: RAM on the cpu, the device's own where it says."""
+    """Bytes free for tensors on `device`: on the cpu the RAM available, or less where the
+    process's limits (ulimit, cgroup) leave less; the device's own where it says."""
     import psutil
     import torch
     device = torch.device(device)
     if device.type == "cpu":
-        return psutil.virtual_memory().available
+        return min([psutil.virtual_memory().available, *_limits_left()])
     for name in ("get_memory_info", "mem_get_info"):  # torch.accelerator's, then the backend's
         try:
             return int(_call(name, device.type, device)[0])

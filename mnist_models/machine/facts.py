@@ -16,7 +16,7 @@ import psutil
 from .cpu import cpu_facts
 from .devices import accelerator, accelerator_facts, native_bf16
 from .probe import peak_table
-from .process import malloc_state
+from .process import malloc_state, oversubscribed
 
 
 def build_machine_facts(label: str | None = None, probe: dict[str, tuple[str, ...]] | None = None,
@@ -41,6 +41,7 @@ def build_machine_facts(label: str | None = None, probe: dict[str, tuple[str, ..
         "torchvision": torchvision.__version__,
         "cuda": torch.version.cuda if accelerator() == "cuda" else None,  # the GPU's runtime, with one
         "torch_threads": torch.get_num_threads(),
+        "threads_over_cores": oversubscribed() is not None,
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "malloc": malloc_state(),
         **accelerator_facts(),

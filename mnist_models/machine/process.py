@@ -51,3 +51,16 @@ def peak_rss_mb() -> float:
 def malloc_state() -> str:
     """What tune_malloc did in this process, for machine_info."""
     return _malloc["state"]
+
+
+def oversubscribed() -> str | None:
+    """A word when torch or OpenMP would run more threads than this machine has cores (an
+    OMP_NUM_THREADS or --threads set too high makes every step wait on the others), else None."""
+    import torch
+    asked = os.environ.get("OMP_NUM_THREADS", "")
+    cores = os.cpu_count() or 1
+    threads = max(torch.get_num_threads(), int(asked) if asked.isdigit() else 0)  # OpenMP's own pool too
+    if threads <= cores:
+        return None
+    return (f"torch runs up to {threads} threads on {cores} cores (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}); "
+            "steps wait on one another: lower it to at most the cores")
