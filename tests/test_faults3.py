@@ -183,3 +183,37 @@ def test_sigterm_to_the_cases_pytest_keeps_what_finished(tmp_path, mnist_root):
     assert proc.returncode == 2  # pytest's "interrupted", as for Ctrl-C
     kept = out if out.exists() else partial
     assert "train-mlp-cpu-bs1024" in {b["param"] for b in json.loads(kept.read_text())["benchmarks"]}
+
+
+@pytest.mark.slow
+def test_a_rank_that_raises_is_the_one_named_and_no_rendezvous_folder_is_left(tmp_path):
+    """Two real gloo ranks; rank 1 raises, rank 0 then loses its peer in an all-reduce."""
+    code = ("import sys; sys.path.insert(0, sys.argv[1])\nfrom rank_faults import raising\n"
+            "from mnist_models.distributed.launch import launch\nlaunch(raising, (), 2)")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    done = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent)], capture_output=True, text=True,
+                          timeout=180, env={**os.environ, "TMPDIR": str(scratch)})
+    assert done.returncode != 0
+    line = done.stderr.strip().splitlines()[-1]
+    assert "rank 1 (local rank 1) failed: ValueError: a planted fault" in line, done.stderr[-2000:]
+    assert list(scratch.iterdir()) == []  # the agent's torchelastic_* folders went with the run
+
+
+@pytest.mark.slow
+def test_sigterm_to_a_data_parallel_run_keeps_its_finished_epochs(tmp_path, mnist_root):
+    import psutil
+    out = tmp_path / "d"
+    proc = subprocess.Popen([sys.executable, "-m", "mnist_models", "ddp", "--device", "cpu", "--threads", "1",
+                             "--nproc", "2", "--model", "mlp", "--batch-size", "32", "--epochs", "6", "--out", str(out)],
+                            env=_env(mnist_root), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = proc.stdout.readline()  # rank 0's line after the first epoch, which it saved before printing
+    ranks = [p for p in psutil.Process(proc.pid).children(recursive=True) if "spawn_main" in " ".join(p.cmdline())]
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert first.startswith("epoch   1") and proc.returncode == 143, err
+    _one_line(err, "terminated (SIGTERM); the ranks were stopped;", "finished epoch")
+    kept = json.loads((out / "history.json").read_text())
+    assert kept and kept[0]["epoch"] == 1 and (out / "model.pt").exists()
+    assert f"holds the {len(kept)} finished epoch" in err
+    assert ranks and not any(r.is_running() and r.status() != psutil.STATUS_ZOMBIE for r in ranks)

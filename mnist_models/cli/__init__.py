@@ -49,11 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     sigterm_as_interrupt()  # CI cancels with SIGTERM: finished work is kept as for Ctrl-C
     try:
         return args.func(args)
-    except Terminated:
-        print(f"{p.prog}: terminated (SIGTERM)", file=sys.stderr)
+    except Terminated as exc:
+        print(f"{p.prog}: terminated (SIGTERM){f'; {exc}' if str(exc) else ''}", file=sys.stderr)
         return EXIT_TERMINATED
-    except KeyboardInterrupt:
-        print(f"{p.prog}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"{p.prog}: interrupted{f'; {exc}' if str(exc) else ''}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except UsageError as exc:  # and ResultError, DatasetError, a bad config: named by the raiser
         if args.debug:

@@ -6,8 +6,9 @@ torch's launcher API on one machine.
         -m mnist_models ddp --model cnn --epochs 1 --out runs/ddp   # on each of two nodes
     python -m mnist_models ddp --nproc 2 --model mlp --epochs 1 --out /tmp/x
 
-Rank 0 prints an epoch's line, evaluates, and writes history.json and model.pt at the end;
-a rank that fails ends the run (torch's agent stops the others) and nothing is written.
+Rank 0 evaluates, writes history.json and model.pt after every epoch (all or nothing) and
+prints its line; a rank that fails, Ctrl-C or SIGTERM ends the run (torch's agent stops the
+others), and the epochs that finished are what --out holds.
 """
 from __future__ import annotations
 
@@ -69,10 +70,10 @@ def run_rank(job: Job) -> list[dict] | None:
                                 "train_accuracy": totals["accuracy"], "test_loss": result["loss"],
                                 "test_accuracy": result["accuracy"], "seconds": totals["seconds"],
                                 "world_size": rank.place.world})
+                state = {k: v.detach().cpu() for k, v in trainer.model.module.state_dict().items()}
+                # kept before it is reported: a stopped run keeps its finished epochs, as train does
+                save_run(job.cfg, Path(job.out), history, state, world_size=rank.place.world)
                 print(_epoch_line(history[-1]), flush=True)
-        if rank.place.rank == 0:
-            state = {k: v.detach().cpu() for k, v in trainer.model.module.state_dict().items()}
-            save_run(job.cfg, Path(job.out), history, state, world_size=rank.place.world)
         dist.barrier()  # every rank is done before any leaves
         return history if rank.place.rank == 0 else None
     finally:
@@ -104,6 +105,16 @@ def job_from(opts: DdpOptions, ranks: int) -> Job:
     return Job(opts.cfg, str(opts.out), kind, opts.backend or BACKENDS[kind], threads)
 
 
+def _kept(out: Path) -> str:
+    import json
+    try:
+        done = len(json.loads((out / "history.json").read_text()))
+    except (OSError, ValueError, TypeError):
+        done = 0
+    return (f"the ranks were stopped; {out} holds the {done} finished epoch{'s' * (done != 1)} (history.json, "
+            "model.pt)" if done else "the ranks were stopped before the first epoch finished; nothing written")
+
+
 def run_ddp(opts: DdpOptions, say: Callable[[str], None] = print) -> int:
     """The command: as a torchrun rank when launched so, else `nproc` ranks through the
     launcher. Returns the exit code."""
@@ -112,6 +123,9 @@ def run_ddp(opts: DdpOptions, say: Callable[[str], None] = print) -> int:
         return EXIT_OK
     job = job_from(opts, ranks=opts.nproc)
     check_job(job, opts.nproc)
-    launch(run_rank, (job,), opts.nproc, opts.port)
+    try:
+        launch(run_rank, (job,), opts.nproc, opts.port)
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM (Terminated): say what was kept
+        raise type(stop)(_kept(opts.out)) from None
     say(f"wrote {opts.out / 'history.json'} and {opts.out / 'model.pt'} ({opts.nproc} ranks)")
     return EXIT_OK

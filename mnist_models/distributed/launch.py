@@ -48,23 +48,24 @@ def free_port(port: int = 0) -> int:
 def launch(entrypoint: Callable, args: tuple, nproc: int, port: int = 0, run_id: str | None = None):
     """Run entrypoint(*args) in `nproc` ranks through torch's launcher API: rank 0's return
     value. A failed rank raises RunError naming it (the others are stopped)."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
-    for noisy in ("torch.distributed.elastic", "torch.multiprocessing"):  # the one line below says it
-        logging.getLogger(noisy).setLevel(logging.CRITICAL)
-    config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc,
-                          run_id=run_id or f"mnist-bench-{os.getpid()}", rdzv_backend="c10d",
-                          rdzv_endpoint=f"127.0.0.1:{free_port(port)}", max_restarts=0, monitor_interval=0.1)
-    from torch.distributed.elastic.multiprocessing.api import SignalException
+    for name in [n for n in list(logging.root.manager.loggerDict)  # the one line below says it
+                 if n.startswith(("torch.distributed.elastic", "torch.multiprocessing"))]:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
     scratch, before = tempfile.mkdtemp(prefix="mnist-bench-ranks-"), tempfile.tempdir
-    tempfile.tempdir = scratch  # the agent's rendezvous and log folders, removed with it
+    tempfile.tempdir = scratch  # the agent's log folders (made as its config is), removed with it
     try:
+        config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc,
+                              run_id=run_id or f"mnist-bench-{os.getpid()}", rdzv_backend="c10d",
+                              rdzv_endpoint=f"127.0.0.1:{free_port(port)}", max_restarts=0, monitor_interval=0.1)
         return elastic_launch(config, entrypoint=entrypoint)(*args)[0]
     except ChildFailedError as exc:
         raise RunError(describe(exc)) from None
     except SignalException as exc:  # the agent's own SIGTERM handling: the ranks are stopped
         if "15" in str(exc) or "SIGTERM" in str(exc):
-            raise Terminated() from None
+            raise Terminated("the ranks were stopped") from None
         raise
     finally:
         tempfile.tempdir = before

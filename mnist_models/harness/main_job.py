@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, Terminated, UsageError
+from ..errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE, Terminated, UsageError
 from ..files import check_writable, one_writer
 
 LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", re.ASCII)  # a plain file name, in any locale
@@ -91,7 +91,9 @@ def run_cases(job: MainJob, target: Path) -> int:
         return EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED
     if code < 0:  # killed by a signal: the shell's convention
         return 128 - code
-    return EXIT_INTERRUPTED if code == 2 else code
+    # pytest's codes in the suite's terms: 1 a case failed stays 1 (never anything else), 2
+    # interrupted is 130, 4 a usage error and 5 no case selected are bad input (2), 3 stays 3
+    return {2: EXIT_INTERRUPTED, 4: EXIT_USAGE, 5: EXIT_USAGE}.get(code, code)
 
 
 def keep_finished(job: MainJob, target: Path, code: int, say: Callable[[str], None]) -> int:
