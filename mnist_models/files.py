@@ -70,7 +70,7 @@ def write_files(contents: dict[Path, bytes]) -> None:
         for path, data in contents.items():
             path.parent.mkdir(parents=True, exist_ok=True)
             fd, temps[path] = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-            os.fchmod(fd, 0o666 & ~_UMASK)  # as open() would make it, not mkstemp's 0600
+            os.fchmod(fd, default_mode())  # as open() would make it, not mkstemp's 0600
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
                 f.flush()
@@ -81,6 +81,11 @@ def write_files(contents: dict[Path, bytes]) -> None:
         for temp in temps.values():
             if os.path.lexists(temp):
                 os.unlink(temp)
+
+
+def default_mode() -> int:
+    """The mode open() gives a new file here (0o666 less the umask), for files made by mkstemp (0600)."""
+    return 0o666 & ~_UMASK
 
 
 def json_bytes(obj) -> bytes:

@@ -3,11 +3,10 @@ regressed. Never imports torch."""
 from __future__ import annotations
 
 import argparse
-import sys
 
 from ..errors import EXIT_OK, EXIT_REGRESSION
 from ..parsing import threshold
-from .common import EXIT_CODES
+from .common import EXIT_CODES, warn
 
 
 def add(sub) -> None:
@@ -22,10 +21,7 @@ def add(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..reporting import compare as judge
-
-    def warn(line: str) -> None:
-        print(f"mnist-bench: warning: {line}", file=sys.stderr)
-    base, new = (judge.load_side(side, warn) for side in (args.base, args.new))
+    base, new = (judge.load_side(side, lambda line: warn([line])) for side in (args.base, args.new))
     table = judge.compare(base, new, threshold=args.threshold)
     print(judge.render_comparison(table, args.format), end="")
     return EXIT_REGRESSION if (table["verdict"] == "slower").any() else EXIT_OK

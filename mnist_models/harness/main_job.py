@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE, Terminated, UsageError
-from ..files import check_writable, one_writer
+from ..files import check_writable, default_mode, one_writer
 
 LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", re.ASCII)  # a plain file name, in any locale
 SUITE = "mnist_models.harness.suite"
@@ -126,7 +126,7 @@ def _main_job(job: MainJob, say: Callable[[str], None]) -> int:
         code = run_cases(job, target)
         if code != EXIT_OK:
             return keep_finished(job, target, code, lambda line: print(line, file=sys.stderr))
-        os.chmod(target, 0o666 & ~_umask())  # as open() would have made it, not mkstemp's 0600
+        os.chmod(target, default_mode())  # as open() would have made it, not mkstemp's 0600
         os.replace(target, job.out)
     finally:
         for left in (target, target.with_name(target.name + ".partial")):
@@ -151,9 +151,3 @@ def report(job: MainJob, say: Callable[[str], None]) -> int:
         for path in write_report(results, job.folder / "report", force=True, readme=readme if board else None):
             say(f"wrote {path}")
     return EXIT_OK
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask

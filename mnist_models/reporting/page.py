@@ -105,7 +105,7 @@ def trend_figure(frame: pd.DataFrame):
 def render_page(results: Results, table: pd.DataFrame, found: list[Step], baseline: str | None = None) -> str:
     """The whole index.html."""
     f = results.frame
-    ranks = leaderboard(table)
+    ranks, speedups, scaling = leaderboard(table), speedup_table(f), scaling_table(f)
     left = pd.DataFrame([{"machine": r["machine"], "device": r["device"], "case left out": why}
                          for _, r in table.iterrows() for why in r["left_out"]])
     matrix = machine_matrix(f, baseline)
@@ -123,15 +123,15 @@ def render_page(results: Results, table: pd.DataFrame, found: list[Step], baseli
               f"kept its accuracy within {TOLERANCE:.1%} of fp32's; a partial entry is never ranked as complete."),
         _section("Leaderboard", _svg(leaderboard_figure(table)), _table(ranks, "leaderboard"),
                  _table(left) if len(left) else ""),
-        _section("Accelerator over CPU (Q7)", *([_table(accelerator_over_cpu(table)), _table(speedup_table(f))]
-                                                if len(speedup_table(f)) else
+        _section("Accelerator over CPU (Q7)", *([_table(accelerator_over_cpu(table)), _table(speedups)]
+                                                if len(speedups) else
                                                 [_note("No file here holds both cpu and accelerator results "
                                                        "for the same case.")])),
         _section("Machines", _table(machine_table(results), "machines")),
         _section("Images per second, by batch size and machine", _svg(plots.throughput_vs_batch(f)),
                  _table(speeds)),
         _section("Time to accuracy", _table(tta_table(f).astype({"reached": str, "epochs_to_target": str}))),
-        _section("Data-parallel scaling", _svg(plots.scaling(scaling_table(f))), _table(scaling_table(f))),
+        _section("Data-parallel scaling", _svg(plots.scaling(scaling)), _table(scaling)),
     ]
     if not series(f).empty:
         body.append(_section("Trends across commits", _svg(trend_figure(f)), _table(steps) if len(steps)
