@@ -59,6 +59,20 @@ def threshold(text: str) -> float:
     return value
 
 
+def seconds(option: str, most: float) -> Callable[[str], float]:
+    """A number of seconds above 0 and at most `most`."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not 0 < value <= most:
+            raise argparse.ArgumentTypeError(f"{option} must be a number of seconds above 0, at most {most:g} "
+                                             f"(got {text!r})")
+        return value
+    return parse
+
+
 def port(text: str) -> int:
     """A TCP port: 0 (a free one) to 65535."""
     if not text.strip().isdigit() or int(text) > 65535:

@@ -1,4 +1,4 @@
-"""Command line: python -m mnist_models {run,models,train,ddp,report,score,compare,history,export,study,ablate,profile} ...
+"""Command line: python -m mnist_models {run,models,train,ddp,report,score,compare,ab,history,export,study,ablate,profile} ...
 
     python -m mnist_models models
     python -m mnist_models train --model cnn --epochs 10 --out runs/cnn
@@ -20,10 +20,10 @@ import sys
 from .. import __version__
 from ..errors import (EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, RunError, Terminated,
                       UsageError, sigterm_as_interrupt)
-from . import ablate, compare, ddp, export, history, models, profile, report, run, score, study, train
+from . import ab, ablate, compare, ddp, export, history, models, profile, report, run, score, study, train
 from .common import EXIT_CODES
 
-COMMANDS = (run, models, train, ddp, report, score, compare, history, export, study, ablate, profile)  # in --help's order
+COMMANDS = (run, models, train, ddp, report, score, compare, ab, history, export, study, ablate, profile)  # in --help's order
 
 
 def parser() -> argparse.ArgumentParser:

@@ -23,7 +23,7 @@ from ..machine.cpu import SHOWN_FLAGS, vector_isa
 from ..machine.devices import native_bf16
 
 FORMAT = 3  # machine_info.mnist_bench.format of what the suite writes now
-RUN_FACTS = ("quick", "rounds", "partial", "peak_gflops", "peak_probe_size")  # the top-level mnist_bench's
+RUN_FACTS = ("quick", "rounds", "partial", "peak_gflops", "peak_probe_size", "busy")  # the top-level mnist_bench's
 OPERATIONS = ("train", "infer", "tta", "ddp")  # what a case times
 KEY = ["model", "device", "operation", "loader", "variant", "precision", "batch_size", "world_size", "scaling",
        "threads_per_rank"]  # a case; the last three are ddp cases' (1, "", 0 for the others)
@@ -138,7 +138,8 @@ OPTIONAL = {"samples_per_second": "number", "gflops": "number", "flops_per_sampl
             "target_accuracy": "fraction", "epochs_to_target": "counts", "reached": "bools",
             "native": "flag", "flops_3x": "flag", "world_size": "number", "scaling_efficiency": "number",
             "allreduce_share": "fraction", "threads_per_rank": "number", "global_batch": "number",
-            "per_rank_batch": "number"}
+            "per_rank_batch": "number", "instructions": "number", "instructions_per_step": "number",
+            "instruction_steps": "number"}
 TIMES = ("median", "min", "max", "q1", "q3")
 
 

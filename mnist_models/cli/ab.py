@@ -1,0 +1,96 @@
+"""`ab`: two versions of the code timed round by round in one run, and their instructions
+counted -> a verdict per case that says what it could not see; exit 1 when one regressed."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import EXIT_OK, EXIT_REGRESSION
+from ..files import check_writable, json_bytes, one_writer, write_files
+from ..parsing import choices, positive, seconds, threshold
+from .common import EXIT_CODES, ROOT_HELP, warn
+
+FILES = ["base.json", "new.json", "comparison.md"]
+
+
+def known_cases() -> list[str]:
+    """Every CPU train and infer case a side can time, fp32 and bf16."""
+    from ..harness.cases import BenchOptions, cases
+    opts = BenchOptions(devices=("cpu",), precisions=("fp32", "bf16"), quick=True)
+    return [c.id for op in ("train", "infer") for c in cases(opts, op)]
+
+
+def add(sub) -> None:
+    from ..harness.ab import AbOptions
+    d = AbOptions("", "")
+    a = sub.add_parser("ab", help="time two versions of the code in paired rounds; exit 1 when one regressed",
+                       epilog=EXIT_CODES)
+    a.add_argument("base", help="the reference: a checkout (a folder holding mnist_models/) or an installed "
+                                "environment (a venv folder or its python)")
+    a.add_argument("new", help="the version to check, the same way")
+    a.add_argument("--out", required=True, help=f"folder for {', '.join(FILES)}")
+    a.add_argument("--json", help="also write each case's verdict, change, interval and detectable change here")
+    a.add_argument("--cases", type=choices("case", known_cases()), default=d.cases,
+                   help=f"comma-separated cases timed on the clock (default {','.join(d.cases)})")
+    a.add_argument("--counted", type=choices("case", known_cases()), default=d.counted,
+                   help=f"comma-separated cases counted in instructions (default {','.join(d.counted)})")
+    a.add_argument("--pairs", type=positive("pairs"), default=d.pairs,
+                   help=f"rounds per side and case (default {d.pairs})")
+    a.add_argument("--seconds", type=seconds("--seconds", 60), default=d.seconds,
+                   help=f"about how long a round lasts; its images are sized to it (default {d.seconds})")
+    a.add_argument("--threads", type=positive("threads"), default=d.threads,
+                   help=f"torch threads on both sides (default {d.threads})")
+    a.add_argument("--workers", type=positive("workers"), default=d.workers,
+                   help=f"processes per side, taking turns (default {d.workers})")
+    a.add_argument("--threshold", type=threshold, default=d.threshold,
+                   help=f"clock: slower when the change is surely above this (default {d.threshold:.0%})")
+    a.add_argument("--detect", type=threshold, default=d.detect,
+                   help=f"clock: the change a case must have been able to see, else it is undecided "
+                        f"(default {d.detect:.0%})")
+    a.add_argument("--instruction-threshold", dest="instruction_threshold", type=threshold,
+                   default=d.instruction_threshold,
+                   help=f"instructions per step: slower above this (default {d.instruction_threshold:.0%})")
+    a.add_argument("--no-instructions", dest="instructions", action="store_false",
+                   help="the clock only, even where valgrind is installed")
+    a.add_argument("--format", choices=["text", "markdown"], default="text")
+    a.add_argument("--machine-label", dest="label", default="", help="label for this machine (default: hostname)")
+    a.add_argument("--root", help=ROOT_HELP)
+    a.add_argument("--force", action="store_true", help="overwrite files already in --out and --json")
+    a.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..harness.ab import AbOptions, Side
+    opts = AbOptions(**{k: getattr(args, k) for k in AbOptions.__dataclass_fields__ if k != "new"},
+                     new=args.new)
+    for name, path in (("base", args.base), ("new", args.new)):
+        Side.find(name, path)  # one line now, not after the first side has started
+    out, verdicts = Path(args.out), Path(args.json) if args.json else None
+    with one_writer(out):
+        check_writable(out, FILES, args.force)
+        if verdicts is not None:
+            check_writable(verdicts.parent, [verdicts.name], args.force, option="--json")
+        return _compare(opts, out, verdicts, args.format)
+
+
+def _compare(opts, out: Path, verdicts: Path | None, fmt: str) -> int:
+    from ..harness.ab import run_ab
+    from ..reporting.paired import render, verdict_records
+    progress = (lambda line: print(f"mnist-bench ab: {line}", file=sys.stderr, flush=True)) \
+        if sys.stderr.isatty() else (lambda line: None)
+    result = run_ab(opts, progress)
+    text = render(result.table, fmt, title="mnist-bench ab: main against this change")
+    notes = "".join(f"\n- {n}" for n in result.notes)
+    files = {out / "base.json": json_bytes(result.docs[0]), out / "new.json": json_bytes(result.docs[1]),
+             out / "comparison.md": (render(result.table, "markdown", title="mnist-bench ab")
+                                     + (f"\nNotes:\n{notes}\n" if notes else "")).encode()}
+    if verdicts is not None:
+        files[verdicts] = json_bytes({"threshold": opts.threshold, "detect": opts.detect,
+                                      "instruction_threshold": opts.instruction_threshold,
+                                      "busy": result.busy, "notes": result.notes,
+                                      "cases": verdict_records(result.table)})
+    write_files(files)
+    warn(result.notes)
+    print(text, end="")
+    return EXIT_REGRESSION if (result.table["verdict"] == "slower").any() else EXIT_OK

@@ -1,0 +1,286 @@
+"""`mnist-bench ab BASE NEW`: two versions of the code, timed round by round in one run.
+
+    python -m mnist_models ab ../main . --out runs/ab --json ab.json
+
+Each side (a checkout, or an installed environment's folder or python) gets one long-lived
+worker process that imports its own code and loads MNIST once (ab_worker.py). The driver
+asks them for one round at a time, never both at once, in ABBA order per case (base then
+new, then new then base, ...), so a drift in the machine's speed falls on both sides alike
+and each pair of rounds is judged by its ratio (reporting/paired.py). Both workers run the
+same number of threads. Then, where valgrind is installed, each side counts the
+instructions of a few steps of the CPU cases under callgrind (instructions.py).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ..errors import RunError, UsageError
+
+WORKER = Path(__file__).with_name("ab_worker.py")
+# The CI set: training, which a change to the step slows, and inference beside it as the control.
+CASES = ("train-mlp-cpu-bs64", "train-mlp-cpu-bs256", "train-cnn-cpu-bs64", "train-cnn-cpu-bs256",
+         "infer-mlp-cpu-bs256", "infer-cnn-cpu-bs256")
+FIRST_IMAGES = {"train": 1024, "infer": 2048}  # the round that sizes the rest (sizes())
+COUNTED = ("train-mlp-cpu-bs64", "train-cnn-cpu-bs64", "infer-mlp-cpu-bs256", "infer-cnn-cpu-bs256")
+
+
+@dataclass(frozen=True)
+class Side:
+    """Where one version's code lives and how to start a python that imports it."""
+
+    name: str  # base | new
+    path: str  # what the user passed
+    python: str  # the interpreter to run
+    pythonpath: str | None  # a checkout's root, first on sys.path; None for an installed environment
+
+    @classmethod
+    def find(cls, name: str, path: str) -> "Side":
+        p = Path(path)
+        if (p / "mnist_models" / "__init__.py").is_file():
+            return cls(name, path, sys.executable, str(p.resolve()))
+        for python in (p / "bin" / "python", p / "Scripts" / "python.exe", p):
+            if python.is_file() and os.access(python, os.X_OK):
+                return cls(name, path, str(python), None)
+        raise UsageError(f"{name} side {path!r} is neither a checkout (a folder holding mnist_models/) "
+                         "nor an installed environment (a venv folder or its python); pass one of those")
+
+    def env(self, threads: int) -> dict:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), PYTHONDONTWRITEBYTECODE="1")
+        if self.pythonpath:
+            env["PYTHONPATH"] = self.pythonpath
+        return env
+
+    @property
+    def cwd(self) -> str:
+        return self.pythonpath or tempfile.gettempdir()  # no stray mnist_models beside an installed one
+
+
+def same_cpus(threads: int) -> set[int] | None:
+    """The CPUs both sides are pinned to: the same ones, so that a vCPU slower than its
+    sibling (a busy neighbour on its core) slows both sides alike. None where the OS has
+    no affinity call (macOS)."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    allowed = sorted(os.sched_getaffinity(0))
+    return set(allowed[-threads:]) if threads <= len(allowed) else set(allowed)
+
+
+class Worker:
+    """One side's worker process: ask() sends a message and waits for its one-line reply."""
+
+    def __init__(self, side: Side, threads: int, prefix: list[str] | None = None, pin: bool = True):
+        self.side = side
+        cpus = same_cpus(threads) if pin else None
+        self.proc = subprocess.Popen([*(prefix or []), side.python, "-c", WORKER.read_text()],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, cwd=side.cwd, env=side.env(threads),
+                                     preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
+
+    def ask(self, **msg) -> dict:
+        self.send(**msg)
+        return self.reply()
+
+    def send(self, **msg) -> None:
+        try:
+            self.proc.stdin.write(json.dumps(msg) + "\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            pass  # it died; reply() says how
+
+    def reply(self) -> dict:
+        line = self.proc.stdout.readline()
+        reply = json.loads(line) if line.startswith("{") else None
+        if reply is None or "error" in reply:
+            self.close()
+            why = reply["error"] if reply else (self.stderr_tail() or f"exit {self.proc.returncode}")
+            raise RunError(f"the {self.side.name} side ({self.side.path}) failed: {why}")
+        return reply
+
+    def stderr_tail(self) -> str:
+        lines = [x for x in (self.proc.stderr.read() or "").splitlines() if x.strip()]
+        return lines[-1] if lines else ""
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+def sizes(cases: list[str], took: dict[str, float], images: dict[str, int], seconds: float) -> dict[str, int]:
+    """Images per round for each case, so that a round lasts about `seconds` (whole batches;
+    at most a split): `took` is the base side's seconds for a round of `images`."""
+    out = {}
+    for case in cases:
+        operation, batch = case.split("-")[0], int(case.split("-bs")[1].split("-")[0])
+        most = 60_000  # a split's images (inference passes over the test split again)
+        n = images[operation] * seconds / max(took[case], 1e-6)
+        out[case] = int(min(most, max(batch, round(n / batch) * batch)))
+    return out
+
+
+def abba(pairs: int) -> list[tuple[int, int]]:
+    """The side order of each pair: (0, 1) base first, then (1, 0), alternating."""
+    return [(0, 1) if i % 2 == 0 else (1, 0) for i in range(pairs)]
+
+
+@dataclass
+class Timed:
+    """What the clock part measured: per side, each case's rounds, and the worker's entries."""
+
+    rounds: list[dict[str, list[float]]] = field(default_factory=lambda: [{}, {}])
+    finished: list[dict] = field(default_factory=list)  # per side: {"entries": [...], "machine": {...}}
+    code: list[str] = field(default_factory=list)
+
+
+def time_sides(sides: tuple[Side, Side], cases: list[str], pairs: int, threads: int, root: str | None,
+               images: dict, seconds: float, per_side: int = 1,
+               progress: Callable[[str], None] = lambda line: None) -> Timed:
+    """Every case's pairs, case by case within each pair index, from `per_side` workers a side
+    started one after another (so no start overlaps a round); pair i runs on workers
+    (i // 2) % per_side, so each ABBA block stays on one pair of processes."""
+    timed = Timed(rounds=[{c: [] for c in cases}, {c: [] for c in cases}])
+    workers: list[list[Worker]] = [[], []]
+    try:
+        for k in range(per_side):
+            for s, side in enumerate(sides):
+                progress(f"starting the {side.name} side ({side.path}), worker {k + 1}/{per_side}")
+                workers[s].append(Worker(side, threads))
+                code = workers[s][-1].ask(op="start", cases=cases, threads=threads, label=side.name,
+                                          root=root, images=images)["code"]
+                timed.code += [code] if k == 0 else []
+        first = workers[0][0]
+        sized = sizes(cases, {c: first.ask(op="round", case=c)["seconds"] for c in cases}, images, seconds)
+        for w in workers[0] + workers[1]:
+            w.ask(op="size", images=sized)
+        for i, order in enumerate(abba(pairs)):
+            k = (i // 2) % per_side
+            for case in cases:
+                for s in order:
+                    timed.rounds[s][case].append(workers[s][k].ask(op="round", case=case)["seconds"])
+            progress(f"pair {i + 1}/{pairs} timed")
+        timed.finished = [w[0].ask(op="finish", rounds=timed.rounds[s]) for s, w in enumerate(workers)]
+    finally:
+        for w in workers[0] + workers[1]:
+            w.close()
+    return timed
+
+
+@dataclass(frozen=True)
+class AbOptions:
+    base: str  # a checkout or an installed environment
+    new: str
+    cases: tuple[str, ...] = CASES  # timed on the clock
+    counted: tuple[str, ...] = COUNTED  # counted in instructions (where valgrind is installed)
+    pairs: int = 40  # rounds per side and case, in ABBA pairs
+    seconds: float = 0.15  # about how long one round lasts (its images are sized to it)
+    threads: int = 1  # torch threads in both workers: one, so no thread waits on a busy vCPU
+    workers: int = 2  # processes per side, taking turns by ABBA block: a process's own luck
+    #                   (memory layout) becomes noise the interval sees, not a bias
+    threshold: float = 0.02  # clock: slower when surely above this
+    detect: float = 0.05  # clock: the change it promises to see; a case that could not is undecided
+    instruction_threshold: float = 0.01  # instructions per step: slower above this
+    instructions: bool = True  # count them where valgrind is installed
+    label: str = ""  # machine label in both result files (default: hostname)
+    root: str | None = None  # MNIST root (None: $MNIST_ROOT or ./datasets)
+
+
+@dataclass
+class AbResult:
+    table: object  # reporting.paired's verdict frame, clock rows then instruction rows
+    docs: list[dict]  # per side, a result document that compare and report read
+    notes: list[str]  # what the run could not do or see, one line each
+    busy: dict
+
+
+def run_ab(opts: AbOptions, progress: Callable[[str], None] = lambda line: None) -> AbResult:
+    """Time both sides on the clock, then count their instructions; judge every case."""
+    import pandas as pd
+
+    from ..machine.process import busy_since, cpu_snapshot, not_quiet
+    from ..reporting.paired import judge_counts, judge_pairs
+    sides = (Side.find("base", opts.base), Side.find("new", opts.new))
+    unknown = [c for c in opts.counted if c not in opts.cases]
+    if unknown:
+        raise UsageError(f"--counted {', '.join(unknown)}: count only cases that are timed (--cases)")
+    notes, before = [], cpu_snapshot()
+    timed = time_sides(sides, list(opts.cases), opts.pairs, opts.threads, opts.root, FIRST_IMAGES,
+                       opts.seconds, opts.workers, progress)
+    busy = busy_since(before)
+    if not_quiet(busy):
+        notes.append(not_quiet(busy))
+    table = judge_pairs({c: (timed.rounds[0][c], timed.rounds[1][c]) for c in opts.cases}, opts.threshold,
+                        opts.detect)
+    counts = [{}, {}]
+    why = None if opts.instructions else "instruction counts not asked for (--no-instructions)"
+    why = why or (None if opts.counted else "no case to count (--counted is empty)")
+    from .instructions import count_sides, unavailable
+    why = why or unavailable()
+    if why:
+        notes.append(why)
+    else:
+        counts = count_sides(sides, list(opts.counted), opts.root, progress=progress)
+        table = pd.concat([table, judge_counts({c: (counts[0][c]["per_step"], counts[1][c]["per_step"])
+                                                for c in opts.counted}, opts.instruction_threshold)],
+                          ignore_index=True)
+    docs = [document(side, timed, s, counts[s], opts, busy) for s, side in enumerate(sides)]
+    return AbResult(table, docs, notes, busy)
+
+
+def _stats(data: list[float]) -> dict:
+    """pytest-benchmark's statistics of one case's rounds."""
+    import statistics
+    q1, _, q3 = statistics.quantiles(data, n=4) if len(data) > 1 else (data[0], 0, data[0])
+    mean = statistics.fmean(data)
+    return {"min": min(data), "max": max(data), "mean": mean,
+            "stddev": statistics.stdev(data) if len(data) > 1 else 0.0, "median": statistics.median(data),
+            "q1": q1, "q3": q3, "iqr": q3 - q1, "rounds": len(data), "iterations": 1, "ops": 1 / mean,
+            "total": sum(data), "data": data}
+
+
+def _commit(side: Side) -> dict:
+    """The side's git commit, where it is a checkout with git at hand."""
+    if not side.pythonpath:
+        return {}
+    try:
+        head = subprocess.run(["git", "-C", side.pythonpath, "rev-parse", "HEAD"], capture_output=True,
+                              text=True, timeout=30)
+        dirty = subprocess.run(["git", "-C", side.pythonpath, "status", "--porcelain"], capture_output=True,
+                               text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    return {"id": head.stdout.strip(), "dirty": bool(dirty.stdout.strip())} if head.returncode == 0 else {}
+
+
+def document(side: Side, timed: Timed, s: int, counts: dict, opts: AbOptions, busy: dict) -> dict:
+    """One side's rounds as a result file of the suite's own shape (compare and report read it)."""
+    import datetime
+    import socket
+
+    from ..reporting.schema import FORMAT
+    from .record import plain_params
+    finished = timed.finished[s]
+    machine = {**finished["machine"], "label": opts.label or socket.gethostname()}
+    benchmarks = []
+    for entry in finished["entries"]:
+        case, info = entry["case"], dict(entry["extra_info"])
+        if case in counts:
+            info.update(instructions=counts[case]["instructions"], instructions_per_step=counts[case]["per_step"],
+                        instruction_steps=counts[case]["steps"])
+        b = {"group": entry["group"], "name": f"test_{info['operation']}[{case}]",
+             "fullname": f"mnist-bench ab::{case}", "param": case, "stats": _stats(timed.rounds[s][case]),
+             "options": {}, "extra_info": info}
+        benchmarks.append({**b, "params": plain_params(b, machine["label"])})
+    run = {"format": FORMAT, "quick": True, "rounds": opts.pairs, "busy": busy,
+           "ab": {"side": side.name, "path": side.path, "code": timed.code[s], "threads": opts.threads,
+                  "pairs": opts.pairs, "workers": opts.workers}}
+    return {"machine_info": {"mnist_bench": machine}, "commit_info": _commit(side), "benchmarks": benchmarks,
+            "datetime": datetime.datetime.now(datetime.timezone.utc).isoformat(), "version": "mnist-bench ab",
+            "mnist_bench": run}

@@ -1,0 +1,141 @@
+"""`mnist-bench ab`: two versions of the code in paired rounds, against a copy with a planted
+slowdown of known size (tests/plants.py) and against an unchanged copy (A/A); its bad input;
+and how a busy machine is measured and named."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from mnist_models.harness.ab import Side, abba, sizes
+from mnist_models.machine.process import busy_since, cpu_snapshot, not_quiet
+from mnist_models.reporting.results import load_results
+from plants import plant_copy
+
+MLP = "train-mlp-cpu-bs64,infer-mlp-cpu-bs256"
+
+
+def _ab(cli, base, new, out, *extra):
+    return cli("ab", str(base), str(new), "--out", str(out), "--json", str(out / "verdicts.json"),
+               "--cases", MLP, "--workers", "1", "--seconds", "0.05", *extra)
+
+
+def _verdicts(out) -> dict:
+    doc = json.loads((out / "verdicts.json").read_text())
+    return {(r["case"], r["signal"]): r for r in doc["cases"]}
+
+
+@pytest.mark.slow
+def test_ab_flags_a_planted_clock_slowdown_in_training_and_leaves_inference(cli, repo, tmp_path, mnist_root):
+    slow = plant_copy(repo, tmp_path / "slow", clock=0.5)
+    out = tmp_path / "ab"
+    assert _ab(cli, repo, slow, out, "--pairs", "12", "--no-instructions") == 1
+    got = _verdicts(out)
+    assert got[("train-mlp-cpu-bs64", "clock")]["verdict"] == "slower"
+    assert got[("train-mlp-cpu-bs64", "clock")]["low"] > 0.02
+    assert got[("infer-mlp-cpu-bs256", "clock")]["verdict"] != "slower"
+    assert json.loads((out / "verdicts.json").read_text())["notes"] == [
+        "instruction counts not asked for (--no-instructions)"]
+    # both sides' rounds are ordinary result files: compare and report read them
+    results = load_results([out / "base.json", out / "new.json"], include_quick=True)
+    assert results.problems == [] and len(results.frame) == 4
+    base = json.loads((out / "base.json").read_text())
+    assert base["mnist_bench"]["ab"]["pairs"] == 12 and base["benchmarks"][0]["stats"]["rounds"] == 12
+    assert "busy" in base["mnist_bench"] and "## mnist-bench ab" in (out / "comparison.md").read_text()
+
+
+@pytest.mark.slow
+def test_ab_of_the_same_code_flags_nothing(cli, repo, tmp_path, mnist_root):
+    same = plant_copy(repo, tmp_path / "same")
+    out = tmp_path / "ab"
+    assert _ab(cli, repo, same, out, "--pairs", "12", "--no-instructions") == 0
+    assert not any(r["verdict"] == "slower" for r in _verdicts(out).values())
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("valgrind") is None and not os.environ.get("CI"),
+                    reason="valgrind is not installed (CI installs it)")
+def test_instructions_see_a_planted_2_percent_and_nothing_where_none_was_planted(cli, repo, tmp_path, mnist_root):
+    # an empty Python loop of ~198 instructions an iteration: 600 of them are about 2% of an
+    # MLP step at batch 64 on an AVX2 machine, more where its kernels are leaner
+    planted = plant_copy(repo, tmp_path / "planted", loops={("mlp", 64): 600})
+    out = tmp_path / "ab"
+    assert _ab(cli, repo, planted, out, "--pairs", "6", "--counted", MLP) == 1
+    got = _verdicts(out)
+    train, infer = got[("train-mlp-cpu-bs64", "instructions")], got[("infer-mlp-cpu-bs256", "instructions")]
+    assert train["verdict"] == "slower" and 0.015 < train["change"] < 0.10
+    assert infer["verdict"] == "unchanged" and abs(infer["change"]) < 0.002
+    info = {b["param"]: b["extra_info"] for b in json.loads((out / "new.json").read_text())["benchmarks"]}
+    assert info["train-mlp-cpu-bs64"]["instruction_steps"] == 4
+    assert info["train-mlp-cpu-bs64"]["instructions"] == 4 * info["train-mlp-cpu-bs64"]["instructions_per_step"]
+
+
+def test_a_side_that_is_neither_a_checkout_nor_an_environment_is_named(cli, capsys, repo, tmp_path):
+    assert cli("ab", str(repo), str(tmp_path), "--out", str(tmp_path / "o")) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"new side {str(tmp_path)!r} is neither a checkout" in err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--cases", "train-mlp-cpu-bs64", "--counted", "infer-mlp-cpu-bs256"], "count only cases that are timed"),
+    (["--cases", "train-vgg-cpu-bs64"], "unknown case train-vgg-cpu-bs64"),
+    (["--seconds", "0"], "--seconds must be a number of seconds"),
+    (["--pairs", "0"], "pairs must be"),
+])
+def test_bad_options_are_one_line_and_exit_2(cli, capsys, repo, tmp_path, extra, message):
+    assert cli("ab", str(repo), str(repo), "--out", str(tmp_path / "o"), *extra) == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]  # after argparse's usage, one line
+    assert message in last
+
+
+def test_finished_files_are_not_overwritten_without_force(cli, capsys, repo, tmp_path):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "base.json").write_text("mine")
+    assert cli("ab", str(repo), str(repo), "--out", str(out)) == 2
+    assert "already holds base.json" in capsys.readouterr().err and (out / "base.json").read_text() == "mine"
+
+
+@pytest.mark.slow
+def test_a_side_that_fails_is_named_exit_3(cli, capsys, repo, tmp_path, mnist_root):
+    broken = tmp_path / "broken"
+    (broken / "mnist_models").mkdir(parents=True)
+    (broken / "mnist_models" / "__init__.py").write_text("raise ImportError('half a checkout')\n")
+    assert cli("ab", str(repo), str(broken), "--out", str(tmp_path / "o"), "--cases", "infer-mlp-cpu-bs256",
+               "--counted", "infer-mlp-cpu-bs256", "--no-instructions", "--workers", "1") == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"the new side ({broken}) failed: ImportError: half a checkout" in err
+    assert not (tmp_path / "o" / "base.json").exists()
+
+
+def test_sides_are_found_as_checkouts_or_environments(repo, tmp_path):
+    checkout = Side.find("base", str(repo))
+    assert checkout.pythonpath == str(repo) and checkout.python == sys.executable
+    env = Side.find("new", str(os.path.dirname(os.path.dirname(sys.executable))))
+    assert env.pythonpath is None and env.python.endswith("python")
+
+
+def test_pairs_alternate_and_rounds_are_sized_to_the_clock():
+    assert abba(4) == [(0, 1), (1, 0), (0, 1), (1, 0)]
+    sized = sizes(["train-mlp-cpu-bs64", "infer-cnn-cpu-bs256"], {"train-mlp-cpu-bs64": 0.01, "infer-cnn-cpu-bs256": 1.0},
+                  {"train": 1024, "infer": 2048}, 0.15)
+    assert sized == {"train-mlp-cpu-bs64": 15360, "infer-cnn-cpu-bs256": 256}
+
+
+def test_a_busy_machine_is_measured_and_named():
+    """A planted busy process (one CPU spinning) against a quiet second (A/A)."""
+    quiet = cpu_snapshot()
+    time.sleep(1.0)
+    calm = busy_since(quiet)
+    assert calm["others_percent"] < 10 and not_quiet(calm) is None
+    before = cpu_snapshot()
+    spinner = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 1.5\nwhile time.time() < end: pass"])
+    time.sleep(1.6)
+    busy = busy_since(before)  # before it is waited for: its CPU time is not yet counted as ours
+    spinner.wait()
+    assert busy["others_percent"] >= 100 / (os.cpu_count() or 1) * 0.6
+    assert "other processes used" in not_quiet(busy)
