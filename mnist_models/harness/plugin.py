@@ -140,6 +140,8 @@ def pytest_collection_modifyitems(session, config, items) -> None:
     except DatasetError as exc:
         raise pytest.UsageError(f"mnist-bench: {exc}") from None
     tune_malloc()  # before any tensor: benchmarks and tests train with freed memory kept
+    from .record import start_clock
+    start_clock(config)  # how busy the machine was, recorded with the result
     from ..errors import sigterm_as_interrupt
     sigterm_as_interrupt()  # CI's cancel stops at a case's end, as Ctrl-C does: finished cases kept
     from ..machine.process import oversubscribed

@@ -19,6 +19,7 @@ from .cases import BenchOptions
 
 _RUN = pytest.StashKey[dict]()  # the run's facts and probe, measured once per session
 _PARTIAL = pytest.StashKey[dict]()
+_BUSY = pytest.StashKey[dict]()  # the CPU times at the run's start
 AXES = ("operation", "model", "device", "batch_size", "precision", "loader", "variant", "world_size",
         "scaling", "threads_per_rank")
 
@@ -33,8 +34,26 @@ def run_facts(config, opts: BenchOptions, say: Callable[[str], None]) -> dict:
         from ..machine.probe import peak_table
         peaks, sizes = peak_table(opts.probe_plan(), say)
         config.stash[_RUN] = {"format": FORMAT, "quick": opts.quick, "rounds": opts.rounds,
-                              "peak_gflops": peaks, "peak_probe_size": sizes}
+                              "peak_gflops": peaks, "peak_probe_size": sizes, **busy(config, say)}
     return config.stash[_RUN]
+
+
+def start_clock(config) -> None:
+    """How busy the machine is, measured from here to the run's end (busy())."""
+    from ..machine.process import cpu_snapshot
+    config.stash[_BUSY] = cpu_snapshot()
+
+
+def busy(config, say: Callable[[str], None]) -> dict:
+    """{"busy": load average, steal and others' CPU share since start_clock()}, said when
+    the machine was not quiet."""
+    if _BUSY not in config.stash:
+        return {}
+    from ..machine.process import busy_since, not_quiet
+    facts = busy_since(config.stash[_BUSY])
+    if not_quiet(facts):
+        say(f"warning: {not_quiet(facts)}")
+    return {"busy": facts}
 
 
 def plain_params(entry: dict, label: str) -> dict:

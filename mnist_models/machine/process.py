@@ -1,4 +1,4 @@
-"""The process: the C allocator's setting, and its peak memory.
+"""The process: the C allocator's setting, its peak memory, and how busy the machine was.
 
     from mnist_models.machine.process import tune_malloc, peak_rss_mb
     tune_malloc()            # before any tensor: freed memory kept for the next step
@@ -8,11 +8,13 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import time
 
 import psutil
 
 MALLOC_ENV = "MNIST_BENCH_MALLOC"  # "default" leaves the C allocator as the platform set it
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
+STEAL_WARN, OTHERS_WARN = 5.0, 10.0  # percent of all CPU time: a run beyond either was not quiet
 _malloc = {"state": "unchanged"}  # what tune_malloc did in this process, for machine_info
 
 
@@ -64,3 +66,38 @@ def oversubscribed() -> str | None:
         return None
     return (f"torch runs up to {threads} threads on {cores} cores (OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}); "
             "steps wait on one another: lower it to at most the cores")
+
+
+def cpu_snapshot() -> dict:
+    """The machine's and this process's CPU times now, for busy_since()."""
+    me = psutil.Process().cpu_times()
+    return {"wall": time.monotonic(), "machine": psutil.cpu_times()._asdict(),
+            "ours": me.user + me.system + me.children_user + me.children_system}
+
+
+def busy_since(before: dict) -> dict:
+    """How quiet the machine was since `before`: the load average at the end, the share of
+    CPU time the hypervisor stole, and the share other processes used (all CPUs = 100)."""
+    now = cpu_snapshot()
+    wall, cores = max(now["wall"] - before["wall"], 1e-9), psutil.cpu_count() or 1
+    delta = {k: now["machine"][k] - before["machine"].get(k, 0) for k in now["machine"]}
+    total = sum(delta.values()) or 1e-9
+    idle = delta.get("idle", 0) + delta.get("iowait", 0)
+    busy = (total - idle - delta.get("steal", 0)) / total  # this machine's CPUs doing work
+    ours = (now["ours"] - before["ours"]) / (wall * cores)
+    return {"seconds": round(wall, 1), "load_average": [round(x, 2) for x in os.getloadavg()],
+            "steal_percent": round(100 * delta.get("steal", 0) / total, 1),
+            "others_percent": round(100 * max(0.0, busy - ours), 1)}
+
+
+def not_quiet(busy: dict) -> str | None:
+    """A line when the machine was not quiet during a run (what busy_since measured), else None."""
+    said = []
+    if busy.get("steal_percent", 0) >= STEAL_WARN:
+        said.append(f"the hypervisor took {busy['steal_percent']}% of the CPU time (steal)")
+    if busy.get("others_percent", 0) >= OTHERS_WARN:
+        said.append(f"other processes used {busy['others_percent']}% of the CPUs")
+    if not said:
+        return None
+    return (f"the machine was not quiet during the run: {' and '.join(said)}; "
+            "its times are slower than this machine can do (run again on a quiet machine)")
