@@ -75,7 +75,8 @@ def test_another_machine_joins_a_copy_of_the_record(tmp_path, cli, capsys, repo,
     assert cli("compare", str(new), str(new)) == 0
     out = capsys.readouterr().out
     cases = len(json.loads(new.read_text())["benchmarks"])
-    assert out.strip().splitlines()[-1] == f"{cases} unchanged"
+    # 5 rounds a side cannot reach p < 0.05 shared by this many cases: undecided, not unchanged
+    assert out.strip().splitlines()[-1] == f"{cases} undecided"
 
 
 def test_report_keeps_its_inputs(tmp_path, cpu_result):

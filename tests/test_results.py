@@ -105,7 +105,8 @@ def test_an_autosave_file_without_round_times_is_read_and_compared(cpu_result, e
     assert results.problems == [] and len(results.frame) == 3
     assert results.frame["data"].map(len).eq(0).all()
     assert cli("compare", str(cpu_result), str(path)) == 0
-    assert capsys.readouterr().out.strip().splitlines()[-1] == "3 unchanged"
+    # the quartiles stand for the spread: one case's are too wide to have seen 10%
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "2 unchanged, 1 undecided"
 
 
 def test_every_older_shape_is_upgraded_to_the_current_format(record, gpu_result):

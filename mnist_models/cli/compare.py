@@ -15,6 +15,11 @@ def add(sub) -> None:
     c.add_argument("new", help="the result JSON to check, or a folder of runs to pool")
     c.add_argument("--threshold", type=threshold, default=0.10,
                    help="slowdown that counts, as 10%% or 0.1 (default 10%%)")
+    c.add_argument("--instruction-threshold", dest="instruction_threshold", type=threshold, default=0.01,
+                   help="instructions per step (files from mnist-bench ab): slower above this (default 1%%)")
+    c.add_argument("--fail-across-machines", dest="across", action="store_true",
+                   help="exit 1 on a slower case even when the files come from different machines "
+                        "(by default that is the hardware's difference, reported, exit 0)")
     c.add_argument("--format", choices=["text", "markdown"], default="text")
     c.set_defaults(func=run)
 
@@ -22,6 +27,16 @@ def add(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..reporting import compare as judge
     base, new = (judge.load_side(side, lambda line: warn([line])) for side in (args.base, args.new))
-    table = judge.compare(base, new, threshold=args.threshold)
+    hardware = judge.hardware_difference(base, new)
+    table = judge.compare(base, new, threshold=args.threshold, instruction_threshold=args.instruction_threshold)
+    if hardware:
+        print(f"{'> **' if args.format == 'markdown' else ''}{hardware}"
+              f"{'; exit 1 only with --fail-across-machines' if not args.across else ''}."
+              f"{'**' if args.format == 'markdown' else ''}\n")
     print(judge.render_comparison(table, args.format), end="")
-    return EXIT_REGRESSION if (table["verdict"] == "slower").any() else EXIT_OK
+    undecided = int((table["verdict"] == "undecided").sum())
+    if undecided:
+        warn([f"{undecided} case{'s' * (undecided > 1)} undecided: the rounds could not have detected a "
+              f"{args.threshold:.0%} change (see the detectable column); run more rounds (--rounds) to decide"])
+    regressed = (table["verdict"] == "slower").any() and (args.across or not hardware)
+    return EXIT_REGRESSION if regressed else EXIT_OK
