@@ -201,6 +201,18 @@ def test_a_rank_that_raises_is_the_one_named_and_no_rendezvous_folder_is_left(tm
 
 
 @pytest.mark.slow
+def test_a_rank_that_hangs_is_the_one_named(tmp_path):
+    """Two real gloo ranks; rank 1 never reaches the all-reduce, rank 0 times out waiting."""
+    code = ("import sys; sys.path.insert(0, sys.argv[1])\nfrom rank_faults import hanging\n"
+            "from mnist_models.distributed.launch import launch\nlaunch(hanging, (), 2)")
+    done = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent)], capture_output=True, text=True,
+                          timeout=120)
+    line = done.stderr.strip().splitlines()[-1]
+    assert done.returncode != 0 and "rank 1 hung: never reached the collective" in line, done.stderr[-2000:]
+    assert "rank 0 (local rank 0) failed:" in line
+
+
+@pytest.mark.slow
 def test_sigterm_to_a_data_parallel_run_keeps_its_finished_epochs(tmp_path, mnist_root):
     import psutil
     out = tmp_path / "d"

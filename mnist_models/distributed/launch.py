@@ -62,7 +62,7 @@ def launch(entrypoint: Callable, args: tuple, nproc: int, port: int = 0, run_id:
                               rdzv_endpoint=f"127.0.0.1:{free_port(port)}", max_restarts=0, monitor_interval=0.1)
         return elastic_launch(config, entrypoint=entrypoint)(*args)[0]
     except ChildFailedError as exc:
-        raise RunError(describe(exc)) from None
+        raise RunError(describe(exc, nproc)) from None
     except SignalException as exc:  # the agent's own SIGTERM handling: the ranks are stopped
         if "15" in str(exc) or "SIGTERM" in str(exc):
             raise Terminated("the ranks were stopped") from None
@@ -80,11 +80,14 @@ def torchrun_command(nproc: int, module: str, args: list[str]) -> list[str]:
 
 
 PEER = ("Connection reset", "Connection closed", "Broken pipe", "connection", "gloo")  # a peer's death, seen
+TIMED_OUT = ("Timed out", "timed out", "Timeout", "timeout")  # a collective that waited too long
 
 
-def describe(exc) -> str:
+def describe(exc, nproc: int | None = None) -> str:
     """One line for a failed group: every failed rank and how, the ranks whose own error is
-    not a lost connection to a peer first (those are the ones that failed; the others saw it)."""
+    not a lost connection to a peer first (those are the ones that failed; the others saw it).
+    When every failed rank timed out waiting, the ranks that did not fail are the ones that
+    hung (they never reached the collective), and they are named first."""
     def how(failure) -> str:
         message = failure.message.get("message") if isinstance(failure.message, dict) else failure.message
         message = " ".join(str(message or "").split())
@@ -95,4 +98,9 @@ def describe(exc) -> str:
         return any(word in how(failure) for word in PEER)
     ranked = sorted(exc.failures.items(), key=lambda kv: (seen_from_a_peer(kv[1]), kv[1].timestamp))
     parts = [f"rank {rank} (local rank {f.local_rank}) failed: {how(f)}" for rank, f in ranked]
+    hung = sorted(set(range(nproc or 0)) - set(exc.failures))
+    if hung and all(any(w in how(f) for w in TIMED_OUT) for f in exc.failures.values()):
+        names = ", ".join(map(str, hung))
+        return (f"rank{'s' * (len(hung) > 1)} {names} hung: never reached the collective the others waited "
+                f"for until it timed out; " + "; ".join(parts) + f"; rank{'s' * (len(hung) > 1)} {names} stopped")
     return "; ".join(parts) + "; the other ranks were stopped"
