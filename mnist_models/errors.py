@@ -8,7 +8,7 @@ Nothing of the package imported: every module may use it.
 import signal
 
 EXIT_OK = 0  # done; for compare, no comparable case is slower
-EXIT_REGRESSION = 1  # compare only: a case regressed
+EXIT_REGRESSION = 1  # compare and ab only: a case regressed
 EXIT_USAGE = 2  # bad input or usage, or a training run that diverged
 EXIT_ERROR = 3  # anything else: a full disk, a failed rank, a bug
 EXIT_INTERRUPTED = 130  # Ctrl-C

@@ -7,7 +7,7 @@ One module per subcommand: each parses its arguments into the package's own type
 and calls the layer below. Nothing heavier than argparse is imported before the arguments
 are parsed, and `report`, `compare`, `--help` and `--version` never import torch.
 
-Exit codes: 0 done (compare: nothing regressed); 1 compare found a slower case; 2 bad
+Exit codes: 0 done (compare, ab: nothing regressed); 1 compare or ab found a slower case; 2 bad
 input or usage (one line naming it and the fix), or training that diverged; 3 anything
 else, e.g. a full disk or a bug (one line; --debug shows the traceback); 130 interrupted (Ctrl-C);
 143 terminated (SIGTERM, as CI cancels a job), finished work kept as for Ctrl-C.

@@ -10,7 +10,7 @@ from ..core.config import DEVICES, LOADERS, MODELS, OPTIMIZERS, PRECISIONS, SCHE
 from ..files import check_writable
 from ..parsing import positive
 
-EXIT_CODES = ("exit codes: 0 done (compare: nothing regressed), 1 compare found a slower case, "
+EXIT_CODES = ("exit codes: 0 done (compare, ab: nothing regressed), 1 compare or ab found a slower case, "
               "2 bad input or usage, or a diverged run, 3 any other error (--debug: traceback), "
               "130 interrupted, 143 terminated (SIGTERM)")
 ROOT_HELP = "MNIST root (default: $MNIST_ROOT, else ./datasets)"

@@ -14,9 +14,10 @@ pair shares that moment's machine speed and their log-ratio cancels it. Per case
   above the threshold. faster mirrors it.
 - detectable: the smallest change this many rounds flag with 80% probability, given the
   spread the pairs showed.
-- unchanged: neither, and the detectable change is at most `detect` (what the gate
-  promises to see, 5%): a change that large would have shown. Otherwise undecided, with
-  the rounds that would bring the detectable change down to `detect`.
+- unchanged: neither, the detectable change is at most `detect` (what the gate promises
+  to see, 5%), so a change that large would have shown, and the interval lies below it.
+  Otherwise undecided, with the rounds that would bring the detectable change down to
+  `detect`.
 
 Instruction counts are deterministic to a few hundredths of a percent, so they get a plain
 tight threshold (judge_counts), and no rounds.
@@ -94,13 +95,17 @@ def holm(p: np.ndarray, alpha: float = ALPHA) -> np.ndarray:
     return reject
 
 
-def _needs(pairs: int, detectable: float, bound: float, detect: float) -> str:
-    """How many more pairs would bring the detectable change down to `detect`: its excess
-    over the threshold shrinks as 1/sqrt(pairs)."""
+def _needs(row, bound: float, detect: float) -> str:
+    """How many more pairs would likely decide: bring the detectable change down to `detect`
+    (its excess over the threshold shrinks as 1/sqrt(pairs)) and the interval's top below it."""
+    pairs, detectable = row["pairs"], row["detectable"]
     if not np.isfinite(detectable):  # too few pairs for any interval at this level
         fewest = ceil(log(2 / ALPHA, 2))
         return f"needs {max(1, fewest - pairs)}+ more rounds for an interval"
-    total = min(MOST_ROUNDS, ceil(pairs * ((log1p(detectable) - bound) / (log1p(detect) - bound)) ** 2))
+    goal, estimate, high = log1p(detect), log1p(row["change"]), log1p(row["high"])
+    totals = [pairs * ((log1p(detectable) - bound) / (goal - bound)) ** 2,
+              pairs * ((high - estimate) / (goal - estimate)) ** 2 if estimate < goal else MOST_ROUNDS]
+    total = min(MOST_ROUNDS, ceil(max(totals)))
     return f"needs {max(1, total - pairs)}{'+' if total >= MOST_ROUNDS else ''} more rounds to see {detect:.0%}"
 
 
@@ -131,12 +136,12 @@ def judge_pairs(pairs: dict[str, tuple[list[float], list[float]]], threshold: fl
         if slower[i] or faster[i]:
             verdicts.append("slower" if slower[i] else "faster")
             notes.append("")
-        elif row["detectable"] <= detect:
+        elif row["detectable"] <= detect and log1p(row["high"]) < log1p(detect):
             verdicts.append("unchanged")
             notes.append("")
         else:
             verdicts.append("undecided")
-            notes.append(_needs(row["pairs"], row["detectable"], bound, max(detect, threshold * 1.01)))
+            notes.append(_needs(row, bound, max(detect, threshold * 1.01)))
     table["verdict"], table["note"] = verdicts, notes
     table["p"] = np.where(faster & ~slower, p_fast, p_slow)
     return table
