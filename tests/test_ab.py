@@ -44,7 +44,7 @@ def test_ab_flags_a_planted_clock_slowdown_in_training_and_leaves_inference(cli,
     assert results.problems == [] and len(results.frame) == 4
     base = json.loads((out / "base.json").read_text())
     assert base["mnist_bench"]["ab"]["pairs"] == 12 and base["benchmarks"][0]["stats"]["rounds"] == 12
-    assert "busy" in base["mnist_bench"] and "## mnist-bench ab" in (out / "comparison.md").read_text()
+    assert "busy" in base["mnist_bench"] and "## mnist-bench ab: " in (out / "comparison.md").read_text()
 
 
 @pytest.mark.slow

@@ -80,10 +80,11 @@ def _compare(opts, out: Path, verdicts: Path | None, fmt: str) -> int:
     progress = (lambda line: print(f"mnist-bench ab: {line}", file=sys.stderr, flush=True)) \
         if sys.stderr.isatty() else (lambda line: None)
     result = run_ab(opts, progress)
-    text = render(result.table, fmt, title="mnist-bench ab: main against this change")
+    title = f"mnist-bench ab: {opts.base} (base) against {opts.new} (new)"
+    text = render(result.table, fmt, title=title)
     notes = "".join(f"\n- {n}" for n in result.notes)
     files = {out / "base.json": json_bytes(result.docs[0]), out / "new.json": json_bytes(result.docs[1]),
-             out / "comparison.md": (render(result.table, "markdown", title="mnist-bench ab")
+             out / "comparison.md": (render(result.table, "markdown", title=title)
                                      + (f"\nNotes:\n{notes}\n" if notes else "")).encode()}
     if verdicts is not None:
         files[verdicts] = json_bytes({"threshold": opts.threshold, "detect": opts.detect,

@@ -79,8 +79,9 @@ class Worker:
     def __init__(self, side: Side, threads: int, prefix: list[str] | None = None, pin: bool = True):
         self.side = side
         cpus = same_cpus(threads) if pin else None
+        self.log = tempfile.TemporaryFile(mode="w+")  # its stderr: a pipe nobody reads could fill and stall it
         self.proc = subprocess.Popen([*(prefix or []), side.python, "-c", WORKER.read_text()],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
                                      text=True, cwd=side.cwd, env=side.env(threads),
                                      preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
 
@@ -105,13 +106,20 @@ class Worker:
         return reply
 
     def stderr_tail(self) -> str:
-        lines = [x for x in (self.proc.stderr.read() or "").splitlines() if x.strip()]
+        self.log.seek(0)
+        lines = [x for x in self.log.read().splitlines() if x.strip()]
         return lines[-1] if lines else ""
 
     def close(self) -> None:
+        """Stop it (if it still runs) and close its pipes; its stderr stays readable."""
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            try:
+                pipe.close()
+            except OSError:  # a dead worker's unflushed stdin
+                pass
 
 
 def sizes(cases: list[str], took: dict[str, float], images: dict[str, int], seconds: float) -> dict[str, int]:
