@@ -32,6 +32,25 @@ def test_signed_rank_p_is_scipys_exact_wilcoxon():
         assert signed_rank_p(d) == pytest.approx(wilcoxon(d, alternative="greater", method="exact").pvalue)
 
 
+@pytest.mark.parametrize("n,k", [(6, 1), (10, 9), (20, 53)])
+def test_the_interval_is_the_walsh_averages_at_the_exact_critical_rank(n, k):
+    """k: the largest with P(T+ <= k - 1) <= 0.025 (Wilcoxon's table: 0, 8, 52 as critical values)."""
+    d = np.random.default_rng(n).normal(0, 1, n)
+    i, j = np.triu_indices(n)
+    walsh = np.sort((d[i] + d[j]) / 2)
+    _, low, high = hodges_lehmann(d)
+    assert (low, high) == (walsh[k - 1], walsh[len(walsh) - k])
+
+
+def test_ties_and_long_runs_use_the_normal_approximation_as_scipy_does():
+    tied = np.array([0.01, 0.01, 0.02, 0.02, -0.01, 0.03, 0.03, 0.04, -0.02, 0.05])
+    assert signed_rank_p(tied) == pytest.approx(
+        wilcoxon(tied, alternative="greater", method="approx", correction=True).pvalue, rel=0.02)
+    long = np.random.default_rng(8).normal(0.003, 0.02, 200)
+    assert signed_rank_p(long) == pytest.approx(
+        wilcoxon(long, alternative="greater", method="approx", correction=True).pvalue, rel=0.02)
+
+
 def test_hodges_lehmann_interval_covers_the_truth_about_95_percent():
     rng = np.random.default_rng(2)
     covered = [lo <= 0.02 <= hi for lo, hi in

@@ -22,7 +22,7 @@ def known_cases() -> list[str]:
 
 
 def add(sub) -> None:
-    from ..harness.ab import AbOptions
+    from ..harness.ab import COUNTED, AbOptions
     d = AbOptions("", "")
     a = sub.add_parser("ab", help="time two versions of the code in paired rounds; exit 1 when one regressed",
                        epilog=EXIT_CODES)
@@ -33,8 +33,9 @@ def add(sub) -> None:
     a.add_argument("--json", help="also write each case's verdict, change, interval and detectable change here")
     a.add_argument("--cases", type=choices("case", known_cases()), default=d.cases,
                    help=f"comma-separated cases timed on the clock (default {','.join(d.cases)})")
-    a.add_argument("--counted", type=choices("case", known_cases()), default=d.counted,
-                   help=f"comma-separated cases counted in instructions (default {','.join(d.counted)})")
+    a.add_argument("--counted", type=choices("case", known_cases()), default=None,
+                   help=f"comma-separated cases counted in instructions, among those timed (default: those of "
+                        f"{','.join(COUNTED)} that are timed)")
     a.add_argument("--pairs", type=positive("pairs"), default=d.pairs,
                    help=f"rounds per side and case (default {d.pairs})")
     a.add_argument("--seconds", type=seconds("--seconds", 60), default=d.seconds,

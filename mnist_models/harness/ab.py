@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import selectors
 import subprocess
 import sys
 import tempfile
@@ -27,6 +28,7 @@ WORKER = Path(__file__).with_name("ab_worker.py")
 # The CI set: training, which a change to the step slows, and inference beside it as the control.
 CASES = ("train-mlp-cpu-bs64", "train-mlp-cpu-bs256", "train-cnn-cpu-bs64", "train-cnn-cpu-bs256",
          "infer-mlp-cpu-bs256", "infer-cnn-cpu-bs256")
+WAIT = {"start": 900, "round": 300, "size": 60, "finish": 600, "count": 3600}  # seconds for an answer, by message
 FIRST_IMAGES = {"train": 1024, "infer": 2048}  # the round that sizes the rest (sizes())
 COUNTED = ("train-mlp-cpu-bs64", "train-cnn-cpu-bs64", "infer-mlp-cpu-bs256", "infer-cnn-cpu-bs256")
 
@@ -87,7 +89,7 @@ class Worker:
 
     def ask(self, **msg) -> dict:
         self.send(**msg)
-        return self.reply()
+        return self.reply(WAIT.get(msg["op"], WAIT["round"]))
 
     def send(self, **msg) -> None:
         try:
@@ -96,7 +98,15 @@ class Worker:
         except BrokenPipeError:
             pass  # it died; reply() says how
 
-    def reply(self) -> dict:
+    def reply(self, seconds: float = 3600) -> dict:
+        """The worker's one-line answer; RunError naming the side if it failed or stayed silent
+        for `seconds` (a hung side would otherwise hold CI until its own limit)."""
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.proc.stdout, selectors.EVENT_READ)
+            if not sel.select(seconds):
+                self.close()
+                raise RunError(f"the {self.side.name} side ({self.side.path}) gave no answer in {seconds:.0f} s; "
+                               "its code hung or is far slower than a round should be")
         line = self.proc.stdout.readline()
         reply = json.loads(line) if line.startswith("{") else None
         if reply is None or "error" in reply:
@@ -120,6 +130,9 @@ class Worker:
                 pipe.close()
             except OSError:  # a dead worker's unflushed stdin
                 pass
+
+    def __del__(self) -> None:
+        self.log.close()
 
 
 def sizes(cases: list[str], took: dict[str, float], images: dict[str, int], seconds: float) -> dict[str, int]:
@@ -186,7 +199,8 @@ class AbOptions:
     base: str  # a checkout or an installed environment
     new: str
     cases: tuple[str, ...] = CASES  # timed on the clock
-    counted: tuple[str, ...] = COUNTED  # counted in instructions (where valgrind is installed)
+    counted: tuple[str, ...] | None = None  # counted in instructions where valgrind is installed
+    #                                           (None: those of COUNTED that are timed)
     pairs: int = 40  # rounds per side and case, in ABBA pairs
     seconds: float = 0.15  # about how long one round lasts (its images are sized to it)
     threads: int = 1  # torch threads in both workers: one, so no thread waits on a busy vCPU
@@ -215,12 +229,19 @@ def run_ab(opts: AbOptions, progress: Callable[[str], None] = lambda line: None)
     from ..machine.process import busy_since, cpu_snapshot, not_quiet
     from ..reporting.paired import judge_counts, judge_pairs
     sides = (Side.find("base", opts.base), Side.find("new", opts.new))
-    unknown = [c for c in opts.counted if c not in opts.cases]
-    if unknown:
+    counted = [c for c in COUNTED if c in opts.cases] if opts.counted is None else list(opts.counted)
+    unknown = [c for c in counted if c not in opts.cases]
+    if unknown and opts.instructions:
         raise UsageError(f"--counted {', '.join(unknown)}: count only cases that are timed (--cases)")
+    if opts.detect <= opts.threshold:
+        raise UsageError(f"--detect {opts.detect:.1%} must be above --threshold {opts.threshold:.1%}: a case is "
+                         "slower only when surely above the threshold, so no smaller change can be seen")
     notes, before = [], cpu_snapshot()
     timed = time_sides(sides, list(opts.cases), opts.pairs, opts.threads, opts.root, FIRST_IMAGES,
                        opts.seconds, opts.workers, progress)
+    if Path(opts.base).resolve() != Path(opts.new).resolve() and timed.code[0] == timed.code[1]:
+        raise UsageError(f"both sides imported the same code ({timed.code[0]}): the environment's installed "
+                         "mnist_models shadows a checkout; pass two checkouts, or two environments")
     busy = busy_since(before)
     if not_quiet(busy):
         notes.append(not_quiet(busy))
@@ -228,15 +249,19 @@ def run_ab(opts: AbOptions, progress: Callable[[str], None] = lambda line: None)
                         opts.detect)
     counts = [{}, {}]
     why = None if opts.instructions else "instruction counts not asked for (--no-instructions)"
-    why = why or (None if opts.counted else "no case to count (--counted is empty)")
+    why = why or (None if counted else "no case to count (--counted is empty)")
     from .instructions import count_sides, unavailable
     why = why or unavailable()
+    if not why:
+        try:
+            counts = count_sides(sides, counted, opts.root, progress=progress)
+        except RunError as exc:  # the clock's verdicts stand; the counts are absent, and why
+            why, counts = f"no instruction counts: {exc}", [{}, {}]
     if why:
         notes.append(why)
     else:
-        counts = count_sides(sides, list(opts.counted), opts.root, progress=progress)
         table = pd.concat([table, judge_counts({c: (counts[0][c]["per_step"], counts[1][c]["per_step"])
-                                                for c in opts.counted}, opts.instruction_threshold)],
+                                                for c in counted}, opts.instruction_threshold)],
                           ignore_index=True)
     docs = [document(side, timed, s, counts[s], opts, busy) for s, side in enumerate(sides)]
     return AbResult(table, docs, notes, busy)

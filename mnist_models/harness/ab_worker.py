@@ -119,6 +119,9 @@ def count(msg):
     _prepare(1)
     from mnist_models.harness.run import Data
     from mnist_models.harness.runs import make_run
+    if not torch._C._valgrind_supported_platform():
+        raise RuntimeError("this torch was built without valgrind support (USE_VALGRIND), so it cannot "
+                           "toggle callgrind's counting")
     opts = _options(msg)
     chosen = _cases(opts, msg["cases"])
     data = Data.load(opts, "cpu")

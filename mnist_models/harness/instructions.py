@@ -47,20 +47,20 @@ def count_sides(sides, cases: list[str], root: str | None, images: dict[str, int
                 progress: Callable[[str], None] = lambda line: None) -> list[dict]:
     """Both sides counted at once (the counts do not depend on what else runs): per side,
     {case: {"instructions", "steps", "per_step"}}."""
-    from .ab import Worker
+    from .ab import WAIT, Worker
     prefix = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--collect-atstart=no",
               "--quiet"]
     with tempfile.TemporaryDirectory(prefix="mnist-bench-callgrind-") as tmp:
         folders = [Path(tmp, side.name) for side in sides]
         workers = []
-        for side, folder in zip(sides, folders):
-            folder.mkdir()
-            workers.append(Worker(side, 1, [*prefix, f"--callgrind-out-file={folder}/cg.%p"], pin=False))
         progress(f"counting instructions under callgrind, both sides at once ({len(cases)} cases)")
         try:
+            for side, folder in zip(sides, folders):
+                folder.mkdir()
+                workers.append(Worker(side, 1, [*prefix, f"--callgrind-out-file={folder}/cg.%p"], pin=False))
             for w in workers:  # both messages first: the two run side by side
                 w.send(op="count", cases=cases, label=w.side.name, root=root, images=images)
-            replies = [w.reply() for w in workers]
+            replies = [w.reply(WAIT["count"]) for w in workers]
         finally:
             for w in workers:
                 w.close()

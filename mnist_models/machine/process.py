@@ -78,15 +78,20 @@ def cpu_snapshot() -> dict:
 def busy_since(before: dict) -> dict:
     """How quiet the machine was since `before`: the load average at the end, the share of
     CPU time the hypervisor stole, and the share other processes used (all CPUs = 100)."""
-    now = cpu_snapshot()
-    wall, cores = max(now["wall"] - before["wall"], 1e-9), psutil.cpu_count() or 1
-    delta = {k: now["machine"][k] - before["machine"].get(k, 0) for k in now["machine"]}
+    return {**busy_between(before, cpu_snapshot(), psutil.cpu_count() or 1),
+            "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None}
+
+
+def busy_between(before: dict, now: dict, cores: int) -> dict:
+    """busy_since's shares from two snapshots of `cores` CPUs."""
+    wall = max(now["wall"] - before["wall"], 1e-9)
+    delta = {k: now["machine"][k] - before["machine"].get(k, 0) for k in now["machine"]
+             if k not in ("guest", "guest_nice")}  # Linux counts those inside user and nice already
     total = sum(delta.values()) or 1e-9
     idle = delta.get("idle", 0) + delta.get("iowait", 0)
     busy = (total - idle - delta.get("steal", 0)) / total  # this machine's CPUs doing work
     ours = (now["ours"] - before["ours"]) / (wall * cores)
-    return {"seconds": round(wall, 1), "load_average": [round(x, 2) for x in os.getloadavg()],
-            "steal_percent": round(100 * delta.get("steal", 0) / total, 1),
+    return {"seconds": round(wall, 1), "steal_percent": round(100 * delta.get("steal", 0) / total, 1),
             "others_percent": round(100 * max(0.0, busy - ours), 1)}
 
 

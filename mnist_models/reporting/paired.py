@@ -9,9 +9,10 @@ pair shares that moment's machine speed and their log-ratio cancels it. Per case
 
 - change: the Hodges-Lehmann estimate of the pairs' log-ratios (the median of their Walsh
   averages), with its 95% interval from the exact signed-rank distribution.
-- slower: a one-sided signed-rank test that the change exceeds the threshold, at ALPHA
-  shared across the cases by Holm's step-down: the case's interval, at its Holm level, lies
-  above the threshold. faster mirrors it.
+- slower: a one-sided signed-rank test that the change exceeds the threshold, at ALPHA / 2
+  shared across the cases by Holm's step-down (faster, the mirror test, gets the other
+  half): the case's two-sided interval at its Holm level, at least the 95% one shown, lies
+  above the threshold. A case too short for any interval is never judged.
 - detectable: the smallest change this many rounds flag with 80% probability, given the
   spread the pairs showed.
 - unchanged: neither, the detectable change is at most `detect` (what the gate promises
@@ -60,11 +61,14 @@ def signed_rank_p(d: np.ndarray) -> float:
         return 1.0
     ranks = pd.Series(np.abs(d)).rank().to_numpy()
     t_plus = ranks[d > 0].sum()
-    if n <= EXACT_UP_TO:
-        k = ceil(t_plus) - 1  # P(T+ >= t) = 1 - P(T+ <= t - 1)
+    tied = len(np.unique(np.abs(d))) < n
+    if n <= EXACT_UP_TO and not tied:
+        k = int(t_plus) - 1  # P(T+ >= t) = 1 - P(T+ <= t - 1)
         return float(1 - _signed_rank_cdf(n)[k]) if k >= 0 else 1.0
-    mean, sd = n * (n + 1) / 4, sqrt(n * (n + 1) * (2 * n + 1) / 24)
-    return float(norm.sf((t_plus - 0.5 - mean) / sd))
+    _, counts = np.unique(np.abs(d), return_counts=True)  # ties shrink the variance
+    mean = n * (n + 1) / 4
+    sd = sqrt(n * (n + 1) * (2 * n + 1) / 24 - (counts**3 - counts).sum() / 48)
+    return float(norm.sf((t_plus - 0.5 - mean) / sd)) if sd > 0 else 1.0
 
 
 def hodges_lehmann(d: np.ndarray, alpha: float = ALPHA) -> tuple[float, float, float]:
@@ -77,7 +81,7 @@ def hodges_lehmann(d: np.ndarray, alpha: float = ALPHA) -> tuple[float, float, f
         cdf = _signed_rank_cdf(n)
         k = int(np.searchsorted(cdf, alpha / 2, side="right"))  # P(T+ <= k - 1) <= alpha/2
     else:
-        k = int(n * (n + 1) / 4 - norm.isf(alpha / 2) * sqrt(n * (n + 1) * (2 * n + 1) / 24))
+        k = int(np.floor(n * (n + 1) / 4 + 0.5 - norm.isf(alpha / 2) * sqrt(n * (n + 1) * (2 * n + 1) / 24)))
     estimate = float(np.median(walsh))
     if k < 1:
         return estimate, -np.inf, np.inf
@@ -120,7 +124,7 @@ def judge_pairs(pairs: dict[str, tuple[list[float], list[float]]], threshold: fl
         p_slow.append(signed_rank_p(d - bound))
         p_fast.append(signed_rank_p(-d - bound))
         se = (high - low) / (2 * norm.isf(alpha / 2))
-        detectable = bound + (norm.isf(alpha / m) + norm.isf(1 - POWER)) * se
+        detectable = bound + (norm.isf(alpha / (2 * m)) + norm.isf(1 - POWER)) * se
         rows.append({"case": case, "signal": "clock", "base": float(np.median(base)),
                      "new": float(np.median(new)), "pairs": len(d), "change": exp(estimate) - 1,
                      "low": exp(low) - 1 if np.isfinite(low) else np.nan,  # nan: no interval
@@ -130,7 +134,9 @@ def judge_pairs(pairs: dict[str, tuple[list[float], list[float]]], threshold: fl
     table = pd.DataFrame(rows, columns=COLUMNS)
     if table.empty:
         return table
-    slower, faster = holm(np.array(p_slow), alpha), holm(np.array(p_fast), alpha)
+    finite = np.isfinite(table["low"].to_numpy(dtype=float))  # nan: too few pairs for an interval
+    slower = holm(np.array(p_slow), alpha / 2) & finite
+    faster = holm(np.array(p_fast), alpha / 2) & finite
     verdicts, notes = [], []
     for i, row in table.iterrows():
         if slower[i] or faster[i]:
