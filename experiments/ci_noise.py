@@ -154,9 +154,9 @@ def render(work: Path) -> str:
     run = json.loads((work / "aa-1" / "base.json").read_text())["mnist_bench"]
     cpu = f"{facts['cpu_model']} (family {facts['cpu_family']}, model {facts['cpu_model_number']}, " \
           f"{facts['cpu_capability']}), {facts['logical_cores']} vCPUs, torch {facts['torch']}"
-    out = [f"# The CI gate on a shared VM: what it sees and how often it cries wolf\n",
+    out = ["# The CI gate on a shared VM: what it sees and how often it cries wolf\n",
            f"Machine: {cpu}. Made by `python experiments/ci_noise.py run --work W` then `render`",
-           f"(the script's docstring says how the plants are made). Each new-gate comparison is",
+           "(the script's docstring says how the plants are made). Each new-gate comparison is",
            f"`mnist-bench ab` with its defaults: {run['ab']['pairs']} ABBA pairs a case, {run['ab']['workers']} "
            f"worker processes a side, {run['ab']['threads']} thread, rounds sized to about 0.15 s, clock "
            f"threshold 2% with Holm across the cases, instructions per step at 1%.\n"]

@@ -4,13 +4,13 @@ and how a busy machine is measured and named."""
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 
 import pytest
 
-from mnist_models.harness.ab import Side, abba, sizes
+from mnist_models.harness.ab import abba, sizes
+from mnist_models.harness.workers import Side
 from mnist_models.machine.process import busy_between, busy_since, cpu_snapshot, not_quiet
 from mnist_models.reporting.results import load_results
 from plants import plant_copy
@@ -69,7 +69,7 @@ def test_instructions_see_a_planted_2_percent_and_nothing_where_none_was_planted
     assert infer["verdict"] == "unchanged" and abs(infer["change"]) < 0.002
     info = {b["param"]: b["extra_info"] for b in json.loads((out / "new.json").read_text())["benchmarks"]}
     assert info["train-mlp-cpu-bs64"]["instruction_steps"] == 4
-    assert info["train-mlp-cpu-bs64"]["instructions"] == 4 * info["train-mlp-cpu-bs64"]["instructions_per_step"]
+    assert abs(info["train-mlp-cpu-bs64"]["instructions"] - 4 * info["train-mlp-cpu-bs64"]["instructions_per_step"]) <= 2
 
 
 def test_a_side_that_is_neither_a_checkout_nor_an_environment_is_named(cli, capsys, repo, tmp_path):

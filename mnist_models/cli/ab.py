@@ -62,7 +62,8 @@ def add(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..harness.ab import AbOptions, Side
+    from ..harness.ab import AbOptions
+    from ..harness.workers import Side
     opts = AbOptions(**{k: getattr(args, k) for k in AbOptions.__dataclass_fields__ if k != "new"},
                      new=args.new)
     for name, path in (("base", args.base), ("new", args.new)):

@@ -12,127 +12,19 @@ instructions of a few steps of the CPU cases under callgrind (instructions.py).
 """
 from __future__ import annotations
 
-import json
-import os
-import selectors
 import subprocess
-import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from ..errors import RunError, UsageError
+from .workers import Side, Worker
 
-WORKER = Path(__file__).with_name("ab_worker.py")
 # The CI set: training, which a change to the step slows, and inference beside it as the control.
 CASES = ("train-mlp-cpu-bs64", "train-mlp-cpu-bs256", "train-cnn-cpu-bs64", "train-cnn-cpu-bs256",
          "infer-mlp-cpu-bs256", "infer-cnn-cpu-bs256")
-WAIT = {"start": 900, "round": 300, "size": 60, "finish": 600, "count": 3600}  # seconds for an answer, by message
 FIRST_IMAGES = {"train": 1024, "infer": 2048}  # the round that sizes the rest (sizes())
 COUNTED = ("train-mlp-cpu-bs64", "train-cnn-cpu-bs64", "infer-mlp-cpu-bs256", "infer-cnn-cpu-bs256")
-
-
-@dataclass(frozen=True)
-class Side:
-    """Where one version's code lives and how to start a python that imports it."""
-
-    name: str  # base | new
-    path: str  # what the user passed
-    python: str  # the interpreter to run
-    pythonpath: str | None  # a checkout's root, first on sys.path; None for an installed environment
-
-    @classmethod
-    def find(cls, name: str, path: str) -> "Side":
-        p = Path(path)
-        if (p / "mnist_models" / "__init__.py").is_file():
-            return cls(name, path, sys.executable, str(p.resolve()))
-        for python in (p / "bin" / "python", p / "Scripts" / "python.exe", p):
-            if python.is_file() and os.access(python, os.X_OK):
-                return cls(name, path, str(python), None)
-        raise UsageError(f"{name} side {path!r} is neither a checkout (a folder holding mnist_models/) "
-                         "nor an installed environment (a venv folder or its python); pass one of those")
-
-    def env(self, threads: int) -> dict:
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), PYTHONDONTWRITEBYTECODE="1")
-        if self.pythonpath:
-            env["PYTHONPATH"] = self.pythonpath
-        return env
-
-    @property
-    def cwd(self) -> str:
-        return self.pythonpath or tempfile.gettempdir()  # no stray mnist_models beside an installed one
-
-
-def same_cpus(threads: int) -> set[int] | None:
-    """The CPUs both sides are pinned to: the same ones, so that a vCPU slower than its
-    sibling (a busy neighbour on its core) slows both sides alike. None where the OS has
-    no affinity call (macOS)."""
-    if not hasattr(os, "sched_getaffinity"):
-        return None
-    allowed = sorted(os.sched_getaffinity(0))
-    return set(allowed[-threads:]) if threads <= len(allowed) else set(allowed)
-
-
-class Worker:
-    """One side's worker process: ask() sends a message and waits for its one-line reply."""
-
-    def __init__(self, side: Side, threads: int, prefix: list[str] | None = None, pin: bool = True):
-        self.side = side
-        cpus = same_cpus(threads) if pin else None
-        self.log = tempfile.TemporaryFile(mode="w+")  # its stderr: a pipe nobody reads could fill and stall it
-        self.proc = subprocess.Popen([*(prefix or []), side.python, "-c", WORKER.read_text()],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
-                                     text=True, cwd=side.cwd, env=side.env(threads),
-                                     preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
-
-    def ask(self, **msg) -> dict:
-        self.send(**msg)
-        return self.reply(WAIT.get(msg["op"], WAIT["round"]))
-
-    def send(self, **msg) -> None:
-        try:
-            self.proc.stdin.write(json.dumps(msg) + "\n")
-            self.proc.stdin.flush()
-        except BrokenPipeError:
-            pass  # it died; reply() says how
-
-    def reply(self, seconds: float = 3600) -> dict:
-        """The worker's one-line answer; RunError naming the side if it failed or stayed silent
-        for `seconds` (a hung side would otherwise hold CI until its own limit)."""
-        with selectors.DefaultSelector() as sel:
-            sel.register(self.proc.stdout, selectors.EVENT_READ)
-            if not sel.select(seconds):
-                self.close()
-                raise RunError(f"the {self.side.name} side ({self.side.path}) gave no answer in {seconds:.0f} s; "
-                               "its code hung or is far slower than a round should be")
-        line = self.proc.stdout.readline()
-        reply = json.loads(line) if line.startswith("{") else None
-        if reply is None or "error" in reply:
-            self.close()
-            why = reply["error"] if reply else (self.stderr_tail() or f"exit {self.proc.returncode}")
-            raise RunError(f"the {self.side.name} side ({self.side.path}) failed: {why}")
-        return reply
-
-    def stderr_tail(self) -> str:
-        self.log.seek(0)
-        lines = [x for x in self.log.read().splitlines() if x.strip()]
-        return lines[-1] if lines else ""
-
-    def close(self) -> None:
-        """Stop it (if it still runs) and close its pipes; its stderr stays readable."""
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        for pipe in (self.proc.stdin, self.proc.stdout):
-            try:
-                pipe.close()
-            except OSError:  # a dead worker's unflushed stdin
-                pass
-
-    def __del__(self) -> None:
-        self.log.close()
 
 
 def sizes(cases: list[str], took: dict[str, float], images: dict[str, int], seconds: float) -> dict[str, int]:

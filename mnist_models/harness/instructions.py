@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import RunError
+from .workers import WAIT, Worker
 
 IMAGES = {"train": 256, "infer": 512}  # counted per case: 4 steps at batch 64, 2 batches at 256
 
@@ -47,7 +48,6 @@ def count_sides(sides, cases: list[str], root: str | None, images: dict[str, int
                 progress: Callable[[str], None] = lambda line: None) -> list[dict]:
     """Both sides counted at once (the counts do not depend on what else runs): per side,
     {case: {"instructions", "steps", "per_step"}}."""
-    from .ab import WAIT, Worker
     prefix = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--collect-atstart=no",
               "--quiet"]
     with tempfile.TemporaryDirectory(prefix="mnist-bench-callgrind-") as tmp:
