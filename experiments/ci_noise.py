@@ -3,7 +3,7 @@
 interleaved quick runs a side, `compare --threshold 25%`), on A/A runs and planted slowdowns.
 
     python experiments/ci_noise.py run --work /tmp/ci-noise     # about an hour on 2 vCPUs; resumes
-    python experiments/ci_noise.py render --work /tmp/ci-noise > results/ci-noise.md
+    python experiments/ci_noise.py render --work /tmp/ci-noise > results/ci-noise.md   # + W/conditions.md
 
 The plants go into throwaway copies of the code under --work, never into the product:
 - clock +10%, +5%, +2%: every training step spins for that fraction of its own time
@@ -177,6 +177,14 @@ def render(work: Path) -> str:
         minutes = [v["seconds"] / 60 for v in runs]
         out.append(f"| {label} | {' | '.join(cells)} | {_pct(statistics.median(seen))} | "
                    f"{statistics.median(minutes):.1f}{f' (max {max(minutes):.1f})' if len(minutes) > 1 else ''} |")
+    out += ["", "Each A/A comparison, and how quiet the machine was during its clock part:\n",
+            "| run | slower | faster | unchanged | undecided | other processes' CPU share | steal | minutes |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, v in aa.items():
+        got = [r["verdict"] for r in v["cases"]]
+        out.append(f"| {name} | {got.count('slower')} | {got.count('faster')} | {got.count('unchanged')} | "
+                   f"{got.count('undecided')} | {v['busy']['others_percent']}% | {v['busy']['steal_percent']}% | "
+                   f"{v['seconds'] / 60:.1f} |")
     alarms = [sum(r["verdict"] == "slower" for r in v["cases"]) for v in aa.values()]
     out += ["", f"A/A: {sum(alarms)} false alarm(s) in {len(aa)} comparisons ({sum(a > 0 for a in alarms)} "
             f"comparison(s) that would have failed CI); `faster` verdicts in A/A: "
@@ -226,6 +234,9 @@ def render(work: Path) -> str:
                        f"{_pct(statistics.median(seen)) if seen else ''} | "
                        f"{statistics.median(v['seconds'] for v in runs) / 60:.1f} |")
         out.append("")
+    notes = work / "conditions.md"  # what the person who ran it saw and should say: kept with the runs
+    if notes.exists():
+        out += ["## Conditions and reading\n", notes.read_text().strip(), ""]
     return "\n".join(out) + "\n"
 
 
