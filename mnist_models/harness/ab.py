@@ -69,6 +69,7 @@ def time_sides(sides: tuple[Side, Side], cases: list[str], pairs: int, threads: 
                 code = workers[s][-1].ask(op="start", cases=cases, threads=threads, label=side.name,
                                           root=root, images=images)["code"]
                 timed.code += [code] if k == 0 else []
+        _distinct(sides, timed.code)  # before any round is spent on it
         first = workers[0][0]
         sized = sizes(cases, {c: first.ask(op="round", case=c)["seconds"] for c in cases}, images, seconds)
         for w in workers[0] + workers[1]:
@@ -84,6 +85,13 @@ def time_sides(sides: tuple[Side, Side], cases: list[str], pairs: int, threads: 
         for w in workers[0] + workers[1]:
             w.close()
     return timed
+
+
+def _distinct(sides: tuple[Side, Side], code: list[str]) -> None:
+    """Refuse two sides at different paths that imported the same mnist_models."""
+    if Path(sides[0].path).resolve() != Path(sides[1].path).resolve() and code[0] == code[1]:
+        raise UsageError(f"both sides imported the same code ({code[0]}): the environment's installed "
+                         "mnist_models shadows a checkout; pass two checkouts, or two environments")
 
 
 @dataclass(frozen=True)
@@ -131,12 +139,8 @@ def run_ab(opts: AbOptions, progress: Callable[[str], None] = lambda line: None)
     notes, before = [], cpu_snapshot()
     timed = time_sides(sides, list(opts.cases), opts.pairs, opts.threads, opts.root, FIRST_IMAGES,
                        opts.seconds, opts.workers, progress)
-    if Path(opts.base).resolve() != Path(opts.new).resolve() and timed.code[0] == timed.code[1]:
-        raise UsageError(f"both sides imported the same code ({timed.code[0]}): the environment's installed "
-                         "mnist_models shadows a checkout; pass two checkouts, or two environments")
     busy = busy_since(before)
-    if not_quiet(busy):
-        notes.append(not_quiet(busy))
+    notes += [line for line in [not_quiet(busy)] if line]
     table = judge_pairs({c: (timed.rounds[0][c], timed.rounds[1][c]) for c in opts.cases}, opts.threshold,
                         opts.detect)
     counts = [{}, {}]

@@ -51,8 +51,9 @@ def busy(config, say: Callable[[str], None]) -> dict:
         return {}
     from ..machine.process import busy_since, not_quiet
     facts = busy_since(config.stash[_BUSY])
-    if not_quiet(facts):
-        say(f"warning: {not_quiet(facts)}")
+    line = not_quiet(facts)
+    if line:
+        say(f"warning: {line}")
     return {"busy": facts}
 
 
