@@ -11,7 +11,7 @@ from mnist_models.harness.cases import default_precisions
 from mnist_models.machine.cpu import SHOWN_FLAGS, cpu_flags, vector_isa
 from mnist_models.machine.devices import native_bf16, timed
 from mnist_models.machine.facts import build_machine_facts
-from mnist_models.machine.probe import matmul_peak_gflops, peak_table
+from mnist_models.machine.probe import matmul_peak_gflops, peak_table, probe, triad_bandwidth_gbs
 from mnist_models.machine.process import peak_rss_mb
 
 RECORD = Path(__file__).parent / "data" / "record"  # frozen copies of real result files
@@ -75,6 +75,24 @@ def test_probe_measures_only_what_it_is_asked_and_says_so():
     peaks, sizes = peak_table({"cpu": ("fp32",)}, say=lines.append)
     assert set(peaks) == set(sizes) == {"cpu_fp32"} and peaks["cpu_fp32"] > 0
     assert len(lines) == 1 and lines[0].startswith("matmul probe cpu fp32: ")
+
+
+def test_bandwidth_probe_is_bounded_and_agrees_with_a_direct_timing():
+    start = time.perf_counter()
+    gbs = triad_bandwidth_gbs("cpu", seconds=0.3)
+    assert time.perf_counter() - start < 5.0  # allocation and first touch, the deadline, one pass past it
+    b, c = torch.ones(2**24), torch.ones(2**24)  # 64 MiB each: out of every cache
+    b + c
+    direct = max(12 * 2**24 / timed(lambda: b + 3 * c, "cpu")[1] / 1e9 for _ in range(3))
+    assert direct / 3 < gbs < direct * 6  # `b + 3 * c` makes a temporary: more traffic than counted
+
+
+def test_a_runs_probe_holds_both_ceilings_and_says_each():
+    lines = []
+    found = probe({"cpu": ("fp32",)}, say=lines.append)
+    assert set(found) == {"peak_gflops", "peak_probe_size", "bandwidth_gbs"}
+    assert found["bandwidth_gbs"]["cpu"] > 0 and len(lines) == 2
+    assert lines[1].startswith("bandwidth probe cpu: ")
 
 
 def test_machine_info_tells_machines_apart():

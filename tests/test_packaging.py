@@ -52,8 +52,9 @@ def test_params_are_plain_and_pytest_benchmarks_compare_groups_by_them(quick_fil
 def test_the_machine_info_pytest_benchmark_compares_holds_no_measurement(quick_file):
     doc = json.loads(quick_file.read_text())
     facts = doc["machine_info"]["mnist_bench"]
-    assert not {"peak_gflops", "quick", "rounds"} & set(facts)  # the probe and the run's facts: at the top
-    assert doc["mnist_bench"]["peak_gflops"]["cpu_fp32"] > 0 and doc["mnist_bench"]["quick"] is True
+    assert not {"peak_gflops", "bandwidth_gbs", "quick", "rounds"} & set(facts)  # the probe and the run's facts: at the top
+    run = doc["mnist_bench"]
+    assert run["peak_gflops"]["cpu_fp32"] > 0 and run["bandwidth_gbs"]["cpu"] > 0 and run["quick"] is True
 
 
 def test_the_plugin_stays_out_of_another_suites_benchmarks(tmp_path, mnist_root):

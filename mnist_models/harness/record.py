@@ -29,12 +29,12 @@ def machine_facts(opts: BenchOptions) -> dict:
 
 
 def run_facts(config, opts: BenchOptions, say: Callable[[str], None]) -> dict:
-    """The run's facts and the matmul probe of each precision it used on each device present."""
+    """The run's facts, the matmul probe of each precision it used on each device present,
+    and each device's bandwidth probe."""
     if _RUN not in config.stash:
-        from ..machine.probe import peak_table
-        peaks, sizes = peak_table(opts.probe_plan(), say)
+        from ..machine.probe import probe
         config.stash[_RUN] = {"format": FORMAT, "quick": opts.quick, "rounds": opts.rounds,
-                              "peak_gflops": peaks, "peak_probe_size": sizes, **busy(config, say)}
+                              **probe(opts.probe_plan(), say), **busy(config, say)}
     return config.stash[_RUN]
 
 

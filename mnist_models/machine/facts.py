@@ -15,7 +15,7 @@ import psutil
 
 from .cpu import cpu_facts
 from .devices import accelerator, accelerator_facts, native_bf16
-from .probe import peak_table
+from .probe import probe as probe_ceilings
 from .process import malloc_state, oversubscribed
 
 
@@ -23,7 +23,8 @@ def build_machine_facts(label: str | None = None, probe: dict[str, tuple[str, ..
                         say: Callable[[str], None] = lambda line: None, **run) -> dict:
     """What a reader needs to weigh results from this machine against another's.
 
-    `probe`: device -> precisions whose matmul peak to measure (None: no probe).
+    `probe`: device -> precisions whose matmul peak to measure, with each device's
+    bandwidth (None: no probe).
     `run`: facts of the run itself (quick, rounds, format), recorded beside the machine's.
     """
     import torch
@@ -48,5 +49,5 @@ def build_machine_facts(label: str | None = None, probe: dict[str, tuple[str, ..
         **run,
     }
     if probe is not None:
-        info["peak_gflops"], info["peak_probe_size"] = peak_table(probe, say)
+        info.update(probe_ceilings(probe, say))
     return info

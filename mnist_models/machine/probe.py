@@ -1,8 +1,10 @@
-"""The matmul probe: the best GFLOP/s square matrix products reach on a device and
-precision, bounded in time whatever the hardware ("of peak" in the report divides by it).
+"""The machine's two ceilings, each bounded in time whatever the hardware: the matmul probe
+(the best GFLOP/s square matrix products reach on a device and precision: "of peak" in
+the report divides by it) and the bandwidth probe (the best GB/s a STREAM triad moves:
+with the peak, the roofline's second side, roofline.py).
 
-    from mnist_models.machine.probe import peak_table
-    peaks, sizes = peak_table({"cpu": ("fp32", "bf16")}, say=print)
+    from mnist_models.machine.probe import probe
+    probe({"cpu": ("fp32", "bf16")}, say=print)   # {"peak_gflops": ..., "peak_probe_size": ..., "bandwidth_gbs": ...}
 """
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ from typing import Callable
 
 from .devices import timed
 
-PROBE_SECONDS = 2.0  # the most one precision's matmul probe may take, whatever the hardware
+PROBE_SECONDS = 2.0  # the most one precision's matmul probe, or one device's triad, may take
+TRIAD_BYTES = {"cpu": 3 * 2**27, "accelerator": 3 * 2**30}  # three arrays, far beyond any last-level cache
 
 
 def matmul_peak_gflops(device: str, precision: str = "fp32",
@@ -55,3 +58,42 @@ def peak_table(precisions: dict[str, tuple[str, ...]],
             say(f"matmul probe {device} {precision}: {peaks[key]:,.1f} GFLOP/s at "
                 f"{sizes[key]}x{sizes[key]} in {time.perf_counter() - start:.1f} s")
     return peaks, sizes
+
+
+def triad_bandwidth_gbs(device: str, seconds: float = PROBE_SECONDS) -> float:
+    """Best GB/s of a STREAM triad, a = b + 3c in fp32, on `device`.
+
+    Counted as STREAM counts it: two arrays read and one written, 12 bytes an element (a
+    cache that reads the written line first moves more than is counted). The arrays hold
+    TRIAD_BYTES together, quartered while they do not fit; passes repeat for up to `seconds`
+    after the first, which pays for first touch, and the quickest pass counts.
+    """
+    import torch
+    total = TRIAD_BYTES["cpu" if device == "cpu" else "accelerator"]
+    while True:
+        try:
+            a, b, c = (torch.ones(total // 12, device=device) for _ in range(3))
+            break
+        except (RuntimeError, MemoryError):  # a small device: a quarter of the memory at a time
+            if total <= 3 * 2**22:
+                raise
+            total //= 4
+    deadline = time.perf_counter() + seconds
+    timed(lambda: torch.add(b, c, alpha=3.0, out=a), device)  # first touch, kernel choice
+    best = 0.0
+    while True:
+        _, one = timed(lambda: torch.add(b, c, alpha=3.0, out=a), device)
+        best = max(best, 12 * a.numel() / one / 1e9)
+        if time.perf_counter() + one > deadline:
+            return round(best, 1)
+
+
+def probe(plan: dict[str, tuple[str, ...]], say: Callable[[str], None] = lambda line: None) -> dict:
+    """Both probes for a run: the matmul peak of each device's precisions, the triad per device."""
+    peaks, sizes = peak_table(plan, say)
+    bandwidth = {}
+    for device in plan:
+        start = time.perf_counter()
+        bandwidth[device] = triad_bandwidth_gbs(device)
+        say(f"bandwidth probe {device}: {bandwidth[device]:,.1f} GB/s in {time.perf_counter() - start:.1f} s")
+    return {"peak_gflops": peaks, "peak_probe_size": sizes, "bandwidth_gbs": bandwidth}

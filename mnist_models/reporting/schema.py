@@ -23,7 +23,7 @@ from ..machine.cpu import SHOWN_FLAGS, vector_isa
 from ..machine.devices import native_bf16
 
 FORMAT = 3  # machine_info.mnist_bench.format of what the suite writes now
-RUN_FACTS = ("quick", "rounds", "partial", "peak_gflops", "peak_probe_size", "busy")  # the top-level mnist_bench's
+RUN_FACTS = ("quick", "rounds", "partial", "peak_gflops", "peak_probe_size", "bandwidth_gbs", "busy")  # the top-level mnist_bench's
 OPERATIONS = ("train", "infer", "tta", "ddp")  # what a case times
 KEY = ["model", "device", "operation", "loader", "variant", "precision", "batch_size", "world_size", "scaling",
        "threads_per_rank"]  # a case; the last three are ddp cases' (1, "", 0 for the others)
@@ -223,7 +223,7 @@ def read_result(path: str | Path) -> tuple[dict, list[str]]:
 
 def read_machine_facts(doc: dict, path: Path | str = "") -> tuple[dict, list[str]]:
     """An upgraded file's machine_info.mnist_bench, with what the report needs always there
-    (label, quick, commit, date, positive peaks only), and the notes on what was ignored."""
+    (label, quick, commit, date, positive peaks and bandwidths only), and the notes on what was ignored."""
     notes = []
     info = doc.get("machine_info")
     if not isinstance(info, dict):
@@ -237,13 +237,14 @@ def read_machine_facts(doc: dict, path: Path | str = "") -> tuple[dict, list[str
         facts = {}
     run = doc.get("mnist_bench") if isinstance(doc.get("mnist_bench"), dict) else {}
     facts = {**facts, **{k: run[k] for k in RUN_FACTS if k in run}}
-    peaks = facts.get("peak_gflops")
-    good = {k: v for k, v in peaks.items() if isinstance(k, str) and _is_seconds(v)} \
-        if isinstance(peaks, dict) else {}
-    if peaks is not None and good != peaks:
-        notes.append(f"{path}: machine_info.mnist_bench.peak_gflops holds {_short(peaks)}; "
-                     "only positive numbers are used")
-    facts["peak_gflops"] = good
+    for probed in ("peak_gflops", "bandwidth_gbs"):  # bandwidth: absent from files made before its probe
+        values = facts.get(probed)
+        good = {k: v for k, v in values.items() if isinstance(k, str) and _is_seconds(v)} \
+            if isinstance(values, dict) else {}
+        if values is not None and good != values:
+            notes.append(f"{path}: machine_info.mnist_bench.{probed} holds {_short(values)}; "
+                         "only positive numbers are used")
+        facts[probed] = good
     if not isinstance(facts.get("label"), str) or not facts["label"].strip():
         facts["label"] = Path(path).stem
     facts["quick"] = facts.get("quick") is True
