@@ -162,6 +162,24 @@ def summarize(model: nn.Module) -> list[LayerCost]:
                       _macs(modules[name], out)) for name, out in outputs.items()]
 
 
+def layer_table(model: nn.Module) -> list[dict]:
+    """Each leaf layer in the order the forward pass runs it, for one image: name, kind, input
+    and output elements, parameters and MACs (what reporting.roofline.LAYERS spells out)."""
+    p, modules = next(model.parameters()), dict(model.named_modules())
+    seen: list[tuple[str, int]] = []
+    handles = [modules[name].register_forward_hook(
+        lambda _m, args, _out, name=name: seen.append((name, args[0][0].numel())))
+        for name in leaf_layers(model)]
+    try:
+        costs = {row.name: row for row in summarize(model)}
+    finally:
+        for handle in handles:
+            handle.remove()
+    return [{"name": name, "kind": costs[name].kind, "inputs": inputs,
+             "outputs": math.prod(costs[name].output_shape), "params": costs[name].params,
+             "macs": costs[name].macs} for name, inputs in seen]
+
+
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 

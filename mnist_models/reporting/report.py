@@ -46,6 +46,13 @@ def _matrix_md(matrix: pd.DataFrame, results: Results) -> str:
     return md_table(shown)
 
 
+ROOFLINE = ("`of attainable`: images/s over the roofline's, in which each layer takes the longer of "
+            "its FLOPs at the matmul probe and its bytes at the triad bandwidth probe (reporting/roofline.py "
+            "says what is counted); `bound by`: the layer that takes most of that time, and which side "
+            "bounds it. A cache that keeps a small batch between layers can pass 100%. `no bandwidth probe`: "
+            "a file made before the probe was recorded.")
+
+
 def render_markdown(results: Results, baseline: str | None = None, plots: list[str] = (),
                     board: str | None = None) -> str:
     """The whole report.md (`board`: the leaderboard's markdown, leaderboard_md's)."""
@@ -62,6 +69,7 @@ def render_markdown(results: Results, baseline: str | None = None, plots: list[s
     train = train_table(f)
     train = train.assign(**{"of peak": [pct(x) + ("*" if f.loc[i, "flops_3x"] else "")
                                         for i, x in zip(train.index, train["of peak"])],
+                             "of attainable": train["of attainable"].map(pct),
                              "test acc": train["test acc"].map(pct)})
     old_rule = (" `*`: a file made before `flops_per_sample` was recorded, whose count took every "
                 "layer's backward as twice its forward: 1.5x too many FLOPs for the MLP, whose first "
@@ -70,9 +78,10 @@ def render_markdown(results: Results, baseline: str | None = None, plots: list[s
               "probe in the same precision; a training step counts the forward pass, every layer's "
               "weight gradient and every input gradient but the first layer's (`flops_per_sample`)."
               + old_rule + " `(emulated)`: bf16 on a device without bf16 instructions, run because "
-              "it was asked for." + note, "", md_table(train), ""]
-    parts += ["## Inference: the test set", "",
-              md_table(infer_table(f).assign(**{"of peak": lambda d: d["of peak"].map(pct)})), ""]
+              "it was asked for." + note + " " + ROOFLINE, "", md_table(train), ""]
+    parts += ["## Inference: the test set", "", ROOFLINE, "",
+              md_table(infer_table(f).assign(**{"of peak": lambda d: d["of peak"].map(pct),
+                                                "of attainable": lambda d: d["of attainable"].map(pct)})), ""]
     speed = speedup_table(f)
     parts += ["## Accelerator over CPU (Q7)", "", md_table(speed) if len(speed) else
               "No file here holds both cpu and accelerator results for the same case.", ""]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .roofline import LAYERS, bound
 from .schema import KEY, ResultError, read_machine_facts, read_result
 
 STATS = ["median", "mean", "min", "max", "stddev", "q1", "q3", "iqr", "rounds"]
@@ -23,8 +24,9 @@ FIGURES = ["samples", "samples_per_second", "gflops", "flops_per_sample", "test_
            "torch_threads", "harness_overhead_fraction", "epochs_to_target", "reached",
            "target_accuracy", "scaling_efficiency", "allreduce_share", "global_batch", "per_rank_batch",
            "native", "flops_3x", "instructions", "instructions_per_step", "instruction_steps"]
-COLUMNS = ["machine", "file", "case", *KEY, *STATS, *FIGURES, "data", "peak_fraction", "peak_over", "commit",
-           "run_at"]
+COLUMNS = ["machine", "file", "case", *KEY, *STATS, *FIGURES, "data", "peak_fraction", "peak_over",
+           "attainable", "attainable_fraction", "bound_by", "commit", "run_at"]
+NO_BANDWIDTH = "no bandwidth probe"  # bound_by of a file made before the bandwidth probe
 
 
 @dataclass
@@ -53,8 +55,22 @@ def _rows(doc: dict, machine: str, path: Path, facts: dict) -> list[dict]:
         # above 100% of the probe is impossible: the probe (or the FLOP count) is wrong there
         row["peak_fraction"] = fraction if fraction is not None and fraction <= 1 else None
         row["peak_over"] = fraction is not None and fraction > 1
+        row.update(_roofline(row, peak, facts["bandwidth_gbs"].get(row["device"])))
         rows.append(row)
     return rows
+
+
+def _roofline(row: dict, peak: float | None, bandwidth: float | None) -> dict:
+    """A training or inference case's attainable images/s, its share of it, and what bounds it."""
+    if row["operation"] not in ("train", "infer") or row["model"] not in LAYERS or not row["batch_size"]:
+        return {"attainable": None, "attainable_fraction": None, "bound_by": None}
+    if not peak or not bandwidth:
+        return {"attainable": None, "attainable_fraction": None,
+                "bound_by": NO_BANDWIDTH if peak else "no matmul probe"}
+    b = bound(row["model"], row["operation"], int(row["batch_size"]), row["precision"], peak, bandwidth)
+    speed = row["samples_per_second"]
+    return {"attainable": b.images_per_second, "attainable_fraction": speed / b.images_per_second if speed else None,
+            "bound_by": f"{b.layer} ({b.kind})"}
 
 
 def load_results(paths: list[str | Path], include_quick: bool = False) -> Results:

@@ -30,6 +30,7 @@ def machine_table(results: Results) -> pd.DataFrame:
         sizes = f.get("peak_probe_size") or {}
         peaks = [f"{k.replace('_', ' ')} {v:,.1f}" + (f" ({sizes[k]})" if k in sizes else "")
                  for k, v in (f.get("peak_gflops") or {}).items()]
+        bandwidth = [f"{k} {v:,.1f}" for k, v in f.get("bandwidth_gbs", {}).items()]
         run = "quick" if f.get("quick") else "full"
         return {"CPU": cpu, "vector ISA (torch)": f.get("cpu_capability") or "not recorded",
                 "bf16 on the CPU": bf16, "CPU flags": join(f.get("cpu_flags") or []),
@@ -39,6 +40,7 @@ def machine_table(results: Results) -> pd.DataFrame:
                 "RAM": f"{f.get('ram_gb')} GB", "accelerator": accel,
                 "software": f"torch {f.get('torch')}, Python {f.get('python', '?')}, {f.get('os', '?')}",
                 "matmul peak GFLOP/s (size)": join(peaks),
+                "triad bandwidth GB/s": ", ".join(bandwidth) or "not probed (a file made before the bandwidth probe)",
                 "run": f"{run}, {f.get('rounds')} rounds; {f.get('date') or '?'}, commit {f.get('commit') or '?'}"}
     table = pd.DataFrame({label: column(f) for label, f in results.machines.items()})
     return table.rename_axis("").reset_index()
@@ -64,9 +66,10 @@ def _operation_table(frame: pd.DataFrame, operation: str, seconds: str, extra: l
     t = frame[frame["operation"] == operation]
     t = t.assign(setup=labels.setup(t))
     out = t[["machine", "model", "device", "batch_size", "setup", "median", "samples_per_second",
-             "peak_fraction", *extra]]
+             "peak_fraction", "attainable_fraction", "bound_by", *extra]]
     out = out.rename(columns={"median": seconds, "samples_per_second": "images/s",
-                              "peak_fraction": "of peak", "test_accuracy": "test acc",
+                              "peak_fraction": "of peak", "attainable_fraction": "of attainable",
+                              "bound_by": "bound by", "test_accuracy": "test acc",
                               "batch_size": "batch"})
     return out.sort_values(["machine", "model", "device", "batch", "setup"])
 

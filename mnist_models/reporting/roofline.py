@@ -1,0 +1,133 @@
+"""The roofline: what a case could reach on a machine, layer by layer, from the two probes.
+
+    from mnist_models.reporting.roofline import bound
+    bound("cnn", "train", 256, "fp32", peak_gflops=131.0, bandwidth_gbs=26.0)
+    # Bound(images_per_second=..., layer="conv2", kind="compute", layers=(...))
+
+Each layer of one image's training step (or inference pass) costs FLOPs (conv and linear
+layers only, as torch.utils.flop_counter counts them) and bytes moved (below). Its
+attainable time is max(FLOPs / peak, bytes / bandwidth); the case's is their sum, since
+the layers run one after another, and the layer that takes most of it bounds the case.
+
+Bytes are counted as if every tensor a layer reads or writes crosses the memory bus once
+per use: activations in the precision's width (bf16 autocast: 2 bytes, fp32: 4), the
+fp32 images, weights once per batch (autocast adds the bf16 copy it makes each step),
+the max-pool's int64 indices and dropout's bool mask in training, a max-pool backward's
+zero fill of the input gradient, and Adam's state once per step (parameter, gradient, two
+moments read; parameter and moments written). A cache that keeps a small batch's
+activations between layers moves less than this, so "of attainable" can pass 100% there.
+
+LAYERS holds the registered models' layers as torch sees them, spelled out so that the
+report needs no torch; a test keeps them equal to core.models.layer_table. No torch here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ADAM_BYTES = 7 * 4  # per fp32 parameter and step: read weight, gradient and two moments; write three
+INDEX_BYTES, MASK_BYTES = 8, 1  # max-pool indices (int64), dropout's mask (bool), per output element
+WEIGHTED = ("Conv2d", "Linear")
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One leaf layer, in the order the forward pass runs it, for a single 1x28x28 image."""
+
+    name: str
+    kind: str  # module class: Conv2d, Linear, MaxPool2d, ReLU, Dropout
+    inputs: int  # input elements
+    outputs: int  # output elements
+    params: int  # trainable parameters
+    macs: int  # multiply-accumulates
+
+
+# core.models.layer_table(create_model(name)) for each registered model (a test keeps them equal)
+LAYERS: dict[str, tuple[Layer, ...]] = {
+    "cnn": (Layer("conv1", "Conv2d", 784, 12544, 160, 112896),
+            Layer("pool1", "MaxPool2d", 12544, 3136, 0, 0),
+            Layer("act1", "ReLU", 3136, 3136, 0, 0),
+            Layer("conv2", "Conv2d", 3136, 6272, 4640, 903168),
+            Layer("pool2", "MaxPool2d", 6272, 1568, 0, 0),
+            Layer("act2", "ReLU", 1568, 1568, 0, 0),
+            Layer("fc1", "Linear", 1568, 128, 200832, 200704),
+            Layer("act3", "ReLU", 128, 128, 0, 0),
+            Layer("dropout", "Dropout", 128, 128, 0, 0),
+            Layer("fc2", "Linear", 128, 10, 1290, 1280)),
+    "cnn_relu_first": (Layer("conv1", "Conv2d", 784, 12544, 160, 112896),
+                       Layer("act1", "ReLU", 12544, 12544, 0, 0),
+                       Layer("pool1", "MaxPool2d", 12544, 3136, 0, 0),
+                       Layer("conv2", "Conv2d", 3136, 6272, 4640, 903168),
+                       Layer("act2", "ReLU", 6272, 6272, 0, 0),
+                       Layer("pool2", "MaxPool2d", 6272, 1568, 0, 0),
+                       Layer("fc1", "Linear", 1568, 128, 200832, 200704),
+                       Layer("act3", "ReLU", 128, 128, 0, 0),
+                       Layer("dropout", "Dropout", 128, 128, 0, 0),
+                       Layer("fc2", "Linear", 128, 10, 1290, 1280)),
+    "mlp": (Layer("fc1", "Linear", 784, 128, 100480, 100352),
+            Layer("act1", "ReLU", 128, 128, 0, 0),
+            Layer("fc2", "Linear", 128, 10, 1290, 1280)),
+}
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What one layer (or the optimizer step) costs per image."""
+
+    name: str
+    flops: float
+    bytes: float
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A case's roofline on one machine."""
+
+    images_per_second: float  # attainable
+    layer: str  # the layer that takes most of the attainable time
+    kind: str  # what bounds that layer: compute or memory
+    layers: tuple[tuple[str, float, str], ...]  # (layer, attainable seconds per image, compute | memory)
+
+
+def costs(model: str, operation: str, batch: int, precision: str = "fp32") -> list[Cost]:
+    """FLOPs and bytes per image of each layer of one training step (operation "train",
+    with the optimizer step as a last entry) or one inference pass ("infer")."""
+    if model not in LAYERS:
+        raise KeyError(f"no layer table for model {model!r}; LAYERS has {', '.join(LAYERS)}")
+    train, act = operation == "train", 2 if precision == "bf16" else 4
+    weight = 8 if precision == "bf16" else 4  # bytes per parameter read: autocast writes and reads a bf16 copy
+    out = []
+    for i, layer in enumerate(LAYERS[model]):
+        first = i == 0
+        x, y, p = layer.inputs, layer.outputs, layer.params / batch
+        read = 4 * x + (4 * x if precision == "bf16" else 0) if first else act * x  # the fp32 images, cast
+        flops, moved = 0.0, 0.0
+        if layer.kind in WEIGHTED:
+            flops = 2 * layer.macs
+            moved = read + act * y + weight * p
+            if train:  # weight gradient (reads the output gradient and the saved input), input gradient
+                flops += 2 * layer.macs * (1 if first else 2)
+                moved += act * y + act * x + 4 * p + (0 if first else act * x + weight / 2 * p)
+        elif layer.kind == "MaxPool2d":
+            moved = read + act * y + (INDEX_BYTES * y if train else 0)
+            if train:  # read gradient and indices, zero-fill the input gradient, scatter into it
+                moved += act * y + INDEX_BYTES * y + 2 * act * x
+        elif layer.kind == "Dropout":
+            if train:  # in eval, the identity: nothing moves
+                moved = read + act * y + MASK_BYTES * y + act * y + MASK_BYTES * y + act * x
+        else:  # elementwise (ReLU): its backward reads the gradient and the saved output
+            moved = read + act * y + (2 * act * y + act * x if train else 0)
+        out.append(Cost(layer.name, flops, moved))
+    if train:
+        out.append(Cost("optimizer", 0.0, ADAM_BYTES * sum(l.params for l in LAYERS[model]) / batch))
+    return out
+
+
+def bound(model: str, operation: str, batch: int, precision: str, peak_gflops: float,
+          bandwidth_gbs: float) -> Bound:
+    """The attainable images/s of a case, and the layer that bounds it."""
+    layers = []
+    for c in costs(model, operation, batch, precision):
+        compute, memory = c.flops / (peak_gflops * 1e9), c.bytes / (bandwidth_gbs * 1e9)
+        layers.append((c.name, max(compute, memory), "compute" if compute >= memory else "memory"))
+    name, _, kind = max(layers, key=lambda row: row[1])
+    return Bound(1 / sum(row[1] for row in layers), name, kind, tuple(layers))
