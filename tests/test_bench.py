@@ -9,7 +9,7 @@ from mnist_models.harness.cases import (BENCH_DEVICES, BenchOptions, Case, cases
                                         missing_cases, skip_reason)
 from mnist_models.harness.run import Data
 from mnist_models.harness.runs import make_run
-from mnist_models.machine.devices import native_bf16, resolve
+from mnist_models.machine.devices import compile_unavailable, native_bf16, resolve
 from mnist_models.parsing import choices, positive, positives
 from mnist_models.reporting.schema import OPERATIONS
 
@@ -28,8 +28,13 @@ def test_full_matrix():
     train, infer, tta = (cases(opts, op) for op in ("train", "infer", "tta"))
     # 2 models x (cpu: 3 batch sizes x 2 precisions, cuda: the same eager and graphed)
     #          + 2 devices x (seed loader + plain loop)
-    assert len(train) == 2 * (3 * 2 + 3 * 2 * 2) + 2 * 2 * 2
-    assert len(infer) == 2 * 2 * 3 * 2
+    #          + the compiled variant at bs256 on each device, in each precision
+    assert len(train) == 2 * (3 * 2 + 3 * 2 * 2) + 2 * 2 * 2 + 2 * 2 * 2
+    assert len(infer) == 2 * 2 * 3 * 2 + 2 * 2 * 2
+    compiled = [c for c in train + infer if c.variant == "compiled"]
+    assert {c.batch_size for c in compiled} == {256} and all("compile" in c.knobs for c in compiled)
+    assert "train-cnn-cpu-bs256-bf16-compiled" in {c.id for c in compiled}
+    assert all(c.config(opts).channels_last and c.config(opts).compile for c in compiled)
     assert [c.id for c in tta] == ["tta-cnn-cpu-bs256-bf16", "tta-cnn-cuda-bs256-bf16",
                                    "tta-cnn-cuda-bs256-bf16-graphs", "tta-mlp-cpu-bs128-bf16",
                                    "tta-mlp-cuda-bs128-bf16", "tta-mlp-cuda-bs128-bf16-graphs"]
@@ -93,7 +98,8 @@ def test_a_bad_world_size_is_named_as_one(repo):
 
 
 @pytest.mark.parametrize("case", [Case("train", "mlp", "cpu", 256), Case("infer", "cnn", "cpu", 512, "bf16"),
-                                  Case("train", "mlp", "cpu", 64, loader="seed", variant="plain")],
+                                  Case("train", "mlp", "cpu", 64, loader="seed", variant="plain"),
+                                  Case("train", "mlp", "cpu", 256, variant="compiled")],
                          ids=lambda c: c.id)
 def test_a_run_records_every_field(case, train_split, test_split):
     opts = BenchOptions(quick=True)
@@ -112,9 +118,22 @@ def test_a_run_records_every_field(case, train_split, test_split):
     expected = {"model", "device", "operation", "loader", "variant", "precision", "params",
                 "macs_per_sample", "peak_rss_mb", "torch_threads", "dtype", "harness_overhead_fraction"}
     assert expected <= set(info)
+    # a compiled case's cold round compiled past inductor's caches: it took longer than a timed one
+    assert (info.get("compile_seconds", 0) > 0) == (case.variant == "compiled")
     if case.operation == "train":
         # 16 steps (bs256) or 64 (notebook loop, bs64) on 4,096 images; chance is 10% and 2.30
         assert info["test_accuracy"] >= 0.75 and info["final_loss"] < 1.5
+
+
+def test_compiled_cases_skip_with_the_reason_where_inductor_cannot_build(tmp_path, monkeypatch):
+    case = Case("train", "mlp", "cpu", 256, variant="compiled")
+    assert skip_reason(case, BenchOptions()) is None  # this machine has a C++ compiler
+    monkeypatch.setenv("PATH", str(tmp_path))  # none on the PATH, and none named by CXX
+    monkeypatch.delenv("CXX", raising=False)
+    assert compile_unavailable("cpu") == skip_reason(case, BenchOptions())
+    assert "needs a C++ compiler" in skip_reason(case, BenchOptions())
+    assert skip_reason(Case("train", "mlp", "cpu", 256), BenchOptions()) is None  # eager cases still run
+    assert "cpu and cuda only" in compile_unavailable("mps")
 
 
 def test_missing_cases_lists_absent_cpu_cases():

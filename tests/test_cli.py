@@ -120,5 +120,6 @@ def test_a_quick_main_job_leaves_the_record_alone(repo_copy, mnist_root):
     busy = doc["mnist_bench"]["busy"]  # how quiet the machine was, around the run
     assert busy["seconds"] > 0 and len(busy["load_average"]) == 3 and 0 <= busy["steal_percent"] <= 100
     assert {b["param"] for b in doc["benchmarks"]} == {"train-mlp-cpu-bs256", "train-mlp-cpu-bs256-plain",
-                                                       "infer-mlp-cpu-bs256"}
+                                                       "train-mlp-cpu-bs256-compiled", "infer-mlp-cpu-bs256",
+                                                       "infer-mlp-cpu-bs256-compiled"}
     assert "smoke" in (tmp_path / "runs" / "quick" / "report" / "report.md").read_text()

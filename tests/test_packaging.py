@@ -33,7 +33,8 @@ def quick_file(tmp_path_factory, mnist_root) -> Path:
 def test_the_packaged_cases_run_from_anywhere(quick_file):
     doc = json.loads(quick_file.read_text())
     assert {b["param"] for b in doc["benchmarks"]} == {"train-mlp-cpu-bs256", "train-mlp-cpu-bs256-plain",
-                                                       "infer-mlp-cpu-bs256"}
+                                                       "train-mlp-cpu-bs256-compiled", "infer-mlp-cpu-bs256",
+                                                       "infer-mlp-cpu-bs256-compiled"}
     assert (quick_file.parent / "report" / "index.html").exists()
 
 

@@ -11,7 +11,8 @@ from mnist_models.reporting import plots
 from mnist_models.reporting.markdown import escape
 from mnist_models.reporting.report import render_markdown
 from mnist_models.reporting.results import load_results
-from mnist_models.reporting.tables import machine_matrix, scaling_table, speedup_table, train_table
+from mnist_models.reporting.tables import (compile_table, machine_matrix, scaling_table, speedup_table, train_table,
+                                           trimmed_mean, tta_table)
 
 
 def test_fixture_gives_exact_table_numbers(cpu_result):
@@ -243,3 +244,29 @@ def test_the_report_tabulates_the_recorded_scaling_efficiency(record):
     ddp = frame[frame["operation"] == "ddp"]
     assert len(table) == len(ddp) > 0
     assert table["efficiency"].tolist() == ddp["scaling_efficiency"].tolist()
+
+
+def test_what_torch_compile_buys_is_each_compiled_case_over_its_eager_twin(cpu_result, edited_result):
+    def with_compiled(doc):
+        eager = next(b for b in doc["benchmarks"] if b["param"] == "infer-cnn-cpu-bs256")
+        twin = json.loads(json.dumps(eager))
+        twin["param"] = twin["name"] = "infer-cnn-cpu-bs256-compiled"
+        twin["extra_info"].update(variant="compiled", samples_per_second=25_000.0, compile_seconds=7.5)
+        doc["benchmarks"].append(twin)
+    results = load_results([edited_result(cpu_result, with_compiled, "compiled.json")])
+    table = compile_table(results.frame)
+    assert len(table) == 1 and table["speedup"].iloc[0] == pytest.approx(25_000 / 20_000)
+    assert table["compile s"].iloc[0] == 7.5 and table["eager images/s"].iloc[0] == 20_000
+    md = render_markdown(results)
+    assert "## What torch.compile buys" in md and "| 1.25x " in md
+    assert "## What torch.compile buys" not in render_markdown(load_results([cpu_result]))
+
+
+def test_time_to_accuracy_shows_mlperfs_trimmed_mean(another_machine):
+    assert trimmed_mean([5.0, 1.0, 3.0, 2.0, 100.0]) == pytest.approx(10 / 3)  # 1 and 100 dropped
+    assert trimmed_mean([1.0, 2.0]) is None
+    results = load_results([another_machine])
+    tta = tta_table(results.frame).set_index("model")
+    rounds = results.frame.set_index("case").loc["tta-cnn-cpu-bs256-bf16", "data"]
+    assert len(rounds) == 5
+    assert tta.loc["cnn", "MLPerf mean s"] == pytest.approx(sum(sorted(rounds)[1:4]) / 3)

@@ -16,7 +16,7 @@ from typing import Iterable, NamedTuple
 
 from ..core.config import MODEL_VARIANTS, MODELS, NOTEBOOK, PRECISIONS, TrainConfig
 from ..errors import UsageError
-from ..machine.devices import ACCEL, CHOICES, absent, fused_optimizer, native_bf16, resolve
+from ..machine.devices import ACCEL, CHOICES, absent, compile_unavailable, fused_optimizer, native_bf16, resolve
 from ..reporting.schema import OPERATIONS
 SCALING = ("strong", "weak")  # ddp: the global batch fixed (split across ranks), or the per-rank batch
 DDP_BATCH = 256  # ddp cases' batch: the global batch (strong) or the per-rank one (weak)
@@ -25,8 +25,11 @@ QUICK_TRAIN, QUICK_TEST = 4096, 2048  # images per split with --quick
 # What each knob of a variant sets; relu_first picks the model's registered variant.
 KNOBS = {"channels_last": {"channels_last": True}, "fused": {"fused": True},
          "compile": {"compile": True}, "cuda_graphs": {"cuda_graphs": True}, "relu_first": {}}
-# Variants by name: tuned is what measured fastest (results/fast/), plain is torch's defaults.
-NAMED = {"plain": (), "tuned": ("channels_last", "fused"), "graphs": ("channels_last", "fused", "cuda_graphs")}
+# Variants by name: tuned is what measured fastest (results/fast/), plain is torch's defaults,
+# compiled is tuned under torch.compile (what it buys on each machine, its compile in the cold round).
+NAMED = {"plain": (), "tuned": ("channels_last", "fused"), "graphs": ("channels_last", "fused", "cuda_graphs"),
+         "compiled": ("channels_last", "fused", "compile")}
+COMPILED_BATCH = 256  # the one batch size the compiled variant runs at: each case pays a compile
 
 
 class Recipe(NamedTuple):
@@ -174,6 +177,8 @@ def cases(opts: BenchOptions, operation: str) -> list[Case]:
                     out.append(Case("train", model, device, bs, loader=NOTEBOOK, variant="plain"))
                 if operation == "train" and bs == 256:  # a plain eager loop on resident data
                     out.append(Case("train", model, device, bs, variant="plain"))
+                if bs == COMPILED_BATCH:
+                    out += [Case(operation, model, device, bs, p, variant="compiled") for p in precisions]
     return out
 
 
@@ -199,6 +204,8 @@ def skip_reason(case: Case, opts: BenchOptions) -> str | None:
         return absent(case.device)
     if "cuda_graphs" in case.knobs and case.device != "cuda":
         return "CUDA graphs need a CUDA device"
+    if "compile" in case.knobs and compile_unavailable(case.device):
+        return compile_unavailable(case.device)
     if case.operation == "tta" and opts.quick:
         return "time to accuracy needs the full dataset; run without --quick"
     try:

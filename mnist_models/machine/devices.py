@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Iterable
@@ -161,6 +162,25 @@ def fused_optimizer(kind: str) -> bool:
         return kind in _get_fused_kernels_supported_devices()
     except ImportError:  # a torch that moved it: the two torch has had longest
         return kind in ("cuda", "cpu")
+
+
+def compile_unavailable(device: str) -> str | None:
+    """Why torch.compile (inductor) cannot run on this device type here, or None."""
+    import importlib.util
+    import os
+
+    import torch._dynamo
+    if not torch._dynamo.is_dynamo_supported():
+        return f"torch.compile does not support this Python ({sys.version.split()[0]})"
+    if device == "cpu":
+        compilers = [os.environ.get("CXX") or "", "g++", "clang++", "c++"]
+        if not any(c and shutil.which(c) for c in compilers):
+            return "torch.compile's CPU backend needs a C++ compiler (g++ or clang++); install one or set CXX"
+        return None
+    if device == "cuda":
+        return None if importlib.util.find_spec("triton") else \
+            "torch.compile on cuda needs triton, which this torch install lacks (pip install triton)"
+    return f"the compiled variant is measured on cpu and cuda only, not on {device}"
 
 
 def native_bf16(device: str, flags: Iterable[str] | None = None) -> bool:

@@ -1,6 +1,6 @@
 """The words a table or figure shows for the frame's categories, made where they are drawn.
 
-    setup(frame)         # "resident", "seed loader", "plain loop", "cuda graph", + " bf16", + " (emulated)"
+    setup(frame)         # "resident", "seed loader", "plain loop", "cuda graph", "compiled", + " bf16", + " (emulated)"
     workload(60000)      # "60,000 images"
 """
 from __future__ import annotations
@@ -8,13 +8,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-LOOPS = {"seed": "seed loader", "plain": "plain loop", "graphs": "cuda graph"}  # loader or variant -> loop
+LOOPS = {"seed": "seed loader", "plain": "plain loop", "graphs": "cuda graph", "compiled": "compiled"}  # loader or variant -> loop
 
 
 def loop(frame: pd.DataFrame) -> pd.Series:
-    """The loop a case times: the notebook's loader, a plain eager loop, a CUDA graph, or resident."""
+    """The loop a case times: the notebook's loader, a plain eager loop, a CUDA graph,
+    torch.compile, or resident."""
     return pd.Series(np.select([frame["loader"] == "seed", frame["variant"] == "plain",
-                                frame["variant"] == "graphs"], [LOOPS["seed"], LOOPS["plain"], LOOPS["graphs"]],
+                                frame["variant"] == "graphs", frame["variant"] == "compiled"],
+                               [LOOPS["seed"], LOOPS["plain"], LOOPS["graphs"], LOOPS["compiled"]],
                                "resident"), index=frame.index, dtype=object)
 
 

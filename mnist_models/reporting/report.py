@@ -16,8 +16,8 @@ from . import labels
 from .markdown import escape, md_table, pct
 from .results import Results
 from .schema import ResultError
-from .tables import (infer_table, machine_matrix, machine_table, scaling_table, speedup_table, train_table,
-                     tta_table)
+from .tables import (compile_table, infer_table, machine_matrix, machine_table, scaling_table, speedup_table,
+                     train_table, tta_table)
 
 FIGURES = ("throughput.png", "scaling.png", "training.png", "loaders.png", "machines.png")
 FILES = ("report.md", "results.csv", "index.html", *FIGURES)
@@ -96,6 +96,16 @@ def render_markdown(results: Results, baseline: str | None = None, plots: list[s
                   "communication DDP could not hide behind the backward pass.", "",
                   md_table(scaling.assign(**{"efficiency": scaling["efficiency"].map(pct),
                                         "all-reduce share": scaling["all-reduce share"].map(pct)})), ""]
+    compiled = compile_table(f)
+    if len(compiled):
+        parts += ["## What torch.compile buys", "", "The compiled variant (the tuned path under "
+                  "`torch.compile`, inductor) over the same case run eagerly, in the same file; `compile s`: "
+                  "what its cold round took over a timed one, which is mostly the compile.", "",
+                  md_table(compiled.assign(**{
+                      "eager images/s": compiled["eager images/s"].map("{:,.0f}".format),
+                      "compiled images/s": compiled["compiled images/s"].map("{:,.0f}".format),
+                      "speedup": compiled["speedup"].map("{:.2f}x".format),
+                      "compile s": compiled["compile s"].map(lambda x: "" if pd.isna(x) else f"{x:.1f}")})), ""]
     tta = tta_table(f)
     without = [m for m in results.machines if m not in set(tta["machine"])]
     parts += ["## Time to accuracy", "", md_table(tta), ""]

@@ -20,7 +20,7 @@ from .schema import KEY, ResultError, read_machine_facts, read_result
 
 STATS = ["median", "mean", "min", "max", "stddev", "q1", "q3", "iqr", "rounds"]
 FIGURES = ["samples", "samples_per_second", "gflops", "flops_per_sample", "test_accuracy", "final_loss",
-           "cold_seconds", "peak_rss_mb", "device_peak_memory_mb", "params", "macs_per_sample",
+           "cold_seconds", "compile_seconds", "peak_rss_mb", "device_peak_memory_mb", "params", "macs_per_sample",
            "torch_threads", "harness_overhead_fraction", "epochs_to_target", "reached",
            "target_accuracy", "scaling_efficiency", "allreduce_share", "global_batch", "per_rank_batch",
            "native", "flops_3x", "instructions", "instructions_per_step", "instruction_steps"]

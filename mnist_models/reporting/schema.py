@@ -132,7 +132,7 @@ KINDS = {
 REQUIRED = {"model": "name", "device": "name", "operation": "name", "batch_size": "count",
             "loader": "name", "variant": "name", "precision": "name", "samples": "count"}
 OPTIONAL = {"samples_per_second": "number", "gflops": "number", "flops_per_sample": "number",
-            "test_accuracy": "fraction", "final_loss": "number", "cold_seconds": "number",
+            "test_accuracy": "fraction", "final_loss": "number", "cold_seconds": "number", "compile_seconds": "number",
             "peak_rss_mb": "number", "device_peak_memory_mb": "number", "params": "number",
             "macs_per_sample": "number", "torch_threads": "number", "harness_overhead_fraction": "number",
             "target_accuracy": "fraction", "epochs_to_target": "counts", "reached": "bools",
