@@ -125,3 +125,19 @@ def test_quick_against_full_is_not_comparable(cli, capsys, cpu_result, edited_re
         doc["benchmarks"][0] = slow
     assert cli("compare", str(cpu_result), str(edited_result(cpu_result, mixed, "mixed.json"))) == 1
     assert "1 slower, 2 not comparable" in capsys.readouterr().out
+
+
+def test_another_time_to_accuracy_recipe_is_another_workload(another_machine, edited_result):
+    def faster_recipe(doc):  # the same case id, a shorter recipe: not a speedup of the code
+        for b in doc["benchmarks"]:
+            if b["param"].startswith("tta-"):
+                b["extra_info"]["recipe"].update(epochs=2, eval_from=1.4, eval_every=0.1)
+                b["stats"]["data"] = [x / 2 for x in b["stats"]["data"]]
+                b["stats"]["median"] /= 2
+    base, new = load_results([another_machine]).frame, load_results([edited_result(another_machine, faster_recipe)]).frame
+    table = compare(base, new).set_index("case")
+    tta = table.loc["tta-cnn-cpu-bs256-bf16"]
+    assert tta["verdict"] == "not comparable" and "recipes differ: 3 epochs" in tta["note"]
+    assert "2 epochs at bs256" in tta["note"] and "every 0.1 epochs from epoch 1.4" in tta["note"]
+    assert table.loc["train-cnn-cpu-bs256", "change"] == 0  # the rest is still matched and compared
+    assert compare(base, base).set_index("case").loc["tta-cnn-cpu-bs256-bf16", "change"] == 0

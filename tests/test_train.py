@@ -6,7 +6,8 @@ import torch
 from mnist_models.core.config import TrainConfig
 from mnist_models.core.data import ResidentLoader, Split
 from mnist_models.errors import UsageError
-from mnist_models.core.train import NonFiniteLossError, Trainer, evaluate, fit, resolve_device, train_to_accuracy
+from mnist_models.core.train import (NonFiniteLossError, Trainer, evaluate, evaluation_steps, fit, resolve_device,
+                                     train_to_accuracy)
 
 CPU = torch.device("cpu")
 
@@ -46,6 +47,27 @@ def test_train_to_accuracy_stops_at_the_target(train_split, test_split):
     assert reached == {"reached": True, "epochs": 1, "accuracy": reached["accuracy"]} and reached["accuracy"] >= 0.5
     missed = train_to_accuracy(Trainer(cfg, len(train)), train, test, target=1.0)
     assert missed["reached"] is False and missed["epochs"] == 5
+
+
+def test_time_to_accuracy_evaluates_at_the_recipes_cadence(train_split, test_split):
+    cfg = TrainConfig(model="mlp", epochs=2, device="cpu", eval_from=0.25, eval_every=0.25)
+    train, test = _batches(train_split, 2048, 64), ResidentLoader(test_split.take(1000), 500, shuffle=False)
+    assert evaluation_steps(cfg, len(train)) == [8, 16, 24, 32, 40, 48, 56, 64]
+    assert evaluation_steps(TrainConfig(epochs=3), 100) == [100, 200, 300]  # the default: each epoch's end
+    trainer = Trainer(cfg, len(train))
+    reached = train_to_accuracy(trainer, train, test, target=0.5)
+    steps = trainer.optimizer.state[next(trainer.model.parameters())]["step"]
+    assert reached["reached"] and reached["epochs"] in (0.25, 0.5, 0.75)  # stopped within the first epoch
+    assert int(steps) == reached["epochs"] * len(train)  # trained exactly to the evaluation that reached it
+    late = train_to_accuracy(Trainer(dataclasses.replace(cfg, eval_from=1.5), len(train)), train, test, target=0.5)
+    assert late["epochs"] == 1.5  # nothing evaluated before the recipe's first evaluation
+
+
+@pytest.mark.parametrize("field,value,message", [("eval_every", 0.0, "positive number of epochs apart"),
+                                                 ("eval_from", 3.0, "within the 2 epochs")])
+def test_a_bad_cadence_is_refused_by_name(field, value, message):
+    with pytest.raises(UsageError, match=message):
+        TrainConfig(model="mlp", epochs=2, **{field: value})
 
 
 @pytest.mark.slow

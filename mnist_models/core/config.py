@@ -46,6 +46,8 @@ class TrainConfig:
     test_samples: int | None = None  # first N test images (None: all 10,000)
     val_samples: int = 0  # held out of the training images for validation
     eval_batch_size: int = EVAL_BATCH  # batch size for evaluation
+    eval_every: float = 1.0  # time to accuracy: epochs between test evaluations (0.1: ten an epoch)
+    eval_from: float | None = None  # time to accuracy: the first evaluation, in epochs (None: eval_every)
     root: str | None = None  # dataset root (None: $MNIST_ROOT or ./datasets)
 
     def __post_init__(self) -> None:
@@ -84,6 +86,10 @@ def check_config(cfg: TrainConfig) -> None:
                f"batch size is larger than the {cfg.training_images:,} training images; "
                f"choose at most {cfg.training_images}", cfg.batch_size),
               (cfg.eval_batch_size >= 1, "evaluation batch size must be at least 1", cfg.eval_batch_size),
+              (math.isfinite(cfg.eval_every) and cfg.eval_every > 0, "evaluations must be a positive "
+               "number of epochs apart", cfg.eval_every),
+              (cfg.eval_from is None or 0 < cfg.eval_from <= cfg.epochs, "the first evaluation must come "
+               f"after some training and within the {cfg.epochs} epochs", cfg.eval_from),
               (not cfg.cuda_graphs or cfg.optimizer == "adam", "cuda graphs work with the adam "
                "optimizer only", cfg.optimizer)]
     for ok, message, value in checks:

@@ -90,7 +90,7 @@ class TimeToAccuracyRun(ResidentRun):
                 "epochs_to_target": [r["epochs"] for r in self.results],
                 "accuracy_at_stop": [r["accuracy"] for r in self.results],
                 "recipe": {k: getattr(self.cfg, k) for k in ("epochs", "batch_size", "lr", "optimizer",
-                                                            "schedule", "precision")}}
+                                                            "schedule", "precision", "eval_from", "eval_every")}}
 
 
 RUNS: dict[str, type[Run]] = {"train": TrainRun, "infer": InferRun, "tta": TimeToAccuracyRun, "ddp": DdpRun}

@@ -206,8 +206,9 @@ def _unmatched(merged: pd.DataFrame) -> pd.DataFrame:
     rows = pd.DataFrame({"case": pairs["case_base_l"].to_numpy(), "base_s": pairs["median_base_l"].to_numpy(),
                          "new_s": pairs["median_new_r"].to_numpy(), "change": np.nan, "p": np.nan, "test": "",
                          "verdict": "not comparable",
-                         "note": [f"workloads differ: {a:,} vs {b:,} images per round"
-                                  for a, b in zip(pairs["samples_l"], pairs["samples_r"])]},
+                         "note": [f"workloads differ: {a:,} vs {b:,} images per round" if a != b else
+                                  f"recipes differ: {ra} vs {rb}" for a, b, ra, rb in
+                                  zip(pairs["samples_l"], pairs["samples_r"], pairs["recipe_l"], pairs["recipe_r"])]},
                         index=pairs["index_l"].to_numpy())
     rest = merged.drop(index=[*pairs["index_l"], *pairs["index_r"]])
     rest = rest[rest["_merge"] != "both"]

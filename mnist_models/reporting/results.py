@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from .roofline import LAYERS, bound
-from .schema import KEY, ResultError, read_machine_facts, read_result
+from .schema import KEY, ResultError, read_machine_facts, read_result, recipe_name
 
 STATS = ["median", "mean", "min", "max", "stddev", "q1", "q3", "iqr", "rounds"]
 FIGURES = ["samples", "samples_per_second", "gflops", "flops_per_sample", "test_accuracy", "final_loss",
@@ -24,7 +24,7 @@ FIGURES = ["samples", "samples_per_second", "gflops", "flops_per_sample", "test_
            "torch_threads", "harness_overhead_fraction", "epochs_to_target", "reached",
            "target_accuracy", "scaling_efficiency", "allreduce_share", "global_batch", "per_rank_batch",
            "native", "flops_3x", "instructions", "instructions_per_step", "instruction_steps"]
-COLUMNS = ["machine", "file", "case", *KEY, *STATS, *FIGURES, "data", "peak_fraction", "peak_over",
+COLUMNS = ["machine", "file", "case", *KEY, "recipe", *STATS, *FIGURES, "data", "peak_fraction", "peak_over",
            "attainable", "attainable_fraction", "bound_by", "commit", "run_at"]
 NO_BANDWIDTH = "no bandwidth probe"  # bound_by of a file made before the bandwidth probe
 
@@ -49,7 +49,7 @@ def _rows(doc: dict, machine: str, path: Path, facts: dict) -> list[dict]:
                **{k: info.get(k) for k in KEY}, **{k: stats.get(k) for k in STATS},
                "world_size": info.get("world_size") or 1, "scaling": info.get("scaling") or "",
                "threads_per_rank": info.get("threads_per_rank") or 0,
-               **{k: info.get(k) for k in FIGURES}, "data": stats["data"] or []}
+               **{k: info.get(k) for k in FIGURES}, "data": stats["data"] or [], "recipe": recipe_name(info)}
         peak = peaks.get(f"{row['device']}_{row['precision']}")
         fraction = row["gflops"] / peak if peak and row["gflops"] else None
         # above 100% of the probe is impossible: the probe (or the FLOP count) is wrong there

@@ -27,7 +27,9 @@ RUN_FACTS = ("quick", "rounds", "partial", "peak_gflops", "peak_probe_size", "ba
 OPERATIONS = ("train", "infer", "tta", "ddp")  # what a case times
 KEY = ["model", "device", "operation", "loader", "variant", "precision", "batch_size", "world_size", "scaling",
        "threads_per_rank"]  # a case; the last three are ddp cases' (1, "", 0 for the others)
-MATCH = [*KEY, "samples"]  # a case and its workload (images per round): what is compared
+MATCH = [*KEY, "samples", "recipe"]  # a case and its workload (images per round; time to accuracy: its
+#                                      recipe, recipe_name): what is compared
+CADENCE = {"eval_every": 1.0, "eval_from": None}  # how files made before the recipes' cadence evaluated
 SHOWN_PROBLEMS = 20  # per file; the rest are counted
 
 
@@ -127,6 +129,8 @@ KINDS = {
               "a list of true/false"),
     "counts": (lambda v: v is None or (isinstance(v, list) and all(KINDS["count"][0](x) for x in v)),
                "a list of positive whole numbers"),
+    "positives": (lambda v: v is None or (isinstance(v, list) and all(_is_number(x) and x > 0 for x in v)),
+                  "a list of positive numbers"),
     "flag": (lambda v: v is None or isinstance(v, bool), "true or false"),
 }
 REQUIRED = {"model": "name", "device": "name", "operation": "name", "batch_size": "count",
@@ -135,7 +139,7 @@ OPTIONAL = {"samples_per_second": "number", "gflops": "number", "flops_per_sampl
             "test_accuracy": "fraction", "final_loss": "number", "cold_seconds": "number", "compile_seconds": "number",
             "peak_rss_mb": "number", "device_peak_memory_mb": "number", "params": "number",
             "macs_per_sample": "number", "torch_threads": "number", "harness_overhead_fraction": "number",
-            "target_accuracy": "fraction", "epochs_to_target": "counts", "reached": "bools",
+            "target_accuracy": "fraction", "epochs_to_target": "positives", "reached": "bools",
             "native": "flag", "flops_3x": "flag", "world_size": "number", "scaling_efficiency": "number",
             "allreduce_share": "fraction", "threads_per_rank": "number", "global_batch": "number",
             "per_rank_batch": "number", "instructions": "number", "instructions_per_step": "number",
@@ -166,6 +170,23 @@ def _entry_problem(b) -> str | None:
     if stats.get("rounds") != len(data):
         return f"stats.rounds is {_short(stats.get('rounds'))} but stats.data holds {len(data)} rounds"
     return None
+
+
+def recipe_name(info: dict) -> str:
+    """A time-to-accuracy case's recipe in one line ("" for other cases): two runs of a case
+    did the same work only where these agree."""
+    recipe = info.get("recipe")
+    if not isinstance(recipe, dict):
+        return ""
+    r = {**CADENCE, **recipe}
+    first = "" if r["eval_from"] is None else f" from epoch {r['eval_from']}"
+    return (f"{r.get('epochs')} epochs at bs{r.get('batch_size')}, lr {r.get('lr')}, {r.get('optimizer')} "
+            f"{r.get('schedule')}, evaluated every {r['eval_every']} epochs{first}")
+
+
+def match_key(info: dict) -> tuple:
+    """An entry's MATCH values, from its extra_info."""
+    return (*(info.get(k) for k in MATCH[:-1]), recipe_name(info))
 
 
 def _ours(b) -> bool:
@@ -200,7 +221,7 @@ def read_result(path: str | Path) -> tuple[dict, list[str]]:
             foreign += 1
             continue
         why = _entry_problem(b)
-        key = None if why else tuple(b["extra_info"].get(k) for k in MATCH)
+        key = None if why else match_key(b["extra_info"])
         if key in seen:
             why = f"a second entry for {_short(b.get('param'))} (first: benchmarks[{seen[key]}])"
         if why:

@@ -30,8 +30,9 @@ KEY = ["operation", "model", "batch_size", "precision"]  # a reference case, wha
 
 
 def _key(frame: pd.DataFrame) -> pd.Series:
-    """A case's place in the reference set; time to accuracy keyed without its precision."""
-    precision = frame["precision"].where(frame["operation"] != "tta", "recipe")
+    """A case's place in the reference set; time to accuracy keyed by its recipe, not its
+    precision (another recipe is another case)."""
+    precision = frame["precision"].where(frame["operation"] != "tta", "recipe " + frame["recipe"])
     return frame["operation"] + " " + frame["model"] + " bs" + frame["batch_size"].astype(str) + " " + precision
 
 

@@ -129,7 +129,7 @@ def tta_table(frame: pd.DataFrame) -> pd.DataFrame:
     spread (of the rounds, the fastest and the slowest dropped and the rest averaged)."""
     t = frame[frame["operation"] == "tta"]
     t = t.assign(setup=labels.setup(t), trimmed=[trimmed_mean(d) for d in t["data"]])
-    return t[["machine", "model", "device", "setup", "target_accuracy", "median", "trimmed", "min", "max",
+    return t[["machine", "model", "device", "setup", "recipe", "target_accuracy", "median", "trimmed", "min", "max",
               "epochs_to_target", "reached"]].rename(
         columns={"median": "median s", "trimmed": "MLPerf mean s", "min": "best s", "max": "worst s",
                  "target_accuracy": "target"})
