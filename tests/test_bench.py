@@ -156,8 +156,8 @@ def test_a_variant_is_a_set_of_overrides():
     relu_first = Case("train", "cnn", "cpu", 256, variant="channels_last+relu_first").config()
     assert relu_first.model == "cnn_relu_first" and relu_first.channels_last and not relu_first.fused
     tta = Case("tta", "cnn", "cuda", 256, "bf16", variant="graphs").config()
-    assert (tta.epochs, tta.lr, tta.schedule, tta.cuda_graphs, tta.device) == (2, 8e-3, "onecycle", True, "cuda")
-    assert (tta.eval_from, tta.eval_every) == (1.4, 0.1)
+    assert (tta.epochs, tta.lr, tta.schedule, tta.cuda_graphs, tta.device) == (3, 6e-3, "onecycle", True, "cuda")
+    assert (tta.eval_from, tta.eval_every) == (1.8, 0.2)
     quick = Case("infer", "mlp", "cpu", 64).config(BenchOptions(quick=True))
     assert (quick.train_samples, quick.test_samples) == (4096, 2048)
 
