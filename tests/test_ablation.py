@@ -61,6 +61,16 @@ def test_targets_beside_goals():
     assert list(t["verdict"][:3]) == ["missed", "missed", "missed"]
 
 
+def test_a_run_of_some_comparisons_shows_only_their_targets(tmp_path, cli, capsys):
+    doc = _doc(4.0, 0.45, 10.0, 6.0, 6.0, 3.0)
+    doc["records"] = [r for r in doc["records"] if r["comparison"] != CNN_BF16.name]  # bf16 left out
+    bench = pd.DataFrame([{"operation": "train", "model": "cnn", "device": "cpu", "harness_overhead_fraction": 0.0004}])
+    t = targets(ablation_frame(doc), bench)
+    assert [name[:2] for name in t["target"]] == ["1.", "2.", "5."]
+    assert cli("ablate", "--out", str(tmp_path), "--comparisons", "no such comparison") == 2
+    assert "invalid choice: 'no such comparison'" in capsys.readouterr().err
+
+
 def test_profile_names_the_operators(cli, capsys):
     assert cli("profile", "--model", "mlp", "--batch-size", "64", "--steps", "5") == 0
     out = capsys.readouterr().out

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..files import check_writable, one_writer
 from ..parsing import positive
+from ..harness.ablation import COMPARISONS
 from .common import EXIT_CODES, ROOT_HELP, command_line, say
 
 
@@ -18,6 +19,8 @@ def add(sub) -> None:
     a.add_argument("--machine-label", dest="machine_label")
     a.add_argument("--root", help=ROOT_HELP)
     a.add_argument("--force", action="store_true", help="overwrite files already in --out")
+    a.add_argument("--comparisons", nargs="+", metavar="NAME", choices=[c.name for c in COMPARISONS],
+                   help="run only these comparisons (default: all): " + "; ".join(c.name for c in COMPARISONS))
     a.set_defaults(func=run)
 
 
@@ -28,5 +31,5 @@ def run(args: argparse.Namespace) -> int:
         from ..harness.ablation_report import AblateOptions, ablate_and_save
         from ..harness.cases import BenchOptions
         bench = BenchOptions(quick=args.quick, label=args.machine_label or BenchOptions().label, root=args.root)
-        return ablate_and_save(AblateOptions(out, args.rounds, tuple(args.bench or ()), bench, command_line(args)),
-                               say=say)
+        return ablate_and_save(AblateOptions(out, args.rounds, tuple(args.bench or ()), bench, command_line(args),
+                                             tuple(args.comparisons or ())), say=say)

@@ -109,12 +109,12 @@ def _record(comp: Comparison, v: Variant, run, cold: float, threads: int) -> dic
                                     "final_loss", "cold_seconds", "precision", "samples")}}
 
 
-def ablate(opts: BenchOptions, rounds: int, progress=None) -> dict:
-    """Every comparison on the cpu: {"machine": facts, "records": [...]}."""
+def ablate(opts: BenchOptions, rounds: int, progress=None, names: tuple[str, ...] = ()) -> dict:
+    """Every comparison on the cpu (or those named): {"machine": facts, "records": [...]}."""
     from ..machine.facts import build_machine_facts
     from .run import Data
     data = Data.load(opts, "cpu")
-    records = [r for comp in COMPARISONS
+    records = [r for comp in COMPARISONS if not names or comp.name in names
                for r in run_comparison(comp, opts, data, rounds, progress=progress)]
     return {"machine": build_machine_facts(opts.label, probe={"cpu": PRECISIONS}), "rounds": rounds,
             "quick": opts.quick, "records": records}
