@@ -45,6 +45,17 @@ def test_bytes_as_counted_by_hand():
     assert train["act1"].bytes == 4 * (128 + 128) + 4 * (2 * 128 + 128)
     infer = {c.name: c for c in costs("mlp", "infer", 64, "bf16")}
     assert infer["act1"].bytes == 2 * (128 + 128) and "optimizer" not in infer
+    # fc2 in training: forward reads 128 in and the weights, writes 10; the weight gradient
+    # reads the 10 gradients and the 128 inputs, writes its gradient; the input gradient reads
+    # the 10 gradients and the weights again, writes 128
+    w = 1290 / 64
+    assert train["fc2"].bytes == pytest.approx(4 * (128 + 10 + w) + 4 * (10 + 128 + w) + 4 * (10 + 128 + w))
+    # fc1 comes first: the fp32 images in, no input gradient; in bf16 autocast's cast of them
+    # and of the weights, activations in 2 bytes, the fp32 weight gradient
+    w = 100480 / 64
+    assert train["fc1"].bytes == pytest.approx(4 * (784 + 128 + w) + 4 * (128 + 784 + w))
+    bf16 = {c.name: c for c in costs("mlp", "train", 64, "bf16")}
+    assert bf16["fc1"].bytes == pytest.approx(8 * 784 + 2 * 128 + 8 * w + 2 * 128 + 2 * 784 + 4 * w)
     # fc1's weights once per batch: a larger batch moves fewer bytes per image
     assert costs("mlp", "train", 1024)[0].bytes < train["fc1"].bytes
     assert {c.name: c.bytes for c in costs("cnn", "infer", 256)}["dropout"] == 0  # eval: the identity

@@ -12,9 +12,10 @@ the layers run one after another, and the layer that takes most of it bounds the
 Bytes are counted as if every tensor a layer reads or writes crosses the memory bus once
 per use: activations in the precision's width (bf16 autocast: 2 bytes, fp32: 4), the
 fp32 images, weights once per batch (autocast adds the bf16 copy it makes each step),
-the max-pool's int64 indices and dropout's bool mask in training, a max-pool backward's
-zero fill of the input gradient, and Adam's state once per step (parameter, gradient, two
-moments read; parameter and moments written). A cache that keeps a small batch's
+the max-pool's int64 indices and dropout's noise (in the activations' width: the CPU
+kernel keeps a tensor of it) in training, a max-pool backward's zero fill of the input
+gradient, and Adam's state once per step (parameter, gradient, two moments read;
+parameter and moments written). A cache that keeps a small batch's
 activations between layers moves less than this, so "of attainable" can pass 100% there.
 
 LAYERS holds the registered models' layers as torch sees them, spelled out so that the
@@ -25,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 ADAM_BYTES = 7 * 4  # per fp32 parameter and step: read weight, gradient and two moments; write three
-INDEX_BYTES, MASK_BYTES = 8, 1  # max-pool indices (int64), dropout's mask (bool), per output element
+INDEX_BYTES = 8  # max-pool indices (int64), per output element
 WEIGHTED = ("Conv2d", "Linear")
 
 
@@ -104,16 +105,18 @@ def costs(model: str, operation: str, batch: int, precision: str = "fp32") -> li
         if layer.kind in WEIGHTED:
             flops = 2 * layer.macs
             moved = read + act * y + weight * p
-            if train:  # weight gradient (reads the output gradient and the saved input), input gradient
+            if train:  # weight gradient: read the output gradient and the saved input, write the
+                #        gradient; input gradient: read the output gradient again and the weights
+                #        (or autocast's bf16 copy), write the input's gradient
                 flops += 2 * layer.macs * (1 if first else 2)
-                moved += act * y + act * x + 4 * p + (0 if first else act * x + weight / 2 * p)
+                moved += act * y + act * x + 4 * p + (0 if first else act * y + act * x + act * p)
         elif layer.kind == "MaxPool2d":
             moved = read + act * y + (INDEX_BYTES * y if train else 0)
             if train:  # read gradient and indices, zero-fill the input gradient, scatter into it
                 moved += act * y + INDEX_BYTES * y + 2 * act * x
         elif layer.kind == "Dropout":
             if train:  # in eval, the identity: nothing moves
-                moved = read + act * y + MASK_BYTES * y + act * y + MASK_BYTES * y + act * x
+                moved = read + act * y + act * y + act * y + act * y + act * x  # noise kept, read again
         else:  # elementwise (ReLU): its backward reads the gradient and the saved output
             moved = read + act * y + (2 * act * y + act * x if train else 0)
         out.append(Cost(layer.name, flops, moved))
