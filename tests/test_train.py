@@ -60,10 +60,12 @@ def test_time_to_accuracy_evaluates_at_the_recipes_cadence(train_split, test_spl
     assert reached["reached"] and reached["epochs"] in (0.25, 0.5, 0.75)  # stopped within the first epoch
     assert int(steps) == reached["epochs"] * len(train)  # trained exactly to the evaluation that reached it
     late = train_to_accuracy(Trainer(dataclasses.replace(cfg, eval_from=1.5), len(train)), train, test, target=0.5)
-    assert late["epochs"] == 1.5  # nothing evaluated before the recipe's first evaluation
+    assert late["reached"] and late["epochs"] == 1.5  # nothing evaluated before the recipe's first evaluation
+    at_end = Trainer(dataclasses.replace(cfg, eval_from=1.0), len(train))
+    assert train_to_accuracy(at_end, train, test, target=0.5)["epochs"] == 1 and at_end.epochs == 1
 
 
-@pytest.mark.parametrize("field,value,message", [("eval_every", 0.0, "positive number of epochs apart"),
+@pytest.mark.parametrize("field,value,message", [("eval_every", 0.0, "at least 0.01 epochs apart"),
                                                  ("eval_from", 3.0, "within the 2 epochs")])
 def test_a_bad_cadence_is_refused_by_name(field, value, message):
     with pytest.raises(UsageError, match=message):

@@ -86,8 +86,8 @@ def check_config(cfg: TrainConfig) -> None:
                f"batch size is larger than the {cfg.training_images:,} training images; "
                f"choose at most {cfg.training_images}", cfg.batch_size),
               (cfg.eval_batch_size >= 1, "evaluation batch size must be at least 1", cfg.eval_batch_size),
-              (math.isfinite(cfg.eval_every) and cfg.eval_every > 0, "evaluations must be a positive "
-               "number of epochs apart", cfg.eval_every),
+              (math.isfinite(cfg.eval_every) and cfg.eval_every >= 0.01, "evaluations must be at least "
+               "0.01 epochs apart", cfg.eval_every),
               (cfg.eval_from is None or 0 < cfg.eval_from <= cfg.epochs, "the first evaluation must come "
                f"after some training and within the {cfg.epochs} epochs", cfg.eval_from),
               (not cfg.cuda_graphs or cfg.optimizer == "adam", "cuda graphs work with the adam "

@@ -194,6 +194,20 @@ def infer(model: nn.Module, x: torch.Tensor, batch_size: int, precision: str = "
     return out
 
 
+class _Run:
+    """The next `count` batches of an epoch's iterator, cut as they are trained (a captured
+    step needs the count beforehand)."""
+
+    def __init__(self, batches, count: int):
+        self.batches, self.count = batches, count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self):
+        return itertools.islice(self.batches, self.count)
+
+
 def evaluation_steps(cfg: TrainConfig, steps_per_epoch: int) -> list[int]:
     """The training steps after which time to accuracy evaluates: every cfg.eval_every epochs
     from cfg.eval_from (default: after the first eval_every), and always at the last step."""
@@ -214,12 +228,13 @@ def train_to_accuracy(trainer: Trainer, train: Batches, test: Batches, target: f
     for epoch in range(trainer.cfg.epochs):
         batches, end = iter(train), (epoch + 1) * per_epoch
         for stop in sorted({p for p in points if done < p <= end} | {end}):
-            trainer.train(list(itertools.islice(batches, stop - done)))
+            trainer.train(_Run(batches, stop - done))
             done = stop
             if stop in points:
                 accuracy = trainer.evaluate(test)["accuracy"]
                 if accuracy >= target:
-                    return {"reached": True, "epochs": round(done / per_epoch, 4), "accuracy": accuracy}
+                    trainer.epochs += 1 if done == end else 0  # an epoch finished at its last evaluation
+                    return {"reached": True, "epochs": round(done / per_epoch, 2), "accuracy": accuracy}
         trainer.epochs += 1
     return {"reached": False, "epochs": trainer.epochs, "accuracy": accuracy}
 
