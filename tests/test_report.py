@@ -270,3 +270,19 @@ def test_time_to_accuracy_shows_mlperfs_trimmed_mean(another_machine):
     rounds = results.frame.set_index("case").loc["tta-cnn-cpu-bs256-bf16", "data"]
     assert len(rounds) == 5
     assert tta.loc["cnn", "MLPerf mean s"] == pytest.approx(sum(sorted(rounds)[1:4]) / 3)
+
+
+def test_a_time_to_accuracy_on_another_recipe_leaves_the_score_complete(another_machine, edited_result):
+    from mnist_models.reporting.score import ANOTHER_RECIPE, scores
+
+    def new_recipe(doc):
+        doc["machine_info"]["mnist_bench"]["label"] = "new-recipe"
+        for b in doc["benchmarks"]:
+            if b["param"].startswith("tta-"):
+                b["extra_info"]["recipe"].update(eval_from=1.8, eval_every=0.2)
+    reference = load_results([another_machine]).frame
+    same = scores(reference, reference).iloc[0]
+    other = scores(load_results([edited_result(another_machine, new_recipe)]).frame, reference).iloc[0]
+    assert not same["partial"] and not other["partial"]  # the set shrinks by the cases it cannot hold
+    assert other["of"] == other["cases"] == same["of"] - 2
+    assert sum(ANOTHER_RECIPE in line for line in other["left_out"]) == 2

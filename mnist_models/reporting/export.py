@@ -18,7 +18,10 @@ FORMATS = ("github-action-benchmark", "bencher")
 
 
 def _name(row) -> str:
-    return f"{row['case']} [{row['machine']}]"
+    """A series' name: the case and machine, and a time to accuracy's recipe (another recipe
+    is another series)."""
+    recipe = f" ({row['recipe']})" if row.get("recipe") else ""
+    return f"{row['case']}{recipe} [{row['machine']}]"
 
 
 def _speed(row) -> tuple[str, float, float, float]:

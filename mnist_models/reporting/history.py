@@ -33,12 +33,12 @@ class Step:
 
 
 def series(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per machine label, case, workload and commit: its rounds, median and date, in
+    """One row per machine label, case, workload (and recipe) and commit: its rounds, median and date, in
     the order the runs were made. Files without a commit, or labels with one commit, drop out."""
     f = frame.assign(label=frame["machine"].str.replace(r" \(.*\)$", "", regex=True))
     f = f[f["commit"].notna()]
     keep = f.groupby("label")["commit"].transform("nunique") > 1
-    return f[keep].sort_values(["label", "case", "samples", "run_at"], kind="stable")
+    return f[keep].sort_values(["label", "case", "samples", "recipe", "run_at"], kind="stable")
 
 
 def _split(rounds: list[np.ndarray]) -> tuple[int, float] | None:
@@ -58,10 +58,10 @@ def _split(rounds: list[np.ndarray]) -> tuple[int, float] | None:
 def steps(frame: pd.DataFrame) -> list[Step]:
     """Every step change in every series of the frame (results.load_results's)."""
     s = series(frame)
-    groups = list(s.groupby(["label", "case", "samples"], sort=False))
+    groups = list(s.groupby(["label", "case", "samples", "recipe"], sort=False))  # another recipe: another series
     tries = sum(max(len(g) - 1, 0) for _, g in groups)  # splits the first pass tries: Bonferroni
     found: list[Step] = []
-    for (label, case, _), g in groups:
+    for (label, case, _, _), g in groups:
         commits = g["commit"].tolist()
         rounds = [np.asarray(d if len(d) else [m], dtype=float) for d, m in zip(g["data"], g["median"])]
         found += _steps(label, case, commits, rounds, ALPHA / max(tries, 1))
@@ -90,7 +90,7 @@ def render_steps(found: list[Step], frame: pd.DataFrame) -> str:
     if s.empty:
         return "no machine label has result files from more than one commit; nothing to trend\n"
     if not found:
-        return (f"no step change in {s.groupby(['label', 'case', 'samples']).ngroups} series over "
+        return (f"no step change in {s.groupby(['label', 'case', 'samples', 'recipe']).ngroups} series over "
                 f"{s['commit'].nunique()} commits (p < {ALPHA} shared among the splits, at least {MIN_STEP:.0%})\n")
     return "".join(f"{st.commit} {st.machine} {st.case}: {st.change:+.1%} after {st.before} (p = {st.p:.2g}; "
                    f"{st.rounds[0]} rounds before, {st.rounds[1]} after)\n" for st in found)

@@ -178,15 +178,13 @@ def recipe_name(info: dict) -> str:
     recipe = info.get("recipe")
     if not isinstance(recipe, dict):
         return ""
+    def shown(v) -> str:  # 1 and 1.0 alike
+        return f"{v:g}" if _is_number(v) else str(v)
+
     r = {**CADENCE, **recipe}
-    first = "" if r["eval_from"] is None else f" from epoch {r['eval_from']}"
-    return (f"{r.get('epochs')} epochs at bs{r.get('batch_size')}, lr {r.get('lr')}, {r.get('optimizer')} "
-            f"{r.get('schedule')}, evaluated every {r['eval_every']} epochs{first}")
-
-
-def match_key(info: dict) -> tuple:
-    """An entry's MATCH values, from its extra_info."""
-    return (*(info.get(k) for k in MATCH[:-1]), recipe_name(info))
+    first = "" if r["eval_from"] is None else f" from epoch {shown(r['eval_from'])}"
+    return (f"{shown(r.get('epochs'))} epochs at bs{shown(r.get('batch_size'))}, lr {shown(r.get('lr'))}, "
+            f"{r.get('optimizer')} {r.get('schedule')}, evaluated every {shown(r['eval_every'])} epochs{first}")
 
 
 def _ours(b) -> bool:
@@ -221,7 +219,7 @@ def read_result(path: str | Path) -> tuple[dict, list[str]]:
             foreign += 1
             continue
         why = _entry_problem(b)
-        key = None if why else match_key(b["extra_info"])
+        key = None if why else tuple(b["extra_info"].get(k) for k in MATCH[:-1])  # one entry a case
         if key in seen:
             why = f"a second entry for {_short(b.get('param'))} (first: benchmarks[{seen[key]}])"
         if why:

@@ -12,8 +12,9 @@ loop, train and infer for both models at batch 64, 256 and 1024 in fp32 and bf16
 time to accuracy (speed: 1 / seconds, whatever precision its recipe ran in). A case
 counts only where the device ran it natively, and a bf16 case only where bf16 training
 kept its test accuracy within TOLERANCE of fp32's on the same case; time to accuracy
-counts only when every seed reached the target. The interval resamples each case's
-recorded rounds, on both machines (bootstrap). No torch here.
+counts only when every seed reached the target, and only with the reference's recipe (a
+device that ran another leaves that case out of its set, and says so). The interval
+resamples each case's recorded rounds, on both machines (bootstrap). No torch here.
 """
 from __future__ import annotations
 
@@ -26,13 +27,13 @@ REFERENCE = Path(__file__).parent / "reference" / "epyc-zen5-2core.json"  # scor
 BATCHES = (64, 256, 1024)  # the default matrix's batch sizes
 TOLERANCE = 0.003  # bf16's test accuracy may sit at most 0.3 points from fp32's on the same case
 DRAWS, SEED = 2000, 0  # bootstrap resamples, and their seed (the intervals are reproducible)
+ANOTHER_RECIPE = "another recipe than the reference's"  # why a time to accuracy is left out of the set
 KEY = ["operation", "model", "batch_size", "precision"]  # a reference case, whatever the device
 
 
 def _key(frame: pd.DataFrame) -> pd.Series:
-    """A case's place in the reference set; time to accuracy keyed by its recipe, not its
-    precision (another recipe is another case)."""
-    precision = frame["precision"].where(frame["operation"] != "tta", "recipe " + frame["recipe"])
+    """A case's place in the reference set; time to accuracy keyed without its precision."""
+    precision = frame["precision"].where(frame["operation"] != "tta", "recipe")
     return frame["operation"] + " " + frame["model"] + " bs" + frame["batch_size"].astype(str) + " " + precision
 
 
@@ -56,6 +57,8 @@ def why_left_out(rows: pd.DataFrame, reference: pd.DataFrame) -> pd.Series:
         if r["samples"] != ref.loc[r["key"], "samples"]:
             return f"another workload ({int(r['samples']):,} images a round, the reference's {int(ref.loc[r['key'], 'samples']):,})"
         if r["operation"] == "tta":
+            if r["recipe"] != ref.loc[r["key"], "recipe"]:
+                return f"{ANOTHER_RECIPE} ({ref.loc[r['key'], 'recipe']})"
             return "" if r["reached"] is not None and all(r["reached"]) else "not every seed reached the target"
         if r["precision"] == "bf16":
             if r["native"] is not True:
@@ -107,7 +110,9 @@ def scores(frame: pd.DataFrame, reference: pd.DataFrame | None = None) -> pd.Dat
         used = part[part["left_out"] == ""]
         if used.empty:
             continue
-        record = {"machine": machine, "device": device, "cases": len(used), "of": len(ref),
+        # a time to accuracy whose recipe is not the reference's is no case of this device's set
+        other = int(part["left_out"].str.startswith(ANOTHER_RECIPE).sum())
+        record = {"machine": machine, "device": device, "cases": len(used), "of": len(ref) - other,
                   "left_out": [f"{k}: {why}" for k, why in zip(part["key"], part["left_out"]) if why]}
         record["score"], record["low"], record["high"] = _score(used, ref, rng)
         for precision in ("fp32", "bf16"):

@@ -40,7 +40,7 @@ def machine_table(results: Results) -> pd.DataFrame:
                 "RAM": f"{f.get('ram_gb')} GB", "accelerator": accel,
                 "software": f"torch {f.get('torch')}, Python {f.get('python', '?')}, {f.get('os', '?')}",
                 "matmul peak GFLOP/s (size)": join(peaks),
-                "triad bandwidth GB/s": ", ".join(bandwidth) or "not probed (a file made before the bandwidth probe)",
+                "triad bandwidth GB/s": ", ".join(bandwidth) or "not probed (the file's run made no bandwidth probe)",
                 "run": f"{run}, {f.get('rounds')} rounds; {f.get('date') or '?'}, commit {f.get('commit') or '?'}"}
     table = pd.DataFrame({label: column(f) for label, f in results.machines.items()})
     return table.rename_axis("").reset_index()
@@ -126,9 +126,11 @@ def accelerator_epochs(frame: pd.DataFrame) -> pd.DataFrame:
 
 def tta_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Seconds to the target per machine and recipe: the median, the extremes, and MLPerf's
-    spread (of the rounds, the fastest and the slowest dropped and the rest averaged)."""
+    spread (of the rounds, the fastest and the slowest dropped and the rest averaged; blank
+    where a seed missed the target)."""
     t = frame[frame["operation"] == "tta"]
-    t = t.assign(setup=labels.setup(t), trimmed=[trimmed_mean(d) for d in t["data"]])
+    t = t.assign(setup=labels.setup(t), trimmed=[trimmed_mean(d) if r is not None and all(r) else None
+                                                 for d, r in zip(t["data"], t["reached"])])
     return t[["machine", "model", "device", "setup", "recipe", "target_accuracy", "median", "trimmed", "min", "max",
               "epochs_to_target", "reached"]].rename(
         columns={"median": "median s", "trimmed": "MLPerf mean s", "min": "best s", "max": "worst s",
