@@ -88,10 +88,13 @@ class Run:
 
     def _first_compile(self) -> contextlib.AbstractContextManager:
         """A compiled case's cold round compiles as a machine's first run would: past
-        inductor's caches on disk, which an earlier run (or case) may have filled."""
+        inductor's caches on disk, which an earlier run (or case) may have filled, and past
+        the graphs dynamo holds from earlier cases in this process."""
         if not self.cfg.compile:
             return contextlib.nullcontext()
+        import torch._dynamo
         import torch._inductor.config
+        torch._dynamo.reset()  # nor graphs an earlier case compiled in this process
         stack = contextlib.ExitStack()
         stack.enter_context(warnings.catch_warnings())
         warnings.filterwarnings("ignore", message="dynamo_pgo force disabled")  # what was asked for

@@ -173,9 +173,10 @@ def compile_unavailable(device: str) -> str | None:
     if not torch._dynamo.is_dynamo_supported():
         return f"torch.compile does not support this Python ({sys.version.split()[0]})"
     if device == "cpu":
-        compilers = [os.environ.get("CXX") or "", "g++", "clang++", "c++"]
-        if not any(c and shutil.which(c) for c in compilers):
-            return "torch.compile's CPU backend needs a C++ compiler (g++ or clang++); install one or set CXX"
+        compiler = os.environ.get("CXX") or ("clang++" if sys.platform == "darwin" else "g++")  # inductor's search
+        if not shutil.which(compiler):
+            return (f"torch.compile's CPU backend needs a C++ compiler, and {compiler} is not on the PATH; "
+                    "install it or set CXX")
         return None
     if device == "cuda":
         return None if importlib.util.find_spec("triton") else \
