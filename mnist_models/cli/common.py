@@ -3,6 +3,7 @@ exit codes' help text, warnings. Nothing heavier than argparse is imported here.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -49,8 +50,8 @@ def training(args: argparse.Namespace) -> tuple[TrainConfig, Path]:
 
 
 def command_line(args: argparse.Namespace) -> str:
-    """The command as typed, to write beside what it made."""
-    return " ".join(["python -m mnist_models", *args.argv])
+    """The command as typed, to write beside what it made (quoted as a shell reads it)."""
+    return " ".join(["python -m mnist_models", *map(shlex.quote, args.argv)])
 
 
 def warn(lines: list[str]) -> None:

@@ -34,8 +34,8 @@ def ablation_frame(doc: dict) -> pd.DataFrame:
     f["speedup"] = f["comparison"].map(base["median"]) / f["median"]
     f["best speedup"] = f["comparison"].map(base["best"]) / f["best"]
     peaks = doc["machine"].get("peak_gflops", {})
-    f["of peak"] = [g / peaks[f"cpu_{p}"] if peaks.get(f"cpu_{p}") else None
-                    for g, p in zip(f["gflops"], f["precision"])]
+    share = [g / peaks[f"cpu_{p}"] if peaks.get(f"cpu_{p}") else None for g, p in zip(f["gflops"], f["precision"])]
+    f["of peak"] = [x if x is not None and x <= 1 else None for x in share]  # above the probe: the probe is wrong
     return f
 
 
