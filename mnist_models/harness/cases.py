@@ -39,8 +39,8 @@ class Recipe(NamedTuple):
 
 # Time to accuracy (DAWNBench): the fastest recipe found per model, and its target. The
 # learning rate makes one cycle over the epochs; evaluations come every tenth (MLP) or
-# fifth (CNN) of an epoch once the annealing nears its end, so a run stops where it
-# reaches the target rather than at an epoch's end (experiments/tta.py; results/fast/tta.md).
+# fifth (CNN) of an epoch from about where seeds first reach the target, so a run stops
+# there rather than at an epoch's end (experiments/tta.py; results/fast/tta.md).
 TTA = {
     "mlp": Recipe(TrainConfig(model="mlp", epochs=4, batch_size=128, lr=3e-3, schedule="onecycle",
                               precision="bf16", eval_from=2.0, eval_every=0.1), 0.975),

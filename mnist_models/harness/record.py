@@ -1,7 +1,8 @@
 """What a benchmark run's JSON records beyond pytest-benchmark's own: the machine's facts
 (stable from run to run, so pytest-benchmark's --benchmark-compare sees one machine), the
-run's facts and the matmul probe (at the document's top level, `mnist_bench`), every case's
-axes as plain `params` (so `pytest-benchmark compare --group-by param:model` works), the
+run's facts and the matmul and bandwidth probes (at the document's top level,
+`mnist_bench`), every case's axes as plain `params` (so `pytest-benchmark compare
+--group-by param:model` works), the
 scaling efficiencies, and the copy written after every case that survives a crash.
 """
 from __future__ import annotations

@@ -9,8 +9,8 @@ Every row states the smallest change its rounds could have detected; a row whose
 could not have detected the threshold (too few, or too noisy) is `undecided`, with the
 rounds it would need, never `unchanged`. Where both sides counted instructions, they are
 judged too, at their own tight threshold. A case is matched only with the same case on
-the same workload (images per round): a quick run's case against a full run's is listed
-as not comparable, never judged. Files from different machines are said to be so first
+the same workload (images per round; a time to accuracy also on the same recipe): a quick
+run's case against a full run's is listed as not comparable, never judged. Files from different machines are said to be so first
 (hardware_difference); the CLI then does not fail on them unless asked.
 Rows are judged in bulk with numpy (50,000 cases: results/scale.md). No torch here.
 """

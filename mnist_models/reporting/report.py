@@ -50,7 +50,7 @@ ROOFLINE = ("`of attainable`: images/s over the roofline's, in which each layer 
             "its FLOPs at the matmul probe and its bytes at the triad bandwidth probe (reporting/roofline.py "
             "says what is counted); `bound by`: the layer that takes most of that time, and which side "
             "bounds it. A cache that keeps a small batch between layers can pass 100%. `no bandwidth probe`: "
-            "a file made before the probe was recorded.")
+            "a file whose run made no bandwidth probe (made before it was recorded).")
 
 
 def render_markdown(results: Results, baseline: str | None = None, plots: list[str] = (),

@@ -26,7 +26,7 @@ FIGURES = ["samples", "samples_per_second", "gflops", "flops_per_sample", "test_
            "native", "flops_3x", "instructions", "instructions_per_step", "instruction_steps"]
 COLUMNS = ["machine", "file", "case", *KEY, "recipe", *STATS, *FIGURES, "data", "peak_fraction", "peak_over",
            "attainable", "attainable_fraction", "bound_by", "commit", "run_at"]
-NO_BANDWIDTH = "no bandwidth probe"  # bound_by of a file made before the bandwidth probe
+NO_BANDWIDTH = "no bandwidth probe"  # bound_by of a file whose run made no bandwidth probe
 
 
 @dataclass
