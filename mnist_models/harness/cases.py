@@ -207,8 +207,8 @@ def skip_reason(case: Case, opts: BenchOptions) -> str | None:
         return absent(case.device)
     if "cuda_graphs" in case.knobs and case.device != "cuda":
         return "CUDA graphs need a CUDA device"
-    if "compile" in case.knobs and compile_unavailable(case.device):
-        return compile_unavailable(case.device)
+    if "compile" in case.knobs and (why := compile_unavailable(case.device)):
+        return why
     if case.operation == "tta" and opts.quick:
         return "time to accuracy needs the full dataset; run without --quick"
     try:
