@@ -1,7 +1,8 @@
 import pandas as pd
 import pytest
 
-from mnist_models.harness.ablation import BF16_TUNED, CNN_BF16, CNN_FP32, COMPARISONS, MLP_BS64, Comparison, _v, run_comparison
+from mnist_models.harness.ablation import (BF16_TUNED, CNN_BF16, CNN_FP32, COMPARISONS, MLP_BF16, MLP_BS64, Comparison,
+                                           _v, run_comparison)
 from mnist_models.harness.ablation_report import ablation_frame, targets
 from mnist_models.harness.cases import BenchOptions, Case
 from mnist_models.harness.run import Data
@@ -52,13 +53,64 @@ def test_targets_beside_goals():
     bench = pd.DataFrame([{"operation": "tta", "model": "cnn", "device": "cpu", "median": 12.0,
                            "reached": [True, True, True], "harness_overhead_fraction": 0.0004}])
     t = targets(ablation_frame(_doc(4.0, 0.45, 10.0, 6.0, 6.0, 3.0)), bench).set_index("target")
-    assert list(t["verdict"]) == ["minimum met", "met", "met", "met", "met"]
+    assert list(t["verdict"]) == ["minimum met", "met", "met", "met", "met", "missed"]
+    assert t.iloc[5]["measured"] == "CNN 12.00 s (3/3 seeds)"  # 12 s against 3 s; no MLP case in this file
     assert t.iloc[0]["measured"].startswith("8.89x") and t.iloc[1]["measured"].startswith("1.67x")
     # quickest rounds (4.0 / 0.405) beside the medians; the verdict still reads the medians
     assert t.iloc[0]["measured"] == "8.89x (fast); best rounds 9.88x (fast)"
     assert t.iloc[2]["measured"].endswith("best rounds 2.22x")  # 6.0 / 2.7
     t = targets(ablation_frame(_doc(4.0, 1.0, 10.0, 9.0, 6.0, 5.0, acc16=0.97)), bench)
     assert list(t["verdict"][:3]) == ["missed", "missed", "missed"]
+
+
+def _rec(comp, variant, median, precision="fp32"):
+    return {"comparison": comp.name, "baseline": comp.baseline, "variant": variant, "median": median,
+            "data": [median], "gflops": 1.0, "precision": precision, "test_accuracy": 0.98, "samples_per_second": 1.0}
+
+
+def _bf16_doc(tuned: float, compiled: float, mlp64: float, mlp256: float) -> dict:
+    """bf16 CNN paths and the MLP's bf16 against fp32 (each fp32 epoch 1.0 s)."""
+    return {"machine": {}, "records": [
+        _rec(CNN_BF16, CNN_BF16.baseline, 6.0), _rec(CNN_BF16, BF16_TUNED.name, tuned, "bf16"),
+        _rec(CNN_BF16, "bf16 cl, fused, compile", compiled, "bf16"),
+        _rec(MLP_BS64, MLP_BS64.baseline, 4.0), _rec(MLP_BS64, "+ fused adam", 1.0),
+        _rec(MLP_BS64, "+ fused, bf16", mlp64, "bf16"),
+        _rec(MLP_BF16[0], "fp32 fused", 1.0), _rec(MLP_BF16[0], "bf16 fused", mlp256, "bf16")]}
+
+
+def test_bf16_targets_by_the_cpus_class():
+    bench = pd.DataFrame([{"operation": "train", "model": "cnn", "device": "cpu", "harness_overhead_fraction": 0.0}])
+
+    def rows(doc, flags):
+        t = targets(ablation_frame(doc), bench, flags)
+        t.index = t["target"].str[:2]
+        return t.loc[t.index.isin(["6.", "7."])]
+
+    faster = _bf16_doc(tuned=3.0, compiled=2.25, mlp64=0.8, mlp256=1.25)  # 1.33x; MLP 1.25x and 0.80x
+    avx512 = rows(faster, ["avx2", "avx512_bf16"])
+    assert avx512.loc["6.", "measured"] == "1.33x (bf16 cl, fused, compile)" and avx512.loc["6.", "goal"] == "1.3x"
+    assert avx512.loc["6.", "verdict"] == "met" and "AVX-512 bf16" in avx512.loc["6.", "target"]
+    assert avx512.loc["7.", "measured"] == "bs64 1.25x, bs256 0.80x" and avx512.loc["7.", "verdict"] == "missed"
+    amx = rows(faster, ["avx512_bf16", "amx_bf16"])  # a matrix engine asks 2x of the same run
+    assert amx.loc["6.", "goal"] == "2x" and amx.loc["6.", "verdict"] == "missed"
+    same = rows(_bf16_doc(tuned=3.0, compiled=3.0, mlp64=1.0, mlp256=0.9), ["avx512_bf16"])  # A/A: no gain
+    assert same.loc["6.", "measured"].startswith("1.00x") and same.loc["6.", "verdict"] == "missed"
+    assert same.loc["7.", "verdict"] == "met"
+    assert rows(faster, ["avx2", "fma"]).empty  # bf16 emulated: no goal to meet
+
+
+def test_attainable_target_names_the_lowest_tuned_case():
+    bench = pd.DataFrame([
+        {"operation": "train", "model": "cnn", "device": "cpu", "variant": v, "case": c, "attainable_fraction": f,
+         "harness_overhead_fraction": 0.0}
+        for v, c, f in [("tuned", "train-cnn-cpu-bs256", 0.62), ("tuned", "train-mlp-cpu-bs64", 0.27),
+                        ("plain", "train-cnn-cpu-bs256-plain", 0.10), ("tuned", "train-cnn-cpu-bs64", None)]])
+    t = targets(ablation_frame(_bf16_doc(3.0, 3.0, 1.0, 1.0)), bench).set_index("target")
+    row = t.loc["9. tuned cpu cases at 50% of their attainable bound"]
+    assert row["measured"] == "1 of 2; lowest train-mlp-cpu-bs64 at 27%" and row["verdict"] == "missed"
+    bench.loc[1, "attainable_fraction"] = 0.5
+    t = targets(ablation_frame(_bf16_doc(3.0, 3.0, 1.0, 1.0)), bench).set_index("target")
+    assert t.loc["9. tuned cpu cases at 50% of their attainable bound", "verdict"] == "met"
 
 
 def test_a_run_of_some_comparisons_shows_only_their_targets(tmp_path, cli, capsys):

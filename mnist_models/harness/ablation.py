@@ -60,12 +60,24 @@ CNN_FP32 = Comparison("cnn bs256 fp32", NCHW_RELU_FIRST.name, (
 FP32_TUNED = _v("fp32 cl, fused", "cnn", 256, "channels_last+fused")
 BF16_TUNED = _v("bf16 cl, fused", "cnn", 256, "channels_last+fused", precision="bf16")
 CNN_BF16 = Comparison("cnn bs256 bf16", FP32_TUNED.name, (
-    FP32_TUNED, _v("bf16 NCHW, fused", "cnn", 256, "fused", precision="bf16"), BF16_TUNED))
+    FP32_TUNED, _v("bf16 NCHW, fused", "cnn", 256, "fused", precision="bf16"), BF16_TUNED,
+    _v("bf16 cl, fused, compile", "cnn", 256, "channels_last+fused+compile", precision="bf16")))
 CNN_BF16_1024 = Comparison("cnn bs1024 bf16", FP32_TUNED.name, (
     _v("fp32 cl, fused", "cnn", 1024, "channels_last+fused"),
     _v("bf16 cl, fused", "cnn", 1024, "channels_last+fused", precision="bf16"),
 ))
-COMPARISONS = (MLP_BS64, CNN_FP32, CNN_BF16, CNN_BF16_1024)
+
+
+def _mlp_bf16(bs: int) -> Comparison:
+    return Comparison(f"mlp bs{bs} bf16", "fp32 fused", (
+        _v("fp32 fused", "mlp", bs, "fused"), _v("bf16 fused", "mlp", bs, "fused", precision="bf16")))
+
+
+MLP_BF16 = (_mlp_bf16(256), _mlp_bf16(1024))
+# The MLP's fp32 and bf16 at each default batch size: (comparison, fp32 variant, bf16 variant)
+MLP_PRECISION_PAIRS = ((MLP_BS64, "+ fused adam", "+ fused, bf16"),
+                       *((c, "fp32 fused", "bf16 fused") for c in MLP_BF16))
+COMPARISONS = (MLP_BS64, CNN_FP32, CNN_BF16, CNN_BF16_1024, *MLP_BF16)
 
 
 def run_comparison(comp: Comparison, opts: BenchOptions, data, rounds: int, progress=None) -> list[dict]:

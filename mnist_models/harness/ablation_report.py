@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..reporting.markdown import md_table, pct
 from ..reporting.results import Results
-from .ablation import BF16_TUNED, CNN_BF16, CNN_FP32, MLP_BS64, Comparison, ablate
+from .ablation import BF16_TUNED, CNN_BF16, CNN_FP32, MLP_BS64, MLP_PRECISION_PAIRS, Comparison, ablate
 from .cases import BenchOptions
 
 
@@ -39,9 +39,16 @@ def ablation_frame(doc: dict) -> pd.DataFrame:
     return f
 
 
-def targets(ablation: pd.DataFrame, bench: pd.DataFrame) -> pd.DataFrame:
-    """The five speed targets: measured value beside its goal, and whether it was met (a
-    target whose comparison the run left out is left out too)."""
+# What a bf16 path on the cpu must reach against today's tuned one, by the cpu's class
+# (a matrix engine, else AVX-512 bf16); a cpu that emulates bf16 has no goal
+BF16_GOALS = (("amx_bf16", "a matrix engine (AMX)", 2.0), ("avx512_bf16", "AVX-512 bf16", 1.3))
+TTA_GOALS = {"cnn": 3.0, "mlp": 0.5}  # seconds to each recipe's target, the median of its seeds
+
+
+def targets(ablation: pd.DataFrame, bench: pd.DataFrame, flags=()) -> pd.DataFrame:
+    """The speed targets: measured value beside its goal, and whether it was met (a target
+    whose comparison or case the run left out is left out too). `flags`: the cpu's flags
+    (machine facts' cpu_flags), which set the bf16 goals."""
     def best(comparison: Comparison, precision: str = "fp32", by: str = "speedup") -> pd.Series:
         part = ablation[(ablation["comparison"] == comparison.name) & (ablation["precision"] == precision)]
         return part.loc[part[by].idxmax()]
@@ -82,9 +89,68 @@ def targets(ablation: pd.DataFrame, bench: pd.DataFrame) -> pd.DataFrame:
                      "15 s (30 s at most), every seed", every and t["median"] <= 15, every and t["median"] <= 30))
     overhead = bench["harness_overhead_fraction"].max()
     rows.append(("5. harness overhead, worst case", f"{overhead:.4%}", "< 1%", overhead < 0.01, overhead < 0.01))
+    rows += _bf16_rows(ablation, flags) + _tta_row(bench) + _attainable_row(bench)
     out = pd.DataFrame(rows, columns=["target", "measured", "goal", "met", "minimum met"])
     out["verdict"] = np.where(out["met"], "met", np.where(out["minimum met"], "minimum met", "missed"))
     return out.drop(columns=["met", "minimum met"])
+
+
+def _median(ablation: pd.DataFrame, comparison: Comparison, variant: str) -> float | None:
+    part = ablation[(ablation["comparison"] == comparison.name) & (ablation["variant"] == variant)]
+    return float(part["median"].iloc[0]) if len(part) else None
+
+
+def _bf16_rows(ablation: pd.DataFrame, flags) -> list[tuple]:
+    """6: the quickest other bf16 CNN path against today's tuned one; 7: the MLP's bf16
+    against its fp32 at each batch size the run compared. Only where bf16 is native."""
+    goal = next(((what, x) for flag, what, x in BF16_GOALS if flag in set(flags)), None)
+    if goal is None:
+        return []
+    rows = []
+    tuned = _median(ablation, CNN_BF16, BF16_TUNED.name)
+    others = ablation[(ablation["comparison"] == CNN_BF16.name) & (ablation["precision"] == "bf16")
+                      & (ablation["variant"] != BF16_TUNED.name)]
+    if tuned is not None and len(others):
+        top = others.loc[others["median"].idxmin()]
+        x = tuned / top["median"]
+        rows.append((f"6. CNN bs256 bf16 training vs today's tuned bf16, on {goal[0]}",
+                     f"{x:.2f}x ({top['variant']})", f"{goal[1]:g}x", x >= goal[1], x >= goal[1]))
+    ratios = [(comp.name.split()[1], fp32 / bf16) for comp, a, b in MLP_PRECISION_PAIRS
+              if (fp32 := _median(ablation, comp, a)) is not None and (bf16 := _median(ablation, comp, b)) is not None]
+    if ratios:
+        every = all(x >= 1 for _, x in ratios)
+        rows.append(("7. MLP bf16 vs fp32 training, per batch size",
+                     ", ".join(f"{bs} {x:.2f}x" for bs, x in ratios), "1.0x at each, or bf16 left out there",
+                     every, every))
+    return rows
+
+
+def _tta_row(bench: pd.DataFrame) -> list[tuple]:
+    """8: each model's time to accuracy on the cpu against the issue's goals."""
+    tta = bench[(bench["operation"] == "tta") & (bench["device"] == "cpu")].set_index("model")
+    models = [m for m in TTA_GOALS if m in tta.index]
+    if not models:
+        return []
+    met = all(all(tta.loc[m, "reached"]) and tta.loc[m, "median"] <= TTA_GOALS[m] for m in models)
+    measured = ", ".join(f"{m.upper()} {tta.loc[m, 'median']:.2f} s ({sum(tta.loc[m, 'reached'])}/"
+                         f"{len(tta.loc[m, 'reached'])} seeds)" for m in models)
+    goal = ", ".join(f"{m.upper()} {TTA_GOALS[m]:g} s" for m in models) + ", every seed"
+    return [("8. time to accuracy on cpu (median of seeds)", measured, goal, met, met)]
+
+
+def _attainable_row(bench: pd.DataFrame) -> list[tuple]:
+    """9: the tuned cpu cases' share of their roofline bound (files with a bandwidth probe)."""
+    if "attainable_fraction" not in bench:
+        return []
+    tuned = bench[(bench["device"] == "cpu") & (bench["variant"] == "tuned")
+                  & bench["attainable_fraction"].notna()]
+    if tuned.empty:
+        return []
+    low = tuned.loc[tuned["attainable_fraction"].idxmin()]
+    at_half = int((tuned["attainable_fraction"] >= 0.5).sum())
+    every = at_half == len(tuned)
+    return [("9. tuned cpu cases at 50% of their attainable bound", f"{at_half} of {len(tuned)}; lowest "
+             f"{low['case']} at {low['attainable_fraction']:.0%}", "every one, or the reason measured", every, every)]
 
 
 def render_fast(doc: dict, bench: Results | None, command: str) -> str:
@@ -99,7 +165,7 @@ def render_fast(doc: dict, bench: Results | None, command: str) -> str:
              "divides medians (the verdicts use it), `best speedup` each variant's quickest round, "
              "which this VM's slow spells, adding time to whole rounds, do not reach.", ""]
     if bench is not None and not bench.frame.empty:
-        parts += ["## Targets", "", md_table(targets(f, bench.frame)), ""]
+        parts += ["## Targets", "", md_table(targets(f, bench.frame, doc["machine"].get("cpu_flags", ()))), ""]
     for name, part in f.groupby("comparison", sort=False):
         table = part[["variant", "threads", "median", "samples_per_second", "speedup", "of peak",
                       "best", "best speedup", "test_accuracy"]].rename(
