@@ -1,7 +1,7 @@
 """Time to accuracy: today's recipes against the ones before them, seed by seed in turn,
 and the ceiling the roofline puts under each.
 
-    python experiments/tta.py --machine-label NAME > results/fast/tta.md
+    python experiments/tta.py --machine-label NAME --out results/fast/NAME/tta.md
 
 Each seed trains both recipes of a model from a fresh model, in alternating order (old,
 new, new, old, ...), with every evaluation on the clock as the suite's case has it. A
@@ -16,6 +16,7 @@ import argparse
 import dataclasses
 import statistics
 import time
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -71,6 +72,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--machine-label", required=True)
     p.add_argument("--seeds", type=int, default=SEEDS)
+    p.add_argument("--out", default="results/fast/tta.md", help="the markdown file to write")
     args = p.parse_args()
     tune_malloc()
     precision = "bf16" if "bf16" in default_precisions("cpu") else "fp32"
@@ -102,19 +104,21 @@ def main() -> None:
                             "epochs": r["epochs"], "evaluations": r["evaluations"], "test acc": f"{r['accuracy']:.2%}",
                             "reached": r["reached"]} for i, r in enumerate(done)]
     cpu = facts.get("cpu_model", "?")
-    print("# Time to accuracy: today's recipes against the ones before them\n")
-    print(f"Made by `python experiments/tta.py --machine-label {args.machine_label} > results/fast/tta.md` on "
-          f"{args.machine_label} ({cpu}, {facts.get('logical_cores')} vCPUs, {facts.get('cpu_capability')}; "
-          f"{facts.get('date') or time.strftime('%Y-%m-%d')}), in {precision} (bf16 only where the cpu runs it "
-          f"natively). {args.seeds} seeds a recipe, the two recipes of a model alternating seed by seed; every "
-          "evaluation on the clock. `MLPerf mean`: the fastest and slowest seeds dropped, the rest averaged. "
-          f"`ceiling`: the median seed's training images at the roofline's attainable images/s, and its "
-          f"evaluations at the inference bound, from this run's probes: {peak:,.1f} GFLOP/s {precision} matmul, "
-          f"{bandwidth:,.1f} GB/s triad. `below the ceiling`: a goal that even the roofline cannot reach here.\n")
-    print(md_table(pd.DataFrame(rows)))
-    print("\n## Every seed\n")
-    print(md_table(pd.DataFrame(seeds_rows)))
-
+    again = f"python experiments/tta.py --machine-label {args.machine_label} --out {args.out}"
+    text = "\n".join([
+        "# Time to accuracy: today's recipes against the ones before them", "",
+        f"Made by `{again}` on "
+        f"{args.machine_label} ({cpu}, {facts.get('logical_cores')} vCPUs, {facts.get('cpu_capability')}; "
+        f"{facts.get('date') or time.strftime('%Y-%m-%d')}), in {precision} (bf16 only where the cpu runs it "
+        f"natively). {args.seeds} seeds a recipe, the two recipes of a model alternating seed by seed; every "
+        "evaluation on the clock. `MLPerf mean`: the fastest and slowest seeds dropped, the rest averaged. "
+        f"`ceiling`: the median seed's training images at the roofline's attainable images/s, and its "
+        f"evaluations at the inference bound, from this run's probes: {peak:,.1f} GFLOP/s {precision} matmul, "
+        f"{bandwidth:,.1f} GB/s triad. `below the ceiling`: a goal that even the roofline cannot reach here.", "",
+        md_table(pd.DataFrame(rows)), "", "## Every seed", "", md_table(pd.DataFrame(seeds_rows)), ""])
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(text)
+    print(f"wrote {args.out}")
 
 if __name__ == "__main__":
     main()
