@@ -1,6 +1,6 @@
 """The roofline's memory side checked on this machine, and each tuned case against its bound.
 
-    python experiments/roofline.py --machine-label NAME --results results/NAME.json > results/fast/roofline.md
+    python experiments/roofline.py --machine-label NAME --results results/NAME.json --out results/fast/NAME/roofline.md
 
 First the two probes, as a run records them. Then three memory-bound passes, each far
 beyond the last-level cache, whose bytes are counted as reporting/roofline.py counts
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -83,34 +84,40 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--machine-label", required=True)
     p.add_argument("--results", required=True, help="this machine's result file")
+    p.add_argument("--out", default="results/fast/roofline.md", help="the markdown file to write")
     args = p.parse_args()
     tune_malloc()  # as the suite runs: freed memory kept, so a pass pays no page faults
     ceilings = probe({"cpu": ("fp32",)})
     peak, bandwidth = ceilings["peak_gflops"]["cpu_fp32"], ceilings["bandwidth_gbs"]["cpu"]
     table = calibrate(bandwidth)
     tuned = cases(args.results)
-    print("# The roofline on this machine\n")
-    print(f"Made by `python experiments/roofline.py --machine-label {args.machine_label} --results "
-          f"{args.results} > results/fast/roofline.md` on {args.machine_label}, {time.strftime('%Y-%m-%d')}, "
+    lines: list[str] = []
+    say = lines.append
+    say("# The roofline on this machine\n")
+    say(f"Made by `python experiments/roofline.py --machine-label {args.machine_label} --results "
+          f"{args.results} --out {args.out}` on {args.machine_label}, {time.strftime('%Y-%m-%d')}, "
           f"{torch.get_num_threads()} torch threads. Probes here: {peak:,.1f} GFLOP/s fp32 matmul, "
           f"{bandwidth:,.1f} GB/s triad.\n")
-    print("## Memory-bound passes against their bound\n")
-    print(f"Each pass far beyond the last-level cache, best of {ROUNDS} rounds taken in turn with the triad; "
+    say("## Memory-bound passes against their bound\n")
+    say(f"Each pass far beyond the last-level cache, best of {ROUNDS} rounds taken in turn with the triad; "
           "bytes as `mnist_models/reporting/roofline.py` counts the layer the pass stands for. The stated "
           f"factor: a pass reaches at least 1/{FACTOR:g} of its bound.\n")
-    print(md_table(table))
-    print("\nThe triad is counted as STREAM counts it, 12 bytes an element, though the cache reads each "
+    say(md_table(table))
+    say("\nThe triad is counted as STREAM counts it, 12 bytes an element, though the cache reads each "
           "line of its destination before writing it: a pass that writes in place (the Adam step) moves "
           "no such extra line, and can pass 100% of a bound set by the triad.")
-    print(f"\n## Tuned cases against their attainable bound ({args.results})\n")
-    print("The file's own probes set each bound (the report's `of attainable`). A cache that keeps a "
+    say(f"\n## Tuned cases against their attainable bound ({args.results})\n")
+    say("The file's own probes set each bound (the report's `of attainable`). A cache that keeps a "
           "small batch's activations between layers moves less than the roofline counts, so a share "
           "above 100% is possible there.\n")
-    print(md_table(tuned))
+    say(md_table(tuned))
     under = tuned[tuned["of attainable"].map(lambda s: bool(s) and float(s.rstrip("%")) < 50)]
-    print(f"\n{len(under)} of {len(tuned)} tuned cases run under half of their bound"
-          + (": " + ", ".join(f"{r.operation} {r.model} bs{r.batch}" for r in under.itertuples()) + "."
+    say(f"\n{len(under)} of {len(tuned)} tuned cases run under half of their bound"
+          + (": " + ", ".join(f"{r.operation} {r.model} bs{r.batch} {r.precision}" for r in under.itertuples()) + "."
              if len(under) else "."))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text("\n".join(lines) + "\n")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
