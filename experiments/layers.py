@@ -27,6 +27,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from mnist_models.core.models import leaf_layers
 from mnist_models.core.train import Trainer, loaders
+from mnist_models.files import write_files
 from mnist_models.harness.cases import BenchOptions, Case, default_precisions
 from mnist_models.harness.run import Data
 from mnist_models.machine.facts import build_machine_facts
@@ -148,8 +149,7 @@ def main() -> None:
         "(experiments/layers.py says how). `bound ms`: reporting/roofline.py's attainable time for the layer; "
         "`of bound`: bound over measured.", "",
         "## Summary", "", md_table(pd.DataFrame(summaries), floatfmt=".2f"), "", *parts])
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+    write_files({Path(args.out): text.encode()})
     print(f"wrote {args.out}")
 
 

@@ -21,9 +21,10 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from mnist_models.files import write_files
 from mnist_models.machine.devices import timed
-from mnist_models.machine.process import tune_malloc
 from mnist_models.machine.probe import probe, triad_bandwidth_gbs
+from mnist_models.machine.process import tune_malloc
 from mnist_models.reporting.markdown import md_table, pct
 from mnist_models.reporting.results import load_results
 from mnist_models.reporting.roofline import ADAM_BYTES
@@ -95,28 +96,27 @@ def main() -> None:
     say = lines.append
     say("# The roofline on this machine\n")
     say(f"Made by `python experiments/roofline.py --machine-label {args.machine_label} --results "
-          f"{args.results} --out {args.out}` on {args.machine_label}, {time.strftime('%Y-%m-%d')}, "
-          f"{torch.get_num_threads()} torch threads. Probes here: {peak:,.1f} GFLOP/s fp32 matmul, "
-          f"{bandwidth:,.1f} GB/s triad.\n")
+        f"{args.results} --out {args.out}` on {args.machine_label}, {time.strftime('%Y-%m-%d')}, "
+        f"{torch.get_num_threads()} torch threads. Probes here: {peak:,.1f} GFLOP/s fp32 matmul, "
+        f"{bandwidth:,.1f} GB/s triad.\n")
     say("## Memory-bound passes against their bound\n")
     say(f"Each pass far beyond the last-level cache, best of {ROUNDS} rounds taken in turn with the triad; "
-          "bytes as `mnist_models/reporting/roofline.py` counts the layer the pass stands for. The stated "
-          f"factor: a pass reaches at least 1/{FACTOR:g} of its bound.\n")
+        "bytes as `mnist_models/reporting/roofline.py` counts the layer the pass stands for. The stated "
+        f"factor: a pass reaches at least 1/{FACTOR:g} of its bound.\n")
     say(md_table(table))
     say("\nThe triad is counted as STREAM counts it, 12 bytes an element, though the cache reads each "
-          "line of its destination before writing it: a pass that writes in place (the Adam step) moves "
-          "no such extra line, and can pass 100% of a bound set by the triad.")
+        "line of its destination before writing it: a pass that writes in place (the Adam step) moves "
+        "no such extra line, and can pass 100% of a bound set by the triad.")
     say(f"\n## Tuned cases against their attainable bound ({args.results})\n")
     say("The file's own probes set each bound (the report's `of attainable`). A cache that keeps a "
-          "small batch's activations between layers moves less than the roofline counts, so a share "
-          "above 100% is possible there.\n")
+        "small batch's activations between layers moves less than the roofline counts, so a share "
+        "above 100% is possible there.\n")
     say(md_table(tuned))
     under = tuned[tuned["of attainable"].map(lambda s: bool(s) and float(s.rstrip("%")) < 50)]
     say(f"\n{len(under)} of {len(tuned)} tuned cases run under half of their bound"
-          + (": " + ", ".join(f"{r.operation} {r.model} bs{r.batch} {r.precision}" for r in under.itertuples()) + "."
-             if len(under) else "."))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text("\n".join(lines) + "\n")
+        + (": " + ", ".join(f"{r.operation} {r.model} bs{r.batch} {r.precision}" for r in under.itertuples()) + "."
+           if len(under) else "."))
+    write_files({Path(args.out): ("\n".join(lines) + "\n").encode()})
     print(f"wrote {args.out}")
 
 

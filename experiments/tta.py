@@ -23,6 +23,7 @@ import torch
 
 from mnist_models.core.config import EVAL_BATCH, TEST_SIZE, TRAIN_SIZE
 from mnist_models.core.train import Trainer, evaluation_steps, loaders, train_to_accuracy
+from mnist_models.files import write_files
 from mnist_models.harness.cases import TTA, BenchOptions, Recipe, default_precisions
 from mnist_models.harness.run import Data
 from mnist_models.machine.facts import build_machine_facts
@@ -116,9 +117,9 @@ def main() -> None:
         f"evaluations at the inference bound, from this run's probes: {peak:,.1f} GFLOP/s {precision} matmul, "
         f"{bandwidth:,.1f} GB/s triad. `below the ceiling`: a goal that even the roofline cannot reach here.", "",
         md_table(pd.DataFrame(rows)), "", "## Every seed", "", md_table(pd.DataFrame(seeds_rows)), ""])
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+    write_files({Path(args.out): text.encode()})
     print(f"wrote {args.out}")
+
 
 if __name__ == "__main__":
     main()
