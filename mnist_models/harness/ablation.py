@@ -38,13 +38,15 @@ def _v(name: str, model: str, bs: int, variant: str = "plain", threads: int | No
 
 
 SEED_LOOP = _v("seed loop", "mlp", 64, loader=NOTEBOOK)
+MLP64_FUSED = _v("+ fused adam", "mlp", 64, "fused")
+MLP64_BF16 = _v("+ fused, bf16", "mlp", 64, "fused", precision="bf16")
 MLP_BS64 = Comparison("mlp bs64", SEED_LOOP.name, (
     SEED_LOOP,
     _v("resident, plain", "mlp", 64),
-    _v("+ fused adam", "mlp", 64, "fused"),
+    MLP64_FUSED,
     _v("+ fused, 1 thread", "mlp", 64, "fused", threads=1),
     _v("+ fused, compile", "mlp", 64, "fused+compile"),
-    _v("+ fused, bf16", "mlp", 64, "fused", precision="bf16"),
+    MLP64_BF16,
 ))
 NCHW_RELU_FIRST = _v("plain NCHW, ReLU then pool", "cnn", 256, "relu_first")
 CNN_FP32 = Comparison("cnn bs256 fp32", NCHW_RELU_FIRST.name, (
@@ -75,8 +77,7 @@ def _mlp_bf16(bs: int) -> Comparison:
 
 MLP_BF16 = (_mlp_bf16(256), _mlp_bf16(1024))
 # The MLP's fp32 and bf16 at each default batch size: (comparison, fp32 variant, bf16 variant)
-MLP_PRECISION_PAIRS = ((MLP_BS64, "+ fused adam", "+ fused, bf16"),
-                       *((c, "fp32 fused", "bf16 fused") for c in MLP_BF16))
+MLP_PRECISION_PAIRS = ((MLP_BS64, MLP64_FUSED, MLP64_BF16), *((c, *c.variants) for c in MLP_BF16))
 COMPARISONS = (MLP_BS64, CNN_FP32, CNN_BF16, CNN_BF16_1024, *MLP_BF16)
 
 

@@ -115,12 +115,13 @@ def _bf16_rows(ablation: pd.DataFrame, flags) -> list[tuple]:
         x = tuned / top["median"]
         rows.append((f"6. CNN bs256 bf16 training vs today's tuned bf16, on {goal[0]}",
                      f"{x:.2f}x ({top['variant']})", f"{goal[1]:g}x", x >= goal[1], x >= goal[1]))
-    ratios = [(comp.name.split()[1], fp32 / bf16) for comp, a, b in MLP_PRECISION_PAIRS
-              if (fp32 := _median(ablation, comp, a)) is not None and (bf16 := _median(ablation, comp, b)) is not None]
+    ratios = [(a.case.batch_size, fp32 / bf16) for comp, a, b in MLP_PRECISION_PAIRS
+              if (fp32 := _median(ablation, comp, a.name)) is not None
+              and (bf16 := _median(ablation, comp, b.name)) is not None]
     if ratios:
         every = all(x >= 1 for _, x in ratios)
         rows.append(("7. MLP bf16 vs fp32 training, per batch size",
-                     ", ".join(f"{bs} {x:.2f}x" for bs, x in ratios), "1.0x at each, or bf16 left out there",
+                     ", ".join(f"bs{bs} {x:.2f}x" for bs, x in ratios), "1.0x at each, or bf16 left out there",
                      every, every))
     return rows
 
