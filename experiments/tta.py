@@ -24,12 +24,13 @@ import torch
 from mnist_models.core.config import EVAL_BATCH, TEST_SIZE, TRAIN_SIZE
 from mnist_models.core.train import Trainer, evaluation_steps, loaders, train_to_accuracy
 from mnist_models.files import write_files
-from mnist_models.harness.cases import TTA, BenchOptions, Recipe, default_precisions
+from mnist_models.harness.cases import TTA, BenchOptions, Recipe, default_precisions, recipe_fields
 from mnist_models.harness.run import Data
 from mnist_models.machine.facts import build_machine_facts
 from mnist_models.machine.process import tune_malloc
 from mnist_models.reporting.markdown import md_table
 from mnist_models.reporting.roofline import bound
+from mnist_models.reporting.schema import recipe_name
 from mnist_models.reporting.tables import trimmed_mean
 
 SEEDS, CPU = 5, torch.device("cpu")
@@ -38,12 +39,6 @@ BEFORE = {  # the recipes the committed result files ran: each epoch's end evalu
     "mlp": Recipe(dataclasses.replace(TTA["mlp"].config, epochs=4, lr=3e-3, eval_from=None, eval_every=1.0), 0.975),
     "cnn": Recipe(dataclasses.replace(TTA["cnn"].config, epochs=3, lr=6e-3, eval_from=None, eval_every=1.0), 0.990),
 }
-
-
-def describe(cfg) -> str:
-    first = "" if cfg.eval_from is None else f" from epoch {cfg.eval_from:g}"
-    return (f"{cfg.epochs} epochs at bs{cfg.batch_size}, lr {cfg.lr:g} onecycle, "
-            f"evaluated every {cfg.eval_every:g} epochs{first}")
 
 
 def run(recipe: Recipe, seed: int, data: Data, precision: str) -> dict:
@@ -92,7 +87,8 @@ def main() -> None:
             done = runs[name]
             times = [r["seconds"] for r in done]
             top = ceiling(recipe, done, precision, peak, bandwidth)
-            rows.append({"model": model, "recipe": f"{name}: {describe(recipe.config)}",
+            named = recipe_name({"recipe": recipe_fields(recipe.config)})
+            rows.append({"model": model, "recipe": f"{name}: {named}",
                          "target": f"{recipe.target:.1%}",
                          "reached": f"{sum(r['reached'] for r in done)}/{len(done)}",
                          "median s": round(statistics.median(times), 2),

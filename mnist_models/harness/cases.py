@@ -37,6 +37,15 @@ class Recipe(NamedTuple):
     target: float  # the test accuracy that stops the clock
 
 
+RECIPE_FIELDS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "precision", "eval_from", "eval_every")
+
+
+def recipe_fields(cfg: TrainConfig) -> dict:
+    """What a time-to-accuracy result records of its recipe (reporting.schema.recipe_name
+    names it in one line)."""
+    return {k: getattr(cfg, k) for k in RECIPE_FIELDS}
+
+
 # Time to accuracy (DAWNBench): the fastest recipe found per model, and its target. The
 # learning rate makes one cycle over the epochs; evaluations come every tenth (MLP) or
 # fifth (CNN) of an epoch from about where seeds first reach the target, so a run stops

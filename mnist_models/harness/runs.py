@@ -13,7 +13,7 @@ from ..core.config import TEST_SIZE
 from ..core.models import macs_per_sample, training_macs_per_sample
 from ..core.train import Trainer, build_model, infer, loaders, train_to_accuracy
 from ..machine.devices import sync
-from .cases import TTA, BenchOptions, Case
+from .cases import TTA, BenchOptions, Case, recipe_fields
 from .ddp_run import DdpRun
 from .run import Data, Run
 
@@ -89,8 +89,7 @@ class TimeToAccuracyRun(ResidentRun):
                 "reached": [r["reached"] for r in self.results],
                 "epochs_to_target": [r["epochs"] for r in self.results],
                 "accuracy_at_stop": [r["accuracy"] for r in self.results],
-                "recipe": {k: getattr(self.cfg, k) for k in ("epochs", "batch_size", "lr", "optimizer",
-                                                            "schedule", "precision", "eval_from", "eval_every")}}
+                "recipe": recipe_fields(self.cfg)}
 
 
 RUNS: dict[str, type[Run]] = {"train": TrainRun, "infer": InferRun, "tta": TimeToAccuracyRun, "ddp": DdpRun}
