@@ -89,7 +89,7 @@ def test_a_side_that_is_neither_a_checkout_nor_an_environment_is_named(cli, caps
 def test_bad_options_are_one_line_and_exit_2(cli, capsys, repo, tmp_path, extra, message):
     assert cli("ab", str(repo), str(repo), "--out", str(tmp_path / "o"), *extra) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]  # after argparse's usage, one line
-    assert message in last
+    assert message in last and not (tmp_path / "o").exists()
 
 
 def test_finished_files_are_not_overwritten_without_force(cli, capsys, repo, tmp_path):

@@ -14,15 +14,8 @@ from .common import EXIT_CODES, ROOT_HELP, warn
 FILES = ["base.json", "new.json", "comparison.md"]
 
 
-def known_cases() -> list[str]:
-    """Every CPU train and infer case a side can time, fp32 and bf16."""
-    from ..harness.cases import BenchOptions, cases
-    opts = BenchOptions(devices=("cpu",), precisions=("fp32", "bf16"), quick=True)
-    return [c.id for op in ("train", "infer") for c in cases(opts, op)]
-
-
 def add(sub) -> None:
-    from ..harness.ab import COUNTED, AbOptions
+    from ..harness.ab import COUNTED, AbOptions, known_cases
     d = AbOptions("", "")
     a = sub.add_parser("ab", help="time two versions of the code in paired rounds; exit 1 when one regressed",
                        epilog=EXIT_CODES)
@@ -31,9 +24,9 @@ def add(sub) -> None:
     a.add_argument("new", help="the version to check, the same way")
     a.add_argument("--out", required=True, help=f"folder for {', '.join(FILES)}")
     a.add_argument("--json", help="also write each case's verdict, change, interval and detectable change here")
-    a.add_argument("--cases", type=choices("case", known_cases()), default=d.cases,
+    a.add_argument("--cases", type=choices("case", list(known_cases())), default=d.cases,
                    help=f"comma-separated cases timed on the clock (default {','.join(d.cases)})")
-    a.add_argument("--counted", type=choices("case", known_cases()), default=None,
+    a.add_argument("--counted", type=choices("case", list(known_cases())), default=None,
                    help=f"comma-separated cases counted in instructions, among those timed (default: those of "
                         f"{','.join(COUNTED)} that are timed)")
     a.add_argument("--pairs", type=positive("pairs"), default=d.pairs,
@@ -62,26 +55,25 @@ def add(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..harness.ab import AbOptions
-    from ..harness.workers import Side
+    from ..harness.ab import AbOptions, plan
     opts = AbOptions(**{k: getattr(args, k) for k in AbOptions.__dataclass_fields__ if k != "new"},
                      new=args.new)
-    for name, path in (("base", args.base), ("new", args.new)):
-        Side.find(name, path)  # one line now, not after the first side has started
+    checked = plan(opts)  # every problem with the options in one line now, before --out is touched
     out, verdicts = Path(args.out), Path(args.json) if args.json else None
     with one_writer(out):
         check_writable(out, FILES, args.force)
         if verdicts is not None:
             check_writable(verdicts.parent, [verdicts.name], args.force, option="--json")
-        return _compare(opts, out, verdicts, args.format)
+        return _compare(checked, out, verdicts, args.format)
 
 
-def _compare(opts, out: Path, verdicts: Path | None, fmt: str) -> int:
+def _compare(checked, out: Path, verdicts: Path | None, fmt: str) -> int:
     from ..harness.ab import run_ab
+    opts = checked.opts
     from ..reporting.paired import render, verdict_records
     progress = (lambda line: print(f"mnist-bench ab: {line}", file=sys.stderr, flush=True)) \
         if sys.stderr.isatty() else (lambda line: None)
-    result = run_ab(opts, progress)
+    result = run_ab(checked, progress)
     title = f"mnist-bench ab: {opts.base} (base) against {opts.new} (new)"
     text = render(result.table, fmt, title=title)
     notes = "".join(f"\n- {n}" for n in result.notes)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import RunError, UsageError
+from .cases import BenchOptions, Case, cases
 from .workers import Side, Worker
 
 # The CI set: training, which a change to the step slows, and inference beside it as the control.
@@ -27,14 +28,20 @@ FIRST_IMAGES = {"train": 1024, "infer": 2048}  # the round that sizes the rest (
 COUNTED = ("train-mlp-cpu-bs64", "train-cnn-cpu-bs64", "infer-mlp-cpu-bs256", "infer-cnn-cpu-bs256")
 
 
+def known_cases() -> dict[str, Case]:
+    """Every CPU train and infer case a side can time, fp32 and bf16, by id."""
+    opts = BenchOptions(devices=("cpu",), precisions=("fp32", "bf16"), quick=True)
+    return {c.id: c for op in ("train", "infer") for c in cases(opts, op)}
+
+
 def sizes(cases: list[str], took: dict[str, float], images: dict[str, int], seconds: float) -> dict[str, int]:
     """Images per round for each case, so that a round lasts about `seconds` (whole batches;
     at most a split): `took` is the base side's seconds for a round of `images`."""
-    out = {}
+    known, out = known_cases(), {}
     for case in cases:
-        operation, batch = case.split("-")[0], int(case.split("-bs")[1].split("-")[0])
+        batch = known[case].batch_size
         most = 60_000  # a split's images (inference passes over the test split again)
-        n = images[operation] * seconds / max(took[case], 1e-6)
+        n = images[known[case].operation] * seconds / max(took[case], 1e-6)
         out[case] = int(min(most, max(batch, round(n / batch) * batch)))
     return out
 
@@ -122,12 +129,17 @@ class AbResult:
     busy: dict
 
 
-def run_ab(opts: AbOptions, progress: Callable[[str], None] = lambda line: None) -> AbResult:
-    """Time both sides on the clock, then count their instructions; judge every case."""
-    import pandas as pd
+@dataclass(frozen=True)
+class Plan:
+    """The options checked and resolved, before any side starts or any file is written."""
 
-    from ..machine.process import busy_since, cpu_snapshot, not_quiet
-    from ..reporting.paired import judge_counts, judge_pairs
+    opts: AbOptions
+    sides: tuple[Side, Side]
+    counted: list[str]  # the cases counted in instructions
+
+
+def plan(opts: AbOptions) -> Plan:
+    """Find both sides and check the options together: a UsageError names the first problem."""
     sides = (Side.find("base", opts.base), Side.find("new", opts.new))
     counted = [c for c in COUNTED if c in opts.cases] if opts.counted is None else list(opts.counted)
     unknown = [c for c in counted if c not in opts.cases]
@@ -136,6 +148,16 @@ def run_ab(opts: AbOptions, progress: Callable[[str], None] = lambda line: None)
     if opts.detect <= opts.threshold:
         raise UsageError(f"--detect {opts.detect:.1%} must be above --threshold {opts.threshold:.1%}: a case is "
                          "slower only when surely above the threshold, so no smaller change can be seen")
+    return Plan(opts, sides, counted)
+
+
+def run_ab(checked: Plan, progress: Callable[[str], None] = lambda line: None) -> AbResult:
+    """Time both sides on the clock, then count their instructions; judge every case."""
+    import pandas as pd
+
+    from ..machine.process import busy_since, cpu_snapshot, not_quiet
+    from ..reporting.paired import judge_counts, judge_pairs
+    opts, sides, counted = checked.opts, checked.sides, checked.counted
     notes, before = [], cpu_snapshot()
     timed = time_sides(sides, list(opts.cases), opts.pairs, opts.threads, opts.root, FIRST_IMAGES,
                        opts.seconds, opts.workers, progress)
