@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from mnist_models.reporting.compare import compare, pool
+from mnist_models.reporting.compare import NO_TEST, compare, pool
 from mnist_models.reporting.results import load_results
 
 TIMES = ("min", "max", "mean", "median", "q1", "q3")
@@ -58,10 +58,11 @@ def test_compare_with_too_few_rounds_is_undecided_not_the_threshold_alone(cpu_re
             edited_result(cpu_result, _times(1.5, rounds=rounds), f"s{rounds}.json")
         table = compare(_frame(base), _frame(slow))
         assert (table["verdict"] == "undecided").all() and np.isinf(table["detectable"]).all()
+        assert (table["test"] == NO_TEST).all()  # no test decided these rows, and the column says so
         needs = table["note"].str.extract(r"^needs (\d+) more rounds a side$")[0].astype(int)
         assert (needs >= 5 - rounds).all()
-    five = edited_result(cpu_result, _times(1.5), "five-slow.json")
-    assert (compare(_frame(cpu_result), _frame(five))["verdict"] == "slower").all()
+    five = compare(_frame(cpu_result), _frame(edited_result(cpu_result, _times(1.5), "five-slow.json")))
+    assert (five["verdict"] == "slower").all() and (five["test"] == "mann-whitney").all()
 
 
 def test_compare_missing_and_new_cases(cli, capsys, cpu_result, gpu_result):

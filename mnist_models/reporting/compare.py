@@ -90,28 +90,44 @@ def pool(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([frame[~twice], pd.DataFrame(rows, columns=frame.columns)], ignore_index=True)
 
 
+NO_TEST = "none (too few rounds to reach alpha)"
+
+
+def _rounds(both: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Per matched row, each side's rounds: those in the file, or the count it recorded where
+    it kept none (autosave files)."""
+    return tuple(np.array([len(d) or r for d, r in zip(both[f"data_{s}"], both[f"rounds_{s}"])], dtype=float)
+                 for s in ("base", "new"))
+
+
+def _reachable(rounds_base: np.ndarray, rounds_new: np.ndarray, alpha: float) -> np.ndarray:
+    """Whether a two-sided Mann-Whitney test of so many rounds can reach `alpha` at all."""
+    return np.array([2 / comb(int(a + b), int(a)) < alpha for a, b in zip(rounds_base, rounds_new)], dtype=bool)
+
+
 def _tests(both: pd.DataFrame, alpha: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per matched row: is the change beyond the noise, its p-value, and the test used.
+    """Per matched row: is the change beyond the noise, its p-value, and the test that decides.
 
     Where the rounds are enough for a two-sided Mann-Whitney U test to reach `alpha`
     (e.g. 4 and 4 for 0.05), that test decides; rows with the same round counts are tested
-    together. With fewer rounds the interquartile ranges must not overlap ("iqr"); with a
-    single round a side that is the threshold alone, and the row says so ("threshold")."""
+    together. A file that kept only quartiles (autosave) is judged by them: the
+    interquartile ranges must not overlap. Where the rounds are too few for any p-value to
+    reach `alpha`, no test decides (NO_TEST), and compare calls the row undecided."""
     from scipy.stats import mannwhitneyu
     n_base, n_new = both["data_base"].map(len).to_numpy(), both["data_new"].map(len).to_numpy()
     slower = both["ratio"].to_numpy() > 1
     apart = np.where(slower, both["q1_new"] > both["q3_base"], both["q3_new"] < both["q1_base"])
     p = np.full(len(both), np.nan)
-    test = np.select([(n_base == 0) | (n_new == 0), (n_base == 1) & (n_new == 1)],
-                     ["iqr (recorded quartiles; no rounds in the file)", "threshold"], "iqr").astype(object)
+    quartiles = (n_base == 0) | (n_new == 0)
+    test = np.select([~_reachable(*_rounds(both), alpha), quartiles],
+                     [NO_TEST, "iqr (recorded quartiles; no rounds in the file)"], "mann-whitney").astype(object)
     for (a, b), rows in pd.Series(range(len(both))).groupby([n_base, n_new]):
-        if 2 / comb(a + b, a) >= alpha:
+        if 2 / comb(a + b, a) >= alpha:  # no rounds on a side (quartiles), or too few to decide
             continue
         idx = rows.to_numpy()
         x = np.array(both["data_new"].iloc[idx].tolist(), dtype=float)
         y = np.array(both["data_base"].iloc[idx].tolist(), dtype=float)
         p[idx] = mannwhitneyu(x, y, alternative="two-sided", axis=1).pvalue
-        test[idx] = "mann-whitney"
     real = np.where(np.isnan(p), apart, p < alpha)
     return real.astype(bool), p, test
 
@@ -152,13 +168,12 @@ def _power(both: pd.DataFrame, alpha: float, threshold: float) -> tuple[np.ndarr
     quartiles' where the file kept no rounds."""
     from scipy.stats import norm
     z = norm.isf(alpha / 2)
-    rounds_base = np.array([len(d) or r for d, r in zip(both["data_base"], both["rounds_base"])], dtype=float)
-    rounds_new = np.array([len(d) or r for d, r in zip(both["data_new"], both["rounds_new"])], dtype=float)
+    rounds_base, rounds_new = _rounds(both)
     spread = np.array([_spread(a, b, q) for a, b, q in zip(both["data_base"], both["data_new"],
                                                            zip(both["q1_base"], both["q3_base"], both["q1_new"],
                                                                both["q3_new"]))])
     se = 1.05 * spread * np.sqrt(1 / rounds_base + 1 / rounds_new)  # Mann-Whitney's efficiency, ~0.95
-    reachable = np.array([2 / comb(int(a + b), int(a)) < alpha for a, b in zip(rounds_base, rounds_new)], dtype=bool)
+    reachable = _reachable(rounds_base, rounds_new, alpha)
     bound = np.log1p(threshold)
     detectable = np.where(reachable, np.expm1(np.maximum(bound + Z_POWER * se, (z + Z_POWER) * se)), np.inf)
     blind = ~reachable | ((z + Z_POWER) * se > bound).astype(bool)
