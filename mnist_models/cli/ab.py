@@ -16,7 +16,7 @@ FILES = ["base.json", "new.json", "comparison.md"]
 
 def add(sub) -> None:
     from ..harness.ab import COUNTED, AbOptions, known_cases
-    d = AbOptions("", "")
+    d, known = AbOptions("", ""), list(known_cases())
     a = sub.add_parser("ab", help="time two versions of the code in paired rounds; exit 1 when one regressed",
                        epilog=EXIT_CODES)
     a.add_argument("base", help="the reference: a checkout (a folder holding mnist_models/) or an installed "
@@ -24,9 +24,9 @@ def add(sub) -> None:
     a.add_argument("new", help="the version to check, the same way")
     a.add_argument("--out", required=True, help=f"folder for {', '.join(FILES)}")
     a.add_argument("--json", help="also write each case's verdict, change, interval and detectable change here")
-    a.add_argument("--cases", type=choices("case", list(known_cases())), default=d.cases,
+    a.add_argument("--cases", type=choices("case", known), default=d.cases,
                    help=f"comma-separated cases timed on the clock (default {','.join(d.cases)})")
-    a.add_argument("--counted", type=choices("case", list(known_cases())), default=None,
+    a.add_argument("--counted", type=choices("case", known), default=None,
                    help=f"comma-separated cases counted in instructions, among those timed (default: those of "
                         f"{','.join(COUNTED)} that are timed)")
     a.add_argument("--pairs", type=positive("pairs"), default=d.pairs,
@@ -38,13 +38,13 @@ def add(sub) -> None:
     a.add_argument("--workers", type=positive("workers"), default=d.workers,
                    help=f"processes per side, taking turns (default {d.workers})")
     a.add_argument("--threshold", type=threshold, default=d.threshold,
-                   help=f"clock: slower when the change is surely above this (default {d.threshold:.0%})")
+                   help=f"clock: slower when the change is surely above this (default {d.threshold:.0%}%)")
     a.add_argument("--detect", type=threshold, default=d.detect,
                    help=f"clock: the change a case must have been able to see, else it is undecided "
-                        f"(default {d.detect:.0%})")
+                        f"(default {d.detect:.0%}%)")
     a.add_argument("--instruction-threshold", dest="instruction_threshold", type=threshold,
                    default=d.instruction_threshold,
-                   help=f"instructions per step: slower above this (default {d.instruction_threshold:.0%})")
+                   help=f"instructions per step: slower above this (default {d.instruction_threshold:.0%}%)")
     a.add_argument("--no-instructions", dest="instructions", action="store_false",
                    help="the clock only, even where valgrind is installed")
     a.add_argument("--format", choices=["text", "markdown"], default="text")
@@ -69,8 +69,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _compare(checked, out: Path, verdicts: Path | None, fmt: str) -> int:
     from ..harness.ab import run_ab
-    opts = checked.opts
     from ..reporting.paired import render, verdict_records
+    opts = checked.opts
     progress = (lambda line: print(f"mnist-bench ab: {line}", file=sys.stderr, flush=True)) \
         if sys.stderr.isatty() else (lambda line: None)
     result = run_ab(checked, progress)
