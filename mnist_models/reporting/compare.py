@@ -90,7 +90,7 @@ def pool(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([frame[~twice], pd.DataFrame(rows, columns=frame.columns)], ignore_index=True)
 
 
-NO_TEST = "none (too few rounds to reach alpha)"
+NO_TEST = "none (too few rounds)"  # for any p-value to reach alpha
 
 
 def _rounds(both: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
