@@ -45,6 +45,10 @@ def check_writable(folder: Path, names: list[str], force: bool, option: str = "-
     if links:
         raise UsageError(f"{folder / links[0]} is a symbolic link, which mnist-bench neither writes through nor "
                          f"replaces (whatever --force says); remove it or choose another {option}")
+    folders = [n for n in names if not n or (folder / n).is_dir()]
+    if folders:
+        raise UsageError(f"{folder / folders[0]} is a folder, where mnist-bench writes a file (whatever --force "
+                         f"says); choose another {option}")
     taken = [n for n in names if os.path.lexists(folder / n)]
     if taken and not force:
         raise UsageError(f"{folder} already holds {', '.join(taken)}; "

@@ -101,8 +101,51 @@ def test_an_unexpected_error_exits_3_never_1(monkeypatch, cli, capsys, cpu_resul
     monkeypatch.setattr(mnist_models.reporting.compare, "compare", broken)
     assert cli("compare", str(cpu_result), str(cpu_result)) == 3
     _one_line(capsys.readouterr().err, "ZeroDivisionError: division by zero", "--debug shows the traceback")
-    with pytest.raises(ZeroDivisionError):
-        main(["--debug", "compare", str(cpu_result), str(cpu_result)])
+    assert main(["--debug", "compare", str(cpu_result), str(cpu_result)]) == 3  # the traceback, and still 3
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_debug_shows_the_traceback_and_keeps_the_usage_exit_code(cli, capsys, cpu_result, tmp_path):
+    assert cli("--debug", "compare", str(tmp_path / "nope.json"), str(cpu_result)) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.strip().splitlines()[-1].endswith("fix or remove it to compare")
+
+
+def test_no_command_writes_over_its_own_inputs_or_a_folder(cli, capsys, cpu_result, tmp_path, repo):
+    """export onto an input file, export or ab onto a folder, ab's --json onto its --out's files:
+    refused in one line, exit 2, whatever --force says, and nothing touched."""
+    copy = tmp_path / "run.json"
+    copy.write_bytes(cpu_result.read_bytes())
+    (tmp_path / "folder").mkdir()
+    for argv, message in [
+        (["export", "--format", "bencher", "--out", str(copy), "--force", str(copy)], "is one of the input files"),
+        (["export", "--format", "bencher", "--out", str(tmp_path / "x.json"), str(tmp_path)], "is one of the input"),
+        (["export", "--format", "bencher", "--out", str(tmp_path / "folder"), "--force", str(copy)], "is a folder"),
+        (["ab", str(repo), str(repo), "--out", str(tmp_path / "ab"), "--json", str(tmp_path / "ab" / "base.json")],
+         "is one of the files --out gets"),
+    ]:
+        assert cli(*argv) == 2, argv
+        _one_line(capsys.readouterr().err, message)
+    assert copy.read_bytes() == cpu_result.read_bytes() and not list((tmp_path / "folder").iterdir())
+    assert not (tmp_path / "x.json").exists() and not (tmp_path / "ab").exists()
+
+
+def test_one_file_given_twice_or_beside_its_copy_is_read_once_or_named_apart(cli, capsys, cpu_result, tmp_path):
+    copy = tmp_path / "data" / cpu_result.name  # the same stem and label in another folder
+    copy.parent.mkdir()
+    copy.write_bytes(cpu_result.read_bytes())
+    assert cli("score", str(cpu_result), str(cpu_result)) == 0
+    out = capsys.readouterr()
+    assert "given twice; read once" in out.err and out.out.count("fixture-cpu") == 1
+    assert cli("score", str(cpu_result), str(copy)) == 0
+    assert f"fixture-cpu ({copy})" in capsys.readouterr().out
+
+
+def test_ablate_refuses_bench_files_of_two_machines_before_any_round(cli, capsys, cpu_result, gpu_result, tmp_path):
+    assert cli("ablate", "--quick", "--out", str(tmp_path / "fast"), "--bench", str(cpu_result), str(gpu_result)) == 2
+    out = capsys.readouterr()
+    _one_line(out.err, "--bench files come from 2 machines")
+    assert "round" not in out.out and not (tmp_path / "fast").exists()  # refused before the first round
 
 
 @pytest.mark.parametrize("label", ["a/b", "../../evil", ".hidden", "x y", "-q"])

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 
 from .. import __version__
 from ..errors import (EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, RunError, Terminated,
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except UsageError as exc:  # and ResultError, DatasetError, a bad config: named by the raiser
         if args.debug:
-            raise
+            traceback.print_exc()  # and the same exit code: never 1, which reads as "regressed"
         print(f"{p.prog}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except RunError as exc:
@@ -65,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_ERROR
     except Exception as exc:
         if args.debug:
-            raise
+            traceback.print_exc()
+            return EXIT_ERROR
         print(f"{p.prog}: error: {type(exc).__name__}: {exc} (an unexpected error; --debug shows "
               "the traceback)", file=sys.stderr)
         return EXIT_ERROR

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import EXIT_OK, EXIT_REGRESSION
+from ..errors import EXIT_OK, EXIT_REGRESSION, UsageError
 from ..files import check_writable, json_bytes, one_writer, write_files
 from ..parsing import choices, positive, seconds, threshold
 from .common import EXIT_CODES, ROOT_HELP, warn
@@ -60,6 +60,9 @@ def run(args: argparse.Namespace) -> int:
                      new=args.new)
     checked = plan(opts)  # every problem with the options in one line now, before --out is touched
     out, verdicts = Path(args.out), Path(args.json) if args.json else None
+    if verdicts is not None and verdicts.resolve() in {(out / n).resolve() for n in FILES}:
+        raise UsageError(f"--json {verdicts} is one of the files --out gets ({', '.join(FILES)}); "
+                         "choose another --json")
     with one_writer(out):
         check_writable(out, FILES, args.force)
         if verdicts is not None:

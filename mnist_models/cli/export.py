@@ -22,6 +22,9 @@ def run(args: argparse.Namespace) -> int:
     from ..reporting.export import export
     from ..reporting.results import load_results
     out = Path(args.out)
+    inputs = {Path(f).resolve() for f in args.files}
+    if out.resolve() in inputs or out.resolve().parent in inputs:  # a file given, or in a folder given
+        raise UsageError(f"{out} is one of the input files (whatever --force says); choose another --out")
     check_writable(out.parent, [out.name], args.force)
     results = load_results(args.files)
     warn(results.problems + results.notes)

@@ -201,6 +201,9 @@ def ablate_and_save(opts: AblateOptions, say: Callable[[str], None] = print) -> 
     bench = load_results(opts.bench) if opts.bench else None
     if bench is not None and bench.problems:
         raise UsageError("; ".join(bench.problems))
+    if bench is not None and len(bench.machines) > 1:  # before the rounds: the targets are one machine's
+        raise UsageError(f"--bench files come from {len(bench.machines)} machines ({', '.join(bench.machines)}); "
+                         "pass the files of the machine the ablation runs on")
 
     def progress(comparison: str, rnd: int, variant: str) -> None:
         say(f"{comparison}: round {rnd}{' (cold)' if rnd == 0 else ''}: {variant}")

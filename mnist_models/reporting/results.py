@@ -80,8 +80,12 @@ def load_results(paths: list[str | Path], include_quick: bool = False) -> Result
     Quick runs (`--quick`: a few thousand images per round) are left out, and listed, when
     full runs are among the files, unless `include_quick`.
     """
-    docs, problems, notes = [], [], []
+    docs, problems, notes, read = [], [], [], set()
     for path in paths:
+        if Path(path).resolve() in read:  # its rounds counted twice would be pooled as two runs
+            problems.append(f"{path}: given twice; read once")
+            continue
+        read.add(Path(path).resolve())
         try:
             doc, dropped = read_result(path)
         except ResultError as exc:
@@ -96,10 +100,18 @@ def load_results(paths: list[str | Path], include_quick: bool = False) -> Result
                      "report it; its cases are compared only with runs of the same workload)"
                      for p, _, f in docs if f["quick"]]
         docs = [d for d in docs if not d[2]["quick"]]
-    labels = [f["label"] for _, _, f in docs]
     machines, rows = {}, []
-    for (path, doc, facts), label in zip(docs, labels):
-        machine = label if labels.count(label) == 1 else f"{label} ({path.stem})"
+    for path, doc, facts in docs:
+        machine = _machine_name(path, facts["label"], docs)
         machines[machine] = facts
         rows += _rows(doc, machine, path, facts)
     return Results(pd.DataFrame(rows, columns=COLUMNS), machines, problems, notes)
+
+
+def _machine_name(path: Path, label: str, docs: list) -> str:
+    """The label, where one file has it; else the label and the file's stem, or its path
+    where two files of that label share a stem (a result file beside its frozen copy)."""
+    paths = [p for p, _, f in docs if f["label"] == label]
+    if len(paths) == 1:
+        return label
+    return f"{label} ({path.stem})" if [p.stem for p in paths].count(path.stem) == 1 else f"{label} ({path})"
