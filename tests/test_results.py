@@ -143,3 +143,32 @@ def test_scaling_efficiency_of_a_planted_speed_up():
                {**base, "world_size": 4, "samples_per_second": 4000.0},
                {**base, "threads_per_rank": 2, "world_size": 2, "samples_per_second": 900.0}]
     assert scaling_efficiencies(entries) == [1.0, 0.75, 1.0, None]
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda doc: doc["machine_info"]["mnist_bench"].update(format="3"), 'format is "3", expected a whole number'),
+    (lambda doc: doc["machine_info"]["mnist_bench"].update(format=None), "format is None, expected a whole number"),
+])
+def test_a_format_that_is_not_a_number_is_named_exit_2(cli, capsys, cpu_result, edited_result, edit, message):
+    path = edited_result(cpu_result, edit, "odd-format.json")
+    for command in ("score", "report", "compare"):
+        extra = {"report": ["--out", str(path.parent / "report")], "compare": [str(cpu_result)]}.get(command, [])
+        assert cli(command, str(path), *extra) == 2
+        err = capsys.readouterr().err  # the file named as every unusable file is, not a TypeError (exit 3)
+        assert message in err and "unexpected" not in err, err
+
+
+def test_unhashable_case_fields_and_machine_facts_are_dropped_with_a_line(cli, capsys, cpu_result, edited_result):
+    def edit(doc):
+        doc["benchmarks"][0]["extra_info"]["scaling"] = [1]
+        doc["machine_info"]["mnist_bench"]["cpu_model"] = ["x"]
+    path = edited_result(cpu_result, edit, "odd-fields.json")
+    results = load_results([path])
+    assert len(results.frame) == 2 and "extra_info.scaling is [1], expected a name or nothing" in results.problems[0]
+    assert any("cpu_model is ['x']" in n for n in results.notes)
+    assert cli("compare", str(cpu_result), str(path)) == 2  # compare refuses a file it would judge in part
+    assert "extra_info.scaling is [1]" in capsys.readouterr().err
+    only_facts = edited_result(cpu_result, lambda doc: doc["machine_info"]["mnist_bench"].update(cpu_model=["x"]),
+                               "odd-facts.json")
+    assert cli("compare", str(cpu_result), str(only_facts)) == 0
+    assert "3 unchanged" in capsys.readouterr().out

@@ -24,7 +24,7 @@ import pandas as pd
 
 from ..errors import UsageError
 from .results import load_results
-from .schema import KEY, MATCH
+from .schema import HARDWARE, KEY, MATCH
 
 ALPHA = 0.05  # family-wise significance level of the Mann-Whitney U tests
 POWER = 0.80  # for the detectable change
@@ -32,7 +32,6 @@ Z_POWER = 0.8416  # the normal quantile of POWER
 INSTRUCTION_THRESHOLD = 0.01  # instructions per step: slower above this
 VERDICTS = ("slower", "faster", "unchanged", "undecided", "missing", "new", "not comparable")
 COLUMNS = ["case", "base_s", "new_s", "change", "p", "test", "detectable", "verdict", "note"]
-HARDWARE = ("cpu_model", "cpu_family", "cpu_model_number", "logical_cores", "accelerator", "accelerator_name")
 
 
 def load_side(side: str | Path, warn=lambda line: None) -> pd.DataFrame:

@@ -27,6 +27,8 @@ RUN_FACTS = ("quick", "rounds", "partial", "peak_gflops", "peak_probe_size", "ba
 OPERATIONS = ("train", "infer", "tta", "ddp")  # what a case times
 KEY = ["model", "device", "operation", "loader", "variant", "precision", "batch_size", "world_size", "scaling",
        "threads_per_rank"]  # a case; the last three are ddp cases' (1, "", 0 for the others)
+HARDWARE = ("cpu_model", "cpu_family", "cpu_model_number", "logical_cores", "accelerator",
+            "accelerator_name")  # the machine facts that tell two machines apart
 MATCH = [*KEY, "samples", "recipe"]  # a case and its workload (images per round; time to accuracy: its
 #                                      recipe, recipe_name): what is compared
 CADENCE = {"eval_every": 1.0, "eval_from": None}  # how files made before the recipes' cadence evaluated
@@ -132,6 +134,7 @@ KINDS = {
     "positives": (lambda v: v is None or (isinstance(v, list) and all(_is_number(x) and x > 0 for x in v)),
                   "a list of positive numbers"),
     "flag": (lambda v: v is None or isinstance(v, bool), "true or false"),
+    "text": (lambda v: isinstance(v, str) and len(v) <= 200, "a name or nothing"),
 }
 REQUIRED = {"model": "name", "device": "name", "operation": "name", "batch_size": "count",
             "loader": "name", "variant": "name", "precision": "name", "samples": "count"}
@@ -143,7 +146,7 @@ OPTIONAL = {"samples_per_second": "number", "gflops": "number", "flops_per_sampl
             "native": "flag", "flops_3x": "flag", "world_size": "number", "scaling_efficiency": "number",
             "allreduce_share": "fraction", "threads_per_rank": "number", "global_batch": "number",
             "per_rank_batch": "number", "instructions": "number", "instructions_per_step": "number",
-            "instruction_steps": "number"}
+            "instruction_steps": "number", "scaling": "text"}
 TIMES = ("median", "min", "max", "q1", "q3")
 
 
@@ -212,7 +215,12 @@ def read_result(path: str | Path) -> tuple[dict, list[str]]:
     with only its usable entries, and a line per entry left out; ResultError when nothing
     in it is usable."""
     path = Path(path)
-    doc = upgrade(_parse(path))
+    doc = _parse(path)
+    facts = doc["machine_info"].get("mnist_bench") if isinstance(doc.get("machine_info"), dict) else None
+    if isinstance(facts, dict) and "format" in facts and not KINDS["count"][0](facts["format"]):
+        raise ResultError(f"{path}: machine_info.mnist_bench.format is {_short(facts['format'])}, expected a "
+                          "whole number; write the file again with pytest bench --benchmark-json")
+    doc = upgrade(doc)
     kept, problems, seen, foreign = [], [], {}, 0
     for i, b in enumerate(doc["benchmarks"]):
         if not _ours(b):
@@ -264,6 +272,11 @@ def read_machine_facts(doc: dict, path: Path | str = "") -> tuple[dict, list[str
             notes.append(f"{path}: machine_info.mnist_bench.{probed} holds {_short(values)}; "
                          "only positive numbers are used")
         facts[probed] = good
+    for name in HARDWARE:  # compared as they are: a plain value or nothing
+        if not isinstance(facts.get(name), (str, int, float, bool, type(None))):
+            notes.append(f"{path}: machine_info.mnist_bench.{name} is {_short(facts[name])}, expected a "
+                         "name or number; ignored")
+            facts[name] = None
     if not isinstance(facts.get("label"), str) or not facts["label"].strip():
         facts["label"] = Path(path).stem
     facts["quick"] = facts.get("quick") is True
