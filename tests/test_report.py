@@ -286,3 +286,27 @@ def test_a_time_to_accuracy_on_another_recipe_leaves_the_score_complete(another_
     assert not same["partial"] and not other["partial"]  # the set shrinks by the cases it cannot hold
     assert other["of"] == other["cases"] == same["of"] - 2
     assert sum(ANOTHER_RECIPE in line for line in other["left_out"]) == 2
+
+
+def test_readme_gets_the_leaderboard_in_its_block_and_nothing_else_changes(cli, capsys, cpu_result, tmp_path):
+    from mnist_models.reporting.report import LEADERBOARD
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Title\n\nbefore\n{LEADERBOARD[0]}\nold board\n{LEADERBOARD[1]}\nafter\n")
+    assert cli("report", str(cpu_result), "--out", str(tmp_path / "r"), "--readme", str(readme)) == 0
+    text = readme.read_text()
+    assert text.startswith(f"# Title\n\nbefore\n{LEADERBOARD[0]}\n") and text.endswith(f"\n{LEADERBOARD[1]}\nafter\n")
+    assert "old board" not in text and "fixture-cpu" in text
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda p: None, "cannot read it (No such file or directory)"),
+    (lambda p: p.mkdir(), "cannot read it (Is a directory)"),
+    (lambda p: p.write_bytes(b"\xff\xfe\x00"), "cannot read it (not UTF-8 text)"),
+    (lambda p: p.write_text("# no block\n"), "has no leaderboard block to replace"),
+])
+def test_a_readme_that_cannot_take_the_board_is_refused_before_drawing(cli, capsys, cpu_result, tmp_path, make,
+                                                                        message):
+    make(tmp_path / "README.md")
+    assert cli("report", str(cpu_result), "--out", str(tmp_path / "r"), "--readme", str(tmp_path / "README.md")) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err and not (tmp_path / "r").exists()

@@ -142,16 +142,22 @@ def leaderboard_md(table: pd.DataFrame) -> str:
     return md_table(leaderboard(table)) if len(table) else "(no machine ran the reference set)"
 
 
-def with_leaderboard(readme: Path, board: str) -> bytes:
-    """`readme` with the text between its leaderboard markers replaced by `board`."""
+def readme_blocks(readme: Path) -> tuple[str, str]:
+    """`readme`'s text before its leaderboard block and after it (ResultError, naming the file,
+    where it cannot be read or has no block): read before anything is drawn."""
     from .schema import ResultError
-    text = readme.read_text()
+    try:
+        text = readme.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ResultError(f"--readme {readme}: cannot read it ({why}); pass a markdown file, or drop --readme") \
+            from None
     start, end = LEADERBOARD
     if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
         raise ResultError(f"{readme} has no leaderboard block to replace (a line {start} and a line {end}); "
                           "add them, or drop --readme")
     head, rest = text.split(start)
-    return f"{head}{start}\n{board}\n{end}{rest.split(end, 1)[1]}".encode()
+    return f"{head}{start}\n", f"\n{end}{rest.split(end, 1)[1]}"
 
 
 def write_report(results: Results, out: Path, baseline: str | None = None, force: bool = False,
@@ -173,6 +179,7 @@ def write_report(results: Results, out: Path, baseline: str | None = None, force
     if clash:
         raise ResultError(f"{out / clash[0]} is one of the input files; choose another --out")
     check_writable(out, list(FILES), force)
+    around = readme_blocks(readme) if readme is not None else None
     matrix = machine_matrix(results.frame, baseline)
     base = baseline or (results.frame["machine"].iloc[0] if len(results.frame) else None)
     drawn = {"throughput.png": plots.throughput_vs_batch(results.frame),
@@ -187,7 +194,7 @@ def write_report(results: Results, out: Path, baseline: str | None = None, force
     contents[out / "report.md"] = render_markdown(results, baseline, names, leaderboard_md(table)).encode()
     contents[out / "index.html"] = render_page(results, table, steps(results.frame), baseline).encode()
     if readme is not None:
-        contents[readme] = with_leaderboard(readme, leaderboard_md(table))
+        contents[readme] = f"{around[0]}{leaderboard_md(table)}{around[1]}".encode()
     write_files(contents)
     return [out / "report.md", out / "results.csv", out / "index.html", *(out / n for n in names),
             *([readme] if readme is not None else [])]
