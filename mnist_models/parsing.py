@@ -73,6 +73,14 @@ def seconds(option: str, most: float) -> Callable[[str], float]:
     return parse
 
 
+def seed(text: str) -> int:
+    """A random seed: 0 to 2**32 - 1 (torch's generators take larger ones, but not every
+    seed plus an epoch or a rank fits them)."""
+    if not text.strip().isdigit() or int(text) > 2**32 - 1:
+        raise argparse.ArgumentTypeError(f"--seed must be a whole number from 0 to {2**32 - 1} (got {text!r})")
+    return int(text)
+
+
 def port(text: str) -> int:
     """A TCP port: 0 (a free one) to 65535."""
     if not text.strip().isdigit() or int(text) > 65535:

@@ -92,6 +92,13 @@ def test_bad_options_are_one_line_and_exit_2(cli, capsys, repo, tmp_path, extra,
     assert message in last and not (tmp_path / "o").exists()
 
 
+def test_a_root_without_mnist_is_a_usage_error_before_any_side_starts(cli, capsys, repo, tmp_path):
+    assert cli("ab", str(repo), str(repo), "--out", str(tmp_path / "o"), "--root", str(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"MNIST not found under {tmp_path}" in err and "side" not in err
+    assert not (tmp_path / "o").exists()
+
+
 def test_finished_files_are_not_overwritten_without_force(cli, capsys, repo, tmp_path):
     out = tmp_path / "o"
     out.mkdir()

@@ -70,6 +70,8 @@ def test_ctrl_c_keeps_the_finished_epochs(tmp_path, mnist_root):
     (["train", "--lr", "nan"], "learning rate must be a positive number"),
     (["train", "--lr", "inf"], "learning rate must be a positive number"),
     (["train", "--epochs", "0"], "epochs must be a positive whole number"),
+    (["train", "--seed", "99999999999999999999999"], "--seed must be a whole number from 0 to 4294967295"),
+    (["train", "--seed", "-1"], "--seed must be a whole number from 0"),
     (["profile", "--steps", "-5"], "steps must be a positive whole number"),
     (["profile", "--steps", "100", "--batch-size", "1024"], "need 102,400 images, more than MNIST's 60,000"),
     (["ablate", "--rounds", "-1"], "rounds must be a positive whole number"),

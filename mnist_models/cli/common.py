@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..core.config import DEVICES, LOADERS, MODELS, OPTIMIZERS, PRECISIONS, SCHEDULES, TrainConfig
 from ..files import check_writable
-from ..parsing import positive
+from ..parsing import positive, seed
 
 EXIT_CODES = ("exit codes: 0 done (compare, ab: nothing regressed), 1 compare or ab found a slower case, "
               "2 bad input or usage, or a diverged run, 3 any other error (--debug: traceback), "
@@ -26,7 +26,7 @@ def add_train_args(p: argparse.ArgumentParser, out_help: str) -> None:
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer)
     p.add_argument("--schedule", choices=SCHEDULES, default=d.schedule)
-    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--seed", type=seed, default=d.seed)
     p.add_argument("--device", choices=DEVICES, default=d.device)
     p.add_argument("--precision", choices=PRECISIONS, default=d.precision)
     p.add_argument("--loader", choices=LOADERS, default=d.loader)

@@ -139,7 +139,8 @@ class Plan:
 
 
 def plan(opts: AbOptions) -> Plan:
-    """Find both sides and check the options together: a UsageError names the first problem."""
+    """Find both sides, check the options together and MNIST under the root: a UsageError
+    names the first problem."""
     sides = (Side.find("base", opts.base), Side.find("new", opts.new))
     counted = [c for c in COUNTED if c in opts.cases] if opts.counted is None else list(opts.counted)
     unknown = [c for c in counted if c not in opts.cases]
@@ -148,6 +149,8 @@ def plan(opts: AbOptions) -> Plan:
     if opts.detect <= opts.threshold:
         raise UsageError(f"--detect {opts.detect:.1%} must be above --threshold {opts.threshold:.1%}: a case is "
                          "slower only when surely above the threshold, so no smaller change can be seen")
+    from ..core.data import ensure_mnist
+    ensure_mnist(opts.root)  # here, a usage error; inside a side's worker, it would read as that side failing
     return Plan(opts, sides, counted)
 
 
