@@ -30,7 +30,7 @@ def positives(what: str, example: str) -> Callable[[str], tuple[int, ...]]:
         if not items or not all(s.isdigit() and int(s) >= 1 for s in items):
             raise argparse.ArgumentTypeError(
                 f"{what} must be positive whole numbers separated by commas, e.g. {example} (got {text!r})")
-        return tuple(int(s) for s in items)
+        return _once(what, tuple(int(s) for s in items))
     return parse
 
 
@@ -44,8 +44,16 @@ def choices(what: str, known: Iterable[str]) -> Callable[[str], tuple[str, ...]]
         if bad or not items:
             raise argparse.ArgumentTypeError(
                 f"unknown {what} {', '.join(bad) or repr(text)}; choose from {', '.join(known)}")
-        return items
+        return _once(what, items)
     return parse
+
+
+def _once(what: str, items: tuple) -> tuple:
+    """The items, each listed once: a repeat would run (or count) its cases twice."""
+    twice = sorted({str(i) for i in items if items.count(i) > 1})
+    if twice:
+        raise argparse.ArgumentTypeError(f"{what} listed twice: {', '.join(twice)}; list each once")
+    return items
 
 
 def threshold(text: str) -> float:

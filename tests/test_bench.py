@@ -77,6 +77,8 @@ def test_accelerator_cases_skip_with_reason():
     (positives("batch sizes", "64,256"), "64,big", "batch sizes must be positive whole numbers"),
     (positives("world sizes", "1,2"), "2,x", "world sizes must be positive whole numbers"),
     (positive("rounds"), "-1", "rounds must be a positive whole number"),
+    (choices("model", ["cnn", "mlp"]), "mlp,cnn,mlp", "model listed twice: mlp; list each once"),
+    (positives("batch sizes", "64,256"), "256,64,256", "batch sizes listed twice: 256"),
 ])
 def test_bad_option_values_name_the_choices(parse, text, message):
     with pytest.raises(argparse.ArgumentTypeError, match=message):
