@@ -88,6 +88,17 @@ def test_the_main_job_refuses_options_that_leave_no_result(tmp_path, cli, capsys
     assert not (tmp_path / "runs").exists() and not (tmp_path / "results").exists()
 
 
+def test_a_report_folder_that_is_a_file_is_refused_before_any_case(tmp_path, cli, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "quick").mkdir(parents=True)
+    (tmp_path / "runs" / "quick" / "report").write_text("mine")
+    assert cli("run", "box", "--quick") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "runs/quick/report is a file, where the report's folder goes" in err
+    assert not (tmp_path / "runs" / "quick" / "box.json").exists()
+    assert (tmp_path / "runs" / "quick" / "report").read_text() == "mine"
+
+
 def test_a_batch_selection_without_the_ddp_batch_says_so(tmp_path, mnist_root):
     done = _pytest("--pyargs", "mnist_models.harness.suite", "--collect-only", "-q", "--batch-sizes", "64",
                    cwd=tmp_path, root=mnist_root)

@@ -72,6 +72,10 @@ def check(job: MainJob) -> None:
             raise UsageError(f"{arg}: not with the main job, since {NO_RESULT.get(flag, NO_RESULT['-n'])}; drop it")
     if os.path.lexists(job.out) and not job.force:
         raise UsageError(f"{job.out} already exists; pass another LABEL or --force (FORCE=1 for bench.sh) to overwrite")
+    report = job.folder / "report"
+    if report.is_symlink() or (os.path.lexists(report) and not report.is_dir()):
+        raise UsageError(f"{report} is {'a symbolic link' if report.is_symlink() else 'a file'}, where the "
+                         "report's folder goes; move it aside")
     for folder in (job.folder, job.partial.parent):  # both writable before an hour of work, not after
         check_writable(folder, [], force=True, option="folder (run from a writable checkout)")
 
