@@ -22,7 +22,7 @@ from ..core.config import MODELS, TrainConfig
 from ..core.data import MEAN, STD, Split, load_split
 from ..core.inspection import activations, confusion_matrix, conv_layers, misclassified, predict
 from ..core.train import fit
-from ..errors import EXIT_OK
+from ..errors import EXIT_OK, UsageError
 from ..files import write_files
 from ..machine.devices import accelerator
 from ..machine.process import tune_malloc
@@ -180,8 +180,8 @@ def study_and_save(opts: StudyOptions, say: Callable[[str], None] = print) -> in
     bench = None
     if opts.bench:
         results = load_results(opts.bench)
-        for line in results.problems:
-            print(f"mnist-bench: warning: {line}", file=sys.stderr)
+        if results.problems:  # before the training, as ablate --bench: a file quoted must be read whole
+            raise UsageError("; ".join(results.problems))
         bench = accelerator_epochs(results.frame)
 
     def report(model: str, r: dict) -> None:
