@@ -120,10 +120,10 @@ def _tests(both: pd.DataFrame, alpha: float) -> tuple[np.ndarray, np.ndarray, np
     quartiles = (n_base == 0) | (n_new == 0)
     test = np.select([~_reachable(*_rounds(both), alpha), quartiles],
                      [NO_TEST, "iqr (recorded quartiles; no rounds in the file)"], "mann-whitney").astype(object)
-    for (a, b), rows in pd.Series(range(len(both))).groupby([n_base, n_new]):
-        if 2 / comb(a + b, a) >= alpha:  # no rounds on a side (quartiles), or too few to decide
-            continue
+    for _, rows in pd.Series(range(len(both))).groupby([n_base, n_new]):  # one round count: one outcome
         idx = rows.to_numpy()
+        if test[idx[0]] != "mann-whitney":  # quartiles only, or too few rounds to decide
+            continue
         x = np.array(both["data_new"].iloc[idx].tolist(), dtype=float)
         y = np.array(both["data_base"].iloc[idx].tolist(), dtype=float)
         p[idx] = mannwhitneyu(x, y, alternative="two-sided", axis=1).pvalue
