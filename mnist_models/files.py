@@ -30,6 +30,15 @@ def _created_by(folder: Path) -> Path | None:
                  if not os.path.lexists(p)), None)
 
 
+def check_not_inputs(targets: list[Path], inputs: list, option: str = "--out") -> None:
+    """Refuse (UsageError) writing any of `targets` over one of `inputs`, or into an input
+    given as a folder, whatever --force says: the command would destroy what it reads."""
+    given = {Path(p).resolve() for p in inputs}
+    clash = [t for t in targets if Path(t).resolve() in given or Path(t).resolve().parent in given]
+    if clash:
+        raise UsageError(f"{clash[0]} is one of the input files (whatever --force says); choose another {option}")
+
+
 def check_writable(folder: Path, names: list[str], force: bool, option: str = "--out") -> None:
     """Before the work: refuse (UsageError) when `folder` cannot be written, or already holds
     any of `names` (a planted symlink counts) and force is off. Leaves nothing behind."""

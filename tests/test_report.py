@@ -310,3 +310,13 @@ def test_a_readme_that_cannot_take_the_board_is_refused_before_drawing(cli, caps
     assert cli("report", str(cpu_result), "--out", str(tmp_path / "r"), "--readme", str(tmp_path / "README.md")) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err and not (tmp_path / "r").exists()
+
+
+def test_report_never_writes_over_an_input_file(cli, capsys, cpu_result, tmp_path):
+    mine = tmp_path / "r" / "report.md"  # a result file under the name report.md writes
+    mine.parent.mkdir()
+    mine.write_bytes(cpu_result.read_bytes())
+    assert cli("report", str(mine), "--out", str(mine.parent), "--force") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{mine} is one of the input files (whatever --force says)" in err
+    assert mine.read_bytes() == cpu_result.read_bytes() and sorted(mine.parent.iterdir()) == [mine]

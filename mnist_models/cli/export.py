@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import EXIT_OK, UsageError
-from ..files import check_writable, write_files
+from ..files import check_not_inputs, check_writable, write_files
 from .common import EXIT_CODES, warn
 
 
@@ -22,9 +22,7 @@ def run(args: argparse.Namespace) -> int:
     from ..reporting.export import export
     from ..reporting.results import load_results
     out = Path(args.out)
-    inputs = {Path(f).resolve() for f in args.files}
-    if out.resolve() in inputs or out.resolve().parent in inputs:  # a file given, or in a folder given
-        raise UsageError(f"{out} is one of the input files (whatever --force says); choose another --out")
+    check_not_inputs([out], args.files)
     check_writable(out.parent, [out.name], args.force)
     results = load_results(args.files)
     warn(results.problems + results.notes)

@@ -145,7 +145,6 @@ def leaderboard_md(table: pd.DataFrame) -> str:
 def readme_blocks(readme: Path) -> tuple[str, str]:
     """`readme`'s text before its leaderboard block and after it (ResultError, naming the file,
     where it cannot be read or has no block): read before anything is drawn."""
-    from .schema import ResultError
     try:
         text = readme.read_text()
     except (OSError, UnicodeDecodeError) as exc:
@@ -168,16 +167,13 @@ def write_report(results: Results, out: Path, baseline: str | None = None, force
     Refuses, before drawing anything, an `out` that cannot be written or that holds a
     report already (unless `force`); never writes through a symlink planted there.
     """
-    from ..files import check_writable, write_files
+    from ..files import check_not_inputs, check_writable, write_files
     from . import plots
     from .history import steps
     from .page import render_page
     from .score import scores
     baseline = _baseline(results, baseline)
-    inputs = {Path(p).resolve() for p in results.frame["file"].unique()}
-    clash = [n for n in FILES if (out / n).resolve() in inputs]
-    if clash:
-        raise ResultError(f"{out / clash[0]} is one of the input files; choose another --out")
+    check_not_inputs([out / n for n in FILES], list(results.frame["file"].unique()))
     check_writable(out, list(FILES), force)
     around = readme_blocks(readme) if readme is not None else None
     matrix = machine_matrix(results.frame, baseline)
