@@ -90,6 +90,7 @@ def test_tensorboard_logs_or_names_the_extra(tmp_path, mnist_root, capsys):
 
 @pytest.mark.parametrize("args,message", [(["--epochs", "0"], "epochs must be a positive whole number"),
                                           (["--train-samples", "70000"], "train samples must be between 1"),
+                                          (["--train-samples", "10"], "raise --train-samples (got 10)"),
                                           (["--bench", "missing.json"], "missing.json: cannot read it")])
 def test_study_refuses_bad_sizes_before_making_anything(tmp_path, capsys, cli, args, message):
     out = tmp_path / "new" / "study"

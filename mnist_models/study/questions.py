@@ -47,6 +47,9 @@ class StudyConfig:
     wrong: int = 24  # misclassified images shown per model
 
     def __post_init__(self) -> None:
+        if self.train_samples is not None and self.train_samples < self.batch_size:
+            raise UsageError(f"train samples must be at least {self.batch_size}, the notebook's batch size; "
+                             f"raise --train-samples (got {self.train_samples})")
         for model in MODELS:  # each model's TrainConfig checks itself: UsageError naming the setting
             self.train_config(model, "cpu")
 
