@@ -74,6 +74,7 @@ def test_ctrl_c_keeps_the_finished_epochs(tmp_path, mnist_root):
     (["train", "--seed", "-1"], "--seed must be a whole number from 0"),
     (["profile", "--steps", "-5"], "steps must be a positive whole number"),
     (["profile", "--steps", "100", "--batch-size", "1024"], "need 102,400 images, more than MNIST's 60,000"),
+    (["profile", "--variant", "cuda_graphs"], "drop cuda_graphs from --variant"),
     (["ablate", "--rounds", "-1"], "rounds must be a positive whole number"),
     (["compare", "{cpu}", "{cpu}", "--threshold", "nan"], "threshold must be a positive number"),
     (["compare", "{cpu}", "{cpu}", "--threshold=-5%"], "threshold must be a positive number"),

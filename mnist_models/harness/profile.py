@@ -32,6 +32,9 @@ class ProfileOptions:
                              f"MNIST's {TRAIN_SIZE:,}; lower --steps or --batch-size")
         case = Case("train", self.model, "cpu", self.batch_size, self.precision, variant=self.variant)
         case.overrides()  # raises on unknown variant knobs
+        if "cuda_graphs" in case.knobs:
+            raise UsageError(f"profile runs on the cpu and CUDA graphs need a CUDA device; "
+                             f"drop cuda_graphs from --variant (got {self.variant!r})")
         return case
 
 
