@@ -88,6 +88,16 @@ def test_the_main_job_refuses_options_that_leave_no_result(tmp_path, cli, capsys
     assert not (tmp_path / "runs").exists() and not (tmp_path / "results").exists()
 
 
+@pytest.mark.parametrize("flags,message", [(["-k", "nomatch"], "no case was selected"),
+                                           (["--devices", ","], "pytest refused an option")])
+def test_the_main_job_says_why_no_case_ran(tmp_path, cli, capfd, monkeypatch, mnist_root, flags, message):
+    monkeypatch.chdir(tmp_path)
+    assert cli("run", "box", "--quick", *flags) == 2
+    err = capfd.readouterr().err
+    assert f"mnist-bench: {message}" in err and "nothing kept" not in err
+    assert not list(tmp_path.glob("r*/**/*.json"))
+
+
 def test_a_report_folder_that_is_a_file_is_refused_before_any_case(tmp_path, cli, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "runs" / "quick").mkdir(parents=True)

@@ -81,7 +81,7 @@ def check(job: MainJob) -> None:
 
 
 def run_cases(job: MainJob, target: Path) -> int:
-    """The cases' pytest process, writing `target`; its exit code (130 for Ctrl-C, 143 for
+    """The cases' pytest process, writing `target`; pytest's exit code (130 for Ctrl-C, 143 for
     SIGTERM, which is passed on to pytest as Ctrl-C so that it stops at a case's end)."""
     cmd = [sys.executable, "-m", "pytest", "--pyargs", SUITE, "-rs", "-p", "no:cacheprovider",
            "--machine-label", job.label, "--benchmark-json", str(target), *job.pytest_args]
@@ -95,13 +95,23 @@ def run_cases(job: MainJob, target: Path) -> int:
         return EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED
     if code < 0:  # killed by a signal: the shell's convention
         return 128 - code
-    # pytest's codes in the suite's terms: 1 a case failed stays 1 (never anything else), 2
-    # interrupted is 130, 4 a usage error and 5 no case selected are bad input (2), 3 stays 3
-    return {2: EXIT_INTERRUPTED, 4: EXIT_USAGE, 5: EXIT_USAGE}.get(code, code)
+    return code
 
 
-def keep_finished(job: MainJob, target: Path, code: int, say: Callable[[str], None]) -> int:
+# pytest's codes in the suite's terms: 1 a case failed stays 1 (never anything else), 2
+# interrupted is 130, 4 a usage error and 5 no case selected are bad input (2), 3 stays 3
+EXIT = {2: EXIT_INTERRUPTED, 4: EXIT_USAGE, 5: EXIT_USAGE}
+NOTHING_RAN = {4: "pytest refused an option (the line above names it); no case ran",
+               5: "no case was selected: -k, --devices, --models, --batch-sizes and --precisions left none; "
+                  "widen them"}
+
+
+def keep_finished(job: MainJob, target: Path, pytest_code: int, say: Callable[[str], None]) -> int:
     """After a run that stopped early: the finished cases into runs/partial/LABEL.json."""
+    code = EXIT.get(pytest_code, pytest_code)
+    if pytest_code in NOTHING_RAN:
+        say(f"mnist-bench: {NOTHING_RAN[pytest_code]} (exit {code})")
+        return code
     for made in (target, target.with_name(target.name + ".partial")):  # pytest-benchmark's, else the per-case copy
         if made.exists() and made.stat().st_size > 0:
             os.replace(made, job.partial)
