@@ -4,6 +4,7 @@ the option it reads in its message, so a bad value is refused in one line that s
     --rounds       positive("rounds")("5") -> 5
     --world-sizes  positives("world sizes", "1,2,4")("1,2") -> (1, 2)
     --devices      choices("device", ("cpu", "accel"))("cpu") -> ("cpu",)
+    --comparisons  action=phrases("comparison", ("mlp bs64",)): mlp bs64 -> ("mlp bs64",)
 
 Each returns a function for argparse's (or pytest's addoption's) `type=`. No torch here.
 """
@@ -46,6 +47,32 @@ def choices(what: str, known: Iterable[str]) -> Callable[[str], tuple[str, ...]]
                 f"unknown {what} {', '.join(bad) or repr(text)}; choose from {', '.join(known)}")
         return _once(what, items)
     return parse
+
+
+def phrases(what: str, known: Iterable[str]) -> type[argparse.Action]:
+    """An action for names of several words (nargs="+"): each name quoted, or its words given in
+    order unquoted, as a shell splits `--comparisons mlp bs64` into two words."""
+    known = tuple(known)
+
+    class Phrases(argparse.Action):
+        def __call__(self, parser, namespace, words, option_string=None):
+            names, words_so_far = [], []
+            for word in words:
+                words_so_far.append(word)
+                name = " ".join(words_so_far)
+                if name in known:
+                    names.append(name)
+                    words_so_far = []
+                elif not any(k.startswith(name + " ") for k in known):
+                    break
+            if words_so_far:
+                raise argparse.ArgumentError(self, f"unknown {what} {' '.join(words_so_far)!r}; "
+                                                   f"choose from {'; '.join(known)}")
+            try:
+                setattr(namespace, self.dest, _once(what, tuple(names)))
+            except argparse.ArgumentTypeError as exc:
+                raise argparse.ArgumentError(self, str(exc)) from None
+    return Phrases
 
 
 def _once(what: str, items: tuple) -> tuple:

@@ -120,7 +120,21 @@ def test_a_run_of_some_comparisons_shows_only_their_targets(tmp_path, cli, capsy
     t = targets(ablation_frame(doc), bench)
     assert [name[:2] for name in t["target"]] == ["1.", "2.", "5."]
     assert cli("ablate", "--out", str(tmp_path), "--comparisons", "no such comparison") == 2
-    assert "invalid choice: 'no such comparison'" in capsys.readouterr().err
+    assert "unknown comparison 'no such comparison'; choose from mlp bs64; " in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("words,names", [(["mlp bs64"], ("mlp bs64",)), (["mlp", "bs64"], ("mlp bs64",)),
+                                         (["cnn", "bs256", "bf16", "mlp bs64"], ("cnn bs256 bf16", "mlp bs64")),
+                                         (["mlp"], None), (["mlp", "bs64", "cnn"], None), (["cnn bs256 fp32", "x"], None),
+                                         (["mlp", "bs64", "mlp bs64"], None)])
+def test_comparisons_are_read_quoted_or_word_by_word(words, names, capsys):
+    from mnist_models.cli import parser
+    if names is None:
+        with pytest.raises(SystemExit):
+            parser().parse_args(["ablate", "--out", "x", "--comparisons", *words])
+        assert capsys.readouterr().err.count("error:") == 1
+    else:
+        assert parser().parse_args(["ablate", "--out", "x", "--comparisons", *words]).comparisons == names
 
 
 def test_profile_names_the_operators(cli, capsys):

@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..files import check_writable, one_writer
-from ..parsing import positive
+from ..parsing import phrases, positive
 from ..harness.ablation import COMPARISONS
 from .common import EXIT_CODES, ROOT_HELP, command_line, say
 
@@ -19,7 +19,8 @@ def add(sub) -> None:
     a.add_argument("--machine-label", dest="machine_label")
     a.add_argument("--root", help=ROOT_HELP)
     a.add_argument("--force", action="store_true", help="overwrite files already in --out")
-    a.add_argument("--comparisons", nargs="+", metavar="NAME", choices=[c.name for c in COMPARISONS],
+    a.add_argument("--comparisons", nargs="+", metavar="NAME",
+                   action=phrases("comparison", [c.name for c in COMPARISONS]),
                    help="run only these comparisons (default: all): " + "; ".join(c.name for c in COMPARISONS))
     a.set_defaults(func=run)
 
