@@ -22,6 +22,8 @@ ENTRY_FAULTS = [
     (_entry("stats.median", math.nan), "stats.median is nan, expected a positive number"),
     (_entry("stats.q1", math.inf), "stats.q1 is inf, expected a positive number"),
     (_entry("stats.data", [1.0, -2.0]), "stats.data is [1.0, -2.0], expected a list of positive round times"),
+    (_entry("stats.median", 1e-320), "stats.median is 1e-320, expected a positive number of seconds, 1e-09 or more"),
+    (_entry("stats.data", [1.0, 1e-320]), "stats.data is [1.0, 1e-320], expected a list of positive round times"),
     (_entry("stats.rounds", 9), "stats.rounds is 9 but stats.data holds 5 rounds"),
     (_entry("extra_info.batch_size", "big"), 'extra_info.batch_size is "big", expected a positive whole number'),
     (_entry("extra_info.batch_size", True), "extra_info.batch_size is True, expected a positive whole number"),

@@ -116,8 +116,11 @@ def _is_number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+SHORTEST = 1e-9  # seconds: no round of a case is quicker; below it, images/s would overflow to inf
+
+
 def _is_seconds(v) -> bool:
-    return _is_number(v) and v > 0
+    return _is_number(v) and v >= SHORTEST
 
 
 # what a field must be: (test, what the message says it expected)
@@ -163,13 +166,15 @@ def _entry_problem(b) -> str | None:
         return f"extra_info.operation is {_short(info['operation'])}, expected one of {', '.join(OPERATIONS)}"
     for name in TIMES:
         if not _is_seconds(stats.get(name)):
-            return f"stats.{name} is {_short(stats.get(name))}, expected a positive number of seconds"
+            return (f"stats.{name} is {_short(stats.get(name))}, expected a positive number of seconds, "
+                    f"{SHORTEST:g} or more")
     data = stats.get("data")
     if data is None:  # an autosave file: the quartiles stand for the rounds
         return None if KINDS["count"][0](stats.get("rounds")) else \
             f"stats.rounds is {_short(stats.get('rounds'))}, expected a positive whole number"
     if not (isinstance(data, list) and data and all(_is_seconds(x) for x in data)):
-        return f"stats.data is {_short(data)}, expected a list of positive round times in seconds"
+        return (f"stats.data is {_short(data)}, expected a list of positive round times in seconds, "
+                f"{SHORTEST:g} or more")
     if stats.get("rounds") != len(data):
         return f"stats.rounds is {_short(stats.get('rounds'))} but stats.data holds {len(data)} rounds"
     return None
