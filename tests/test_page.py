@@ -105,6 +105,13 @@ def test_a_flat_history_of_real_noise_raises_nothing(tmp_path, reference_doc, cl
     assert capsys.readouterr().out.startswith("no step change in ")
 
 
+def test_history_over_no_usable_file_is_a_usage_error(tmp_path, cli, capsys):
+    (tmp_path / "broken.json").write_text("{}")
+    assert cli("history", str(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert "no usable result file among its 1 JSON files" in err and err.count("error:") == 1
+
+
 class _Catcher:
     """A proxy that takes every connection the browser tries and records it."""
 

@@ -24,5 +24,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{folder}: not a folder of result JSON files")
     results = load_results(paths)
     warn(results.problems + results.notes)
+    if results.frame.empty:
+        raise UsageError(f"{folder}: no usable result file among its {len(paths)} JSON files; "
+                         "pass a folder of files from pytest bench --benchmark-json")
     print(render_steps(steps(results.frame), results.frame), end="")
     return EXIT_OK
