@@ -41,6 +41,8 @@ class TrainConfig:
     channels_last: bool = True  # NHWC memory format for conv layers
     fused: bool = True  # fused optimizer step (one kernel for all parameters)
     compile: bool = False  # torch.compile the model (inductor)
+    bf16_weights: bool = False  # inference in bf16 only: weights and images cast to bf16, no autocast
+    #                             (training keeps fp32 weights, the optimizer's master copy, under autocast)
     cuda_graphs: bool = False  # cuda only: replay one captured training step per full batch (adam)
     train_samples: int | None = None  # first N training images (None: all 60,000)
     test_samples: int | None = None  # first N test images (None: all 10,000)
@@ -91,7 +93,9 @@ def check_config(cfg: TrainConfig) -> None:
               (cfg.eval_from is None or 0 < cfg.eval_from <= cfg.epochs, "the first evaluation must come "
                f"after some training and within the {cfg.epochs} epochs", cfg.eval_from),
               (not cfg.cuda_graphs or cfg.optimizer == "adam", "cuda graphs work with the adam "
-               "optimizer only", cfg.optimizer)]
+               "optimizer only", cfg.optimizer),
+              (not cfg.bf16_weights or cfg.precision == "bf16", "bf16 weights need precision bf16",
+               cfg.precision)]
     for ok, message, value in checks:
         if not ok:
             raise UsageError(f"{message} (got {value!r})")

@@ -57,9 +57,10 @@ def autocast(device: torch.device, precision: str, cache: bool = True) -> contex
 
 
 def build_model(cfg: TrainConfig, device: torch.device) -> nn.Module:
-    """A fresh model on `device`, seeded by cfg.seed, in cfg's memory format (compiled if asked)."""
+    """A fresh model on `device`, seeded by cfg.seed, in cfg's memory format and weights
+    (bf16 with cfg.bf16_weights; compiled if asked)."""
     torch.manual_seed(cfg.seed)
-    model = create_model(cfg.model).to(device)
+    model = create_model(cfg.model).to(device, torch.bfloat16 if cfg.bf16_weights else None)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return torch.compile(model) if cfg.compile else model
@@ -91,6 +92,8 @@ class Trainer:
     """
 
     def __init__(self, cfg: TrainConfig, steps_per_epoch: int, device: torch.device | None = None):
+        if cfg.bf16_weights:  # the optimizer would step bf16 weights, losing small updates
+            raise UsageError("bf16 weights are for inference; training in bf16 autocasts over fp32 weights")
         self.cfg, self.steps_per_epoch = cfg, steps_per_epoch
         self.device = device if device is not None else resolve_device(cfg.device)
         self.model = build_model(cfg, self.device)
@@ -172,10 +175,11 @@ def evaluate(model: nn.Module, batches: Batches, device: torch.device,
              precision: str = "fp32") -> dict:
     """Mean loss and accuracy over `batches`: {"loss", "accuracy", "samples"}."""
     model.eval()
+    dtype, autocasts = inference_dtype(model, precision)
     loss, correct, n = torch.zeros((), device=device), torch.zeros((), device=device), 0
     for x, y in batches:
-        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-        with autocast(device, precision):
+        x, y = x.to(device, dtype, non_blocking=True), y.to(device, non_blocking=True)
+        with autocast(device, autocasts):
             logits = model(x)
         loss += F.cross_entropy(logits.float(), y, reduction="sum")
         correct += (logits.argmax(1) == y).sum()
@@ -187,11 +191,20 @@ def evaluate(model: nn.Module, batches: Batches, device: torch.device,
 def infer(model: nn.Module, x: torch.Tensor, batch_size: int, precision: str = "fp32") -> torch.Tensor:
     """Logits for every row of x, in batches, in eval mode (fp32 out)."""
     model.eval()
+    dtype, autocasts = inference_dtype(model, precision)
     out = torch.empty(len(x), 10, device=x.device)
     for i in range(0, len(x), batch_size):
-        with autocast(x.device, precision):
-            out[i:i + batch_size] = model(x[i:i + batch_size]).float()
+        with autocast(x.device, autocasts):
+            out[i:i + batch_size] = model(x[i:i + batch_size].to(dtype)).float()
     return out
+
+
+def inference_dtype(model: nn.Module, precision: str) -> tuple[torch.dtype, str]:
+    """What images are cast to for `model`, and the precision to autocast in: `precision`
+    over fp32 weights; over bf16 weights (cfg.bf16_weights) the images are cast to bf16
+    and nothing autocasts."""
+    dtype = next(model.parameters()).dtype
+    return dtype, precision if dtype == torch.float32 else "fp32"
 
 
 class _Run:
