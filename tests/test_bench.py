@@ -9,9 +9,26 @@ from mnist_models.harness.cases import (BENCH_DEVICES, BenchOptions, Case, cases
                                         missing_cases, skip_reason)
 from mnist_models.harness.run import Data
 from mnist_models.harness.runs import make_run
+from mnist_models.machine import cpu
 from mnist_models.machine.devices import compile_unavailable, native_bf16, resolve
 from mnist_models.parsing import choices, positive, positives
 from mnist_models.reporting.schema import OPERATIONS
+
+
+@pytest.mark.parametrize("amx", [True, False])
+def test_tuned_inference_compiles_the_cnn_on_a_matrix_engine_only(monkeypatch, amx):
+    _cpu_class(monkeypatch, amx)
+    opts = BenchOptions(devices=("cpu", "cuda"), precisions=("fp32", "bf16"))
+    train, infer = cases(opts, "train"), cases(opts, "infer")
+    for case in infer:
+        cfg = case.config(opts)
+        compiles = case.variant == "compiled" or amx and case.model == "cnn" and case.device == "cpu"
+        assert cfg.compile == compiles and case.tuned_compiles == (compiles and case.variant == "tuned"), case.id
+        assert cfg.bf16_weights == (case.precision == "bf16"), case.id  # inference in bf16 casts the weights
+    assert not any(c.config(opts).bf16_weights or c.tuned_compiles for c in train)  # training: autocast, eager
+    compiled = {c.id for c in infer if c.variant == "compiled"}  # the compiled variant where the tuned one is eager
+    assert ("infer-cnn-cpu-bs256-compiled" in compiled) != amx and "infer-mlp-cpu-bs256-compiled" in compiled
+    assert "infer-cnn-cuda-bs256-compiled" in compiled
 
 
 def test_case_ids_are_readable():
@@ -23,7 +40,14 @@ def test_case_ids_are_readable():
     assert Case("tta", "cnn", "cuda", 256, "bf16", variant="graphs").id == "tta-cnn-cuda-bs256-bf16-graphs"
 
 
-def test_full_matrix():
+def _cpu_class(monkeypatch, amx: bool) -> None:
+    """This machine's cpu flags, with or without a matrix engine."""
+    flags = cpu.cpu_flags() - cpu.MATRIX_FLAGS | ({"amx_bf16"} if amx else set())
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: flags)
+
+
+def test_full_matrix(monkeypatch):
+    _cpu_class(monkeypatch, amx=False)  # a matrix engine's own cases: the test below
     opts = BenchOptions(devices=("cpu", "cuda"), precisions=("fp32", "bf16"))
     train, infer, tta = (cases(opts, op) for op in ("train", "infer", "tta"))
     # 2 models x (cpu: 3 batch sizes x 2 precisions, cuda: the same eager and graphed)
@@ -121,7 +145,9 @@ def test_a_run_records_every_field(case, train_split, test_split):
                 "macs_per_sample", "peak_rss_mb", "torch_threads", "dtype", "harness_overhead_fraction"}
     assert expected <= set(info)
     # a compiled case's cold round compiled past inductor's caches: it took longer than a timed one
-    assert (info.get("compile_seconds", 0) > 0) == (case.variant == "compiled")
+    # (the compiled variant, and the tuned cnn inference where a matrix engine runs it compiled)
+    assert info["compiled"] == run.cfg.compile == (case.variant == "compiled" or case.tuned_compiles)
+    assert (info.get("compile_seconds", 0) > 0) == info["compiled"]
     if case.operation == "train":
         # 16 steps (bs256) or 64 (notebook loop, bs64) on 4,096 images; chance is 10% and 2.30
         assert info["test_accuracy"] >= 0.75 and info["final_loss"] < 1.5

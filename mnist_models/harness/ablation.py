@@ -1,4 +1,4 @@
-"""Side by side: variants of one training case timed in interleaved rounds.
+"""Side by side: variants of one training (or inference) case timed in interleaved rounds.
 
     python -m mnist_models ablate --out results/fast
     python -m mnist_models ablate --quick --out /tmp/fast        # a smoke run
@@ -15,13 +15,13 @@ from ..core.config import NOTEBOOK, PRECISIONS
 from .cases import BenchOptions, Case
 from .interleave import interleaved
 
-TRAIN = "train"
+TRAIN, INFER = "train", "infer"
 
 
 @dataclass(frozen=True)
 class Variant:
     name: str  # what the table calls it
-    case: Case  # the training case (loader, variant knobs, precision)
+    case: Case  # the training or inference case (loader, variant knobs, precision)
     threads: int | None = None  # torch threads for this variant (None: the default)
 
 
@@ -32,9 +32,10 @@ class Comparison:
     variants: tuple[Variant, ...] = field(default=())
 
 
-def _v(name: str, model: str, bs: int, variant: str = "plain", threads: int | None = None, **axes) -> Variant:
-    """A training variant on the cpu; `axes`: the Case's precision or loader."""
-    return Variant(name, Case(TRAIN, model, "cpu", bs, variant=variant, **axes), threads)
+def _v(name: str, model: str, bs: int, variant: str = "plain", threads: int | None = None,
+       operation: str = TRAIN, **axes) -> Variant:
+    """A training (or inference) variant on the cpu; `axes`: the Case's precision or loader."""
+    return Variant(name, Case(operation, model, "cpu", bs, variant=variant, **axes), threads)
 
 
 SEED_LOOP = _v("seed loop", "mlp", 64, loader=NOTEBOOK)
@@ -76,9 +77,32 @@ def _mlp_bf16(bs: int) -> Comparison:
 
 
 MLP_BF16 = (_mlp_bf16(256), _mlp_bf16(1024))
+
+
+def _infer(name: str, model: str, bs: int, knobs: str, precision: str = "fp32") -> Variant:
+    return _v(name, model, bs, knobs, operation=INFER, precision=precision)
+
+
+# Inference over the test images: bf16 under autocast (the tuned path before) against bf16
+# weights, each eager and compiled, beside fp32
+INFER_BF16_TUNED = _infer("bf16 autocast, cl", "cnn", 256, "channels_last", "bf16")
+CNN_INFER = Comparison("cnn bs256 infer", INFER_BF16_TUNED.name, (
+    _infer("fp32 cl", "cnn", 256, "channels_last"),
+    _infer("fp32 cl, compile", "cnn", 256, "channels_last+compile"),
+    INFER_BF16_TUNED,
+    _infer("bf16 autocast, cl, compile", "cnn", 256, "channels_last+compile", "bf16"),
+    _infer("bf16 weights, cl", "cnn", 256, "channels_last+bf16_weights", "bf16"),
+    _infer("bf16 weights, cl, compile", "cnn", 256, "channels_last+bf16_weights+compile", "bf16"),
+))
+MLP_INFER = Comparison("mlp bs64 infer", "bf16 autocast", (
+    _infer("fp32", "mlp", 64, "plain"),
+    _infer("bf16 autocast", "mlp", 64, "plain", "bf16"),
+    _infer("bf16 weights", "mlp", 64, "bf16_weights", "bf16"),
+    _infer("bf16 weights, compile", "mlp", 64, "bf16_weights+compile", "bf16"),
+))
 # The MLP's fp32 and bf16 at each default batch size: (comparison, fp32 variant, bf16 variant)
 MLP_PRECISION_PAIRS = ((MLP_BS64, MLP64_FUSED, MLP64_BF16), *((c, *c.variants) for c in MLP_BF16))
-COMPARISONS = (MLP_BS64, CNN_FP32, CNN_BF16, CNN_BF16_1024, *MLP_BF16)
+COMPARISONS = (MLP_BS64, CNN_FP32, CNN_BF16, CNN_BF16_1024, *MLP_BF16, CNN_INFER, MLP_INFER)
 
 
 def run_comparison(comp: Comparison, opts: BenchOptions, data, rounds: int, progress=None) -> list[dict]:
@@ -91,6 +115,9 @@ def run_comparison(comp: Comparison, opts: BenchOptions, data, rounds: int, prog
     variants = {v.name: v for v in comp.variants}
     runs = {name: make_run(v.case, opts, data) for name, v in variants.items()}
     cold = {}
+    # every cold round of a compiled variant resets torch.compile's graphs (Run._first_compile),
+    # those of the variants before it too: each builds them again in an untimed round
+    unwarmed = {name for name, run in runs.items() if run.cfg.compile}
 
     def time_one(name: str, r: int) -> float:
         torch.set_num_threads(variants[name].threads or default_threads)
@@ -98,8 +125,12 @@ def run_comparison(comp: Comparison, opts: BenchOptions, data, rounds: int, prog
             if r == 0:
                 cold[name] = runs[name].cold_round()
                 return cold[name]
-            runs[name].setup()
-            runs[name].target()
+            for _ in range(2 if name in unwarmed else 1):
+                runs[name].setup()
+                runs[name].target()
+            if name in unwarmed:
+                unwarmed.discard(name)
+                del runs[name].inner[-2]
             return runs[name].inner[-1]
         finally:
             torch.set_num_threads(default_threads)
@@ -114,12 +145,12 @@ def run_comparison(comp: Comparison, opts: BenchOptions, data, rounds: int, prog
 
 
 def _record(comp: Comparison, v: Variant, run, cold: float, threads: int) -> dict:
-    info = run.extra_info(None, cold)
+    info = run.extra_info(None, cold)  # inference has no test accuracy or loss: None
     return {"comparison": comp.name, "baseline": comp.baseline, "variant": v.name,
-            "case": v.case.id, "threads": threads,
+            "case": v.case.id, "operation": v.case.operation, "threads": threads,
             "median": statistics.median(run.inner), "data": run.inner,
-            **{k: info[k] for k in ("samples_per_second", "gflops", "test_accuracy",
-                                    "final_loss", "cold_seconds", "precision", "samples")}}
+            **{k: info.get(k) for k in ("samples_per_second", "gflops", "test_accuracy",
+                                        "final_loss", "cold_seconds", "precision", "samples")}}
 
 
 def ablate(opts: BenchOptions, rounds: int, progress=None, names: tuple[str, ...] = ()) -> dict:

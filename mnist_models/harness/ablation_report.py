@@ -18,7 +18,8 @@ import pandas as pd
 
 from ..reporting.markdown import md_table, pct
 from ..reporting.results import Results
-from .ablation import BF16_TUNED, CNN_BF16, CNN_FP32, MLP_BS64, MLP_PRECISION_PAIRS, Comparison, ablate
+from .ablation import (BF16_TUNED, CNN_BF16, CNN_FP32, CNN_INFER, INFER_BF16_TUNED, MLP_BS64, MLP_PRECISION_PAIRS,
+                       Comparison, ablate)
 from .cases import BenchOptions
 
 
@@ -42,6 +43,7 @@ def ablation_frame(doc: dict) -> pd.DataFrame:
 # What a bf16 path on the cpu must reach against today's tuned one, by the cpu's class
 # (a matrix engine, else AVX-512 bf16); a cpu that emulates bf16 has no goal
 BF16_GOALS = (("amx_bf16", "a matrix engine (AMX)", 2.0), ("avx512_bf16", "AVX-512 bf16", 1.3))
+INFER_GOALS = (("amx_bf16", "a matrix engine (AMX)", 3.0),)  # the same for bf16 CNN inference
 TTA_GOALS = {"cnn": 3.0, "mlp": 0.5}  # seconds to each recipe's target, the median of its seeds
 
 
@@ -90,9 +92,25 @@ def targets(ablation: pd.DataFrame, bench: pd.DataFrame, flags=()) -> pd.DataFra
     overhead = bench["harness_overhead_fraction"].max()
     rows.append(("5. harness overhead, worst case", f"{overhead:.4%}", "< 1%", overhead < 0.01, overhead < 0.01))
     rows += _bf16_rows(ablation, flags) + _tta_row(bench) + _attainable_row(bench)
+    rows.sort(key=lambda row: int(row[0].split(".")[0]))
     out = pd.DataFrame(rows, columns=["target", "measured", "goal", "met", "minimum met"])
     out["verdict"] = np.where(out["met"], "met", np.where(out["minimum met"], "minimum met", "missed"))
     return out.drop(columns=["met", "minimum met"])
+
+
+def _quickest_other(ablation: pd.DataFrame, comparison: Comparison, tuned: str, goals, flags,
+                    target: str) -> list[tuple]:
+    """The quickest other bf16 path of `comparison` against today's tuned one (`tuned`), with
+    the goal of the cpu's class in `goals` (none: no row)."""
+    goal = next(((what, x) for flag, what, x in goals if flag in set(flags)), None)
+    baseline = _median(ablation, comparison, tuned)
+    others = ablation[(ablation["comparison"] == comparison.name) & (ablation["precision"] == "bf16")
+                      & (ablation["variant"] != tuned)]
+    if goal is None or baseline is None or others.empty:
+        return []
+    top = others.loc[others["median"].idxmin()]
+    x = baseline / top["median"]
+    return [(f"{target}, on {goal[0]}", f"{x:.2f}x ({top['variant']})", f"{goal[1]:g}x", x >= goal[1], x >= goal[1])]
 
 
 def _median(ablation: pd.DataFrame, comparison: Comparison, variant: str) -> float | None:
@@ -101,20 +119,13 @@ def _median(ablation: pd.DataFrame, comparison: Comparison, variant: str) -> flo
 
 
 def _bf16_rows(ablation: pd.DataFrame, flags) -> list[tuple]:
-    """6: the quickest other bf16 CNN path against today's tuned one; 7: the MLP's bf16
-    against its fp32 at each batch size the run compared. Only where bf16 is native."""
-    goal = next(((what, x) for flag, what, x in BF16_GOALS if flag in set(flags)), None)
-    if goal is None:
+    """6: the quickest other bf16 CNN training path against today's tuned one; 7: the MLP's
+    bf16 against its fp32 at each batch size the run compared; 10: the quickest other bf16
+    CNN inference path against today's tuned one. Only where bf16 is native."""
+    if not any(flag in set(flags) for flag, _, _ in BF16_GOALS):
         return []
-    rows = []
-    tuned = _median(ablation, CNN_BF16, BF16_TUNED.name)
-    others = ablation[(ablation["comparison"] == CNN_BF16.name) & (ablation["precision"] == "bf16")
-                      & (ablation["variant"] != BF16_TUNED.name)]
-    if tuned is not None and len(others):
-        top = others.loc[others["median"].idxmin()]
-        x = tuned / top["median"]
-        rows.append((f"6. CNN bs256 bf16 training vs today's tuned bf16, on {goal[0]}",
-                     f"{x:.2f}x ({top['variant']})", f"{goal[1]:g}x", x >= goal[1], x >= goal[1]))
+    rows = _quickest_other(ablation, CNN_BF16, BF16_TUNED.name, BF16_GOALS, flags,
+                           "6. CNN bs256 bf16 training vs today's tuned bf16")
     ratios = [(a.case.batch_size, fp32 / bf16) for comp, a, b in MLP_PRECISION_PAIRS
               if (fp32 := _median(ablation, comp, a.name)) is not None
               and (bf16 := _median(ablation, comp, b.name)) is not None]
@@ -123,7 +134,8 @@ def _bf16_rows(ablation: pd.DataFrame, flags) -> list[tuple]:
         rows.append(("7. MLP bf16 vs fp32 training, per batch size",
                      ", ".join(f"bs{bs} {x:.2f}x" for bs, x in ratios), "1.0x at each, or bf16 left out there",
                      every, every))
-    return rows
+    return rows + _quickest_other(ablation, CNN_INFER, INFER_BF16_TUNED.name, INFER_GOALS, flags,
+                                  "10. CNN bs256 bf16 inference vs today's tuned bf16")
 
 
 def _tta_row(bench: pd.DataFrame) -> list[tuple]:
@@ -154,15 +166,19 @@ def _attainable_row(bench: pd.DataFrame) -> list[tuple]:
              f"{low['case']} at {low['attainable_fraction']:.0%}", "every one, or the reason measured", every, every)]
 
 
+ROUND = {"train": "one training epoch of {:,} images", "infer": "one inference pass over the {:,} test images"}
+
+
 def render_fast(doc: dict, bench: Results | None, command: str) -> str:
     """fast.md: the targets, then every comparison's table."""
     f = ablation_frame(doc)
-    samples = int(f["samples"].iloc[0])
+    ops = f["operation"] if "operation" in f else pd.Series("train", index=f.index)  # older files: training only
+    each = "; ".join(ROUND[op].format(int(part["samples"].iloc[0])) for op, part in f.groupby(ops, sort=False))
     parts = ["# Fast: side-by-side measurements", "", f"Made by `{command}` on "
              f"{doc['machine'].get('label')} ({doc['machine'].get('cpu_model')}, "
              f"{doc['machine'].get('physical_cores')} cores); {doc['rounds']} interleaved rounds "
-             f"per variant after one cold round, each one training epoch of {samples:,} images "
-             "from a fresh model. Ratios are taken within a comparison, never across: `speedup` "
+             f"per variant after one cold round, a round being {each}, from a fresh model. "
+             "Ratios are taken within a comparison, never across: `speedup` "
              "divides medians (the verdicts use it), `best speedup` each variant's quickest round, "
              "which this VM's slow spells, adding time to whole rounds, do not reach.", ""]
     if bench is not None and not bench.frame.empty:
@@ -170,7 +186,8 @@ def render_fast(doc: dict, bench: Results | None, command: str) -> str:
     for name, part in f.groupby("comparison", sort=False):
         table = part[["variant", "threads", "median", "samples_per_second", "speedup", "of peak",
                       "best", "best speedup", "test_accuracy"]].rename(
-            columns={"median": "epoch s", "samples_per_second": "images/s", "best": "best round s",
+            columns={"median": "epoch s" if ops[part.index[0]] == "train" else "pass s",
+                     "samples_per_second": "images/s", "best": "best round s",
                      "test_accuracy": "test acc"})
         table = table.assign(**{"of peak": table["of peak"].map(pct), "test acc": table["test acc"].map(pct),
                                 "speedup": table["speedup"].map("{:.2f}x".format),

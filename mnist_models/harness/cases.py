@@ -16,7 +16,8 @@ from typing import Iterable, NamedTuple
 
 from ..core.config import MODEL_VARIANTS, MODELS, NOTEBOOK, PRECISIONS, TrainConfig
 from ..errors import UsageError
-from ..machine.devices import ACCEL, CHOICES, absent, compile_unavailable, fused_optimizer, native_bf16, resolve
+from ..machine.devices import (ACCEL, CHOICES, absent, compile_unavailable, fused_optimizer, matrix_engine,
+                               native_bf16, resolve)
 from ..reporting.schema import OPERATIONS
 SCALING = ("strong", "weak")  # ddp: the global batch fixed (split across ranks), or the per-rank batch
 DDP_BATCH = 256  # ddp cases' batch: the global batch (strong) or the per-rank one (weak)
@@ -24,12 +25,17 @@ BENCH_DEVICES = CHOICES  # what --devices accepts: cpu, accel (the accelerator h
 QUICK_TRAIN, QUICK_TEST = 4096, 2048  # images per split with --quick
 # What each knob of a variant sets; relu_first picks the model's registered variant.
 KNOBS = {"channels_last": {"channels_last": True}, "fused": {"fused": True},
-         "compile": {"compile": True}, "cuda_graphs": {"cuda_graphs": True}, "relu_first": {}}
+         "compile": {"compile": True}, "cuda_graphs": {"cuda_graphs": True}, "relu_first": {},
+         "bf16_weights": {"bf16_weights": True}}
 # Variants by name: tuned is what measured fastest (results/fast/), plain is torch's defaults,
 # compiled is tuned under torch.compile (what it buys on each machine, its compile in the cold round).
-NAMED = {"plain": (), "tuned": ("channels_last", "fused"), "graphs": ("channels_last", "fused", "cuda_graphs"),
-         "compiled": ("channels_last", "fused", "compile")}
+# fused acts on training, bf16_weights on inference in bf16 (Case.config).
+TUNED = ("channels_last", "fused", "bf16_weights")
+NAMED = {"plain": (), "tuned": TUNED, "graphs": (*TUNED, "cuda_graphs"), "compiled": (*TUNED, "compile")}
 COMPILED_BATCH = 256  # the one batch size the compiled variant runs at: each case pays a compile
+# (operation, model) whose tuned path compiles on a cpu with a matrix engine, where it measured
+# faster compiled in both precisions at every batch size (results/fast/xeon-amx-2core-b/)
+COMPILED_TUNED = {("infer", "cnn")}
 
 
 class Recipe(NamedTuple):
@@ -160,9 +166,21 @@ class Case:
         base = (TTA[self.model].config if self.operation == "tta"
                 else TrainConfig(model=self.model, batch_size=batch, loader=self.loader))
         plain = dataclasses.replace(base, channels_last=False, fused=False, **axes)
-        cfg = dataclasses.replace(plain, **self.overrides())
-        # fused optimizer kernels exist for some devices only: elsewhere the tuned variant runs unfused
-        return dataclasses.replace(cfg, fused=cfg.fused and fused_optimizer(self.device))
+        knobs = self.overrides()
+        # fused optimizer kernels exist for some devices only: elsewhere the tuned variant runs
+        # unfused; bf16 weights are inference's (training steps fp32 weights under autocast)
+        knobs.update(fused=knobs.get("fused", False) and fused_optimizer(self.device),
+                     bf16_weights=knobs.get("bf16_weights", False) and self.operation == "infer"
+                     and self.precision == "bf16",
+                     compile=knobs.get("compile", False) or self.tuned_compiles and not compile_unavailable(self.device))
+        return dataclasses.replace(plain, **knobs)
+
+    @property
+    def tuned_compiles(self) -> bool:
+        """Is this a tuned case that runs under torch.compile (COMPILED_TUNED), where inductor
+        can build (config() asks that)? No torch here."""
+        return (self.variant == "tuned" and (self.operation, self.model) in COMPILED_TUNED
+                and matrix_engine(self.device))
 
 
 def cases(opts: BenchOptions, operation: str) -> list[Case]:
@@ -189,8 +207,9 @@ def cases(opts: BenchOptions, operation: str) -> list[Case]:
                     out.append(Case("train", model, device, bs, loader=NOTEBOOK, variant="plain"))
                 if operation == "train" and bs == 256:  # a plain eager loop on resident data
                     out.append(Case("train", model, device, bs, variant="plain"))
-                if bs == COMPILED_BATCH:
-                    out += [Case(operation, model, device, bs, p, variant="compiled") for p in precisions]
+                if bs == COMPILED_BATCH:  # not where the tuned case compiles already
+                    out += [Case(operation, model, device, bs, p, variant="compiled") for p in precisions
+                            if not Case(operation, model, device, bs, p).tuned_compiles]
     return out
 
 

@@ -122,7 +122,7 @@ class Run:
                 "samples": self.samples, "params": count_params(model),
                 "macs_per_sample": macs_per_sample(model), "peak_rss_mb": peak_rss_mb(),
                 "torch_threads": torch.get_num_threads(), "channels_last": self.cfg.channels_last,
-                "fused": self.cfg.fused, "dtype": "bfloat16 autocast" if c.precision == "bf16" else "float32",
+                "fused": self.cfg.fused, "compiled": self.cfg.compile, "dtype": self.dtype(),
                 "cold_seconds": round(cold, 4), **self.figures(model, median, finished)}
         if self.device.type != "cpu" and "device_peak_memory_mb" not in info:
             info["device_peak_memory_mb"], note = peak_memory_mb(self.device)
@@ -131,6 +131,12 @@ class Run:
             info["compile_seconds"] = round(max(cold - median, 0.0), 4)
         info["harness_overhead_fraction"] = round(max(median - statistics.median(self.inner), 0) / median, 6)
         return info
+
+    def dtype(self) -> str:
+        """The numbers the case computes in: float32, bf16 autocast over fp32 weights, or bf16 weights."""
+        if self.case.precision != "bf16":
+            return "float32"
+        return "bfloat16 weights" if self.cfg.bf16_weights else "bfloat16 autocast"
 
     def figures(self, model: torch.nn.Module, median: float, finished: dict) -> dict:
         """The operation's own figures, from the rounds' median and what finish() measured."""

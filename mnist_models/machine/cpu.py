@@ -16,6 +16,7 @@ from typing import Iterable
 # Instructions that do bf16 arithmetic in hardware: x86 AVX512-BF16 (Cooper Lake, Zen 4 on),
 # AMX-BF16 (Sapphire Rapids on), Arm FEAT_BF16 ("bf16" in /proc/cpuinfo's Features).
 BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
+MATRIX_FLAGS = frozenset({"amx_bf16"})  # a matrix engine that multiplies bf16 tiles (Intel AMX)
 AVX512_CORE = frozenset({"avx512f", "avx512bw", "avx512vl", "avx512dq"})  # torch's "AVX512" level
 # The flags a reader compares machines by, in the order the report shows them.
 SHOWN_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile",

@@ -204,6 +204,14 @@ def native_bf16(device: str, flags: Iterable[str] | None = None) -> bool:
     return False
 
 
+def matrix_engine(device: str, flags: Iterable[str] | None = None) -> bool:
+    """Is `device` a cpu with a bf16 matrix engine (AMX)? `flags`: another machine's cpu flags."""
+    if device != "cpu":
+        return False
+    from .cpu import MATRIX_FLAGS, cpu_flags
+    return bool(MATRIX_FLAGS & set(cpu_flags() if flags is None else flags))
+
+
 def accelerator_facts() -> dict:
     """The accelerator present: type, name, count, memory, runtime, driver, capability and
     what it runs natively; {} without one."""

@@ -23,7 +23,7 @@ FIGURES = ["samples", "samples_per_second", "gflops", "flops_per_sample", "test_
            "cold_seconds", "compile_seconds", "peak_rss_mb", "device_peak_memory_mb", "params", "macs_per_sample",
            "torch_threads", "harness_overhead_fraction", "epochs_to_target", "reached",
            "target_accuracy", "scaling_efficiency", "allreduce_share", "global_batch", "per_rank_batch",
-           "native", "flops_3x", "instructions", "instructions_per_step", "instruction_steps"]
+           "native", "compiled", "flops_3x", "instructions", "instructions_per_step", "instruction_steps"]
 COLUMNS = ["machine", "file", "case", *KEY, "recipe", *STATS, *FIGURES, "data", "peak_fraction", "peak_over",
            "attainable", "attainable_fraction", "bound_by", "commit", "run_at"]
 NO_BANDWIDTH = "no bandwidth probe"  # bound_by of a file whose run made no bandwidth probe

@@ -146,7 +146,7 @@ OPTIONAL = {"samples_per_second": "number", "gflops": "number", "flops_per_sampl
             "peak_rss_mb": "number", "device_peak_memory_mb": "number", "params": "number",
             "macs_per_sample": "number", "torch_threads": "number", "harness_overhead_fraction": "number",
             "target_accuracy": "fraction", "epochs_to_target": "positives", "reached": "bools",
-            "native": "flag", "flops_3x": "flag", "world_size": "number", "scaling_efficiency": "number",
+            "native": "flag", "flops_3x": "flag", "compiled": "flag", "world_size": "number", "scaling_efficiency": "number",
             "allreduce_share": "fraction", "threads_per_rank": "number", "global_batch": "number",
             "per_rank_batch": "number", "instructions": "number", "instructions_per_step": "number",
             "instruction_steps": "number", "scaling": "text"}
