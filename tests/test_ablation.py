@@ -1,9 +1,9 @@
 import pandas as pd
 import pytest
 
-from mnist_models.harness.ablation import (BF16_TUNED, CNN_BF16, CNN_FP32, COMPARISONS, MLP_BF16, MLP_BS64, Comparison,
-                                           _v, run_comparison)
-from mnist_models.harness.ablation_report import ablation_frame, targets
+from mnist_models.harness.ablation import (BF16_TUNED, CNN_BF16, CNN_FP32, CNN_INFER, COMPARISONS, INFER_BF16_TUNED,
+                                           MLP_BF16, MLP_BS64, Comparison, _infer, _v, run_comparison)
+from mnist_models.harness.ablation_report import ablation_frame, render_fast, targets
 from mnist_models.harness.cases import BenchOptions, Case
 from mnist_models.harness.run import Data
 
@@ -19,6 +19,21 @@ def test_variants_interleave_and_record(train_split, test_split):
     assert records[2]["threads"] == 1
     rounds = [r for r, _ in order]
     assert rounds == sorted(rounds) and len(order) == 9  # a cold round, then two, each variant once
+
+
+@pytest.mark.slow
+def test_compiled_variants_time_no_compile(train_split, test_split):
+    """Each compiled variant's cold round resets torch.compile, the others' graphs too: no
+    timed round may rebuild them (one did, at 40x a warm round, before the untimed round)."""
+    comp = Comparison("cnn infer", "eager", (_infer("eager", "cnn", 256, "channels_last"),
+                                             _infer("compiled", "cnn", 256, "channels_last+compile"),
+                                             _infer("bf16 compiled", "cnn", 256, "channels_last+bf16_weights+compile",
+                                                    "bf16")))
+    records = run_comparison(comp, BenchOptions(quick=True), Data(train_split, test_split), rounds=3)
+    assert [r["operation"] for r in records] == ["infer"] * 3 and all(r["test_accuracy"] is None for r in records)
+    for r in records:
+        assert len(r["data"]) == 3 and max(r["data"]) < 5 * min(r["data"]), r
+    assert records[1]["cold_seconds"] > 5 * records[1]["median"]  # the compile was in the cold round
 
 
 def test_every_comparison_names_its_baseline():
@@ -97,6 +112,32 @@ def test_bf16_targets_by_the_cpus_class():
     assert same.loc["6.", "measured"].startswith("1.00x") and same.loc["6.", "verdict"] == "missed"
     assert same.loc["7.", "verdict"] == "met"
     assert rows(faster, ["avx2", "fma"]).empty  # bf16 emulated: no goal to meet
+
+
+def test_the_inference_target_asks_3x_of_a_matrix_engine():
+    bench = pd.DataFrame([{"operation": "train", "model": "cnn", "device": "cpu", "harness_overhead_fraction": 0.0}])
+
+    def doc(quickest: float) -> dict:  # today's tuned bf16 pass takes 1.0 s
+        records = [_rec(CNN_INFER, "fp32 cl", 2.0), _rec(CNN_INFER, INFER_BF16_TUNED.name, 1.0, "bf16"),
+                   _rec(CNN_INFER, "bf16 weights, cl, compile", quickest, "bf16")]
+        passes = [{**r, "operation": "infer", "samples": 10_000, "threads": 2, "test_accuracy": None} for r in records]
+        return {"machine": {}, "rounds": 1, "records": passes}
+
+    def row(quickest: float, flags) -> pd.Series | None:
+        t = targets(ablation_frame(doc(quickest)), bench, flags).set_index("target")
+        return next((t.loc[name] for name in t.index if name.startswith("10.")), None)
+
+    amx = ["avx512_bf16", "amx_bf16"]
+    planted = row(0.3, amx)
+    assert planted["measured"] == "3.33x (bf16 weights, cl, compile)" and planted["goal"] == "3x"
+    assert planted["verdict"] == "met"
+    assert row(0.5, amx)["verdict"] == "missed"  # 2x of 3x
+    same = row(1.0, amx)  # A/A: nothing quicker than today's path
+    assert same["measured"].startswith("1.00x") and same["verdict"] == "missed"
+    assert row(0.3, ["avx512_bf16"]) is None  # no matrix engine: no inference goal
+    page = render_fast(doc(0.5), None, "python -m mnist_models ablate")
+    assert "a round being one pass over the 10,000 test images in an inference comparison, from" in page
+    assert "pass s" in page and "epoch s" not in page
 
 
 def test_attainable_target_names_the_lowest_tuned_case():

@@ -59,6 +59,12 @@ def test_bytes_as_counted_by_hand():
     # fc1's weights once per batch: a larger batch moves fewer bytes per image
     assert costs("mlp", "train", 1024)[0].bytes < train["fc1"].bytes
     assert {c.name: c.bytes for c in costs("cnn", "infer", 256)}["dropout"] == 0  # eval: the identity
+    # inference over bf16 weights reads each weight in 2 bytes, where autocast reads 4 and
+    # writes and reads its 2-byte copy; nothing else moves otherwise
+    served = {c.name: c for c in costs("mlp", "infer", 64, "bf16", bf16_weights=True)}
+    assert infer["fc1"].bytes - served["fc1"].bytes == pytest.approx(6 * w)
+    assert infer["fc2"].bytes - served["fc2"].bytes == pytest.approx(6 * 1290 / 64)
+    assert served["act1"].bytes == infer["act1"].bytes
 
 
 def test_the_bound_follows_the_planted_ceilings():
@@ -97,3 +103,20 @@ def test_the_report_shows_the_roofline_or_says_why_not(cpu_result, edited_result
     md = render_markdown(results)
     assert f"| {expected.layer} ({expected.kind})" in md and "| no bandwidth probe" in md
     assert "of attainable" in train_table(results.frame).columns
+
+
+def test_the_report_bounds_inference_by_the_weights_it_ran_over(cpu_result, edited_result):
+    def bf16(dtype):
+        def edit(doc):
+            doc["machine_info"]["mnist_bench"].update(label=dtype.split()[1], bandwidth_gbs={"cpu": 20.0})
+            entry = next(b for b in doc["benchmarks"] if b["param"] == "infer-cnn-cpu-bs256")
+            entry["extra_info"].update(precision="bf16", dtype=dtype)
+        return edit
+    files = [edited_result(cpu_result, bf16(d), f"{d.split()[1]}.json")
+             for d in ("bfloat16 weights", "bfloat16 autocast")]
+    frame = load_results(files).frame.set_index(["machine", "case"])
+    for machine, weights in (("weights", True), ("autocast", False)):
+        expected = bound("cnn", "infer", 256, "bf16", 200.0, 20.0, bf16_weights=weights).images_per_second
+        assert frame.loc[(machine, "infer-cnn-cpu-bs256"), "attainable"] == pytest.approx(expected)
+    assert frame.loc[("weights", "infer-cnn-cpu-bs256"), "attainable"] > frame.loc[
+        ("autocast", "infer-cnn-cpu-bs256"), "attainable"]

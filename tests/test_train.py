@@ -6,8 +6,8 @@ import torch
 from mnist_models.core.config import TrainConfig
 from mnist_models.core.data import ResidentLoader, Split
 from mnist_models.errors import UsageError
-from mnist_models.core.train import (NonFiniteLossError, Trainer, evaluate, evaluation_steps, fit, resolve_device,
-                                     train_to_accuracy)
+from mnist_models.core.train import (NonFiniteLossError, Trainer, build_model, evaluate, evaluation_steps, fit, infer,
+                                     resolve_device, train_to_accuracy)
 
 CPU = torch.device("cpu")
 
@@ -93,6 +93,31 @@ def test_bf16_and_the_notebook_loader_train(train_split, test_split):
     assert history[0]["test_accuracy"] > 0.78  # measured 83.4%
     _, history = fit(TrainConfig(model="mlp", epochs=1, train_samples=2048, loader="seed", device="cpu"))
     assert history[0]["test_accuracy"] > 0.75  # the notebook's unnormalized images: measured 79.0%
+
+
+def test_bf16_weights_are_for_inference_in_bf16():
+    with pytest.raises(UsageError, match="bf16 weights need precision bf16"):
+        TrainConfig(bf16_weights=True)
+    with pytest.raises(UsageError, match="bf16 weights are for inference; training in bf16 autocasts"):
+        Trainer(TrainConfig(model="mlp", precision="bf16", bf16_weights=True, device="cpu"), 1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_bf16_weights_keep_a_trained_models_accuracy(model, train_split, test_split):
+    """Served with bf16 weights, eager and compiled, a model trained one epoch scores within
+    0.3 points of its fp32 and autocast evaluations."""
+    cfg = TrainConfig(model=model, epochs=1, device="cpu")
+    trained, _ = fit(cfg, splits=(train_split, test_split))
+    test = ResidentLoader(test_split, 2000, shuffle=False)
+    fp32, autocast = (evaluate(trained, test, CPU, p)["accuracy"] for p in ("fp32", "bf16"))
+    served = build_model(dataclasses.replace(cfg, precision="bf16", bf16_weights=True), CPU)
+    served.load_state_dict(trained.state_dict())  # cast to the bf16 weights
+    assert {p.dtype for p in served.parameters()} == {torch.bfloat16}
+    bf16 = evaluate(served, test, CPU, "bf16")["accuracy"]
+    compiled = infer(torch.compile(served), test_split.x, 256, "bf16").argmax(1)
+    assert fp32 > 0.95 and abs(autocast - fp32) <= 0.003 and abs(bf16 - fp32) <= 0.003
+    assert abs((compiled == test_split.y).float().mean().item() - bf16) <= 0.003
 
 
 def test_non_finite_loss_names_epoch_and_batch():

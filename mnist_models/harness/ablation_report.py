@@ -166,14 +166,15 @@ def _attainable_row(bench: pd.DataFrame) -> list[tuple]:
              f"{low['case']} at {low['attainable_fraction']:.0%}", "every one, or the reason measured", every, every)]
 
 
-ROUND = {"train": "one training epoch of {:,} images", "infer": "one inference pass over the {:,} test images"}
+ROUND = {"train": "one training epoch of {:,} images",
+         "infer": "one pass over the {:,} test images in an inference comparison"}
 
 
 def render_fast(doc: dict, bench: Results | None, command: str) -> str:
     """fast.md: the targets, then every comparison's table."""
     f = ablation_frame(doc)
     ops = f["operation"] if "operation" in f else pd.Series("train", index=f.index)  # older files: training only
-    each = "; ".join(ROUND[op].format(int(part["samples"].iloc[0])) for op, part in f.groupby(ops, sort=False))
+    each = " and ".join(ROUND[op].format(int(part["samples"].iloc[0])) for op, part in f.groupby(ops, sort=False))
     parts = ["# Fast: side-by-side measurements", "", f"Made by `{command}` on "
              f"{doc['machine'].get('label')} ({doc['machine'].get('cpu_model')}, "
              f"{doc['machine'].get('physical_cores')} cores); {doc['rounds']} interleaved rounds "

@@ -172,7 +172,8 @@ class Case:
         knobs.update(fused=knobs.get("fused", False) and fused_optimizer(self.device),
                      bf16_weights=knobs.get("bf16_weights", False) and self.operation == "infer"
                      and self.precision == "bf16",
-                     compile=knobs.get("compile", False) or self.tuned_compiles and not compile_unavailable(self.device))
+                     compile=knobs.get("compile", False)
+                     or self.tuned_compiles and not compile_unavailable(self.device))
         return dataclasses.replace(plain, **knobs)
 
     @property

@@ -25,6 +25,7 @@ from ..core.data import Split, load_split
 from ..core.models import count_params, create_model, macs_per_sample
 from ..machine.devices import native_bf16, peak_memory_mb, reset_peak_memory, sync, timed
 from ..machine.process import peak_rss_mb
+from ..reporting.schema import BF16_WEIGHTS
 from .cases import BenchOptions, Case
 
 
@@ -136,7 +137,7 @@ class Run:
         """The numbers the case computes in: float32, bf16 autocast over fp32 weights, or bf16 weights."""
         if self.case.precision != "bf16":
             return "float32"
-        return "bfloat16 weights" if self.cfg.bf16_weights else "bfloat16 autocast"
+        return BF16_WEIGHTS if self.cfg.bf16_weights else "bfloat16 autocast"
 
     def figures(self, model: torch.nn.Module, median: float, finished: dict) -> dict:
         """The operation's own figures, from the rounds' median and what finish() measured."""

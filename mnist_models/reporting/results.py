@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from .roofline import LAYERS, bound
-from .schema import KEY, ResultError, read_machine_facts, read_result, recipe_name
+from .schema import BF16_WEIGHTS, KEY, ResultError, read_machine_facts, read_result, recipe_name
 
 STATS = ["median", "mean", "min", "max", "stddev", "q1", "q3", "iqr", "rounds"]
 FIGURES = ["samples", "samples_per_second", "gflops", "flops_per_sample", "test_accuracy", "final_loss",
@@ -55,19 +55,20 @@ def _rows(doc: dict, machine: str, path: Path, facts: dict) -> list[dict]:
         # above 100% of the probe is impossible: the probe (or the FLOP count) is wrong there
         row["peak_fraction"] = fraction if fraction is not None and fraction <= 1 else None
         row["peak_over"] = fraction is not None and fraction > 1
-        row.update(_roofline(row, peak, facts["bandwidth_gbs"].get(row["device"])))
+        row.update(_roofline(row, peak, facts["bandwidth_gbs"].get(row["device"]), info.get("dtype") == BF16_WEIGHTS))
         rows.append(row)
     return rows
 
 
-def _roofline(row: dict, peak: float | None, bandwidth: float | None) -> dict:
-    """A training or inference case's attainable images/s, its share of it, and what bounds it."""
+def _roofline(row: dict, peak: float | None, bandwidth: float | None, bf16_weights: bool) -> dict:
+    """A training or inference case's attainable images/s, its share of it, and what bounds it
+    (`bf16_weights`: the case ran over bf16 weights)."""
     if row["operation"] not in ("train", "infer") or row["model"] not in LAYERS or not row["batch_size"]:
         return {"attainable": None, "attainable_fraction": None, "bound_by": None}
     if not peak or not bandwidth:
         return {"attainable": None, "attainable_fraction": None,
                 "bound_by": NO_BANDWIDTH if peak else "no matmul probe"}
-    b = bound(row["model"], row["operation"], int(row["batch_size"]), row["precision"], peak, bandwidth)
+    b = bound(row["model"], row["operation"], int(row["batch_size"]), row["precision"], peak, bandwidth, bf16_weights)
     speed = row["samples_per_second"]
     return {"attainable": b.images_per_second, "attainable_fraction": speed / b.images_per_second if speed else None,
             "bound_by": f"{b.layer} ({b.kind})"}

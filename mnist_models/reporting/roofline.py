@@ -10,8 +10,9 @@ attainable time is max(FLOPs / peak, bytes / bandwidth); the case's is their sum
 the layers run one after another, and the layer that takes most of it bounds the case.
 
 Bytes are counted as if every tensor a layer reads or writes crosses the memory bus once
-per use: activations in the precision's width (bf16 autocast: 2 bytes, fp32: 4), the
-fp32 images, weights once per batch (autocast adds the bf16 copy it makes each step),
+per use: activations in the precision's width (bf16: 2 bytes, fp32: 4), the fp32 images
+(and in bf16 their cast), weights once per batch (autocast adds the bf16 copy it makes
+each step; inference over bf16 weights reads 2 bytes a weight),
 the max-pool's int64 indices and dropout's noise (in the activations' width: the CPU
 kernel keeps a tensor of it) in training, a max-pool backward's zero fill of the input
 gradient, and Adam's state once per step (parameter, gradient, two moments read;
@@ -89,13 +90,16 @@ class Bound:
     layers: tuple[tuple[str, float, str], ...]  # (layer, attainable seconds per image, compute | memory)
 
 
-def costs(model: str, operation: str, batch: int, precision: str = "fp32") -> list[Cost]:
+def costs(model: str, operation: str, batch: int, precision: str = "fp32",
+          bf16_weights: bool = False) -> list[Cost]:
     """FLOPs and bytes per image of each layer of one training step (operation "train",
-    with the optimizer step as a last entry) or one inference pass ("infer")."""
+    with the optimizer step as a last entry) or one inference pass ("infer"; `bf16_weights`:
+    over weights held in bf16, not autocast)."""
     if model not in LAYERS:
         raise KeyError(f"no layer table for model {model!r}; LAYERS has {', '.join(LAYERS)}")
     train, act = operation == "train", 2 if precision == "bf16" else 4
-    weight = 8 if precision == "bf16" else 4  # bytes per parameter read: autocast writes and reads a bf16 copy
+    # bytes per parameter read: autocast writes and reads a bf16 copy of each fp32 weight
+    weight = 2 if bf16_weights else 8 if precision == "bf16" else 4
     out = []
     for i, layer in enumerate(LAYERS[model]):
         first = i == 0
@@ -126,10 +130,10 @@ def costs(model: str, operation: str, batch: int, precision: str = "fp32") -> li
 
 
 def bound(model: str, operation: str, batch: int, precision: str, peak_gflops: float,
-          bandwidth_gbs: float) -> Bound:
+          bandwidth_gbs: float, bf16_weights: bool = False) -> Bound:
     """The attainable images/s of a case, and the layer that bounds it."""
     layers = []
-    for c in costs(model, operation, batch, precision):
+    for c in costs(model, operation, batch, precision, bf16_weights):
         compute, memory = c.flops / (peak_gflops * 1e9), c.bytes / (bandwidth_gbs * 1e9)
         layers.append((c.name, max(compute, memory), "compute" if compute >= memory else "memory"))
     name, _, kind = max(layers, key=lambda row: row[1])

@@ -25,6 +25,7 @@ from ..machine.devices import native_bf16
 FORMAT = 3  # machine_info.mnist_bench.format of what the suite writes now
 RUN_FACTS = ("quick", "rounds", "partial", "peak_gflops", "peak_probe_size", "bandwidth_gbs", "busy")  # the top-level mnist_bench's
 OPERATIONS = ("train", "infer", "tta", "ddp")  # what a case times
+BF16_WEIGHTS = "bfloat16 weights"  # extra_info.dtype of inference over bf16 weights (no autocast)
 KEY = ["model", "device", "operation", "loader", "variant", "precision", "batch_size", "world_size", "scaling",
        "threads_per_rank"]  # a case; the last three are ddp cases' (1, "", 0 for the others)
 HARDWARE = ("cpu_model", "cpu_family", "cpu_model_number", "logical_cores", "accelerator",
@@ -146,8 +147,8 @@ OPTIONAL = {"samples_per_second": "number", "gflops": "number", "flops_per_sampl
             "peak_rss_mb": "number", "device_peak_memory_mb": "number", "params": "number",
             "macs_per_sample": "number", "torch_threads": "number", "harness_overhead_fraction": "number",
             "target_accuracy": "fraction", "epochs_to_target": "positives", "reached": "bools",
-            "native": "flag", "flops_3x": "flag", "compiled": "flag", "world_size": "number", "scaling_efficiency": "number",
-            "allreduce_share": "fraction", "threads_per_rank": "number", "global_batch": "number",
+            "native": "flag", "flops_3x": "flag", "compiled": "flag", "world_size": "number",
+            "scaling_efficiency": "number", "allreduce_share": "fraction", "threads_per_rank": "number", "global_batch": "number",
             "per_rank_batch": "number", "instructions": "number", "instructions_per_step": "number",
             "instruction_steps": "number", "scaling": "text"}
 TIMES = ("median", "min", "max", "q1", "q3")
