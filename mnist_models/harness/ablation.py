@@ -84,7 +84,8 @@ def _infer(name: str, model: str, bs: int, knobs: str, precision: str = "fp32") 
 
 
 # Inference over the test images: bf16 under autocast (the tuned path before) against bf16
-# weights, each eager and compiled, beside fp32
+# weights, each eager and compiled, beside fp32; at batch 256 every path, at 64 and 1024 the
+# ones the tuned path chooses between
 INFER_BF16_TUNED = _infer("bf16 autocast, cl", "cnn", 256, "channels_last", "bf16")
 CNN_INFER = Comparison("cnn bs256 infer", INFER_BF16_TUNED.name, (
     _infer("fp32 cl", "cnn", 256, "channels_last"),
@@ -94,6 +95,13 @@ CNN_INFER = Comparison("cnn bs256 infer", INFER_BF16_TUNED.name, (
     _infer("bf16 weights, cl", "cnn", 256, "channels_last+bf16_weights", "bf16"),
     _infer("bf16 weights, cl, compile", "cnn", 256, "channels_last+bf16_weights+compile", "bf16"),
 ))
+
+
+def _cnn_infer(bs: int) -> Comparison:
+    return Comparison(f"cnn bs{bs} infer", INFER_BF16_TUNED.name, (
+        _infer("fp32 cl", "cnn", bs, "channels_last"), _infer("fp32 cl, compile", "cnn", bs, "channels_last+compile"),
+        _infer(INFER_BF16_TUNED.name, "cnn", bs, "channels_last", "bf16"),
+        _infer("bf16 weights, cl, compile", "cnn", bs, "channels_last+bf16_weights+compile", "bf16")))
 MLP_INFER = Comparison("mlp bs64 infer", "bf16 autocast", (
     _infer("fp32", "mlp", 64, "plain"),
     _infer("bf16 autocast", "mlp", 64, "plain", "bf16"),
@@ -102,7 +110,8 @@ MLP_INFER = Comparison("mlp bs64 infer", "bf16 autocast", (
 ))
 # The MLP's fp32 and bf16 at each default batch size: (comparison, fp32 variant, bf16 variant)
 MLP_PRECISION_PAIRS = ((MLP_BS64, MLP64_FUSED, MLP64_BF16), *((c, *c.variants) for c in MLP_BF16))
-COMPARISONS = (MLP_BS64, CNN_FP32, CNN_BF16, CNN_BF16_1024, *MLP_BF16, CNN_INFER, MLP_INFER)
+COMPARISONS = (MLP_BS64, CNN_FP32, CNN_BF16, CNN_BF16_1024, *MLP_BF16, _cnn_infer(64), CNN_INFER, _cnn_infer(1024),
+               MLP_INFER)
 
 
 def run_comparison(comp: Comparison, opts: BenchOptions, data, rounds: int, progress=None) -> list[dict]:
