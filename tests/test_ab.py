@@ -81,6 +81,8 @@ def test_a_side_that_is_neither_a_checkout_nor_an_environment_is_named(cli, caps
 
 @pytest.mark.parametrize("extra,message", [
     (["--cases", "train-mlp-cpu-bs64", "--counted", "infer-mlp-cpu-bs256"], "count only cases that are timed"),
+    (["--cases", "infer-mlp-cpu-bs256-compiled", "--counted", "infer-mlp-cpu-bs256-compiled"],
+     "infer-mlp-cpu-bs256-compiled: runs under torch.compile here, whose kernels callgrind cannot run"),
     (["--cases", "train-vgg-cpu-bs64"], "unknown case train-vgg-cpu-bs64"),
     (["--seconds", "0"], "--seconds must be a number of seconds"),
     (["--pairs", "0"], "pairs must be"),
@@ -90,6 +92,21 @@ def test_bad_options_are_one_line_and_exit_2(cli, capsys, repo, tmp_path, extra,
     assert cli("ab", str(repo), str(repo), "--out", str(tmp_path / "o"), *extra) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]  # after argparse's usage, one line
     assert message in last and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("amx", [True, False])
+def test_a_case_that_compiles_here_is_timed_not_counted(monkeypatch, repo, mnist_root, amx):
+    """Under callgrind, whose cpu stops at AVX2, inductor's AVX-512 kernels die of an illegal
+    instruction: a case compiled on this machine (the CNN's inference on a matrix engine)
+    leaves the default count, and says so."""
+    from mnist_models.harness.ab import COUNTED, AbOptions, plan
+    from mnist_models.machine import cpu
+    flags = cpu.cpu_flags() - cpu.MATRIX_FLAGS | ({"amx_bf16"} if amx else set())
+    monkeypatch.setattr(cpu, "cpu_flags", lambda: flags)
+    checked = plan(AbOptions(str(repo), str(repo), root=str(mnist_root)))
+    assert checked.uncounted == (("infer-cnn-cpu-bs256",) if amx else ())
+    assert checked.counted == [c for c in COUNTED if c not in checked.uncounted]
+    assert plan(AbOptions(str(repo), str(repo), root=str(mnist_root), instructions=False)).uncounted == ()
 
 
 def test_a_root_without_mnist_is_a_usage_error_before_any_side_starts(cli, capsys, repo, tmp_path):

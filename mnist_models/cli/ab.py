@@ -27,8 +27,8 @@ def add(sub) -> None:
     a.add_argument("--cases", type=choices("case", known), default=d.cases,
                    help=f"comma-separated cases timed on the clock (default {','.join(d.cases)})")
     a.add_argument("--counted", type=choices("case", known), default=None,
-                   help=f"comma-separated cases counted in instructions, among those timed (default: those of "
-                        f"{','.join(COUNTED)} that are timed)")
+                   help=f"comma-separated cases counted in instructions, among those timed and run eager "
+                        f"(default: those of {','.join(COUNTED)} that are timed and run eager here)")
     a.add_argument("--pairs", type=positive("pairs"), default=d.pairs,
                    help=f"rounds per side and case (default {d.pairs})")
     a.add_argument("--seconds", type=seconds("--seconds", 60), default=d.seconds,

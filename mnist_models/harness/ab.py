@@ -136,6 +136,12 @@ class Plan:
     opts: AbOptions
     sides: tuple[Side, Side]
     counted: list[str]  # the cases counted in instructions
+    uncounted: tuple[str, ...] = ()  # cases of COUNTED left out: they compile here (COMPILED_NOTE)
+
+
+# inductor builds kernels for the vector instructions /proc/cpuinfo lists, and callgrind's
+# virtual cpu stops at AVX2: a compiled case dies of an illegal instruction under it
+COMPILED_NOTE = "runs under torch.compile here, whose kernels callgrind cannot run"
 
 
 def plan(opts: AbOptions) -> Plan:
@@ -146,12 +152,16 @@ def plan(opts: AbOptions) -> Plan:
     unknown = [c for c in counted if c not in opts.cases]
     if unknown and opts.instructions:
         raise UsageError(f"--counted {', '.join(unknown)}: count only cases that are timed (--cases)")
+    known = known_cases()
+    compiled = tuple(c for c in counted if c in known and known[c].compiles) if opts.instructions else ()
+    if compiled and opts.counted is not None:
+        raise UsageError(f"--counted {', '.join(compiled)}: {COMPILED_NOTE}; count cases that run eager")
     if opts.detect <= opts.threshold:
         raise UsageError(f"--detect {opts.detect:.1%} must be above --threshold {opts.threshold:.1%}: a case is "
                          "slower only when surely above the threshold, so no smaller change can be seen")
     from ..core.data import ensure_mnist
     ensure_mnist(opts.root)  # here, a usage error; inside a side's worker, it would read as that side failing
-    return Plan(opts, sides, counted)
+    return Plan(opts, sides, [c for c in counted if c not in compiled], compiled)
 
 
 def run_ab(checked: Plan, progress: Callable[[str], None] = lambda line: None) -> AbResult:
@@ -178,6 +188,7 @@ def run_ab(checked: Plan, progress: Callable[[str], None] = lambda line: None) -
             counts = count_sides(sides, counted, opts.root, progress=progress)
         except RunError as exc:  # the clock's verdicts stand; the counts are absent, and why
             why, counts = f"no instruction counts: {exc}", [{}, {}]
+    notes += [f"{case} is timed, not counted: it {COMPILED_NOTE}" for case in checked.uncounted]
     if why:
         notes.append(why)
     else:

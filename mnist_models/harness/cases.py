@@ -177,6 +177,11 @@ class Case:
         return dataclasses.replace(plain, **knobs)
 
     @property
+    def compiles(self) -> bool:
+        """Does this case run under torch.compile where inductor can build? No torch here."""
+        return "compile" in self.knobs or self.tuned_compiles
+
+    @property
     def tuned_compiles(self) -> bool:
         """Is this a tuned case that runs under torch.compile (COMPILED_TUNED), where inductor
         can build (config() asks that)? No torch here."""
