@@ -118,7 +118,7 @@ def test_the_inference_target_asks_3x_of_a_matrix_engine():
     bench = pd.DataFrame([{"operation": "train", "model": "cnn", "device": "cpu", "harness_overhead_fraction": 0.0}])
 
     def doc(quickest: float) -> dict:  # today's tuned bf16 pass takes 1.0 s
-        records = [_rec(CNN_INFER, "fp32 cl", 2.0), _rec(CNN_INFER, INFER_BF16_TUNED.name, 1.0, "bf16"),
+        records = [_rec(CNN_INFER, "fp32 cl", 2.0), _rec(CNN_INFER, INFER_BF16_TUNED, 1.0, "bf16"),
                    _rec(CNN_INFER, "bf16 weights, cl, compile", quickest, "bf16")]
         passes = [{**r, "operation": "infer", "samples": 10_000, "threads": 2, "test_accuracy": None} for r in records]
         return {"machine": {}, "rounds": 1, "records": passes}

@@ -84,24 +84,22 @@ def _infer(name: str, model: str, bs: int, knobs: str, precision: str = "fp32") 
 
 
 # Inference over the test images: bf16 under autocast (the tuned path before) against bf16
-# weights, each eager and compiled, beside fp32; at batch 256 every path, at 64 and 1024 the
-# ones the tuned path chooses between
-INFER_BF16_TUNED = _infer("bf16 autocast, cl", "cnn", 256, "channels_last", "bf16")
-CNN_INFER = Comparison("cnn bs256 infer", INFER_BF16_TUNED.name, (
-    _infer("fp32 cl", "cnn", 256, "channels_last"),
-    _infer("fp32 cl, compile", "cnn", 256, "channels_last+compile"),
-    INFER_BF16_TUNED,
-    _infer("bf16 autocast, cl, compile", "cnn", 256, "channels_last+compile", "bf16"),
-    _infer("bf16 weights, cl", "cnn", 256, "channels_last+bf16_weights", "bf16"),
-    _infer("bf16 weights, cl, compile", "cnn", 256, "channels_last+bf16_weights+compile", "bf16"),
-))
+# weights compiled (the tuned path on a matrix engine), beside fp32 eager and compiled
+INFER_BF16_TUNED = "bf16 autocast, cl"
 
 
-def _cnn_infer(bs: int) -> Comparison:
-    return Comparison(f"cnn bs{bs} infer", INFER_BF16_TUNED.name, (
+def _cnn_infer(bs: int, every: bool = False) -> Comparison:
+    """The CNN's inference paths at batch `bs`; `every`: also the two between them (bf16
+    under autocast compiled, bf16 weights eager)."""
+    between = (_infer("bf16 autocast, cl, compile", "cnn", bs, "channels_last+compile", "bf16"),
+               _infer("bf16 weights, cl", "cnn", bs, "channels_last+bf16_weights", "bf16")) if every else ()
+    return Comparison(f"cnn bs{bs} infer", INFER_BF16_TUNED, (
         _infer("fp32 cl", "cnn", bs, "channels_last"), _infer("fp32 cl, compile", "cnn", bs, "channels_last+compile"),
-        _infer(INFER_BF16_TUNED.name, "cnn", bs, "channels_last", "bf16"),
+        _infer(INFER_BF16_TUNED, "cnn", bs, "channels_last", "bf16"), *between,
         _infer("bf16 weights, cl, compile", "cnn", bs, "channels_last+bf16_weights+compile", "bf16")))
+
+
+CNN_INFER = _cnn_infer(256, every=True)
 MLP_INFER = Comparison("mlp bs64 infer", "bf16 autocast", (
     _infer("fp32", "mlp", 64, "plain"),
     _infer("bf16 autocast", "mlp", 64, "plain", "bf16"),

@@ -134,7 +134,7 @@ def _bf16_rows(ablation: pd.DataFrame, flags) -> list[tuple]:
         rows.append(("7. MLP bf16 vs fp32 training, per batch size",
                      ", ".join(f"bs{bs} {x:.2f}x" for bs, x in ratios), "1.0x at each, or bf16 left out there",
                      every, every))
-    return rows + _quickest_other(ablation, CNN_INFER, INFER_BF16_TUNED.name, INFER_GOALS, flags,
+    return rows + _quickest_other(ablation, CNN_INFER, INFER_BF16_TUNED, INFER_GOALS, flags,
                                   "10. CNN bs256 bf16 inference vs today's tuned bf16")
 
 
