@@ -11,8 +11,8 @@ from mnist_models.reporting import plots
 from mnist_models.reporting.markdown import escape
 from mnist_models.reporting.report import render_markdown
 from mnist_models.reporting.results import load_results
-from mnist_models.reporting.tables import (compile_table, machine_matrix, scaling_table, speedup_table, train_table,
-                                           trimmed_mean, tta_table)
+from mnist_models.reporting.tables import (compile_table, infer_table, machine_matrix, scaling_table, speedup_table,
+                                           train_table, trimmed_mean, tta_table)
 
 
 def test_fixture_gives_exact_table_numbers(cpu_result):
@@ -260,6 +260,15 @@ def test_what_torch_compile_buys_is_each_compiled_case_over_its_eager_twin(cpu_r
     md = render_markdown(results)
     assert "## What torch.compile buys" in md and "| 1.25x " in md
     assert "## What torch.compile buys" not in render_markdown(load_results([cpu_result]))
+
+
+def test_a_tuned_case_that_ran_compiled_says_so(cpu_result, edited_result):
+    def compiled(doc):
+        entry = next(b for b in doc["benchmarks"] if b["param"] == "infer-cnn-cpu-bs256")
+        entry["extra_info"].update(compiled=True, compile_seconds=3.5)
+    setups = {path.stem: infer_table(load_results([path]).frame)["setup"].tolist()
+              for path in (cpu_result, edited_result(cpu_result, compiled, "amx.json"))}
+    assert setups == {"fixture-cpu": ["resident"], "amx": ["resident, compiled"]}
 
 
 def test_time_to_accuracy_shows_mlperfs_trimmed_mean(another_machine):

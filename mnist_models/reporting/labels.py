@@ -1,6 +1,7 @@
 """The words a table or figure shows for the frame's categories, made where they are drawn.
 
-    setup(frame)         # "resident", "seed loader", "plain loop", "cuda graph", "compiled", + " bf16", + " (emulated)"
+    setup(frame)         # "resident", "resident, compiled", "seed loader", "plain loop", "cuda graph", "compiled",
+                         #   + " bf16", + " (emulated)"
     workload(60000)      # "60,000 images"
 """
 from __future__ import annotations
@@ -13,11 +14,12 @@ LOOPS = {"seed": "seed loader", "plain": "plain loop", "graphs": "cuda graph", "
 
 def loop(frame: pd.DataFrame) -> pd.Series:
     """The loop a case times: the notebook's loader, a plain eager loop, a CUDA graph,
-    torch.compile, or resident."""
+    torch.compile, or resident (", compiled" where the tuned path ran compiled)."""
+    tuned_compiled = (frame["variant"] == "tuned") & frame["compiled"].eq(True)
     return pd.Series(np.select([frame["loader"] == "seed", frame["variant"] == "plain",
-                                frame["variant"] == "graphs", frame["variant"] == "compiled"],
-                               [LOOPS["seed"], LOOPS["plain"], LOOPS["graphs"], LOOPS["compiled"]],
-                               "resident"), index=frame.index, dtype=object)
+                                frame["variant"] == "graphs", frame["variant"] == "compiled", tuned_compiled],
+                               [LOOPS["seed"], LOOPS["plain"], LOOPS["graphs"], LOOPS["compiled"],
+                                "resident, compiled"], "resident"), index=frame.index, dtype=object)
 
 
 def setup(frame: pd.DataFrame) -> pd.Series:
