@@ -50,6 +50,11 @@ def cpu_flags() -> frozenset[str]:
     return frozenset(f.lower() for f in _cpuinfo().get("flags", ()))
 
 
+def has_any(wanted: frozenset[str], flags: Iterable[str] | None = None) -> bool:
+    """Does the CPU have any of `wanted`? `flags`: another machine's (default: this one's)."""
+    return bool(wanted & set(cpu_flags() if flags is None else flags))
+
+
 _CACHE_KIND = {"Data": "d", "Instruction": "i"}  # sysfs cache types -> L1d, L1i
 
 

@@ -191,8 +191,8 @@ def native_bf16(device: str, flags: Iterable[str] | None = None) -> bool:
     and xpu ask torch; mps is not counted (not checked on Apple hardware here).
     """
     if device == "cpu":
-        from .cpu import BF16_FLAGS, cpu_flags
-        return bool(BF16_FLAGS & set(cpu_flags() if flags is None else flags))
+        from .cpu import BF16_FLAGS, has_any
+        return has_any(BF16_FLAGS, flags)
     import torch
     if device == "cuda" and torch.cuda.is_available():
         try:
@@ -208,8 +208,8 @@ def matrix_engine(device: str, flags: Iterable[str] | None = None) -> bool:
     """Is `device` a cpu with a bf16 matrix engine (AMX)? `flags`: another machine's cpu flags."""
     if device != "cpu":
         return False
-    from .cpu import MATRIX_FLAGS, cpu_flags
-    return bool(MATRIX_FLAGS & set(cpu_flags() if flags is None else flags))
+    from .cpu import MATRIX_FLAGS, has_any
+    return has_any(MATRIX_FLAGS, flags)
 
 
 def accelerator_facts() -> dict:
