@@ -178,13 +178,13 @@ class Case:
 
     @property
     def compiles(self) -> bool:
-        """Does this case run under torch.compile where inductor can build? No torch here."""
+        """Does this case ask for torch.compile, by its knob or the tuned path's rule? No torch
+        here; config() runs a tuned case eager where inductor cannot build."""
         return "compile" in self.knobs or self.tuned_compiles
 
     @property
     def tuned_compiles(self) -> bool:
-        """Is this a tuned case that runs under torch.compile (COMPILED_TUNED), where inductor
-        can build (config() asks that)? No torch here."""
+        """Is this a tuned case the rule compiles (COMPILED_TUNED, on a matrix engine)? No torch here."""
         return (self.variant == "tuned" and (self.operation, self.model) in COMPILED_TUNED
                 and matrix_engine(self.device))
 
