@@ -157,11 +157,53 @@ def test_an_absent_accelerator_is_a_clear_error():
     ("model", "resnet", "model must be one of cnn, mlp, cnn_relu_first"),
     ("optimizer", "sgd", "cuda graphs work with the adam optimizer only"),
     ("test_samples", 10_001, "test samples must be between 1 and MNIST's 10,000"),
+    ("cycle_epochs", 1.0, "cycle epochs need the onecycle schedule"),
+    ("label_smoothing", 1.0, "label smoothing must be at least 0 and below 1"),
+    ("label_smoothing", float("nan"), "label smoothing must be at least 0 and below 1"),
+    ("dropout", -0.1, "dropout must be at least 0 and below 1"),
 ])
 def test_bad_config_is_named(field, value, message):
     good = TrainConfig(cuda_graphs=field == "optimizer")
     with pytest.raises(UsageError, match=message):  # refused as it is made: no config out of range exists
         dataclasses.replace(good, **{field: value})
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"schedule": "onecycle", "cycle_epochs": 2.5}, "at most the 2 epochs"),
+    ({"schedule": "onecycle", "cycle_epochs": 0.0}, "more than 0"),
+    ({"model": "mlp", "dropout": 0.0}, "the mlp has no dropout layer; drop --dropout"),
+])
+def test_a_recipe_knob_out_of_place_is_refused(changes, message):
+    with pytest.raises(UsageError, match=message):
+        TrainConfig(epochs=2, **changes)
+
+
+def test_a_cycle_shorter_than_the_run_holds_its_last_lr():
+    cfg = TrainConfig(model="mlp", epochs=2, lr=1e-2, schedule="onecycle", cycle_epochs=0.5, device="cpu")
+    whole = Trainer(dataclasses.replace(cfg, epochs=1, cycle_epochs=None), 5)  # the same cycle, as a run of its own
+    held = Trainer(cfg, 10)  # 5 of its 20 steps
+    lrs = {"whole": [], "held": []}
+    for name, trainer in (("whole", whole), ("held", held)):
+        for _ in range(4 if name == "whole" else 12):
+            lrs[name].append(trainer.optimizer.param_groups[0]["lr"])
+            trainer.scheduler.step()
+    assert lrs["held"][:4] == lrs["whole"] and max(lrs["whole"]) == pytest.approx(1e-2, rel=0.2)
+    assert lrs["held"][4:] == [lrs["held"][4]] * 8 and lrs["held"][4] < 1e-5  # annealed, then held there
+
+
+def test_label_smoothing_and_dropout_reach_the_step(train_split):
+    x, y = train_split.x[:64], train_split.y[:64]
+    plain = Trainer(TrainConfig(model="cnn", device="cpu"), 1)
+    smoothed = Trainer(TrainConfig(model="cnn", device="cpu", label_smoothing=0.1, dropout=0.0), 1)
+    assert smoothed.model.dropout.p == 0.0 and plain.model.dropout.p == 0.25
+    smoothed.model.load_state_dict(plain.model.state_dict())
+    smoothed.model.eval(), plain.model.eval()  # no dropout either side: only the loss differs
+    with torch.no_grad():
+        logits = plain.model(x)
+    hard, soft = (torch.nn.functional.cross_entropy(logits, y, label_smoothing=ls).item() for ls in (0.0, 0.1))
+    assert abs(hard - soft) > 1e-4  # far apart, against the steps' agreement below
+    assert smoothed.step(x, y)[0].item() == pytest.approx(soft, abs=1e-6)
+    assert plain.step(x, y)[0].item() == pytest.approx(hard, abs=1e-6)
 
 
 def test_cuda_graphs_on_the_cpu_is_a_clear_error():

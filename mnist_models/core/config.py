@@ -16,6 +16,7 @@ from ..errors import UsageError
 
 MODELS = ("cnn", "mlp")  # models.list_models(), spelled out for torch-free parsing (a test keeps them equal)
 MODEL_VARIANTS = ("cnn_relu_first",)  # registered variants: the ablation's, not the matrix's
+WITH_DROPOUT = ("cnn", "cnn_relu_first")  # the models with a dropout layer (TrainConfig.dropout)
 PRECISIONS = ("fp32", "bf16")  # fp32, or bf16 autocast
 NOTEBOOK = "seed"  # the notebook's DataLoader loop: its name in --loader, case ids and result files
 LOADERS = ("resident", NOTEBOOK)  # tensors on the device, or the notebook's DataLoader
@@ -34,6 +35,10 @@ class TrainConfig:
     lr: float = 1e-3  # peak learning rate
     optimizer: str = "adam"  # adam | sgd (Nesterov, momentum 0.9)
     schedule: str = "constant"  # constant | onecycle (per-batch OneCycleLR of the lr, betas fixed)
+    cycle_epochs: float | None = None  # onecycle: the epochs its lr rises and falls over (None: all of
+    #                                    them); after it, the lr stays where the cycle left it
+    label_smoothing: float = 0.0  # the training loss's (PyTorch's cross_entropy label_smoothing)
+    dropout: float | None = None  # the CNN's dropout probability (None: the model's own)
     seed: int = 0  # seeds the weights, dropout and the batch order
     device: str = "auto"  # auto | cpu | cuda
     precision: str = "fp32"  # fp32 | bf16 (autocast)
@@ -87,6 +92,15 @@ def check_config(cfg: TrainConfig) -> None:
               (cfg.batch_size <= cfg.training_images,
                f"batch size is larger than the {cfg.training_images:,} training images; "
                f"choose at most {cfg.training_images}", cfg.batch_size),
+              (cfg.cycle_epochs is None or (cfg.schedule == "onecycle" and 0 < cfg.cycle_epochs <= cfg.epochs),
+               f"cycle epochs need the onecycle schedule, and must be more than 0 and at most the {cfg.epochs} "
+               "epochs",
+               cfg.cycle_epochs),
+              (math.isfinite(cfg.label_smoothing) and 0 <= cfg.label_smoothing < 1,
+               "label smoothing must be at least 0 and below 1", cfg.label_smoothing),
+              (cfg.dropout is None or cfg.model in WITH_DROPOUT,
+               f"the {cfg.model} has no dropout layer; drop --dropout", cfg.dropout),
+              (cfg.dropout is None or 0 <= cfg.dropout < 1, "dropout must be at least 0 and below 1", cfg.dropout),
               (cfg.eval_batch_size >= 1, "evaluation batch size must be at least 1", cfg.eval_batch_size),
               (math.isfinite(cfg.eval_every) and cfg.eval_every >= 0.01, "evaluations must be at least "
                "0.01 epochs apart", cfg.eval_every),

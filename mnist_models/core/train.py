@@ -60,7 +60,8 @@ def build_model(cfg: TrainConfig, device: torch.device) -> nn.Module:
     """A fresh model on `device`, seeded by cfg.seed, in cfg's memory format and weights
     (bf16 with cfg.bf16_weights; compiled if asked)."""
     torch.manual_seed(cfg.seed)
-    model = create_model(cfg.model).to(device, torch.bfloat16 if cfg.bf16_weights else None)
+    kwargs = {} if cfg.dropout is None else {"dropout": cfg.dropout}
+    model = create_model(cfg.model, **kwargs).to(device, torch.bfloat16 if cfg.bf16_weights else None)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     return torch.compile(model) if cfg.compile else model
@@ -76,12 +77,25 @@ def build_optimizer(cfg: TrainConfig, model: nn.Module, steps_per_epoch: int):
                               fused=fused)
     sched = None
     if cfg.schedule == "onecycle":
+        steps = max(1, round((cfg.cycle_epochs or cfg.epochs) * steps_per_epoch))
         # betas stay fixed: a CUDA graph holds them as host floats, so cycling them would
         # make graphed and eager runs of one recipe differ
-        sched = torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=cfg.lr, epochs=cfg.epochs, steps_per_epoch=steps_per_epoch,
-            cycle_momentum=False)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=steps, cycle_momentum=False)
+        if cfg.cycle_epochs is not None:
+            sched = HeldAfter(sched, steps - 1)
     return opt, sched
+
+
+class HeldAfter:
+    """A per-batch schedule stepped `steps` times, then left where it is: the lr holds."""
+
+    def __init__(self, schedule: torch.optim.lr_scheduler.LRScheduler, steps: int):
+        self.schedule, self.left = schedule, steps
+
+    def step(self) -> None:
+        if self.left > 0:
+            self.schedule.step()
+            self.left -= 1
 
 
 class Trainer:
@@ -106,7 +120,7 @@ class Trainer:
         `graph_safe`: no autocast weight cache, for a step captured in a CUDA graph."""
         with autocast(x.device, self.cfg.precision, cache=not graph_safe):
             logits = self.model(x)
-            loss = F.cross_entropy(logits, y)
+            loss = F.cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
