@@ -5,6 +5,7 @@ import math
 import pytest
 
 from mnist_models.reporting.results import load_results
+from mnist_models.reporting.schema import recipe_name
 
 
 def _entry(field: str, value):
@@ -174,3 +175,18 @@ def test_unhashable_case_fields_and_machine_facts_are_dropped_with_a_line(cli, c
                                "odd-facts.json")
     assert cli("compare", str(cpu_result), str(only_facts)) == 0
     assert "3 unchanged" in capsys.readouterr().out
+
+
+def test_a_recipe_is_named_by_what_it_sets_and_an_older_file_by_the_defaults_it_ran():
+    old = {"epochs": 3, "batch_size": 256, "lr": 0.006, "optimizer": "adam", "schedule": "onecycle",
+           "precision": "bf16"}  # a file made before the cadence and the recipe knobs were recorded
+    recorded = {**old, "eval_every": 1.0, "eval_from": None, "cycle_epochs": None, "label_smoothing": 0.0,
+                "dropout": None}
+    assert recipe_name({"recipe": old}) == recipe_name({"recipe": recorded}) == (
+        "3 epochs at bs256, lr 0.006, adam onecycle, evaluated every 1 epochs")
+    new = {**recorded, "epochs": 2, "cycle_epochs": 1.4, "label_smoothing": 0.1, "dropout": 0.0, "eval_from": 1.1,
+           "eval_every": 0.1}
+    assert recipe_name({"recipe": new}) == ("2 epochs at bs256, lr 0.006, adam onecycle over 1.4 epochs, "
+                                            "label smoothing 0.1, dropout 0, evaluated every 0.1 epochs from epoch 1.1")
+    assert recipe_name({"recipe": {**new, "dropout": 0.25}}) != recipe_name({"recipe": new})
+    assert recipe_name({}) == ""

@@ -43,7 +43,8 @@ class Recipe(NamedTuple):
     target: float  # the test accuracy that stops the clock
 
 
-RECIPE_FIELDS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "precision", "eval_from", "eval_every")
+RECIPE_FIELDS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "cycle_epochs", "label_smoothing", "dropout",
+                 "precision", "eval_from", "eval_every")
 
 
 def recipe_fields(cfg: TrainConfig) -> dict:

@@ -32,7 +32,8 @@ HARDWARE = ("cpu_model", "cpu_family", "cpu_model_number", "logical_cores", "acc
             "accelerator_name")  # the machine facts that tell two machines apart
 MATCH = [*KEY, "samples", "recipe"]  # a case and its workload (images per round; time to accuracy: its
 #                                      recipe, recipe_name): what is compared
-CADENCE = {"eval_every": 1.0, "eval_from": None}  # how files made before the recipes' cadence evaluated
+UNRECORDED = {"eval_every": 1.0, "eval_from": None, "cycle_epochs": None, "label_smoothing": 0.0,
+              "dropout": None}  # what a recipe ran where files made before a field was recorded lack it
 SHOWN_PROBLEMS = 20  # per file; the rest are counted
 
 
@@ -190,10 +191,14 @@ def recipe_name(info: dict) -> str:
     def shown(v) -> str:  # 1 and 1.0 alike
         return f"{v:g}" if _is_number(v) else str(v)
 
-    r = {**CADENCE, **recipe}
+    r = {**UNRECORDED, **recipe}
+    cycle = "" if r["cycle_epochs"] is None else f" over {shown(r['cycle_epochs'])} epochs"
+    extras = [f"label smoothing {shown(r['label_smoothing'])}"] if r["label_smoothing"] else []
+    extras += [] if r["dropout"] is None else [f"dropout {shown(r['dropout'])}"]
     first = "" if r["eval_from"] is None else f" from epoch {shown(r['eval_from'])}"
-    return (f"{shown(r.get('epochs'))} epochs at bs{shown(r.get('batch_size'))}, lr {shown(r.get('lr'))}, "
-            f"{r.get('optimizer')} {r.get('schedule')}, evaluated every {shown(r['eval_every'])} epochs{first}")
+    return ", ".join([f"{shown(r.get('epochs'))} epochs at bs{shown(r.get('batch_size'))}", f"lr {shown(r.get('lr'))}",
+                      f"{r.get('optimizer')} {r.get('schedule')}{cycle}", *extras,
+                      f"evaluated every {shown(r['eval_every'])} epochs{first}"])
 
 
 def _ours(b) -> bool:
