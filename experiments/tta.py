@@ -5,8 +5,8 @@ and the ceiling the roofline puts under each.
 
 Each seed trains both recipes of a model from a fresh model, in alternating order (old,
 new, new, old, ...), with every evaluation on the clock as the suite's case has it. A
-recipe runs in bf16 where the cpu has it natively, else in fp32, as the suite's case
-does. The ceiling: the images the median seed trained, at the roofline's attainable
+recipe runs in its own precision, bf16 only where the cpu has it natively (else fp32),
+as the suite's case does. The ceiling: the images the median seed trained, at the roofline's attainable
 images/s for its batch and precision (reporting/roofline.py, from this machine's probes
 measured here), plus each evaluation's 10,000 test images at the inference bound.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from mnist_models.core.config import EVAL_BATCH, TEST_SIZE, TRAIN_SIZE
+from mnist_models.core.config import EVAL_BATCH, TEST_SIZE, TRAIN_SIZE, TrainConfig
 from mnist_models.core.train import Trainer, evaluation_steps, loaders, train_to_accuracy
 from mnist_models.files import write_files
 from mnist_models.harness.cases import TTA, BenchOptions, Recipe, default_precisions, recipe_fields
@@ -35,9 +35,11 @@ from mnist_models.reporting.tables import trimmed_mean
 
 SEEDS, CPU = 5, torch.device("cpu")
 GOALS = {"cnn": 3.0, "mlp": 0.5}  # the issue's goals, seconds
-BEFORE = {  # the recipes the committed result files ran: each epoch's end evaluated
-    "mlp": Recipe(dataclasses.replace(TTA["mlp"].config, epochs=4, lr=3e-3, eval_from=None, eval_every=1.0), 0.975),
-    "cnn": Recipe(dataclasses.replace(TTA["cnn"].config, epochs=3, lr=6e-3, eval_from=None, eval_every=1.0), 0.990),
+BEFORE = {  # the recipes before today's: the lr's cycle over every epoch, bf16, plain loss and dropout
+    "mlp": Recipe(TrainConfig(model="mlp", epochs=4, batch_size=128, lr=3e-3, schedule="onecycle", precision="bf16",
+                              eval_from=2.0, eval_every=0.1), 0.975),
+    "cnn": Recipe(TrainConfig(model="cnn", epochs=3, batch_size=256, lr=6e-3, schedule="onecycle", precision="bf16",
+                              eval_from=1.8, eval_every=0.2), 0.990),
 }
 
 
@@ -71,9 +73,12 @@ def main() -> None:
     p.add_argument("--out", default="results/fast/tta.md", help="the markdown file to write")
     args = p.parse_args()
     tune_malloc()
-    precision = "bf16" if "bf16" in default_precisions("cpu") else "fp32"
-    facts = build_machine_facts(args.machine_label, probe={"cpu": (precision,)})
-    peak, bandwidth = facts["peak_gflops"][f"cpu_{precision}"], facts["bandwidth_gbs"]["cpu"]
+    native = default_precisions("cpu")
+
+    def precision(recipe: Recipe) -> str:  # as the suite's case picks it
+        return recipe.config.precision if recipe.config.precision in native else "fp32"
+    facts = build_machine_facts(args.machine_label, probe={"cpu": native})
+    peaks, bandwidth = facts["peak_gflops"], facts["bandwidth_gbs"]["cpu"]
     data = Data.load(BenchOptions(), "cpu")
     rows, seeds_rows = [], []
     for model in ("mlp", "cnn"):
@@ -82,13 +87,14 @@ def main() -> None:
         for seed in range(args.seeds):
             order = list(recipes) if seed % 2 == 0 else list(reversed(recipes))
             for name in order:
-                runs[name].append(run(recipes[name], seed, data, precision))
+                runs[name].append(run(recipes[name], seed, data, precision(recipes[name])))
         for name, recipe in recipes.items():
             done = runs[name]
             times = [r["seconds"] for r in done]
-            top = ceiling(recipe, done, precision, peak, bandwidth)
+            p = precision(recipe)
+            top = ceiling(recipe, done, p, peaks[f"cpu_{p}"], bandwidth)
             named = recipe_name({"recipe": recipe_fields(recipe.config)})
-            rows.append({"model": model, "recipe": f"{name}: {named}",
+            rows.append({"model": model, "recipe": f"{name}: {named}", "precision": p,
                          "target": f"{recipe.target:.1%}",
                          "reached": f"{sum(r['reached'] for r in done)}/{len(done)}",
                          "median s": round(statistics.median(times), 2),
@@ -101,17 +107,18 @@ def main() -> None:
                             "epochs": r["epochs"], "evaluations": r["evaluations"], "test acc": f"{r['accuracy']:.2%}",
                             "reached": r["reached"]} for i, r in enumerate(done)]
     cpu = facts.get("cpu_model", "?")
+    probes = ", ".join(f"{peaks[f'cpu_{p}']:,.1f} GFLOP/s {p} matmul" for p in native)
     again = f"python experiments/tta.py --machine-label {args.machine_label} --out {args.out}"
     text = "\n".join([
         "# Time to accuracy: today's recipes against the ones before them", "",
         f"Made by `{again}` on "
         f"{args.machine_label} ({cpu}, {facts.get('logical_cores')} vCPUs, {facts.get('cpu_capability')}; "
-        f"{facts.get('date') or time.strftime('%Y-%m-%d')}), in {precision} (bf16 only where the cpu runs it "
-        f"natively). {args.seeds} seeds a recipe, the two recipes of a model alternating seed by seed; every "
+        f"{facts.get('date') or time.strftime('%Y-%m-%d')}); a recipe runs in its precision, bf16 only where the "
+        f"cpu runs it natively. {args.seeds} seeds a recipe, the two recipes of a model alternating seed by seed; every "
         "evaluation on the clock. `MLPerf mean`: the fastest and slowest seeds dropped, the rest averaged. "
         f"`ceiling`: the median seed's training images at the roofline's attainable images/s, and its "
-        f"evaluations at the inference bound, from this run's probes: {peak:,.1f} GFLOP/s {precision} matmul, "
-        f"{bandwidth:,.1f} GB/s triad. `below the ceiling`: a goal that even the roofline cannot reach here.", "",
+        f"evaluations at the inference bound, from this run's probes: {probes}, {bandwidth:,.1f} GB/s triad. "
+        "`below the ceiling`: a goal that even the roofline cannot reach here.", "",
         md_table(pd.DataFrame(rows)), "", "## Every seed", "", md_table(pd.DataFrame(seeds_rows)), ""])
     write_files({Path(args.out): text.encode()})
     print(f"wrote {args.out}")

@@ -60,8 +60,8 @@ def test_full_matrix(monkeypatch):
     assert "train-cnn-cpu-bs256-bf16-compiled" in {c.id for c in compiled}
     assert all(c.config(opts).channels_last and c.config(opts).compile for c in compiled)
     assert [c.id for c in tta] == ["tta-cnn-cpu-bs256-bf16", "tta-cnn-cuda-bs256-bf16",
-                                   "tta-cnn-cuda-bs256-bf16-graphs", "tta-mlp-cpu-bs128-bf16",
-                                   "tta-mlp-cuda-bs128-bf16", "tta-mlp-cuda-bs128-bf16-graphs"]
+                                   "tta-cnn-cuda-bs256-bf16-graphs", "tta-mlp-cpu-bs128",
+                                   "tta-mlp-cuda-bs128", "tta-mlp-cuda-bs128-graphs"]  # the MLP's recipe: fp32
     graphed = [c for c in train + tta if "cuda_graphs" in c.knobs]
     assert {c.device for c in graphed} == {"cuda"} and len(graphed) == 2 * 3 * 2 + 2
     assert len({c.id for c in train + infer + tta}) == len(train + infer + tta)
@@ -184,8 +184,8 @@ def test_a_variant_is_a_set_of_overrides():
     relu_first = Case("train", "cnn", "cpu", 256, variant="channels_last+relu_first").config()
     assert relu_first.model == "cnn_relu_first" and relu_first.channels_last and not relu_first.fused
     tta = Case("tta", "cnn", "cuda", 256, "bf16", variant="graphs").config()
-    assert (tta.epochs, tta.lr, tta.schedule, tta.cuda_graphs, tta.device) == (3, 6e-3, "onecycle", True, "cuda")
-    assert (tta.eval_from, tta.eval_every) == (1.8, 0.2)
+    assert (tta.epochs, tta.lr, tta.schedule, tta.cuda_graphs, tta.device) == (2, 4e-2, "onecycle", True, "cuda")
+    assert (tta.cycle_epochs, tta.label_smoothing, tta.dropout, tta.eval_from, tta.eval_every) == (1.4, 0.1, 0.0, 1.1, 0.1)
     quick = Case("infer", "mlp", "cpu", 64).config(BenchOptions(quick=True))
     assert (quick.train_samples, quick.test_samples) == (4096, 2048)
 
