@@ -1,6 +1,9 @@
 """Target 1's ceiling: the MLP at batch 64 on the cpu, from the seed loop down to its GEMMs.
 
     python experiments/floor.py > results/fast/floor.md
+    python experiments/floor.py --batch-size 128 --machine-label NAME > results/fast/NAME/floor-bs128.md
+
+(the second: the MLP time-to-accuracy recipe's batch, where the goal is its epoch's time)
 
 This VM runs in a fast and a slow spell for minutes at a time (the GEMMs alone take 1.7x
 longer in the slow one, the seed loop's Python about 12% longer); floor.md holds a run
@@ -15,6 +18,7 @@ share; the suite never trains that way, since it benchmarks PyTorch as people us
 """
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 import time
@@ -34,7 +38,7 @@ ROUNDS, BATCH, CPU = 9, 64, torch.device("cpu")
 RECIPE = TrainConfig(model="mlp", batch_size=BATCH)  # the suite's: Adam 1e-3, fused, seed 0
 ROWS = {
     "seed loop": "the notebook's DataLoader(ToTensor), what target 1 divides by (the suite's case)",
-    "suite epoch": "resident tensors, fused Adam: the `train mlp cpu bs64` case as benchmarked",
+    "suite epoch": "resident tensors, fused Adam: the `train mlp cpu bs{batch}` case as benchmarked",
     "suite step, pre-shuffled": "the suite's Trainer.epoch on pre-shuffled contiguous batches: "
                                 "no gather in the clock, loss and correct count kept per batch",
     "bare eager step": "forward, loss, backward, optimizer step on pre-shuffled contiguous "
@@ -103,15 +107,20 @@ def check_gradients(x: torch.Tensor, y: torch.Tensor) -> None:
 
 
 def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--batch-size", type=int, default=BATCH, help=f"the batch (default: target 1's, {BATCH})")
+    p.add_argument("--machine-label", default="this machine", help="the machine's name, for the header")
+    args = p.parse_args()
+    batch = args.batch_size
     tune_malloc()
     opts = BenchOptions(devices=("cpu",), label="floor")
     data = Data.load(opts, "cpu")
-    runs = {name: make_run(Case("train", "mlp", "cpu", BATCH, loader=loader, variant=variant), opts, data)
+    runs = {name: make_run(Case("train", "mlp", "cpu", batch, loader=loader, variant=variant), opts, data)
             for name, loader, variant in (("seed loop", "seed", "plain"),
                                           ("suite epoch", "resident", "tuned"))}
-    check_gradients(data.train.x[:BATCH], data.train.y[:BATCH])
+    check_gradients(data.train.x[:batch], data.train.y[:batch])
     order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(0))
-    batches = list(zip(data.train.x[order].split(BATCH), data.train.y[order].split(BATCH)))
+    batches = list(zip(data.train.x[order].split(batch), data.train.y[order].split(batch)))
     plain = {"suite step, pre-shuffled": suite_step,
              "bare eager step": bare, "hand-written gradients": hand_written, "GEMMs alone": gemms_alone}
 
@@ -127,16 +136,16 @@ def main() -> None:
     def progress(r: int, name: str) -> None:
         print(f"round {r}/{ROUNDS}: {name}", file=sys.stderr, flush=True)
     seconds = interleaved(ROWS, ROUNDS, lambda name, r: one(name), progress)
-    report(seconds, len(data.train))
-    gathers(data.train.x)
+    report(seconds, len(data.train), batch, args.machine_label)
+    gathers(data.train.x, batch)
 
 
-def gathers(x: torch.Tensor) -> None:
+def gathers(x: torch.Tensor, batch: int) -> None:
     """A batch's gather both ways, walking fresh permutations as the loader does."""
     ways = {"x[idx]": lambda idx: x[idx], "x.index_select(0, idx)": lambda idx: x.index_select(0, idx)}
     us: dict[str, list[float]] = {name: [] for name in ways}
     for _ in range(5):
-        batches = torch.randperm(len(x)).split(BATCH)
+        batches = torch.randperm(len(x)).split(batch)
         for name, gather in ways.items():
             start = time.perf_counter()
             for idx in batches:
@@ -147,7 +156,7 @@ def gathers(x: torch.Tensor) -> None:
                                                 for name, t in us.items()) + ".")
 
 
-def report(seconds: dict[str, list[float]], samples: int) -> None:
+def report(seconds: dict[str, list[float]], samples: int, batch: int, machine: str) -> None:
     medians = {name: statistics.median(s) for name, s in seconds.items()}
     # this VM runs in two speeds for minutes at a time; the GEMM-only row tells them apart
     gemms = seconds["GEMMs alone"]
@@ -159,11 +168,15 @@ def report(seconds: dict[str, list[float]], samples: int) -> None:
                   if keep]
         return f"{statistics.median(ratios):.2f}x" if ratios else "-"
 
-    print("# The MLP at batch 64: where target 1's ceiling is\n")
-    print("Made by `python experiments/floor.py`: one epoch of 60,000 "
+    again = "python experiments/floor.py" + ("" if batch == BATCH else f" --batch-size {batch}")
+    if machine != "this machine":
+        again += f" --machine-label {machine}"
+    print(f"# The MLP at batch {batch}: where " + ("target 1's ceiling is\n" if batch == BATCH else "its epoch's time goes\n"))
+    print(f"Made by `{again}` on {machine}: one epoch of 60,000 "
           f"images per row and round, {ROUNDS} interleaved, shuffled rounds after one cold round, "
-          f"cpu, {torch.get_num_threads()} threads, fresh model (same seed) per round. Target 1 asks "
-          "for 8x the seed loop at the least (10x the goal). A round counts as quick when its "
+          f"cpu, {torch.get_num_threads()} threads, fresh model (same seed) per round. "
+          + ("Target 1 asks for 8x the seed loop at the least (10x the goal). " if batch == BATCH else "")
+          + "A round counts as quick when its "
           "GEMMs-alone epoch is within 25% of this run's quickest (a run spent wholly in one spell "
           "has only quick rounds); the speed-up columns are medians of each round's own ratio to "
           "that round's seed loop.\n")
@@ -173,7 +186,7 @@ def report(seconds: dict[str, list[float]], samples: int) -> None:
     print("|---|---|---:|---:|---:|---:|---:|---|")
     for name, what in ROWS.items():
         rounds = ", ".join(f"{s:.3f}" for s in seconds[name])
-        print(f"| {name} | {what} | {medians[name]:.3f} | {samples / medians[name]:,.0f} "
+        print(f"| {name} | {what.format(batch=batch)} | {medians[name]:.3f} | {samples / medians[name]:,.0f} "
               f"| {medians['seed loop'] / medians[name]:.2f}x | {ratio(name, 'quick')} "
               f"| {ratio(name, 'slow')} | {rounds} |")
 
