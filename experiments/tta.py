@@ -91,10 +91,10 @@ def main() -> None:
         for name, recipe in recipes.items():
             done = runs[name]
             times = [r["seconds"] for r in done]
-            p = precision(recipe)
-            top = ceiling(recipe, done, p, peaks[f"cpu_{p}"], bandwidth)
+            ran = precision(recipe)
+            top = ceiling(recipe, done, ran, peaks[f"cpu_{ran}"], bandwidth)
             named = recipe_name({"recipe": recipe_fields(recipe.config)})
-            rows.append({"model": model, "recipe": f"{name}: {named}", "precision": p,
+            rows.append({"model": model, "recipe": f"{name}: {named}", "precision": ran,
                          "target": f"{recipe.target:.1%}",
                          "reached": f"{sum(r['reached'] for r in done)}/{len(done)}",
                          "median s": round(statistics.median(times), 2),
@@ -114,8 +114,8 @@ def main() -> None:
         f"Made by `{again}` on "
         f"{args.machine_label} ({cpu}, {facts.get('logical_cores')} vCPUs, {facts.get('cpu_capability')}; "
         f"{facts.get('date') or time.strftime('%Y-%m-%d')}); a recipe runs in its precision, bf16 only where the "
-        f"cpu runs it natively. {args.seeds} seeds a recipe, the two recipes of a model alternating seed by seed; every "
-        "evaluation on the clock. `MLPerf mean`: the fastest and slowest seeds dropped, the rest averaged. "
+        f"cpu runs it natively. {args.seeds} seeds a recipe, the two recipes of a model alternating seed by seed; "
+        "every evaluation on the clock. `MLPerf mean`: the fastest and slowest seeds dropped, the rest averaged. "
         f"`ceiling`: the median seed's training images at the roofline's attainable images/s, and its "
         f"evaluations at the inference bound, from this run's probes: {probes}, {bandwidth:,.1f} GB/s triad. "
         "`below the ceiling`: a goal that even the roofline cannot reach here.", "",

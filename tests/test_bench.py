@@ -3,10 +3,12 @@ import argparse
 import pytest
 import torch
 
-from mnist_models.core.config import MODEL_VARIANTS, MODELS
-from mnist_models.core.models import list_models
-from mnist_models.harness.cases import (BENCH_DEVICES, BenchOptions, Case, cases, default_precisions, expected_ids,
-                                        missing_cases, skip_reason)
+from mnist_models.core.config import MODEL_VARIANTS, MODELS, WITH_DROPOUT
+from mnist_models.core.data import ResidentLoader
+from mnist_models.core.models import create_model, list_models
+from mnist_models.core.train import Trainer, train_to_accuracy
+from mnist_models.harness.cases import (BENCH_DEVICES, TTA, BenchOptions, Case, cases, default_precisions,
+                                        expected_ids, missing_cases, skip_reason)
 from mnist_models.harness.run import Data
 from mnist_models.harness.runs import make_run
 from mnist_models.machine import cpu
@@ -175,6 +177,19 @@ def test_missing_cases_lists_absent_cpu_cases():
 
 def test_config_names_the_registry():
     assert list(MODELS) == list_models() and set(MODEL_VARIANTS) == set(list_models(variants=True)) - set(MODELS)
+    assert set(WITH_DROPOUT) == {n for n in list_models(variants=True) if hasattr(create_model(n), "dropout")}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", cases(BenchOptions(devices=("cpu",)), "tta"), ids=lambda c: c.id)
+def test_each_time_to_accuracy_case_reaches_its_target_within_its_cycle(case, train_split, test_split):
+    cfg = case.config()  # as the suite runs it here: bf16 only where the cpu has it natively
+    train = ResidentLoader(train_split, cfg.batch_size, seed=cfg.seed)
+    test = ResidentLoader(test_split, cfg.eval_batch_size, shuffle=False)
+    target = TTA[case.model].target
+    reached = train_to_accuracy(Trainer(cfg, len(train)), train, test, target)
+    assert reached["reached"] and reached["accuracy"] >= target
+    assert cfg.eval_from <= reached["epochs"] <= cfg.cycle_epochs  # before the lr has finished falling
 
 
 def test_a_variant_is_a_set_of_overrides():
@@ -185,7 +200,8 @@ def test_a_variant_is_a_set_of_overrides():
     assert relu_first.model == "cnn_relu_first" and relu_first.channels_last and not relu_first.fused
     tta = Case("tta", "cnn", "cuda", 256, "bf16", variant="graphs").config()
     assert (tta.epochs, tta.lr, tta.schedule, tta.cuda_graphs, tta.device) == (2, 4e-2, "onecycle", True, "cuda")
-    assert (tta.cycle_epochs, tta.label_smoothing, tta.dropout, tta.eval_from, tta.eval_every) == (1.4, 0.1, 0.0, 1.1, 0.1)
+    assert (tta.cycle_epochs, tta.label_smoothing, tta.dropout) == (1.4, 0.1, 0.0)
+    assert (tta.eval_from, tta.eval_every) == (1.1, 0.1)
     quick = Case("infer", "mlp", "cpu", 64).config(BenchOptions(quick=True))
     assert (quick.train_samples, quick.test_samples) == (4096, 2048)
 

@@ -6,7 +6,6 @@ import torch
 from mnist_models.core.config import TrainConfig
 from mnist_models.core.data import ResidentLoader, Split
 from mnist_models.errors import UsageError
-from mnist_models.harness.cases import TTA
 from mnist_models.core.train import (NonFiniteLossError, Trainer, build_model, evaluate, evaluation_steps, fit, infer,
                                      resolve_device, train_to_accuracy)
 
@@ -79,18 +78,6 @@ def test_one_epoch_on_real_mnist_reaches_threshold(model, threshold, train_split
     _, history = fit(TrainConfig(model=model, epochs=1, device="cpu"), splits=(train_split, test_split))
     assert history[0]["test_accuracy"] >= threshold
     assert history[0]["train_loss"] < 0.5
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("model", ["mlp", "cnn"])
-def test_the_time_to_accuracy_recipe_reaches_its_target_within_its_cycle(model, train_split, test_split):
-    recipe = TTA[model]
-    cfg = dataclasses.replace(recipe.config, device="cpu", precision="fp32")  # the recipe where bf16 is not native
-    train = ResidentLoader(train_split, cfg.batch_size, seed=cfg.seed)
-    test = ResidentLoader(test_split, cfg.eval_batch_size, shuffle=False)
-    reached = train_to_accuracy(Trainer(cfg, len(train)), train, test, recipe.target)
-    assert reached["reached"] and reached["accuracy"] >= recipe.target
-    assert cfg.eval_from <= reached["epochs"] <= cfg.cycle_epochs  # before the lr has finished falling
 
 
 def test_validation_split_is_reported(train_split, test_split):

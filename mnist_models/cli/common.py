@@ -28,7 +28,8 @@ def add_train_args(p: argparse.ArgumentParser, out_help: str) -> None:
     p.add_argument("--schedule", choices=SCHEDULES, default=d.schedule)
     p.add_argument("--cycle-epochs", dest="cycle_epochs", type=float,
                    help="onecycle: the epochs its lr rises and falls over, then holds (default: all)")
-    p.add_argument("--label-smoothing", dest="label_smoothing", type=float, default=d.label_smoothing)
+    p.add_argument("--label-smoothing", dest="label_smoothing", type=float, default=d.label_smoothing,
+                   help="the training loss's, from 0 (none) to below 1")
     p.add_argument("--dropout", type=float, help="the CNN's dropout probability (default: the model's own)")
     p.add_argument("--seed", type=seed, default=d.seed)
     p.add_argument("--device", choices=DEVICES, default=d.device)

@@ -92,10 +92,10 @@ def check_config(cfg: TrainConfig) -> None:
               (cfg.batch_size <= cfg.training_images,
                f"batch size is larger than the {cfg.training_images:,} training images; "
                f"choose at most {cfg.training_images}", cfg.batch_size),
-              (cfg.cycle_epochs is None or (cfg.schedule == "onecycle" and 0 < cfg.cycle_epochs <= cfg.epochs),
-               f"cycle epochs need the onecycle schedule, and must be more than 0 and at most the {cfg.epochs} "
-               "epochs",
-               cfg.cycle_epochs),
+              (cfg.cycle_epochs is None or cfg.schedule == "onecycle",
+               "cycle epochs need the onecycle schedule; add --schedule onecycle", cfg.cycle_epochs),
+              (cfg.cycle_epochs is None or 0 < cfg.cycle_epochs <= cfg.epochs,
+               f"cycle epochs must be more than 0 and at most the {cfg.epochs} epochs", cfg.cycle_epochs),
               (math.isfinite(cfg.label_smoothing) and 0 <= cfg.label_smoothing < 1,
                "label smoothing must be at least 0 and below 1", cfg.label_smoothing),
               (cfg.dropout is None or cfg.model in WITH_DROPOUT,

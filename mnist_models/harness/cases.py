@@ -58,7 +58,7 @@ def recipe_fields(cfg: TrainConfig) -> dict:
 # smoothing, and for the CNN no dropout, bring a seed to the target within about an epoch
 # and a third, and evaluations every tenth of an epoch from about where seeds first reach it
 # stop the run there (experiments/tta.py; results/fast/<machine>/tta.md). The MLP's recipe is
-# fp32: where it was tried (an AMX cpu), its bf16 step at this batch size was the slower.
+# fp32: on the cpus with bf16 measured, the MLP trains slower in bf16 at batch 64 and 256.
 TTA = {
     "mlp": Recipe(TrainConfig(model="mlp", epochs=2, batch_size=128, lr=1e-2, schedule="onecycle", cycle_epochs=1.6,
                               label_smoothing=0.1, precision="fp32", eval_from=1.2, eval_every=0.1), 0.975),
