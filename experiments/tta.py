@@ -24,7 +24,8 @@ import torch
 from mnist_models.core.config import EVAL_BATCH, TEST_SIZE, TRAIN_SIZE, TrainConfig
 from mnist_models.core.train import Trainer, evaluation_steps, loaders, train_to_accuracy
 from mnist_models.files import write_files
-from mnist_models.harness.cases import TTA, BenchOptions, Recipe, default_precisions, recipe_fields
+from mnist_models.harness.cases import (TTA, BenchOptions, Recipe, default_precisions, recipe_fields,
+                                        recipe_precision)
 from mnist_models.harness.run import Data
 from mnist_models.machine.facts import build_machine_facts
 from mnist_models.machine.process import tune_malloc
@@ -74,9 +75,6 @@ def main() -> None:
     args = p.parse_args()
     tune_malloc()
     native = default_precisions("cpu")
-
-    def precision(recipe: Recipe) -> str:  # as the suite's case picks it
-        return recipe.config.precision if recipe.config.precision in native else "fp32"
     facts = build_machine_facts(args.machine_label, probe={"cpu": native})
     peaks, bandwidth = facts["peak_gflops"], facts["bandwidth_gbs"]["cpu"]
     data = Data.load(BenchOptions(), "cpu")
@@ -87,11 +85,11 @@ def main() -> None:
         for seed in range(args.seeds):
             order = list(recipes) if seed % 2 == 0 else list(reversed(recipes))
             for name in order:
-                runs[name].append(run(recipes[name], seed, data, precision(recipes[name])))
+                runs[name].append(run(recipes[name], seed, data, recipe_precision(recipes[name].config, native)))
         for name, recipe in recipes.items():
             done = runs[name]
             times = [r["seconds"] for r in done]
-            ran = precision(recipe)
+            ran = recipe_precision(recipe.config, native)
             top = ceiling(recipe, done, ran, peaks[f"cpu_{ran}"], bandwidth)
             named = recipe_name({"recipe": recipe_fields(recipe.config)})
             rows.append({"model": model, "recipe": f"{name}: {named}", "precision": ran,

@@ -68,6 +68,11 @@ TTA = {
 }
 
 
+def recipe_precision(recipe: TrainConfig, precisions: Iterable[str]) -> str:
+    """The precision a time-to-accuracy recipe runs in: its own where the run has it, else fp32."""
+    return recipe.precision if recipe.precision in precisions else "fp32"
+
+
 def default_precisions(device: str, flags: Iterable[str] | None = None) -> tuple[str, ...]:
     """The precisions a default run uses on `device`: fp32, and bf16 where it is native.
 
@@ -204,10 +209,9 @@ def cases(opts: BenchOptions, operation: str) -> list[Case]:
             if operation == "ddp":
                 out += _ddp_cases(opts, model, device)
                 continue
-            if operation == "tta":  # the recipe in bf16 where the run has it, else in fp32
+            if operation == "tta":
                 recipe = TTA[model].config
-                precision = recipe.precision if recipe.precision in precisions else "fp32"
-                out += [Case("tta", model, device, recipe.batch_size, precision, variant=v)
+                out += [Case("tta", model, device, recipe.batch_size, recipe_precision(recipe, precisions), variant=v)
                         for v in variants]
                 continue
             for bs in opts.batch_sizes:
