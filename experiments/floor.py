@@ -113,7 +113,7 @@ def check_gradients(x: torch.Tensor, y: torch.Tensor) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--batch-size", type=int, default=BATCH, help=f"the batch (default: target 1's, {BATCH})")
-    p.add_argument("--machine-label", default="this machine", help="the machine's name, for the header")
+    p.add_argument("--machine-label", help="the machine's name, for the header")
     args = p.parse_args()
     batch = args.batch_size
     tune_malloc()
@@ -160,7 +160,7 @@ def gathers(x: torch.Tensor, batch: int) -> None:
                                                 for name, t in us.items()) + ".")
 
 
-def report(seconds: dict[str, list[float]], samples: int, batch: int, machine: str) -> None:
+def report(seconds: dict[str, list[float]], samples: int, batch: int, machine: str | None) -> None:
     medians = {name: statistics.median(s) for name, s in seconds.items()}
     # this VM runs in two speeds for minutes at a time; the GEMM-only row tells them apart
     gemms = seconds["GEMMs alone"]
@@ -172,12 +172,11 @@ def report(seconds: dict[str, list[float]], samples: int, batch: int, machine: s
                   if keep]
         return f"{statistics.median(ratios):.2f}x" if ratios else "-"
 
-    again = "python experiments/floor.py" + ("" if batch == BATCH else f" --batch-size {batch}")
-    if machine != "this machine":
-        again += f" --machine-label {machine}"
+    again = ("python experiments/floor.py" + ("" if batch == BATCH else f" --batch-size {batch}")
+             + (f" --machine-label {machine}" if machine else ""))
     where = "target 1's ceiling is" if batch == BATCH else "its epoch's time goes"
     print(f"# The MLP at batch {batch}: where {where}\n")
-    print(f"Made by `{again}` on {machine}: one epoch of 60,000 "
+    print(f"Made by `{again}` on {machine or 'this machine'}: one epoch of 60,000 "
           f"images per row and round, {ROUNDS} interleaved, shuffled rounds after one cold round, "
           f"cpu, {torch.get_num_threads()} threads, fresh model (same seed) per round. "
           + ("Target 1 asks for 8x the seed loop at the least (10x the goal). " if batch == BATCH else "")
