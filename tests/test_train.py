@@ -178,6 +178,7 @@ def test_a_recipe_knob_out_of_place_is_refused(changes, message):
         TrainConfig(epochs=2, **changes)
 
 
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step\\(\\)` before:UserWarning")  # no steps taken
 def test_a_cycle_shorter_than_the_run_holds_its_last_lr():
     cfg = TrainConfig(model="mlp", epochs=2, lr=1e-2, schedule="onecycle", cycle_epochs=0.5, device="cpu")
     whole = Trainer(dataclasses.replace(cfg, epochs=1, cycle_epochs=None), 5)  # the same cycle, as a run of its own
