@@ -16,6 +16,7 @@ the arithmetic goes. The hand-written row computes the same gradients as autogra
 (checked below on one batch before any timing) and exists only to measure autograd's
 share; the suite never trains that way, since it benchmarks PyTorch as people use it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,11 +41,11 @@ ROWS = {
     "seed loop": "the notebook's DataLoader(ToTensor), what target 1 divides by (the suite's case)",
     "suite epoch": "resident tensors, fused Adam: the `train mlp cpu bs64` case as benchmarked",
     "suite step, pre-shuffled": "the suite's Trainer.epoch on pre-shuffled contiguous batches: "
-                                "no gather in the clock, loss and correct count kept per batch",
+    "no gather in the clock, loss and correct count kept per batch",
     "bare eager step": "forward, loss, backward, optimizer step on pre-shuffled contiguous "
-                       "batches; no per-batch loss or accuracy kept, no shuffle in the clock",
+    "batches; no per-batch loss or accuracy kept, no shuffle in the clock",
     "hand-written gradients": "the same step with autograd replaced by five GEMMs and "
-                              "the softmax gradient written out (no graph recorded)",
+    "the softmax gradient written out (no graph recorded)",
     "GEMMs alone": "only the step's five matrix products, on the same shapes",
 }
 AT_ANOTHER_BATCH = {  # the first two rows' words where the batch is not the suite's case's
@@ -119,14 +120,19 @@ def main() -> None:
     tune_malloc()
     opts = BenchOptions(devices=("cpu",), label="floor")
     data = Data.load(opts, "cpu")
-    runs = {name: make_run(Case("train", "mlp", "cpu", batch, loader=loader, variant=variant), opts, data)
-            for name, loader, variant in (("seed loop", "seed", "plain"),
-                                          ("suite epoch", "resident", "tuned"))}
+    runs = {
+        name: make_run(Case("train", "mlp", "cpu", batch, loader=loader, variant=variant), opts, data)
+        for name, loader, variant in (("seed loop", "seed", "plain"), ("suite epoch", "resident", "tuned"))
+    }
     check_gradients(data.train.x[:batch], data.train.y[:batch])
     order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(0))
     batches = list(zip(data.train.x[order].split(batch), data.train.y[order].split(batch)))
-    plain = {"suite step, pre-shuffled": suite_step,
-             "bare eager step": bare, "hand-written gradients": hand_written, "GEMMs alone": gemms_alone}
+    plain = {
+        "suite step, pre-shuffled": suite_step,
+        "bare eager step": bare,
+        "hand-written gradients": hand_written,
+        "GEMMs alone": gemms_alone,
+    }
 
     def one(name: str) -> float:
         if name in runs:
@@ -139,6 +145,7 @@ def main() -> None:
 
     def progress(r: int, name: str) -> None:
         print(f"round {r}/{ROUNDS}: {name}", file=sys.stderr, flush=True)
+
     seconds = interleaved(ROWS, ROUNDS, lambda name, r: one(name), progress)
     report(seconds, len(data.train), batch, args.machine_label)
     gathers(data.train.x, batch)
@@ -155,9 +162,10 @@ def gathers(x: torch.Tensor, batch: int) -> None:
             for idx in batches:
                 gather(idx)
             us[name].append((time.perf_counter() - start) / len(batches) * 1e6)
-    print("\nOne batch's gather from the resident training images, walking a fresh permutation "
-          "(median of 5 epochs): " + ", ".join(f"`{name}` {statistics.median(t):.1f} us"
-                                                for name, t in us.items()) + ".")
+    print(
+        "\nOne batch's gather from the resident training images, walking a fresh permutation "
+        "(median of 5 epochs): " + ", ".join(f"`{name}` {statistics.median(t):.1f} us" for name, t in us.items()) + "."
+    )
 
 
 def report(seconds: dict[str, list[float]], samples: int, batch: int, machine: str | None) -> None:
@@ -168,31 +176,39 @@ def report(seconds: dict[str, list[float]], samples: int, batch: int, machine: s
     spells["slow"] = [not f for f in spells["quick"]]
 
     def ratio(name: str, spell: str) -> str:
-        ratios = [seed / s for seed, s, keep in zip(seconds["seed loop"], seconds[name], spells[spell])
-                  if keep]
+        ratios = [seed / s for seed, s, keep in zip(seconds["seed loop"], seconds[name], spells[spell]) if keep]
         return f"{statistics.median(ratios):.2f}x" if ratios else "-"
 
-    again = ("python experiments/floor.py" + ("" if batch == BATCH else f" --batch-size {batch}")
-             + (f" --machine-label {machine}" if machine else ""))
+    again = (
+        "python experiments/floor.py"
+        + ("" if batch == BATCH else f" --batch-size {batch}")
+        + (f" --machine-label {machine}" if machine else "")
+    )
     where = "target 1's ceiling is" if batch == BATCH else "its epoch's time goes"
     print(f"# The MLP at batch {batch}: where {where}\n")
-    print(f"Made by `{again}` on {machine or 'this machine'}: one epoch of 60,000 "
-          f"images per row and round, {ROUNDS} interleaved, shuffled rounds after one cold round, "
-          f"cpu, {torch.get_num_threads()} threads, fresh model (same seed) per round. "
-          + ("Target 1 asks for 8x the seed loop at the least (10x the goal). " if batch == BATCH else "")
-          + "A round counts as quick when its "
-          "GEMMs-alone epoch is within 25% of this run's quickest (a run spent wholly in one spell "
-          "has only quick rounds); the speed-up columns are medians of each round's own ratio to "
-          "that round's seed loop.\n")
+    print(
+        f"Made by `{again}` on {machine or 'this machine'}: one epoch of 60,000 "
+        f"images per row and round, {ROUNDS} interleaved, shuffled rounds after one cold round, "
+        f"cpu, {torch.get_num_threads()} threads, fresh model (same seed) per round. "
+        + ("Target 1 asks for 8x the seed loop at the least (10x the goal). " if batch == BATCH else "")
+        + "A round counts as quick when its "
+        "GEMMs-alone epoch is within 25% of this run's quickest (a run spent wholly in one spell "
+        "has only quick rounds); the speed-up columns are medians of each round's own ratio to "
+        "that round's seed loop.\n"
+    )
     counts = {spell: sum(keep) for spell, keep in spells.items()}
-    print(f"| row | what it times | median epoch s | images/s | x seed loop | quick rounds "
-          f"({counts['quick']}) | slow rounds ({counts['slow']}) | epochs (s) |")
+    print(
+        f"| row | what it times | median epoch s | images/s | x seed loop | quick rounds "
+        f"({counts['quick']}) | slow rounds ({counts['slow']}) | epochs (s) |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---|")
     for name, what in (ROWS if batch == BATCH else {**ROWS, **AT_ANOTHER_BATCH}).items():
         rounds = ", ".join(f"{s:.3f}" for s in seconds[name])
-        print(f"| {name} | {what} | {medians[name]:.3f} | {samples / medians[name]:,.0f} "
-              f"| {medians['seed loop'] / medians[name]:.2f}x | {ratio(name, 'quick')} "
-              f"| {ratio(name, 'slow')} | {rounds} |")
+        print(
+            f"| {name} | {what} | {medians[name]:.3f} | {samples / medians[name]:,.0f} "
+            f"| {medians['seed loop'] / medians[name]:.2f}x | {ratio(name, 'quick')} "
+            f"| {ratio(name, 'slow')} | {rounds} |"
+        )
 
 
 if __name__ == "__main__":

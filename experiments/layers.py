@@ -13,6 +13,7 @@ without the mode or the hooks; what lies between them (the autograd engine, auto
 Python) is in the plain step only. Last, per case: the step if one layer ran at its bound and the rest as
 measured, for the layer that would save most, which says how far fixing it alone goes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,11 +65,15 @@ def attribute(trainer: Trainer, clock: LayerClock) -> list:
 
     handles = []
     for name in leaf_layers(trainer.model):
-        handles += [modules[name].register_forward_pre_hook(at(name)),
-                    modules[name].register_forward_hook(at("loss")),  # what follows the last layer is the loss
-                    modules[name].register_full_backward_pre_hook(at(name))]
-    return handles + [trainer.optimizer.register_step_pre_hook(at("optimizer")),
-                      trainer.optimizer.register_step_post_hook(at("loss"))]
+        handles += [
+            modules[name].register_forward_pre_hook(at(name)),
+            modules[name].register_forward_hook(at("loss")),  # what follows the last layer is the loss
+            modules[name].register_full_backward_pre_hook(at(name)),
+        ]
+    return handles + [
+        trainer.optimizer.register_step_pre_hook(at("optimizer")),
+        trainer.optimizer.register_step_post_hook(at("loss")),
+    ]
 
 
 def measure(model: str, batch: int, precision: str, data: Data) -> tuple[dict, float, float]:
@@ -98,8 +103,11 @@ def measure(model: str, batch: int, precision: str, data: Data) -> tuple[dict, f
             handle.remove()
         layers.append({name: s / STEPS for name, s in clock.seconds.items()})
     summed = statistics.median(sum(r.values()) for r in layers)
-    return {name: statistics.median(r.get(name, 0.0) for r in layers) for name in layers[0]}, summed, \
-        statistics.median(plain)
+    return (
+        {name: statistics.median(r.get(name, 0.0) for r in layers) for name in layers[0]},
+        summed,
+        statistics.median(plain),
+    )
 
 
 def table(model: str, batch: int, precision: str, data: Data, peak: float, bandwidth: float) -> tuple[str, dict]:
@@ -109,15 +117,29 @@ def table(model: str, batch: int, precision: str, data: Data, peak: float, bandw
     rows = []
     for name in [*limit, *(n for n in measured if n not in limit)]:
         ms, (at, kind) = measured.get(name, 0.0), limit.get(name, (None, ""))
-        rows.append({"layer": name, "ms per batch": 1e3 * ms, "share of ops": pct(ms / summed),
-                     "bound ms": None if at is None else 1e3 * at, "bound by": kind,
-                     "of bound": pct(at / ms) if at and ms else ""})
+        rows.append(
+            {
+                "layer": name,
+                "ms per batch": 1e3 * ms,
+                "share of ops": pct(ms / summed),
+                "bound ms": None if at is None else 1e3 * at,
+                "bound by": kind,
+                "of bound": pct(at / ms) if at and ms else "",
+            }
+        )
     gains = {name: measured.get(name, 0.0) - at for name, (at, _) in limit.items()}
     top = max(gains, key=gains.get)
     fixed = summed - gains[top]
-    summary = {"case": f"{model} bs{batch} {precision}", "plain step ms": 1e3 * plain, "ops sum ms": 1e3 * summed,
-               "bound ms": 1e3 * batch / b.images_per_second, "of bound": pct(batch / b.images_per_second / summed),
-               "layer to fix": top, "step with it at bound ms": 1e3 * fixed, "that alone": f"{summed / fixed:.2f}x"}
+    summary = {
+        "case": f"{model} bs{batch} {precision}",
+        "plain step ms": 1e3 * plain,
+        "ops sum ms": 1e3 * summed,
+        "bound ms": 1e3 * batch / b.images_per_second,
+        "of bound": pct(batch / b.images_per_second / summed),
+        "layer to fix": top,
+        "step with it at bound ms": 1e3 * fixed,
+        "that alone": f"{summed / fixed:.2f}x",
+    }
     return md_table(pd.DataFrame(rows), floatfmt=".3f"), summary
 
 
@@ -139,16 +161,25 @@ def main() -> None:
             parts += [f"## {summary['case']}", "", text, ""]
             summaries.append(summary)
     peaks = ", ".join(f"{k.removeprefix('cpu_')} {v:,.1f} GFLOP/s" for k, v in facts["peak_gflops"].items())
-    text = "\n".join([
-        "# Where the tuned training step's time goes, layer by layer", "",
-        f"Made by `python experiments/layers.py --machine-label {args.machine_label} --out {args.out}` on {args.machine_label} "
-        f"({facts.get('cpu_model')}, family {facts.get('cpu_family')} model {facts.get('cpu_model_number')}, "
-        f"{facts.get('physical_cores')} cores, torch {torch.__version__}). Probes made here: {peaks}; triad "
-        f"{bandwidth:,.1f} GB/s. Per case: {ROUNDS} rounds of {STEPS} steps after {WARM} warm-up steps, plain and "
-        "instrumented in turn; a layer's time is its operators' forward and backward, timed one by one "
-        "(experiments/layers.py says how). `bound ms`: reporting/roofline.py's attainable time for the layer; "
-        "`of bound`: bound over measured.", "",
-        "## Summary", "", md_table(pd.DataFrame(summaries), floatfmt=".2f"), "", *parts])
+    text = "\n".join(
+        [
+            "# Where the tuned training step's time goes, layer by layer",
+            "",
+            f"Made by `python experiments/layers.py --machine-label {args.machine_label} --out {args.out}` on {args.machine_label} "
+            f"({facts.get('cpu_model')}, family {facts.get('cpu_family')} model {facts.get('cpu_model_number')}, "
+            f"{facts.get('physical_cores')} cores, torch {torch.__version__}). Probes made here: {peaks}; triad "
+            f"{bandwidth:,.1f} GB/s. Per case: {ROUNDS} rounds of {STEPS} steps after {WARM} warm-up steps, plain and "
+            "instrumented in turn; a layer's time is its operators' forward and backward, timed one by one "
+            "(experiments/layers.py says how). `bound ms`: reporting/roofline.py's attainable time for the layer; "
+            "`of bound`: bound over measured.",
+            "",
+            "## Summary",
+            "",
+            md_table(pd.DataFrame(summaries), floatfmt=".2f"),
+            "",
+            *parts,
+        ]
+    )
     write_files({Path(args.out): text.encode()})
     print(f"wrote {args.out}")
 

@@ -8,6 +8,7 @@ entries copied in turn, the n-th copy given batch size n, until there are CASES 
 cases, times jittered. Each command runs as its own process, as CI runs it; peak memory is the child's
 ru_maxrss. Issue 12 asks for report under 60 s and 1 GB, compare under 15 s.
 """
+
 from __future__ import annotations
 
 import copy
@@ -67,20 +68,26 @@ def main() -> None:
             seconds, peak, code = measure(command)
             rows.append(f"| `{name}` | {seconds:.1f} s | {peak:,.0f} MiB | {code} |")
     cpu = cpu_facts()
-    print(f"# report and compare at scale\n\nMade by `python experiments/scale.py > results/scale.md` on "
-          f"{cpu['cpu_model']} family {cpu['cpu_family']} ({psutil.cpu_count()} cores; epyc-zen5-2core's "
-          f"class): a result file of {CASES:,} distinct cases ({mb:.0f} MB, made from `{SOURCE.name}`'s "
-          "train and infer entries, the n-th copy with batch size n) and a copy 1.3x slower, each "
-          "command in a process of its own (peak memory: the largest child so far, ru_maxrss). "
-          "The goals: report under 60 s and 1 GB, compare under 15 s (its exit code 1: the slower "
-          "copy's cases are flagged, as they should be).\n")
+    print(
+        f"# report and compare at scale\n\nMade by `python experiments/scale.py > results/scale.md` on "
+        f"{cpu['cpu_model']} family {cpu['cpu_family']} ({psutil.cpu_count()} cores; epyc-zen5-2core's "
+        f"class): a result file of {CASES:,} distinct cases ({mb:.0f} MB, made from `{SOURCE.name}`'s "
+        "train and infer entries, the n-th copy with batch size n) and a copy 1.3x slower, each "
+        "command in a process of its own (peak memory: the largest child so far, ru_maxrss). "
+        "The goals: report under 60 s and 1 GB, compare under 15 s (its exit code 1: the slower "
+        "copy's cases are flagged, as they should be).\n"
+    )
     print("| command | wall time | peak memory | exit code |\n|---|---:|---:|---:|")
     print("\n".join(rows))
     print("\nStart-up: commands that never import torch, median of 5 runs each (goal: under 2 s).\n")
     print("| command | median wall time |\n|---|---:|")
     fixture = Path(__file__).parents[1] / "tests" / "data" / "fixture-cpu.json"
-    for args in (["--version"], ["compare", "--help"], ["train", "--model", "resnet", "--out", "x"],
-                 ["compare", str(fixture), str(fixture)]):
+    for args in (
+        ["--version"],
+        ["compare", "--help"],
+        ["train", "--model", "resnet", "--out", "x"],
+        ["compare", str(fixture), str(fixture)],
+    ):
         times = sorted(measure([sys.executable, "-m", "mnist_models", *args])[0] for _ in range(5))
         shown = " ".join(a if not a.endswith(".json") else "tests/data/fixture-cpu.json" for a in args)
         print(f"| `mnist-bench {shown}` | {times[2]:.2f} s |")

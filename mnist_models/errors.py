@@ -5,6 +5,7 @@
 
 Nothing of the package imported: every module may use it.
 """
+
 import signal
 
 EXIT_OK = 0  # done; for compare, no comparable case is slower

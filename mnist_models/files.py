@@ -6,6 +6,7 @@
 
 No torch here: `report` and `compare` use it too.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -26,8 +27,7 @@ os.umask(_UMASK)
 
 def _created_by(folder: Path) -> Path | None:
     """The topmost folder that making `folder` would create (None: it exists)."""
-    return next((p for p in [*reversed(folder.absolute().parents), folder.absolute()]
-                 if not os.path.lexists(p)), None)
+    return next((p for p in [*reversed(folder.absolute().parents), folder.absolute()] if not os.path.lexists(p)), None)
 
 
 def check_not_inputs(targets: list[Path], inputs: list, option: str = "--out") -> None:
@@ -44,24 +44,31 @@ def check_writable(folder: Path, names: list[str], force: bool, option: str = "-
     any of `names` (a planted symlink counts) and force is off. Leaves nothing behind."""
     folder = Path(folder)
     if folder.is_symlink():
-        raise UsageError(f"{folder} is a symbolic link; mnist-bench writes only where it was pointed, "
-                         f"not through a link (whatever --force says); choose another {option}")
+        raise UsageError(
+            f"{folder} is a symbolic link; mnist-bench writes only where it was pointed, "
+            f"not through a link (whatever --force says); choose another {option}"
+        )
     for parent in [folder, *folder.parents]:
         if os.path.lexists(parent) and not parent.is_dir():
             where = "is" if parent == folder else f"is under {parent}, which is"
             raise UsageError(f"{folder} {where} a file, not a folder; choose another {option}")
     links = [n for n in names if (folder / n).is_symlink()]
     if links:
-        raise UsageError(f"{folder / links[0]} is a symbolic link, which mnist-bench neither writes through nor "
-                         f"replaces (whatever --force says); remove it or choose another {option}")
+        raise UsageError(
+            f"{folder / links[0]} is a symbolic link, which mnist-bench neither writes through nor "
+            f"replaces (whatever --force says); remove it or choose another {option}"
+        )
     folders = [n for n in names if not n or (folder / n).is_dir()]
     if folders:
-        raise UsageError(f"{folder / folders[0]} is a folder, where mnist-bench writes a file (whatever --force "
-                         f"says); choose another {option}")
+        raise UsageError(
+            f"{folder / folders[0]} is a folder, where mnist-bench writes a file (whatever --force "
+            f"says); choose another {option}"
+        )
     taken = [n for n in names if os.path.lexists(folder / n)]
     if taken and not force:
-        raise UsageError(f"{folder} already holds {', '.join(taken)}; "
-                         f"pass --force to overwrite or choose another {option}")
+        raise UsageError(
+            f"{folder} already holds {', '.join(taken)}; pass --force to overwrite or choose another {option}"
+        )
     made = _created_by(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -110,6 +117,7 @@ def torch_bytes(obj) -> bytes:
     import io
 
     import torch
+
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     return buffer.getvalue()
@@ -139,8 +147,10 @@ def one_writer(target: Path, option: str = "--out") -> Iterator[None]:
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
             os.close(fd)
-            raise UsageError(f"{target} is being written by another mnist-bench run (PID {holder}); "
-                             f"wait for it to finish or choose another {option}") from None
+            raise UsageError(
+                f"{target} is being written by another mnist-bench run (PID {holder}); "
+                f"wait for it to finish or choose another {option}"
+            ) from None
         try:
             if os.stat(path).st_ino == os.fstat(fd).st_ino:
                 break  # the file still at the path: the lock is this run's

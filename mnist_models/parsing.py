@@ -8,6 +8,7 @@ the option it reads in its message, so a bad value is refused in one line that s
 
 Each returns a function for argparse's (or pytest's addoption's) `type=`. No torch here.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,21 +18,26 @@ from typing import Callable, Iterable
 
 def positive(what: str) -> Callable[[str], int]:
     """A positive whole number."""
+
     def parse(text: str) -> int:
         if not text.strip().isdigit() or int(text) < 1:
             raise argparse.ArgumentTypeError(f"{what} must be a positive whole number (got {text!r})")
         return int(text)
+
     return parse
 
 
 def positives(what: str, example: str) -> Callable[[str], tuple[int, ...]]:
     """Positive whole numbers separated by commas."""
+
     def parse(text: str) -> tuple[int, ...]:
         items = [s.strip() for s in text.split(",")]
         if not items or not all(s.isdigit() and int(s) >= 1 for s in items):
             raise argparse.ArgumentTypeError(
-                f"{what} must be positive whole numbers separated by commas, e.g. {example} (got {text!r})")
+                f"{what} must be positive whole numbers separated by commas, e.g. {example} (got {text!r})"
+            )
         return _once(what, tuple(int(s) for s in items))
+
     return parse
 
 
@@ -44,8 +50,10 @@ def choices(what: str, known: Iterable[str]) -> Callable[[str], tuple[str, ...]]
         bad = [i for i in items if i not in known]
         if bad or not items:
             raise argparse.ArgumentTypeError(
-                f"unknown {what} {', '.join(bad) or repr(text)}; choose from {', '.join(known)}")
+                f"unknown {what} {', '.join(bad) or repr(text)}; choose from {', '.join(known)}"
+            )
         return _once(what, items)
+
     return parse
 
 
@@ -66,12 +74,14 @@ def phrases(what: str, known: Iterable[str]) -> type[argparse.Action]:
                 elif not any(k.startswith(name + " ") for k in known):
                     break
             if words_so_far:
-                raise argparse.ArgumentError(self, f"unknown {what} {' '.join(words_so_far)!r}; "
-                                                   f"choose from {'; '.join(known)}")
+                raise argparse.ArgumentError(
+                    self, f"unknown {what} {' '.join(words_so_far)!r}; choose from {'; '.join(known)}"
+                )
             try:
                 setattr(namespace, self.dest, _once(what, tuple(names)))
             except argparse.ArgumentTypeError as exc:
                 raise argparse.ArgumentError(self, str(exc)) from None
+
     return Phrases
 
 
@@ -96,15 +106,18 @@ def threshold(text: str) -> float:
 
 def seconds(option: str, most: float) -> Callable[[str], float]:
     """A number of seconds above 0 and at most `most`."""
+
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             value = math.nan
         if not 0 < value <= most:
-            raise argparse.ArgumentTypeError(f"{option} must be a number of seconds above 0, at most {most:g} "
-                                             f"(got {text!r})")
+            raise argparse.ArgumentTypeError(
+                f"{option} must be a number of seconds above 0, at most {most:g} (got {text!r})"
+            )
         return value
+
     return parse
 
 

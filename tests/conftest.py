@@ -1,4 +1,5 @@
 """Fixtures on the real MNIST files; the root conftest has checked once that they are there."""
+
 from __future__ import annotations
 
 import json
@@ -43,6 +44,7 @@ def cli():
             return main(list(argv))
         except SystemExit as exc:
             return exc.code
+
     return run
 
 
@@ -106,6 +108,7 @@ def another_machine() -> Path:
 @pytest.fixture
 def edited_result(tmp_path):
     """edited_result(src, edit, name) -> a copy of the result file `src` with edit(doc) applied."""
+
     def make(src: Path, edit, name: str = "edited.json") -> Path:
         doc = json.loads(Path(src).read_text())
         edit(doc)
@@ -113,6 +116,7 @@ def edited_result(tmp_path):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(doc))  # NaN and Infinity are written as JSON's extensions
         return path
+
     return make
 
 

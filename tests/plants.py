@@ -3,10 +3,11 @@ product: what `ab`'s tests and experiments/ci_noise.py compare against the code 
 
     plant_copy(REPO, tmp / "slow", clock=0.05)   # every training step 5% longer on the clock
 """
+
 import shutil
 from pathlib import Path
 
-PLANT = '''
+PLANT = """
 
 PLANT_CLOCK = {clock}  # spin this fraction of each training step's own time
 PLANT_LOOPS = {loops}  # (model, batch) -> Python loop iterations per training step
@@ -18,7 +19,7 @@ def _plant(trainer, batch, spent):
     end = time.perf_counter() + PLANT_CLOCK * spent
     while time.perf_counter() < end:
         pass
-'''
+"""
 
 
 def plant_copy(repo: Path, dest: Path, clock: float = 0.0, loops: dict | None = None) -> Path:

@@ -1,4 +1,5 @@
 """Entry points for real data-parallel faults in tests: a rank that raises, a rank that hangs."""
+
 import os
 
 
@@ -6,6 +7,7 @@ def raising() -> None:
     import datetime
     import torch
     import torch.distributed as dist
+
     dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=30))
     dist.barrier()
     if dist.get_rank() == 1:
@@ -22,6 +24,7 @@ def hanging() -> None:
 
     import torch
     import torch.distributed as dist
+
     dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=5))
     dist.barrier()
     if dist.get_rank() == 1:

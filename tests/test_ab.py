@@ -1,6 +1,7 @@
 """`mnist-bench ab`: two versions of the code in paired rounds, against a copy with a planted
 slowdown of known size (tests/plants.py) and against an unchanged copy (A/A); its bad input;
 and how a busy machine is measured and named."""
+
 import json
 import os
 import shutil
@@ -19,8 +20,20 @@ MLP = "train-mlp-cpu-bs64,infer-mlp-cpu-bs256"
 
 
 def _ab(cli, base, new, out, *extra):
-    return cli("ab", str(base), str(new), "--out", str(out), "--json", str(out / "verdicts.json"),
-               "--cases", MLP, "--seconds", "0.05", *extra)
+    return cli(
+        "ab",
+        str(base),
+        str(new),
+        "--out",
+        str(out),
+        "--json",
+        str(out / "verdicts.json"),
+        "--cases",
+        MLP,
+        "--seconds",
+        "0.05",
+        *extra,
+    )
 
 
 def _verdicts(out) -> dict:
@@ -37,7 +50,10 @@ def test_ab_flags_a_planted_clock_slowdown_in_training_and_leaves_inference(cli,
     assert got[("train-mlp-cpu-bs64", "clock")]["verdict"] == "slower"
     assert got[("train-mlp-cpu-bs64", "clock")]["low"] > 0.02
     assert got[("infer-mlp-cpu-bs256", "clock")]["verdict"] != "slower"
-    assert "instruction counts not asked for (--no-instructions)" in json.loads((out / "verdicts.json").read_text())["notes"]
+    assert (
+        "instruction counts not asked for (--no-instructions)"
+        in json.loads((out / "verdicts.json").read_text())["notes"]
+    )
     # both sides' rounds are ordinary result files: compare and report read them
     results = load_results([out / "base.json", out / "new.json"], include_quick=True)
     assert results.problems == [] and len(results.frame) == 4
@@ -55,8 +71,9 @@ def test_ab_of_the_same_code_flags_nothing(cli, repo, tmp_path, mnist_root):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("valgrind") is None and not os.environ.get("CI"),
-                    reason="valgrind is not installed (CI installs it)")
+@pytest.mark.skipif(
+    shutil.which("valgrind") is None and not os.environ.get("CI"), reason="valgrind is not installed (CI installs it)"
+)
 def test_instructions_see_a_planted_2_percent_and_nothing_where_none_was_planted(cli, repo, tmp_path, mnist_root):
     # an empty Python loop of ~198 instructions an iteration: 600 of them are about 2% of an
     # MLP step at batch 64 on an AVX2 machine, more where its kernels are leaner
@@ -69,7 +86,9 @@ def test_instructions_see_a_planted_2_percent_and_nothing_where_none_was_planted
     assert infer["verdict"] == "unchanged" and abs(infer["change"]) < 0.002
     info = {b["param"]: b["extra_info"] for b in json.loads((out / "new.json").read_text())["benchmarks"]}
     assert info["train-mlp-cpu-bs64"]["instruction_steps"] == 4
-    assert abs(info["train-mlp-cpu-bs64"]["instructions"] - 4 * info["train-mlp-cpu-bs64"]["instructions_per_step"]) <= 2
+    assert (
+        abs(info["train-mlp-cpu-bs64"]["instructions"] - 4 * info["train-mlp-cpu-bs64"]["instructions_per_step"]) <= 2
+    )
 
 
 def test_a_side_that_is_neither_a_checkout_nor_an_environment_is_named(cli, capsys, repo, tmp_path):
@@ -79,15 +98,20 @@ def test_a_side_that_is_neither_a_checkout_nor_an_environment_is_named(cli, caps
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.parametrize("extra,message", [
-    (["--cases", "train-mlp-cpu-bs64", "--counted", "infer-mlp-cpu-bs256"], "count only cases that are timed"),
-    (["--cases", "infer-mlp-cpu-bs256-compiled", "--counted", "infer-mlp-cpu-bs256-compiled"],
-     "infer-mlp-cpu-bs256-compiled: runs under torch.compile here, whose kernels callgrind cannot run"),
-    (["--cases", "train-vgg-cpu-bs64"], "unknown case train-vgg-cpu-bs64"),
-    (["--seconds", "0"], "--seconds must be a number of seconds"),
-    (["--pairs", "0"], "pairs must be"),
-    (["--detect", "1%"], "--detect 1.0% must be above --threshold 2.0%"),
-])
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--cases", "train-mlp-cpu-bs64", "--counted", "infer-mlp-cpu-bs256"], "count only cases that are timed"),
+        (
+            ["--cases", "infer-mlp-cpu-bs256-compiled", "--counted", "infer-mlp-cpu-bs256-compiled"],
+            "infer-mlp-cpu-bs256-compiled: runs under torch.compile here, whose kernels callgrind cannot run",
+        ),
+        (["--cases", "train-vgg-cpu-bs64"], "unknown case train-vgg-cpu-bs64"),
+        (["--seconds", "0"], "--seconds must be a number of seconds"),
+        (["--pairs", "0"], "pairs must be"),
+        (["--detect", "1%"], "--detect 1.0% must be above --threshold 2.0%"),
+    ],
+)
 def test_bad_options_are_one_line_and_exit_2(cli, capsys, repo, tmp_path, extra, message):
     assert cli("ab", str(repo), str(repo), "--out", str(tmp_path / "o"), *extra) == 2
     last = capsys.readouterr().err.strip().splitlines()[-1]  # after argparse's usage, one line
@@ -101,6 +125,7 @@ def test_a_case_that_compiles_here_is_timed_not_counted(monkeypatch, repo, mnist
     leaves the default count, and says so."""
     from mnist_models.harness.ab import COUNTED, AbOptions, plan
     from mnist_models.machine import cpu
+
     flags = cpu.cpu_flags() - cpu.MATRIX_FLAGS | ({"amx_bf16"} if amx else set())
     monkeypatch.setattr(cpu, "cpu_flags", lambda: flags)
     checked = plan(AbOptions(str(repo), str(repo), root=str(mnist_root)))
@@ -129,8 +154,23 @@ def test_a_side_that_fails_is_named_exit_3(cli, capsys, repo, tmp_path, mnist_ro
     broken = tmp_path / "broken"
     (broken / "mnist_models").mkdir(parents=True)
     (broken / "mnist_models" / "__init__.py").write_text("raise ImportError('half a checkout')\n")
-    assert cli("ab", str(repo), str(broken), "--out", str(tmp_path / "o"), "--cases", "infer-mlp-cpu-bs256",
-               "--counted", "infer-mlp-cpu-bs256", "--no-instructions", "--workers", "1") == 3
+    assert (
+        cli(
+            "ab",
+            str(repo),
+            str(broken),
+            "--out",
+            str(tmp_path / "o"),
+            "--cases",
+            "infer-mlp-cpu-bs256",
+            "--counted",
+            "infer-mlp-cpu-bs256",
+            "--no-instructions",
+            "--workers",
+            "1",
+        )
+        == 3
+    )
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"the new side ({broken}) failed: ImportError: half a checkout" in err
     assert not (tmp_path / "o" / "base.json").exists()
@@ -145,8 +185,12 @@ def test_sides_are_found_as_checkouts_or_environments(repo, tmp_path):
 
 def test_pairs_alternate_and_rounds_are_sized_to_the_clock():
     assert abba(4) == [(0, 1), (1, 0), (0, 1), (1, 0)]
-    sized = sizes(["train-mlp-cpu-bs64", "infer-cnn-cpu-bs256"], {"train-mlp-cpu-bs64": 0.01, "infer-cnn-cpu-bs256": 1.0},
-                  {"train": 1024, "infer": 2048}, 0.15)
+    sized = sizes(
+        ["train-mlp-cpu-bs64", "infer-cnn-cpu-bs256"],
+        {"train-mlp-cpu-bs64": 0.01, "infer-cnn-cpu-bs256": 1.0},
+        {"train": 1024, "infer": 2048},
+        0.15,
+    )
     assert sized == {"train-mlp-cpu-bs64": 15360, "infer-cnn-cpu-bs256": 256}
 
 

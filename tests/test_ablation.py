@@ -1,19 +1,43 @@
 import pandas as pd
 import pytest
 
-from mnist_models.harness.ablation import (BF16_TUNED, CNN_BF16, CNN_FP32, CNN_INFER, COMPARISONS, INFER_BF16_TUNED,
-                                           MLP_BF16, MLP_BS64, Comparison, _infer, _v, run_comparison)
+from mnist_models.harness.ablation import (
+    BF16_TUNED,
+    CNN_BF16,
+    CNN_FP32,
+    CNN_INFER,
+    COMPARISONS,
+    INFER_BF16_TUNED,
+    MLP_BF16,
+    MLP_BS64,
+    Comparison,
+    _infer,
+    _v,
+    run_comparison,
+)
 from mnist_models.harness.ablation_report import ablation_frame, render_fast, targets
 from mnist_models.harness.cases import BenchOptions, Case
 from mnist_models.harness.run import Data
 
 
 def test_variants_interleave_and_record(train_split, test_split):
-    comp = Comparison("mlp small", "plain", (_v("plain", "mlp", 256), _v("fused", "mlp", 256, "fused"),
-                                             _v("fused, 1 thread", "mlp", 256, "fused", threads=1)))
+    comp = Comparison(
+        "mlp small",
+        "plain",
+        (
+            _v("plain", "mlp", 256),
+            _v("fused", "mlp", 256, "fused"),
+            _v("fused, 1 thread", "mlp", 256, "fused", threads=1),
+        ),
+    )
     order = []
-    records = run_comparison(comp, BenchOptions(quick=True), Data(train_split, test_split), rounds=2,
-                             progress=lambda c, r, v: order.append((r, v)))
+    records = run_comparison(
+        comp,
+        BenchOptions(quick=True),
+        Data(train_split, test_split),
+        rounds=2,
+        progress=lambda c, r, v: order.append((r, v)),
+    )
     assert [r["variant"] for r in records] == ["plain", "fused", "fused, 1 thread"]
     assert all(len(r["data"]) == 2 and r["median"] > 0 and r["samples"] == 4096 for r in records)
     assert records[2]["threads"] == 1
@@ -25,10 +49,15 @@ def test_variants_interleave_and_record(train_split, test_split):
 def test_compiled_variants_time_no_compile(train_split, test_split):
     """Each compiled variant's cold round resets torch.compile, the others' graphs too: no
     timed round may rebuild them (one did, at 40x a warm round, before the untimed round)."""
-    comp = Comparison("cnn infer", "eager", (_infer("eager", "cnn", 256, "channels_last"),
-                                             _infer("compiled", "cnn", 256, "channels_last+compile"),
-                                             _infer("bf16 compiled", "cnn", 256, "channels_last+bf16_weights+compile",
-                                                    "bf16")))
+    comp = Comparison(
+        "cnn infer",
+        "eager",
+        (
+            _infer("eager", "cnn", 256, "channels_last"),
+            _infer("compiled", "cnn", 256, "channels_last+compile"),
+            _infer("bf16 compiled", "cnn", 256, "channels_last+bf16_weights+compile", "bf16"),
+        ),
+    )
     records = run_comparison(comp, BenchOptions(quick=True), Data(train_split, test_split), rounds=3)
     assert [r["operation"] for r in records] == ["infer"] * 3 and all(r["test_accuracy"] is None for r in records)
     for r in records:
@@ -53,20 +82,45 @@ def test_unknown_knob_is_named():
 
 def _doc(mlp_seed, mlp_best, cnn_plain, cnn_best, fp32, bf16, acc32=0.98, acc16=0.979):
     def rec(comp, base, name, median, precision="fp32", acc=0.98):
-        return {"comparison": comp, "baseline": base, "variant": name, "median": median, "gflops": 10.0,
-                "data": [median, median * 2] if name == base else [median * 1.1, median * 0.9],
-                "precision": precision, "test_accuracy": acc, "samples_per_second": 1.0}
+        return {
+            "comparison": comp,
+            "baseline": base,
+            "variant": name,
+            "median": median,
+            "gflops": 10.0,
+            "data": [median, median * 2] if name == base else [median * 1.1, median * 0.9],
+            "precision": precision,
+            "test_accuracy": acc,
+            "samples_per_second": 1.0,
+        }
+
     mlp, cnn, bf = MLP_BS64, CNN_FP32, CNN_BF16  # the targets find them by these objects
-    return {"machine": {"peak_gflops": {"cpu_fp32": 100.0, "cpu_bf16": 200.0}}, "records": [
-        rec(mlp.name, mlp.baseline, mlp.baseline, mlp_seed), rec(mlp.name, mlp.baseline, "fast", mlp_best),
-        rec(cnn.name, cnn.baseline, cnn.baseline, cnn_plain), rec(cnn.name, cnn.baseline, "fast", cnn_best),
-        rec(bf.name, bf.baseline, bf.baseline, fp32, acc=acc32),
-        rec(bf.name, bf.baseline, BF16_TUNED.name, bf16, "bf16", acc16)]}
+    return {
+        "machine": {"peak_gflops": {"cpu_fp32": 100.0, "cpu_bf16": 200.0}},
+        "records": [
+            rec(mlp.name, mlp.baseline, mlp.baseline, mlp_seed),
+            rec(mlp.name, mlp.baseline, "fast", mlp_best),
+            rec(cnn.name, cnn.baseline, cnn.baseline, cnn_plain),
+            rec(cnn.name, cnn.baseline, "fast", cnn_best),
+            rec(bf.name, bf.baseline, bf.baseline, fp32, acc=acc32),
+            rec(bf.name, bf.baseline, BF16_TUNED.name, bf16, "bf16", acc16),
+        ],
+    }
 
 
 def test_targets_beside_goals():
-    bench = pd.DataFrame([{"operation": "tta", "model": "cnn", "device": "cpu", "median": 12.0,
-                           "reached": [True, True, True], "harness_overhead_fraction": 0.0004}])
+    bench = pd.DataFrame(
+        [
+            {
+                "operation": "tta",
+                "model": "cnn",
+                "device": "cpu",
+                "median": 12.0,
+                "reached": [True, True, True],
+                "harness_overhead_fraction": 0.0004,
+            }
+        ]
+    )
     t = targets(ablation_frame(_doc(4.0, 0.45, 10.0, 6.0, 6.0, 3.0)), bench).set_index("target")
     assert list(t["verdict"]) == ["minimum met", "met", "met", "met", "met", "missed"]
     assert t.iloc[5]["measured"] == "CNN 12.00 s (3/3 seeds)"  # 12 s against 3 s; no MLP case in this file
@@ -79,18 +133,34 @@ def test_targets_beside_goals():
 
 
 def _rec(comp, variant, median, precision="fp32"):
-    return {"comparison": comp.name, "baseline": comp.baseline, "variant": variant, "median": median,
-            "data": [median], "gflops": 1.0, "precision": precision, "test_accuracy": 0.98, "samples_per_second": 1.0}
+    return {
+        "comparison": comp.name,
+        "baseline": comp.baseline,
+        "variant": variant,
+        "median": median,
+        "data": [median],
+        "gflops": 1.0,
+        "precision": precision,
+        "test_accuracy": 0.98,
+        "samples_per_second": 1.0,
+    }
 
 
 def _bf16_doc(tuned: float, compiled: float, mlp64: float, mlp256: float) -> dict:
     """bf16 CNN paths and the MLP's bf16 against fp32 (each fp32 epoch 1.0 s)."""
-    return {"machine": {}, "records": [
-        _rec(CNN_BF16, CNN_BF16.baseline, 6.0), _rec(CNN_BF16, BF16_TUNED.name, tuned, "bf16"),
-        _rec(CNN_BF16, "bf16 cl, fused, compile", compiled, "bf16"),
-        _rec(MLP_BS64, MLP_BS64.baseline, 4.0), _rec(MLP_BS64, "+ fused adam", 1.0),
-        _rec(MLP_BS64, "+ fused, bf16", mlp64, "bf16"),
-        _rec(MLP_BF16[0], "fp32 fused", 1.0), _rec(MLP_BF16[0], "bf16 fused", mlp256, "bf16")]}
+    return {
+        "machine": {},
+        "records": [
+            _rec(CNN_BF16, CNN_BF16.baseline, 6.0),
+            _rec(CNN_BF16, BF16_TUNED.name, tuned, "bf16"),
+            _rec(CNN_BF16, "bf16 cl, fused, compile", compiled, "bf16"),
+            _rec(MLP_BS64, MLP_BS64.baseline, 4.0),
+            _rec(MLP_BS64, "+ fused adam", 1.0),
+            _rec(MLP_BS64, "+ fused, bf16", mlp64, "bf16"),
+            _rec(MLP_BF16[0], "fp32 fused", 1.0),
+            _rec(MLP_BF16[0], "bf16 fused", mlp256, "bf16"),
+        ],
+    }
 
 
 def test_bf16_targets_by_the_cpus_class():
@@ -118,8 +188,11 @@ def test_the_inference_target_asks_3x_of_a_matrix_engine():
     bench = pd.DataFrame([{"operation": "train", "model": "cnn", "device": "cpu", "harness_overhead_fraction": 0.0}])
 
     def doc(quickest: float) -> dict:  # today's tuned bf16 pass takes 1.0 s
-        records = [_rec(CNN_INFER, "fp32 cl", 2.0), _rec(CNN_INFER, INFER_BF16_TUNED, 1.0, "bf16"),
-                   _rec(CNN_INFER, "bf16 weights, cl, compile", quickest, "bf16")]
+        records = [
+            _rec(CNN_INFER, "fp32 cl", 2.0),
+            _rec(CNN_INFER, INFER_BF16_TUNED, 1.0, "bf16"),
+            _rec(CNN_INFER, "bf16 weights, cl, compile", quickest, "bf16"),
+        ]
         passes = [{**r, "operation": "infer", "samples": 10_000, "threads": 2, "test_accuracy": None} for r in records]
         return {"machine": {}, "rounds": 1, "records": passes}
 
@@ -141,11 +214,25 @@ def test_the_inference_target_asks_3x_of_a_matrix_engine():
 
 
 def test_attainable_target_names_the_lowest_tuned_case():
-    bench = pd.DataFrame([
-        {"operation": "train", "model": "cnn", "device": "cpu", "variant": v, "case": c, "attainable_fraction": f,
-         "harness_overhead_fraction": 0.0}
-        for v, c, f in [("tuned", "train-cnn-cpu-bs256", 0.62), ("tuned", "train-mlp-cpu-bs64", 0.27),
-                        ("plain", "train-cnn-cpu-bs256-plain", 0.10), ("tuned", "train-cnn-cpu-bs64", None)]])
+    bench = pd.DataFrame(
+        [
+            {
+                "operation": "train",
+                "model": "cnn",
+                "device": "cpu",
+                "variant": v,
+                "case": c,
+                "attainable_fraction": f,
+                "harness_overhead_fraction": 0.0,
+            }
+            for v, c, f in [
+                ("tuned", "train-cnn-cpu-bs256", 0.62),
+                ("tuned", "train-mlp-cpu-bs64", 0.27),
+                ("plain", "train-cnn-cpu-bs256-plain", 0.10),
+                ("tuned", "train-cnn-cpu-bs64", None),
+            ]
+        ]
+    )
     t = targets(ablation_frame(_bf16_doc(3.0, 3.0, 1.0, 1.0)), bench).set_index("target")
     row = t.loc["9. tuned cpu cases at 50% of their attainable bound"]
     assert row["measured"] == "1 of 2; lowest train-mlp-cpu-bs64 at 27%" and row["verdict"] == "missed"
@@ -164,12 +251,21 @@ def test_a_run_of_some_comparisons_shows_only_their_targets(tmp_path, cli, capsy
     assert "unknown comparison 'no such comparison'; choose from mlp bs64; " in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("words,names", [(["mlp bs64"], ("mlp bs64",)), (["mlp", "bs64"], ("mlp bs64",)),
-                                         (["cnn", "bs256", "bf16", "mlp bs64"], ("cnn bs256 bf16", "mlp bs64")),
-                                         (["mlp"], None), (["mlp", "bs64", "cnn"], None), (["cnn bs256 fp32", "x"], None),
-                                         (["mlp", "bs64", "mlp bs64"], None)])
+@pytest.mark.parametrize(
+    "words,names",
+    [
+        (["mlp bs64"], ("mlp bs64",)),
+        (["mlp", "bs64"], ("mlp bs64",)),
+        (["cnn", "bs256", "bf16", "mlp bs64"], ("cnn bs256 bf16", "mlp bs64")),
+        (["mlp"], None),
+        (["mlp", "bs64", "cnn"], None),
+        (["cnn bs256 fp32", "x"], None),
+        (["mlp", "bs64", "mlp bs64"], None),
+    ],
+)
 def test_comparisons_are_read_quoted_or_word_by_word(words, names, capsys):
     from mnist_models.cli import parser
+
     if names is None:
         with pytest.raises(SystemExit):
             parser().parse_args(["ablate", "--out", "x", "--comparisons", *words])

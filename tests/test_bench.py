@@ -7,8 +7,17 @@ from mnist_models.core.config import MODEL_VARIANTS, MODELS, WITH_DROPOUT
 from mnist_models.core.data import ResidentLoader
 from mnist_models.core.models import create_model, list_models
 from mnist_models.core.train import Trainer, train_to_accuracy
-from mnist_models.harness.cases import (BENCH_DEVICES, TTA, BenchOptions, Case, cases, default_precisions,
-                                        expected_ids, missing_cases, skip_reason)
+from mnist_models.harness.cases import (
+    BENCH_DEVICES,
+    TTA,
+    BenchOptions,
+    Case,
+    cases,
+    default_precisions,
+    expected_ids,
+    missing_cases,
+    skip_reason,
+)
 from mnist_models.harness.run import Data
 from mnist_models.harness.runs import make_run
 from mnist_models.machine import cpu
@@ -61,9 +70,14 @@ def test_full_matrix(monkeypatch):
     assert {c.batch_size for c in compiled} == {256} and all("compile" in c.knobs for c in compiled)
     assert "train-cnn-cpu-bs256-bf16-compiled" in {c.id for c in compiled}
     assert all(c.config(opts).channels_last and c.config(opts).compile for c in compiled)
-    assert [c.id for c in tta] == ["tta-cnn-cpu-bs256-bf16", "tta-cnn-cuda-bs256-bf16",
-                                   "tta-cnn-cuda-bs256-bf16-graphs", "tta-mlp-cpu-bs128",
-                                   "tta-mlp-cuda-bs128", "tta-mlp-cuda-bs128-graphs"]  # the MLP's recipe: fp32
+    assert [c.id for c in tta] == [
+        "tta-cnn-cpu-bs256-bf16",
+        "tta-cnn-cuda-bs256-bf16",
+        "tta-cnn-cuda-bs256-bf16-graphs",
+        "tta-mlp-cpu-bs128",
+        "tta-mlp-cuda-bs128",
+        "tta-mlp-cuda-bs128-graphs",
+    ]  # the MLP's recipe: fp32
     graphed = [c for c in train + tta if "cuda_graphs" in c.knobs]
     assert {c.device for c in graphed} == {"cuda"} and len(graphed) == 2 * 3 * 2 + 2
     assert len({c.id for c in train + infer + tta}) == len(train + infer + tta)
@@ -96,16 +110,19 @@ def test_accelerator_cases_skip_with_reason():
     assert "train-cnn-accel-bs64" in accel and not any("graphs" in i for i in accel)  # graphs: cuda only
 
 
-@pytest.mark.parametrize("parse,text,message", [
-    (choices("device", BENCH_DEVICES), "cpu,tpu", "unknown device tpu; choose from cpu, accel, cuda"),
-    (choices("model", ["cnn", "mlp"]), "", "choose from cnn, mlp"),
-    (positives("batch sizes", "64,256"), "0", "batch sizes must be positive whole numbers"),
-    (positives("batch sizes", "64,256"), "64,big", "batch sizes must be positive whole numbers"),
-    (positives("world sizes", "1,2"), "2,x", "world sizes must be positive whole numbers"),
-    (positive("rounds"), "-1", "rounds must be a positive whole number"),
-    (choices("model", ["cnn", "mlp"]), "mlp,cnn,mlp", "model listed twice: mlp; list each once"),
-    (positives("batch sizes", "64,256"), "256,64,256", "batch sizes listed twice: 256"),
-])
+@pytest.mark.parametrize(
+    "parse,text,message",
+    [
+        (choices("device", BENCH_DEVICES), "cpu,tpu", "unknown device tpu; choose from cpu, accel, cuda"),
+        (choices("model", ["cnn", "mlp"]), "", "choose from cnn, mlp"),
+        (positives("batch sizes", "64,256"), "0", "batch sizes must be positive whole numbers"),
+        (positives("batch sizes", "64,256"), "64,big", "batch sizes must be positive whole numbers"),
+        (positives("world sizes", "1,2"), "2,x", "world sizes must be positive whole numbers"),
+        (positive("rounds"), "-1", "rounds must be a positive whole number"),
+        (choices("model", ["cnn", "mlp"]), "mlp,cnn,mlp", "model listed twice: mlp; list each once"),
+        (positives("batch sizes", "64,256"), "256,64,256", "batch sizes listed twice: 256"),
+    ],
+)
 def test_bad_option_values_name_the_choices(parse, text, message):
     with pytest.raises(argparse.ArgumentTypeError, match=message):
         parse(text)
@@ -119,16 +136,39 @@ def test_good_option_values_parse():
 def test_a_bad_world_size_is_named_as_one(repo):
     import subprocess
     import sys
-    done = subprocess.run([sys.executable, "-m", "pytest", "bench", "--world-sizes", "0", "--collect-only", "-q",
-                           "-p", "no:cacheprovider"], cwd=repo, capture_output=True, text=True, timeout=120)
+
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "bench",
+            "--world-sizes",
+            "0",
+            "--collect-only",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+        ],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 4 and "world sizes must be positive whole numbers" in done.stderr
     assert "batch sizes" not in done.stderr
 
 
-@pytest.mark.parametrize("case", [Case("train", "mlp", "cpu", 256), Case("infer", "cnn", "cpu", 512, "bf16"),
-                                  Case("train", "mlp", "cpu", 64, loader="seed", variant="plain"),
-                                  Case("train", "mlp", "cpu", 256, variant="compiled")],
-                         ids=lambda c: c.id)
+@pytest.mark.parametrize(
+    "case",
+    [
+        Case("train", "mlp", "cpu", 256),
+        Case("infer", "cnn", "cpu", 512, "bf16"),
+        Case("train", "mlp", "cpu", 64, loader="seed", variant="plain"),
+        Case("train", "mlp", "cpu", 256, variant="compiled"),
+    ],
+    ids=lambda c: c.id,
+)
 def test_a_run_records_every_field(case, train_split, test_split):
     opts = BenchOptions(quick=True)
     run = make_run(case, opts, Data(train_split, test_split))
@@ -143,8 +183,20 @@ def test_a_run_records_every_field(case, train_split, test_split):
     assert info["samples"] == samples and info["batch_size"] == case.batch_size
     assert info["samples_per_second"] > 0 and info["gflops"] > 0 and info["cold_seconds"] > 0
     assert info["native"] == (case.precision == "fp32" or native_bf16("cpu"))
-    expected = {"model", "device", "operation", "loader", "variant", "precision", "params",
-                "macs_per_sample", "peak_rss_mb", "torch_threads", "dtype", "harness_overhead_fraction"}
+    expected = {
+        "model",
+        "device",
+        "operation",
+        "loader",
+        "variant",
+        "precision",
+        "params",
+        "macs_per_sample",
+        "peak_rss_mb",
+        "torch_threads",
+        "dtype",
+        "harness_overhead_fraction",
+    }
     assert expected <= set(info)
     # a compiled case's cold round compiled past inductor's caches: it took longer than a timed one
     # (the compiled variant, and the tuned cnn inference where a matrix engine runs it compiled)
@@ -169,8 +221,14 @@ def test_compiled_cases_skip_with_the_reason_where_inductor_cannot_build(tmp_pat
 def test_missing_cases_lists_absent_cpu_cases():
     opts = BenchOptions(quick=True, models=("mlp",), batch_sizes=(64,), precisions=("fp32",))
     ids = expected_ids(opts, "cpu")
-    assert ids == ["train-mlp-cpu-bs64", "train-mlp-cpu-bs64-seed", "infer-mlp-cpu-bs64",
-                   "ddp-mlp-cpu-bs256-w1-strong", "ddp-mlp-cpu-bs256-w2-strong", "ddp-mlp-cpu-bs256-w2-weak"]
+    assert ids == [
+        "train-mlp-cpu-bs64",
+        "train-mlp-cpu-bs64-seed",
+        "infer-mlp-cpu-bs64",
+        "ddp-mlp-cpu-bs256-w1-strong",
+        "ddp-mlp-cpu-bs256-w2-strong",
+        "ddp-mlp-cpu-bs256-w2-weak",
+    ]
     result = {"benchmarks": [{"param": "train-mlp-cpu-bs64"}]}
     assert missing_cases(result, opts) == ids[1:]
 
@@ -208,11 +266,23 @@ def test_a_variant_is_a_set_of_overrides():
 
 def test_ddp_cases_read_like_their_axes():
     full = [c.id for c in cases(BenchOptions(devices=("cpu",)), "ddp")]
-    assert full == ["ddp-cnn-cpu-bs256-w1-strong", "ddp-cnn-cpu-bs256-w2-strong", "ddp-cnn-cpu-bs256-w2-weak",
-                    "ddp-cnn-cpu-bs256-w1-strong-t2", "ddp-mlp-cpu-bs256-w1-strong", "ddp-mlp-cpu-bs256-w2-strong",
-                    "ddp-mlp-cpu-bs256-w2-weak", "ddp-mlp-cpu-bs256-w1-strong-t2"]
+    assert full == [
+        "ddp-cnn-cpu-bs256-w1-strong",
+        "ddp-cnn-cpu-bs256-w2-strong",
+        "ddp-cnn-cpu-bs256-w2-weak",
+        "ddp-cnn-cpu-bs256-w1-strong-t2",
+        "ddp-mlp-cpu-bs256-w1-strong",
+        "ddp-mlp-cpu-bs256-w2-strong",
+        "ddp-mlp-cpu-bs256-w2-weak",
+        "ddp-mlp-cpu-bs256-w1-strong-t2",
+    ]
     weak = Case("ddp", "cnn", "cpu", 256, world_size=4, scaling="weak").config()
     strong = Case("ddp", "cnn", "cpu", 256, world_size=4, scaling="strong").config()
     assert (weak.batch_size, strong.batch_size) == (1024, 256)  # the global batch
-    assert [c.world_size for c in cases(BenchOptions(devices=("cpu",), world_sizes=(1, 2, 4)), "ddp")][:5] == \
-        [1, 2, 2, 4, 4]
+    assert [c.world_size for c in cases(BenchOptions(devices=("cpu",), world_sizes=(1, 2, 4)), "ddp")][:5] == [
+        1,
+        2,
+        2,
+        4,
+        4,
+    ]

@@ -22,8 +22,22 @@ def test_every_command_prints_its_help(name, capsys):
 
 
 def _train(out, *extra):
-    return main(["train", "--model", "mlp", "--epochs", "1", "--train-samples", "2048",
-                 "--device", "cpu", "--out", str(out), *extra])
+    return main(
+        [
+            "train",
+            "--model",
+            "mlp",
+            "--epochs",
+            "1",
+            "--train-samples",
+            "2048",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+            *extra,
+        ]
+    )
 
 
 def test_train_writes_history_and_model(tmp_path, mnist_root, capsys):
@@ -71,8 +85,10 @@ def test_cuda_graphs_on_the_cpu_exits_2(tmp_path, mnist_root, capsys):
 
 
 def test_missing_dataset_exits_2_naming_root(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("torchvision.datasets.mnist.download_and_extract_archive",
-                        lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
+    monkeypatch.setattr(
+        "torchvision.datasets.mnist.download_and_extract_archive",
+        lambda *a, **k: (_ for _ in ()).throw(OSError("offline")),
+    )
     assert _train(tmp_path / "run", "--root", str(tmp_path / "nowhere")) == 2
     err = capsys.readouterr().err
     assert f"not found under {tmp_path / 'nowhere'}" in err and "MNIST_ROOT" in err
@@ -86,8 +102,7 @@ def test_models_lists_every_layer(capsys):
 
 
 def test_module_entry_point_runs():
-    result = subprocess.run([sys.executable, "-m", "mnist_models", "--version"],
-                            capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "mnist_models", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.strip()
 
 
@@ -99,8 +114,13 @@ def test_bench_script_keeps_an_existing_result_file(repo_copy):
     assert existing.read_bytes() == before
 
 
-OFFLINE = {"https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:9",
-           "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9", "no_proxy": ""}
+OFFLINE = {
+    "https_proxy": "http://127.0.0.1:9",
+    "http_proxy": "http://127.0.0.1:9",
+    "HTTPS_PROXY": "http://127.0.0.1:9",
+    "HTTP_PROXY": "http://127.0.0.1:9",
+    "no_proxy": "",
+}
 
 
 @pytest.mark.slow
@@ -108,8 +128,14 @@ OFFLINE = {"https_proxy": "http://127.0.0.1:9", "http_proxy": "http://127.0.0.1:
 def test_without_mnist_pytest_stops_with_one_line_and_creates_nothing(tmp_path, repo, target):
     missing = tmp_path / "nowhere" / "mnist"
     env = {**os.environ, **OFFLINE, "MNIST_ROOT": str(missing)}  # a download that cannot succeed
-    result = subprocess.run([sys.executable, "-m", "pytest", target, "--quick", "-q", "-p", "no:cacheprovider"],
-                            cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", target, "--quick", "-q", "-p", "no:cacheprovider"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 4  # pytest's usage error: nothing ran
     assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stdout + result.stderr
     assert f"MNIST not found under {missing / 'MNIST' / 'raw'}" in result.stderr
@@ -121,9 +147,29 @@ def test_without_mnist_pytest_stops_with_one_line_and_creates_nothing(tmp_path, 
 def test_a_quick_main_job_leaves_the_record_alone(repo_copy, mnist_root):
     tmp_path = repo_copy
     before = {p: p.read_bytes() for p in (tmp_path / "results").rglob("*") if p.is_file()}
-    result = subprocess.run(["bash", "bench.sh", "smoke", "--quick", "-q", "--devices", "cpu", "--models", "mlp",
-                             "--batch-sizes", "256", "--precisions", "fp32", "-k", "not ddp"], cwd=tmp_path,
-                            env={**os.environ, "MNIST_ROOT": str(mnist_root)}, capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            "bash",
+            "bench.sh",
+            "smoke",
+            "--quick",
+            "-q",
+            "--devices",
+            "cpu",
+            "--models",
+            "mlp",
+            "--batch-sizes",
+            "256",
+            "--precisions",
+            "fp32",
+            "-k",
+            "not ddp",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "MNIST_ROOT": str(mnist_root)},
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     after = {p: p.read_bytes() for p in (tmp_path / "results").rglob("*") if p.is_file()}
     assert after == before  # the committed results and report, untouched
@@ -131,7 +177,11 @@ def test_a_quick_main_job_leaves_the_record_alone(repo_copy, mnist_root):
     assert doc["mnist_bench"]["quick"] is True and "quick" not in doc["machine_info"]["mnist_bench"]
     busy = doc["mnist_bench"]["busy"]  # how quiet the machine was, around the run
     assert busy["seconds"] > 0 and len(busy["load_average"]) == 3 and 0 <= busy["steal_percent"] <= 100
-    assert {b["param"] for b in doc["benchmarks"]} == {"train-mlp-cpu-bs256", "train-mlp-cpu-bs256-plain",
-                                                       "train-mlp-cpu-bs256-compiled", "infer-mlp-cpu-bs256",
-                                                       "infer-mlp-cpu-bs256-compiled"}
+    assert {b["param"] for b in doc["benchmarks"]} == {
+        "train-mlp-cpu-bs256",
+        "train-mlp-cpu-bs256-plain",
+        "train-mlp-cpu-bs256-compiled",
+        "infer-mlp-cpu-bs256",
+        "infer-mlp-cpu-bs256-compiled",
+    }
     assert "smoke" in (tmp_path / "runs" / "quick" / "report" / "report.md").read_text()

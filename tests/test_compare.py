@@ -12,14 +12,17 @@ TIMES = ("min", "max", "mean", "median", "q1", "q3")
 def _times(factor: float, jitter: list[float] | None = None, entries=slice(None), rounds: int | None = None):
     """An edit: every round's time (of the chosen entries) multiplied, optionally jittered,
     optionally cut to the first `rounds` rounds."""
+
     def edit(doc):
         for b in doc["benchmarks"][entries]:
             s = b["stats"]
-            s["data"] = [x * factor * (jitter[i % len(jitter)] if jitter else 1)
-                         for i, x in enumerate(s["data"])][:rounds]
+            s["data"] = [x * factor * (jitter[i % len(jitter)] if jitter else 1) for i, x in enumerate(s["data"])][
+                :rounds
+            ]
             s["rounds"] = len(s["data"])
             for k in TIMES:
                 s[k] *= factor
+
     return edit
 
 
@@ -54,8 +57,10 @@ def test_compare_with_too_few_rounds_is_undecided_not_the_threshold_alone(cpu_re
     """A round a side (or two) can never reach p < 0.05: even a 50% slowdown is undecided,
     with the rounds that would decide (4 a side for 0.05 shared by 3 cases: 2/C(10,5) < 0.017)."""
     for rounds in (1, 2):
-        base, slow = edited_result(cpu_result, _times(1.0, rounds=rounds), f"b{rounds}.json"), \
-            edited_result(cpu_result, _times(1.5, rounds=rounds), f"s{rounds}.json")
+        base, slow = (
+            edited_result(cpu_result, _times(1.0, rounds=rounds), f"b{rounds}.json"),
+            edited_result(cpu_result, _times(1.5, rounds=rounds), f"s{rounds}.json"),
+        )
         table = compare(_frame(base), _frame(slow))
         assert (table["verdict"] == "undecided").all() and np.isinf(table["detectable"]).all()
         assert (table["test"] == NO_TEST).all()  # no test decided these rows, and the column says so
@@ -124,6 +129,7 @@ def test_quick_against_full_is_not_comparable(cli, capsys, cpu_result, edited_re
     def mixed(doc):  # the first case back on the full workload, and 2x slower: a real regression
         _quick(doc)
         doc["benchmarks"][0] = slow
+
     assert cli("compare", str(cpu_result), str(edited_result(cpu_result, mixed, "mixed.json"))) == 1
     assert "1 slower, 2 not comparable" in capsys.readouterr().out
 
@@ -135,7 +141,11 @@ def test_another_time_to_accuracy_recipe_is_another_workload(another_machine, ed
                 b["extra_info"]["recipe"].update(epochs=2, eval_from=1.4, eval_every=0.1)
                 b["stats"]["data"] = [x / 2 for x in b["stats"]["data"]]
                 b["stats"]["median"] /= 2
-    base, new = load_results([another_machine]).frame, load_results([edited_result(another_machine, faster_recipe)]).frame
+
+    base, new = (
+        load_results([another_machine]).frame,
+        load_results([edited_result(another_machine, faster_recipe)]).frame,
+    )
     table = compare(base, new).set_index("case")
     tta = table.loc["tta-cnn-cpu-bs256-bf16"]
     assert tta["verdict"] == "not comparable" and "recipes differ: 3 epochs" in tta["note"]

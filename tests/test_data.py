@@ -9,7 +9,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from mnist_models.core.data import DatasetError, ResidentLoader, Split, load_split, resolve_root, notebook_loader, split_validation
+from mnist_models.core.data import (
+    DatasetError,
+    ResidentLoader,
+    Split,
+    load_split,
+    resolve_root,
+    notebook_loader,
+    split_validation,
+)
 
 TRAIN_LABEL_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 
@@ -70,6 +78,7 @@ def test_missing_dataset_names_root_and_fix(tmp_path):
 def test_failed_download_says_go_online(tmp_path, monkeypatch):
     def offline(*args, **kwargs):
         raise OSError("network unreachable")
+
     monkeypatch.setattr("torchvision.datasets.mnist.download_and_extract_archive", offline)
     with pytest.raises(DatasetError, match="download failed.*MNIST_ROOT.*go online"):
         load_split(tmp_path / "new", download=True)
@@ -104,23 +113,25 @@ def _damage(raw: Path, fault: str) -> Path:
     return images
 
 
-@pytest.mark.parametrize("fault,message", [
-    ("truncated", "5,000 bytes, expected 7,840,016: truncated or padded"),
-    ("padded", "7,840,026 bytes, expected 7,840,016: truncated or padded"),
-    ("empty", "the file is empty (0 bytes)"),
-    ("header only", "10 bytes, shorter than an IDX header"),
-    ("wrong magic", "not an MNIST image file (IDX magic number 0x00000801, expected 0x00000803)"),
-    ("wrong shape", "holds 5000x28x28, expected MNIST's 10000x28x28"),
-    ("labels past 9", "holds labels up to 255, expected 0-9"),
-])
+@pytest.mark.parametrize(
+    "fault,message",
+    [
+        ("truncated", "5,000 bytes, expected 7,840,016: truncated or padded"),
+        ("padded", "7,840,026 bytes, expected 7,840,016: truncated or padded"),
+        ("empty", "the file is empty (0 bytes)"),
+        ("header only", "10 bytes, shorter than an IDX header"),
+        ("wrong magic", "not an MNIST image file (IDX magic number 0x00000801, expected 0x00000803)"),
+        ("wrong shape", "holds 5000x28x28, expected MNIST's 10000x28x28"),
+        ("labels past 9", "holds labels up to 255, expected 0-9"),
+    ],
+)
 def test_a_damaged_file_is_named_with_its_fault(root_copy, cli, capsys, fault, message):
     damaged = _damage(root_copy / "MNIST" / "raw", fault)
     with pytest.raises(DatasetError) as error:
         load_split(root_copy, train=False, download=False)
     assert str(error.value).startswith(f"{damaged}: ") and message in str(error.value)
     assert "MNIST_ROOT" in str(error.value)
-    code = cli("train", "--model", "mlp", "--epochs", "1", "--root", str(root_copy), "--out",
-               str(root_copy / "run"))
+    code = cli("train", "--model", "mlp", "--epochs", "1", "--root", str(root_copy), "--out", str(root_copy / "run"))
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and message in err and not (root_copy / "run").exists()
 
@@ -133,8 +144,11 @@ def test_a_missing_or_packed_file_is_named(root_copy):
     images = raw / "t10k-images-idx3-ubyte"
     (raw / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(images.read_bytes()))
     images.unlink()
-    with pytest.raises(DatasetError, match=r"lacks t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte "
-                                           r"\(t10k-images-idx3-ubyte only as .gz: gunzip them there\)"):
+    with pytest.raises(
+        DatasetError,
+        match=r"lacks t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte "
+        r"\(t10k-images-idx3-ubyte only as .gz: gunzip them there\)",
+    ):
         load_split(root_copy, train=False, download=False)
 
 
@@ -152,10 +166,13 @@ def test_an_unreadable_file_is_named(mnist_root):
         images.chmod(0o644)
 
         def check() -> subprocess.CompletedProcess:
-            code = ("from pathlib import Path; from mnist_models.data import check_idx\n"
-                    f"check_idx(Path({str(images)!r}), 0x803, (10000, 28, 28))")
+            code = (
+                "from pathlib import Path; from mnist_models.data import check_idx\n"
+                f"check_idx(Path({str(images)!r}), 0x803, (10000, 28, 28))"
+            )
             as_nobody = NOBODY if os.geteuid() == 0 else []  # root reads any file: ask as nobody
             return subprocess.run([*as_nobody, sys.executable, "-c", code], capture_output=True, text=True)
+
         if check().returncode != 0:  # the control: the readable file passes
             pytest.skip("this python cannot run as another user here")
         images.chmod(0o000)

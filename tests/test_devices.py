@@ -1,5 +1,6 @@
 """The device axis on the machine at hand: discovery, aliases, skip reasons, one clock
 sync and one memory reading for every device, and the branches a CPU can run."""
+
 import pytest
 import torch
 
@@ -43,12 +44,20 @@ def test_a_backend_without_a_statistic_reads_none_with_the_reason():
         devices._call("peak_everything", "cpu")
 
 
-@pytest.mark.parametrize("device", ["cpu", pytest.param("accel", marks=pytest.mark.skipif(
-    not torch.accelerator.is_available(), reason="no accelerator here"))])
+@pytest.mark.parametrize(
+    "device",
+    [
+        "cpu",
+        pytest.param(
+            "accel", marks=pytest.mark.skipif(not torch.accelerator.is_available(), reason="no accelerator here")
+        ),
+    ],
+)
 def test_a_synchronized_clock_waits_for_the_work(device, monkeypatch):
     """timed() reads the clock only after sync(): on the cpu the work is done when fn returns,
     on an accelerator only after the sync; either way a sleep inside the work is counted."""
     import time
+
     device = devices.resolve(device)
     calls = []
     monkeypatch.setattr(devices, "sync", lambda d: calls.append(torch.device(d).type) or sync(d))

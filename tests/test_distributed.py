@@ -1,5 +1,6 @@
 """Data-parallel training on the CPU with gloo: real processes through torch's launcher and
 torchrun, real MNIST subsets."""
+
 import json
 import os
 import signal
@@ -43,8 +44,24 @@ def test_two_ranks_train_as_one_process_on_the_same_images(tmp_path, mnist_root)
     weights = {}
     for ranks in (1, 2):
         out = tmp_path / f"w{ranks}"
-        done = _run([*DDP, "--nproc", str(ranks), "--model", "mlp", "--epochs", "1", "--train-samples", "2048",
-                     "--batch-size", "128", "--out", str(out)], mnist_root)
+        done = _run(
+            [
+                *DDP,
+                "--nproc",
+                str(ranks),
+                "--model",
+                "mlp",
+                "--epochs",
+                "1",
+                "--train-samples",
+                "2048",
+                "--batch-size",
+                "128",
+                "--out",
+                str(out),
+            ],
+            mnist_root,
+        )
         assert done.returncode == 0, done.stderr
         weights[ranks] = torch.load(out / "model.pt")["state_dict"]
         assert json.loads((out / "history.json").read_text())[0]["world_size"] == ranks
@@ -65,14 +82,20 @@ def test_one_ddp_epoch_reaches_the_single_process_thresholds(tmp_path, mnist_roo
 @pytest.mark.slow
 def test_a_rank_that_dies_ends_the_run_naming_it(tmp_path, mnist_root):
     import psutil
-    proc = subprocess.Popen([*DDP, "--nproc", "2", "--model", "cnn", "--epochs", "3", "--out", str(tmp_path)],
-                            env={**os.environ, "MNIST_ROOT": str(mnist_root)}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+
+    proc = subprocess.Popen(
+        [*DDP, "--nproc", "2", "--model", "cnn", "--epochs", "3", "--out", str(tmp_path)],
+        env={**os.environ, "MNIST_ROOT": str(mnist_root)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     workers = []
     deadline = time.monotonic() + 60
     while len(workers) < 2 and time.monotonic() < deadline:  # the two ranks, spawned by the launcher
-        workers = [p for p in psutil.Process(proc.pid).children(recursive=True)
-                   if "spawn_main" in " ".join(p.cmdline())]
+        workers = [
+            p for p in psutil.Process(proc.pid).children(recursive=True) if "spawn_main" in " ".join(p.cmdline())
+        ]
         time.sleep(0.2)
     time.sleep(4)  # into the first epoch
     workers[-1].send_signal(signal.SIGKILL)
@@ -92,8 +115,22 @@ def test_what_cannot_run_is_refused_before_any_process_starts(tmp_path, cli, cap
         assert cli("ddp", "--nproc", "2", "--threads", "1", "--port", str(port), "--out", str(tmp_path / "a")) == 2
         assert f"port {port} is in use; pass another --port" in capsys.readouterr().err
     ranks = (os.cpu_count() or 1) + 1
-    assert cli("ddp", "--nproc", str(ranks), "--batch-size", str(8 * ranks), "--threads", "1", "--device", "cpu",
-               "--out", str(tmp_path / "b")) == 2
+    assert (
+        cli(
+            "ddp",
+            "--nproc",
+            str(ranks),
+            "--batch-size",
+            str(8 * ranks),
+            "--threads",
+            "1",
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path / "b"),
+        )
+        == 2
+    )
     assert "cores, and this machine has" in capsys.readouterr().err
     if not torch.cuda.is_available():
         assert cli("ddp", "--nproc", "1", "--backend", "nccl", "--device", "cpu", "--out", str(tmp_path / "c")) == 2
@@ -110,12 +147,41 @@ def test_two_nodes_on_this_machine_form_one_group(tmp_path, mnist_root):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
-                               "--node-rank", str(rank), "--rdzv-endpoint", f"127.0.0.1:{port}",
-                               "-m", "mnist_models", "ddp", "--device", "cpu", "--model", "mlp", "--epochs", "1",
-                               "--train-samples", "4096", "--out", str(tmp_path / f"node{rank}")],
-                              env={**os.environ, "MNIST_ROOT": str(mnist_root), "OMP_NUM_THREADS": "1"},
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for rank in (0, 1)]
+    nodes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--nnodes",
+                "2",
+                "--nproc-per-node",
+                "1",
+                "--node-rank",
+                str(rank),
+                "--rdzv-endpoint",
+                f"127.0.0.1:{port}",
+                "-m",
+                "mnist_models",
+                "ddp",
+                "--device",
+                "cpu",
+                "--model",
+                "mlp",
+                "--epochs",
+                "1",
+                "--train-samples",
+                "4096",
+                "--out",
+                str(tmp_path / f"node{rank}"),
+            ],
+            env={**os.environ, "MNIST_ROOT": str(mnist_root), "OMP_NUM_THREADS": "1"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in (0, 1)
+    ]
     results = [node.communicate(timeout=180) for node in nodes]
     assert [node.returncode for node in nodes] == [0, 0], results
     history = json.loads((tmp_path / "node0" / "history.json").read_text())

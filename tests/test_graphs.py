@@ -1,6 +1,7 @@
 """The parts of the CUDA graph path a CPU can run: undoing the warm-up, the lr as a
 tensor, copying a schedule's lr into it, refusing a schedule that moves Adam's betas.
 The capture and replay themselves run only on a GPU (tests/test_train.py, skipped here)."""
+
 import pytest
 import torch
 

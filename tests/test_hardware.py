@@ -42,8 +42,10 @@ def test_vector_isa_from_flags():
     assert vector_isa(["sse4_2"]) == "DEFAULT"
 
 
-@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64") or not hasattr(torch.cpu, "_is_avx512_bf16_supported"),
-                    reason="torch's own bf16 CPUID checks are x86's")
+@pytest.mark.skipif(
+    platform.machine() not in ("x86_64", "AMD64") or not hasattr(torch.cpu, "_is_avx512_bf16_supported"),
+    reason="torch's own bf16 CPUID checks are x86's",
+)
 def test_this_cpu_is_read_as_torch_reads_it():
     """native_bf16 reads the flags; torch asks CPUID itself: the two must agree here."""
     flags = cpu_flags()

@@ -6,9 +6,18 @@ from mnist_models.core.models import create_model, leaf_layers
 
 SHAPES = {
     "mlp": {"fc1": (128,), "act1": (128,), "fc2": (10,)},
-    "cnn": {"conv1": (16, 28, 28), "pool1": (16, 14, 14), "act1": (16, 14, 14),
-            "conv2": (32, 14, 14), "pool2": (32, 7, 7), "act2": (32, 7, 7),
-            "fc1": (128,), "act3": (128,), "dropout": (128,), "fc2": (10,)},
+    "cnn": {
+        "conv1": (16, 28, 28),
+        "pool1": (16, 14, 14),
+        "act1": (16, 14, 14),
+        "conv2": (32, 14, 14),
+        "pool2": (32, 7, 7),
+        "act2": (32, 7, 7),
+        "fc1": (128,),
+        "act3": (128,),
+        "dropout": (128,),
+        "fc2": (10,),
+    },
 }
 
 
@@ -29,9 +38,11 @@ def test_unknown_layer_is_named():
 
 
 def test_misclassified_are_wrong_and_most_confident_first():
-    preds = Predictions(labels=torch.tensor([0, 1, 2, 3, 4]),
-                        predicted=torch.tensor([0, 7, 2, 5, 9]),
-                        confidence=torch.tensor([0.9, 0.6, 0.8, 0.95, 0.7]))
+    preds = Predictions(
+        labels=torch.tensor([0, 1, 2, 3, 4]),
+        predicted=torch.tensor([0, 7, 2, 5, 9]),
+        confidence=torch.tensor([0.9, 0.6, 0.8, 0.95, 0.7]),
+    )
     assert misclassified(preds).tolist() == [3, 4, 1]
     assert misclassified(preds, limit=1).tolist() == [3]
     cm = confusion_matrix(preds)

@@ -1,6 +1,7 @@
 """The package's shape: every module imports only its own layer or one below, no import
 forms a cycle, and the reporting layer never imports torch. Read from the code itself
 (every import statement, lazy ones inside functions included)."""
+
 import ast
 import subprocess
 import sys
@@ -11,13 +12,27 @@ import pytest
 PACKAGE = Path(__file__).parents[1] / "mnist_models"
 # a subpackage (or top-level module) and its layer: imports go to the same layer's own
 # package or to a lower layer, never up or sideways
-LAYERS = {"cli": 6, "harness": 5, "study": 5, "reporting": 4, "distributed": 4, "core": 3, "machine": 2,
-          "files": 1, "parsing": 1, "errors": 0, "__init__": 0}
+LAYERS = {
+    "cli": 6,
+    "harness": 5,
+    "study": 5,
+    "reporting": 4,
+    "distributed": 4,
+    "core": 3,
+    "machine": 2,
+    "files": 1,
+    "parsing": 1,
+    "errors": 0,
+    "__init__": 0,
+}
 
 
 def _modules() -> dict[str, Path]:
-    return {".".join(p.relative_to(PACKAGE).with_suffix("").parts): p for p in PACKAGE.rglob("*.py")
-            if p.name != "__main__.py"}
+    return {
+        ".".join(p.relative_to(PACKAGE).with_suffix("").parts): p
+        for p in PACKAGE.rglob("*.py")
+        if p.name != "__main__.py"
+    }
 
 
 def _imports(name: str, path: Path) -> set[str]:
@@ -27,7 +42,7 @@ def _imports(name: str, path: Path) -> set[str]:
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom):
             if node.level:
-                base = here[:len(here) - node.level + 1]
+                base = here[: len(here) - node.level + 1]
                 target = [*base, *(node.module.split(".") if node.module else [])]
             elif node.module and node.module.startswith("mnist_models"):
                 target = node.module.split(".")[1:]
@@ -71,6 +86,7 @@ def test_no_import_cycle():
             if nxt not in state:
                 visit(nxt, [*path, node])
         state[node] = 2
+
     for module in sorted(GRAPH):
         if module not in state:
             visit(module, [])
@@ -86,8 +102,10 @@ def test_the_checker_sees_an_upward_import(tmp_path):
 
 def test_reporting_never_imports_torch():
     modules = sorted(f"mnist_models.{m.removesuffix('.__init__')}" for m in MODULES if m.startswith("reporting"))
-    code = (f"import sys, importlib\nfor m in {modules!r}:\n    importlib.import_module(m)\n"
-            "print(sorted(k for k in sys.modules if k == 'torch' or k.startswith('torch.')))")
+    code = (
+        f"import sys, importlib\nfor m in {modules!r}:\n    importlib.import_module(m)\n"
+        "print(sorted(k for k in sys.modules if k == 'torch' or k.startswith('torch.')))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"

@@ -4,7 +4,14 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from mnist_models.core.models import count_params, create_model, list_models, macs_per_sample, summarize, training_macs_per_sample
+from mnist_models.core.models import (
+    count_params,
+    create_model,
+    list_models,
+    macs_per_sample,
+    summarize,
+    training_macs_per_sample,
+)
 
 
 def test_registry_lists_both_models_and_the_variant_apart():

@@ -1,6 +1,7 @@
 """The suite as installed: its cases collected from the package, its plugin inert in other
 suites, pytest-benchmark's own options honoured or refused in one line, pytest-benchmark's
 own tools reading the result, and the wheel working outside any checkout."""
+
 import json
 import os
 import subprocess
@@ -14,27 +15,41 @@ QUICK = ["--quick", "-q", "--devices", "cpu", "--models", "mlp", "--batch-sizes"
 
 
 def _pytest(*args: str, cwd: Path, root: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args], cwd=cwd,
-                          env={**os.environ, "MNIST_ROOT": str(root)}, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+        cwd=cwd,
+        env={**os.environ, "MNIST_ROOT": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="module")
 def quick_file(tmp_path_factory, mnist_root) -> Path:
     """One quick run of the packaged cases, from a folder that is no checkout."""
     where = tmp_path_factory.mktemp("elsewhere")
-    done = subprocess.run([sys.executable, "-m", "mnist_models", "run", "pkg", *QUICK, "-k", "not ddp"], cwd=where,
-                          env={**os.environ, "MNIST_ROOT": str(mnist_root)}, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "mnist_models", "run", "pkg", *QUICK, "-k", "not ddp"],
+        cwd=where,
+        env={**os.environ, "MNIST_ROOT": str(mnist_root)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return where / "runs" / "quick" / "pkg.json"
 
 
 def test_the_packaged_cases_run_from_anywhere(quick_file):
     doc = json.loads(quick_file.read_text())
-    assert {b["param"] for b in doc["benchmarks"]} == {"train-mlp-cpu-bs256", "train-mlp-cpu-bs256-plain",
-                                                       "train-mlp-cpu-bs256-compiled", "infer-mlp-cpu-bs256",
-                                                       "infer-mlp-cpu-bs256-compiled"}
+    assert {b["param"] for b in doc["benchmarks"]} == {
+        "train-mlp-cpu-bs256",
+        "train-mlp-cpu-bs256-plain",
+        "train-mlp-cpu-bs256-compiled",
+        "infer-mlp-cpu-bs256",
+        "infer-mlp-cpu-bs256-compiled",
+    }
     assert (quick_file.parent / "report" / "index.html").exists()
 
 
@@ -44,8 +59,12 @@ def test_params_are_plain_and_pytest_benchmarks_compare_groups_by_them(quick_fil
     assert params["machine"] == "pkg" and params["model"] == "mlp" and params["batch_size"] == 256
     assert "UNSERIALIZABLE" not in quick_file.read_text()
     tool = [sys.executable, "-c", "import sys; from pytest_benchmark.cli import main; sys.exit(main())"]
-    done = subprocess.run([*tool, "compare", str(quick_file), "--group-by", "param:model", "--columns", "median"],
-                          capture_output=True, text=True, timeout=120)  # pytest-benchmark's own command
+    done = subprocess.run(
+        [*tool, "compare", str(quick_file), "--group-by", "param:model", "--columns", "median"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # pytest-benchmark's own command
     assert done.returncode == 0, done.stderr
     assert "benchmark 'model=mlp': 5 tests" in done.stdout, done.stdout  # tuned, plain and compiled
 
@@ -53,7 +72,9 @@ def test_params_are_plain_and_pytest_benchmarks_compare_groups_by_them(quick_fil
 def test_the_machine_info_pytest_benchmark_compares_holds_no_measurement(quick_file):
     doc = json.loads(quick_file.read_text())
     facts = doc["machine_info"]["mnist_bench"]
-    assert not {"peak_gflops", "bandwidth_gbs", "quick", "rounds"} & set(facts)  # the probe and the run's facts: at the top
+    assert not {"peak_gflops", "bandwidth_gbs", "quick", "rounds"} & set(
+        facts
+    )  # the probe and the run's facts: at the top
     run = doc["mnist_bench"]
     assert run["peak_gflops"]["cpu_fp32"] > 0 and run["bandwidth_gbs"]["cpu"] > 0 and run["quick"] is True
 
@@ -67,12 +88,15 @@ def test_the_plugin_stays_out_of_another_suites_benchmarks(tmp_path, mnist_root)
     assert "matmul probe" not in done.stdout + done.stderr and not list(tmp_path.glob("*.partial"))
 
 
-@pytest.mark.parametrize("flags,message", [
-    (["--benchmark-disable", "--benchmark-json", "x.json"], "--benchmark-disable runs no rounds"),
-    (["--benchmark-min-rounds", "3", "--benchmark-json", "x.json"], "use --rounds instead"),
-    (["--benchmark-max-time", "5", "--benchmark-json", "x.json"], "use --rounds instead"),
-    (["--benchmark-skip", "--benchmark-json", "x.json"], "--benchmark-skip skips every case"),
-])
+@pytest.mark.parametrize(
+    "flags,message",
+    [
+        (["--benchmark-disable", "--benchmark-json", "x.json"], "--benchmark-disable runs no rounds"),
+        (["--benchmark-min-rounds", "3", "--benchmark-json", "x.json"], "use --rounds instead"),
+        (["--benchmark-max-time", "5", "--benchmark-json", "x.json"], "use --rounds instead"),
+        (["--benchmark-skip", "--benchmark-json", "x.json"], "--benchmark-skip skips every case"),
+    ],
+)
 def test_pytest_benchmarks_options_that_would_write_nothing_are_refused(tmp_path, mnist_root, flags, message):
     done = _pytest("--pyargs", "mnist_models.harness.suite", *QUICK, *flags, cwd=tmp_path, root=mnist_root)
     assert done.returncode == 4 and message in done.stderr, done.stdout + done.stderr  # pytest's usage error
@@ -88,8 +112,9 @@ def test_the_main_job_refuses_options_that_leave_no_result(tmp_path, cli, capsys
     assert not (tmp_path / "runs").exists() and not (tmp_path / "results").exists()
 
 
-@pytest.mark.parametrize("flags,message", [(["-k", "nomatch"], "no case was selected"),
-                                           (["--devices", ","], "pytest refused an option")])
+@pytest.mark.parametrize(
+    "flags,message", [(["-k", "nomatch"], "no case was selected"), (["--devices", ","], "pytest refused an option")]
+)
 def test_the_main_job_says_why_no_case_ran(tmp_path, cli, capfd, monkeypatch, mnist_root, flags, message):
     monkeypatch.chdir(tmp_path)
     assert cli("run", "box", "--quick", *flags) == 2
@@ -110,8 +135,16 @@ def test_a_report_folder_that_is_a_file_is_refused_before_any_case(tmp_path, cli
 
 
 def test_a_batch_selection_without_the_ddp_batch_says_so(tmp_path, mnist_root):
-    done = _pytest("--pyargs", "mnist_models.harness.suite", "--collect-only", "-q", "--batch-sizes", "64",
-                   cwd=tmp_path, root=mnist_root)
+    done = _pytest(
+        "--pyargs",
+        "mnist_models.harness.suite",
+        "--collect-only",
+        "-q",
+        "--batch-sizes",
+        "64",
+        cwd=tmp_path,
+        root=mnist_root,
+    )
     assert done.returncode == 0 and "the ddp cases run at batch 256" in done.stdout + done.stderr
 
 
@@ -120,30 +153,57 @@ def test_the_wheel_benchmarks_a_machine_outside_any_checkout(tmp_path, repo, mni
     """pip install the built wheel into a fresh venv (its dependencies seen from this one, so
     torch is not installed again), then mnist-bench run --quick and report there."""
     wheels = tmp_path / "dist"
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(repo)],
-                           capture_output=True, text=True, timeout=300)
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(repo)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert built.returncode == 0, built.stderr
     python, site = _fresh_venv(tmp_path / "venv", next(wheels.glob("mnist_bench-*.whl")))
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"MNIST_ROOT": str(mnist_root)}
-    probe = subprocess.run([str(python), "-c", "import mnist_models, sys; print(mnist_models.__file__)"],
-                           cwd=elsewhere, env=env, capture_output=True, text=True)
+    probe = subprocess.run(
+        [str(python), "-c", "import mnist_models, sys; print(mnist_models.__file__)"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert str(site) in probe.stdout, probe.stdout + probe.stderr  # the wheel's copy, not the checkout's
-    run = subprocess.run([str(python), "-m", "mnist_models", "run", "wheel", *QUICK, "-k", "not ddp"],
-                         cwd=elsewhere, env=env, capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [str(python), "-m", "mnist_models", "run", "wheel", *QUICK, "-k", "not ddp"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     result = elsewhere / "runs" / "quick" / "wheel.json"
     assert len(json.loads(result.read_text())["benchmarks"]) == 5  # the compiled cases too: the wheel compiles
-    report = subprocess.run([str(python), "-m", "mnist_models", "report", str(result), "--out", "r"],
-                            cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
+    report = subprocess.run(
+        [str(python), "-m", "mnist_models", "report", str(result), "--out", "r"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert report.returncode == 0 and (elsewhere / "r" / "index.html").exists(), report.stderr
 
 
-@pytest.mark.parametrize("fmt,schema", [("github-action-benchmark", "github-action-benchmark.schema.json"),
-                                        ("bencher", "bencher-metric-format.schema.json")])
+@pytest.mark.parametrize(
+    "fmt,schema",
+    [
+        ("github-action-benchmark", "github-action-benchmark.schema.json"),
+        ("bencher", "bencher-metric-format.schema.json"),
+    ],
+)
 def test_exports_validate_against_each_tools_published_format(tmp_path, cli, record, another_machine, fmt, schema):
     import jsonschema
+
     out = tmp_path / "export.json"
     assert cli("export", *map(str, [*record, another_machine]), "--format", fmt, "--out", str(out)) == 0
     doc = json.loads(out.read_text())
@@ -157,7 +217,9 @@ def test_exports_validate_against_each_tools_published_format(tmp_path, cli, rec
         value = next(d for d in doc if d["name"] == "train-cnn-cpu-bs256 [xeon-amx-2core]")["value"]
     else:
         value = doc["train-cnn-cpu-bs256 [xeon-amx-2core]"]["throughput"]["value"]
-        assert doc["train-cnn-cpu-bs256 [xeon-amx-2core]"]["latency"]["value"] == pytest.approx(case["stats"]["median"] * 1e9)
+        assert doc["train-cnn-cpu-bs256 [xeon-amx-2core]"]["latency"]["value"] == pytest.approx(
+            case["stats"]["median"] * 1e9
+        )
     assert value == pytest.approx(speed, rel=1e-6)
 
 
@@ -168,8 +230,12 @@ def _fresh_venv(env_dir: Path, package: Path) -> tuple[Path, Path]:
     site = next((env_dir / "lib").glob("python*/site-packages"))
     here = [p for p in sys.path if p.endswith("site-packages")]
     (site / "borrowed.pth").write_text("\n".join(here) + "\n")
-    done = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site),
-                           str(package)], capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(package)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     return env_dir / "bin" / "python", site
 
@@ -178,13 +244,24 @@ def _fresh_venv(env_dir: Path, package: Path) -> tuple[Path, Path]:
 def test_the_sdists_tests_pass(tmp_path, repo, mnist_root):
     """The sdist built from the checkout, unpacked and installed on its own: its fast tier passes."""
     import tarfile
+
     tools = tmp_path / "tools"
-    got = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--target", str(tools), "setuptools>=77"],
-                         capture_output=True, text=True, timeout=300)
+    got = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--target", str(tools), "setuptools>=77"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert got.returncode == 0, got.stderr
-    build = ("import sys; from setuptools import build_meta; print(build_meta.build_sdist(sys.argv[1]))")
-    made = subprocess.run([sys.executable, "-c", build, str(tmp_path / "dist")], cwd=repo, capture_output=True,
-                          text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(tools)})
+    build = "import sys; from setuptools import build_meta; print(build_meta.build_sdist(sys.argv[1]))"
+    made = subprocess.run(
+        [sys.executable, "-c", build, str(tmp_path / "dist")],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(tools)},
+    )
     assert made.returncode == 0, made.stderr[-2000:]
     sdist = tmp_path / "dist" / made.stdout.strip().splitlines()[-1]
     with tarfile.open(sdist) as tar:
@@ -192,8 +269,14 @@ def test_the_sdists_tests_pass(tmp_path, repo, mnist_root):
     unpacked = next((tmp_path / "src").iterdir())
     python, _ = _fresh_venv(tmp_path / "venv", sdist)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"MNIST_ROOT": str(mnist_root)}
-    tests = subprocess.run([str(python), "-m", "pytest", "-q", "-x", "-m", "not slow", "-p", "no:cacheprovider"],
-                           cwd=unpacked, env=env, capture_output=True, text=True, timeout=1200)
+    tests = subprocess.run(
+        [str(python), "-m", "pytest", "-q", "-x", "-m", "not slow", "-p", "no:cacheprovider"],
+        cwd=unpacked,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-2000:]
     assert " passed" in tests.stdout.splitlines()[-1]
 

@@ -1,5 +1,6 @@
 """The score, the trends and the one-page report: tested on real result files, on planted
 effects of known size and on none, and the page in a real browser (headless chromium)."""
+
 import copy
 import json
 import os
@@ -90,8 +91,11 @@ def _history(tmp_path, reference_doc, step: float | None, commits: int = 8, at: 
 def test_a_planted_step_is_found_at_its_commit(tmp_path, reference_doc):
     frame = load_results(_history(tmp_path, reference_doc, 0.10)).frame
     found = steps(frame)
-    quiet = {b["param"] for b in reference_doc["benchmarks"]  # rounds steadier than the step: it must be seen
-             if b["stats"]["iqr"] / b["stats"]["median"] < 0.05}
+    quiet = {
+        b["param"]
+        for b in reference_doc["benchmarks"]  # rounds steadier than the step: it must be seen
+        if b["stats"]["iqr"] / b["stats"]["median"] < 0.05
+    }
     assert len(quiet) >= 20 and {s.case for s in found if s.commit.startswith("c000005")} >= quiet
     assert all(0.07 < s.change < 0.13 for s in found if s.case in quiet)
     assert len(found) >= 0.8 * frame["case"].nunique()  # and most of the noisier ones,
@@ -169,9 +173,19 @@ def _requests(url: str) -> tuple[subprocess.CompletedProcess, set[str]]:
 
 
 def _chromium(*args: str, proxy: int) -> subprocess.CompletedProcess:
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--disable-default-apps", "--hide-scrollbars",
-             f"--proxy-server=http://127.0.0.1:{proxy}", "--proxy-bypass-list=<-loopback>"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-default-apps",
+        "--hide-scrollbars",
+        f"--proxy-server=http://127.0.0.1:{proxy}",
+        "--proxy-bypass-list=<-loopback>",
+    ]
     return subprocess.run([CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=120)
 
 
@@ -182,6 +196,7 @@ def page(tmp_path_factory, record, another_machine):
     doc["machine_info"]["mnist_bench"]["label"] = "<script>alert(1)</script>&xeon"  # hostile, escaped
     (out / "hostile.json").write_text(json.dumps(doc))
     from mnist_models.cli import main
+
     assert main(["report", *map(str, record), str(out / "hostile.json"), "--out", str(out / "report")]) == 0
     return out / "report" / "index.html"
 
@@ -203,8 +218,8 @@ def test_the_page_holds_every_machine_and_asks_nothing_of_the_network(page):
         catcher.close()
     assert done.returncode == 0, done.stderr[-2000:]
     dom = done.stdout
-    board = dom[dom.index('id="leaderboard"'):]
-    board = board[:board.index("</table>")]
+    board = dom[dom.index('id="leaderboard"') :]
+    board = board[: board.index("</table>")]
     for label in ("epyc-zen5-2core", "epyc-2core", "epyc-avx2-2core", "&lt;script&gt;alert(1)&lt;/script&gt;&amp;xeon"):
         assert label in board, label
     assert "partial, 12 of 26 cases" in board and "<script>" not in dom
@@ -216,6 +231,7 @@ def test_the_page_is_self_contained(page):
     text = page.read_text()
     assert "Content-Security-Policy" in text and "default-src 'none'" in text
     import re
+
     refs = re.findall(r'(?:src|href)="([^"]*)"', text)
     assert all(r.startswith(("#", "data:")) for r in refs), [r for r in refs if not r.startswith(("#", "data:"))]
     assert len(text.encode()) < 3 * 2**20
@@ -225,5 +241,5 @@ def test_the_page_draws_the_trends_and_their_steps(tmp_path, reference_doc, cli)
     paths = _history(tmp_path / "runs", reference_doc, 0.10) if (tmp_path / "runs").mkdir() is None else []
     assert cli("report", *map(str, paths), "--out", str(tmp_path / "report")) == 0
     page = (tmp_path / "report" / "index.html").read_text()
-    trends = page[page.index("<h2>Trends across commits</h2>"):]
+    trends = page[page.index("<h2>Trends across commits</h2>") :]
     assert "<svg" in trends and "c000005" in trends and "+10" in trends

@@ -1,13 +1,21 @@
 """The paired statistics of `mnist-bench ab`, against planted effects of known size and
 against none (A/A), on rounds drawn like this VM's: a drift shared by each pair, heavy tails."""
+
 import math
 
 import numpy as np
 import pytest
 from scipy.stats import wilcoxon
 
-from mnist_models.reporting.paired import (hodges_lehmann, holm, judge_counts, judge_pairs, render,
-                                           signed_rank_p, verdict_records)
+from mnist_models.reporting.paired import (
+    hodges_lehmann,
+    holm,
+    judge_counts,
+    judge_pairs,
+    render,
+    signed_rank_p,
+    verdict_records,
+)
 
 CASES = ["train-a", "train-b", "train-c", "train-d", "infer-a", "infer-b"]
 
@@ -45,16 +53,17 @@ def test_the_interval_is_the_walsh_averages_at_the_exact_critical_rank(n, k):
 def test_ties_and_long_runs_use_the_normal_approximation_as_scipy_does():
     tied = np.array([0.01, 0.01, 0.02, 0.02, -0.01, 0.03, 0.03, 0.04, -0.02, 0.05])
     assert signed_rank_p(tied) == pytest.approx(
-        wilcoxon(tied, alternative="greater", method="approx", correction=True).pvalue, rel=0.02)
+        wilcoxon(tied, alternative="greater", method="approx", correction=True).pvalue, rel=0.02
+    )
     long = np.random.default_rng(8).normal(0.003, 0.02, 200)
     assert signed_rank_p(long) == pytest.approx(
-        wilcoxon(long, alternative="greater", method="approx", correction=True).pvalue, rel=0.02)
+        wilcoxon(long, alternative="greater", method="approx", correction=True).pvalue, rel=0.02
+    )
 
 
 def test_hodges_lehmann_interval_covers_the_truth_about_95_percent():
     rng = np.random.default_rng(2)
-    covered = [lo <= 0.02 <= hi for lo, hi in
-               (hodges_lehmann(rng.normal(0.02, 0.05, 30))[1:] for _ in range(400))]
+    covered = [lo <= 0.02 <= hi for lo, hi in (hodges_lehmann(rng.normal(0.02, 0.05, 30))[1:] for _ in range(400))]
     assert 0.92 <= np.mean(covered) <= 0.98
 
 
@@ -75,7 +84,10 @@ def test_a_planted_5_percent_is_flagged_in_every_affected_case_and_nothing_else(
     for _ in range(10):
         table = _comparison(rng, 0.05, noise=0.015)
         assert table.set_index("case")["verdict"].to_dict() == {
-            **{c: "slower" for c in CASES[:4]}, "infer-a": "unchanged", "infer-b": "unchanged"}
+            **{c: "slower" for c in CASES[:4]},
+            "infer-a": "unchanged",
+            "infer-b": "unchanged",
+        }
         assert (table["low"][:4] > 0.02).all() and (table["detectable"] < 0.05).all()
 
 
@@ -100,8 +112,7 @@ def test_a_real_speedup_is_faster():
 
 
 def test_instruction_counts_have_their_own_tight_threshold():
-    table = judge_counts({"train-a": (5_006_864, 5_107_000), "infer-a": (7_089_696, 7_088_228),
-                          "train-b": (100, 98)})
+    table = judge_counts({"train-a": (5_006_864, 5_107_000), "infer-a": (7_089_696, 7_088_228), "train-b": (100, 98)})
     assert table["verdict"].tolist() == ["slower", "unchanged", "faster"]
     assert table["change"][0] == pytest.approx(0.02, abs=1e-4)
 

@@ -1,4 +1,5 @@
 """Every figure: drawn to a PNG, its axes labelled, its legend naming what it shows."""
+
 import numpy as np
 import pytest
 

@@ -11,8 +11,16 @@ from mnist_models.reporting import plots
 from mnist_models.reporting.markdown import escape
 from mnist_models.reporting.report import render_markdown
 from mnist_models.reporting.results import load_results
-from mnist_models.reporting.tables import (compile_table, infer_table, machine_matrix, scaling_table, speedup_table,
-                                           train_table, trimmed_mean, tta_table)
+from mnist_models.reporting.tables import (
+    compile_table,
+    infer_table,
+    machine_matrix,
+    scaling_table,
+    speedup_table,
+    train_table,
+    trimmed_mean,
+    tta_table,
+)
 
 
 def test_fixture_gives_exact_table_numbers(cpu_result):
@@ -43,13 +51,23 @@ def test_gpu_over_cpu_and_machine_matrix(cpu_result, gpu_result):
 
 def test_real_result_files_render_every_output(tmp_path, capsys, record):
     assert main(["report", *map(str, record), "--out", str(tmp_path)]) == 0
-    for name in ("report.md", "results.csv", "throughput.png", "training.png", "loaders.png", "machines.png",
-                 "scaling.png"):
+    for name in (
+        "report.md",
+        "results.csv",
+        "throughput.png",
+        "training.png",
+        "loaders.png",
+        "machines.png",
+        "scaling.png",
+    ):
         assert (tmp_path / name).stat().st_size > 0, name
     report = (tmp_path / "report.md").read_text()
     zen5 = next(p for p in record if p.stem == "epyc-zen5-2core")
-    row = next(line for line in report.split("## Training")[1].splitlines()
-               if line.startswith("| epyc-zen5-2core | cnn ") and "|     256 | resident " in line)
+    row = next(
+        line
+        for line in report.split("## Training")[1].splitlines()
+        if line.startswith("| epyc-zen5-2core | cnn ") and "|     256 | resident " in line
+    )
     entry = next(b for b in json.loads(zen5.read_text())["benchmarks"] if b["param"] == "train-cnn-cpu-bs256")
     assert f"{entry['stats']['median']:.4g}" in row and f"{entry['extra_info']['samples_per_second']:,.0f}" in row
     assert "| epyc-zen5-2core | cnn     | cpu      | resident bf16 |" in report.split("## Time to accuracy")[1]
@@ -87,13 +105,15 @@ def test_report_keeps_its_inputs(tmp_path, cpu_result):
     assert Path(src).read_bytes() == before and (tmp_path / "report.md").exists()
 
 
-@pytest.mark.parametrize("content,message", [
-    ("{not json", "not valid JSON, truncated or corrupt"),
-    ("{first 400 bytes}", "not valid JSON, truncated or corrupt"),
-    (json.dumps({"benchmarks": [{"name": "test_x", "extra_info": {}, "stats": {}}]}),
-     "without mnist-bench fields"),
-    (json.dumps([1, 2]), "not a pytest-benchmark result"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        ("{not json", "not valid JSON, truncated or corrupt"),
+        ("{first 400 bytes}", "not valid JSON, truncated or corrupt"),
+        (json.dumps({"benchmarks": [{"name": "test_x", "extra_info": {}, "stats": {}}]}), "without mnist-bench fields"),
+        (json.dumps([1, 2]), "not a pytest-benchmark result"),
+    ],
+)
 def test_bad_file_is_named_and_the_rest_go_on(tmp_path, capsys, content, message, cpu_result):
     bad = tmp_path / "bad.json"
     bad.write_text(cpu_result.read_text()[:400] if content == "{first 400 bytes}" else content)
@@ -121,8 +141,14 @@ def test_two_machines_side_by_side(record):
     assert "| train-cnn-cpu-bs256 " in across and "| 60,000 images " in across
     assert "not run (bf16 emulated there)" in across and "nan" not in across
     row = next(line for line in across.splitlines() if line.startswith("| train-cnn-cpu-bs256 "))
-    speed = {p.stem: next(b["extra_info"]["samples_per_second"] for b in json.loads(p.read_text())["benchmarks"]
-                          if b["param"] == "train-cnn-cpu-bs256") for p in files}
+    speed = {
+        p.stem: next(
+            b["extra_info"]["samples_per_second"]
+            for b in json.loads(p.read_text())["benchmarks"]
+            if b["param"] == "train-cnn-cpu-bs256"
+        )
+        for p in files
+    }
     base, other = speed["epyc-2core"], speed["epyc-avx2-2core"]  # images/s as the files hold them
     assert f"{base:,.0f}" in row and f"{other:,.0f}" in row and f"{other / base:.2f}x" in row
 
@@ -130,6 +156,7 @@ def test_two_machines_side_by_side(record):
 def test_an_impossible_share_of_peak_is_not_printed(tmp_path, cpu_result, edited_result):
     def low_probe(doc):  # a probe that under-read the machine by 100x
         doc["machine_info"]["mnist_bench"]["peak_gflops"]["cpu_fp32"] = 1.0
+
     results = load_results([edited_result(cpu_result, low_probe, "low.json")])
     assert results.frame["peak_fraction"].isna().all() and results.frame["peak_over"].all()
     md = render_markdown(results)
@@ -141,6 +168,7 @@ def test_quick_runs_stay_out_of_a_report_of_full_runs(tmp_path, capsys, cpu_resu
         doc["machine_info"]["mnist_bench"].update(quick=True, label="fixture-quick")
         for b in doc["benchmarks"]:
             b["extra_info"]["samples"] = 4096
+
     quick_file = edited_result(cpu_result, quick, "quick.json")
     results = load_results([cpu_result, quick_file])
     assert list(results.machines) == ["fixture-cpu"] and "a --quick run, left out" in results.problems[0]
@@ -198,6 +226,7 @@ HOSTILE = "lab$\\foo{$\n# heading <script>alert(1)</script> [x](javascript:alert
 def test_labels_and_machine_strings_are_escaped(tmp_path, cli, cpu_result, gpu_result, edited_result):
     def hostile(doc):
         doc["machine_info"]["mnist_bench"].update(label=HOSTILE, cpu_model="<img src=x onerror=alert(1)>")
+
     path = edited_result(cpu_result, hostile, "hostile.json")
     assert cli("report", str(path), str(gpu_result), "--out", str(tmp_path / "out")) == 0  # mathtext: drawn as text
     md = (tmp_path / "out" / "report.md").read_text()
@@ -211,11 +240,16 @@ def test_labels_and_machine_strings_are_escaped(tmp_path, cli, cpu_result, gpu_r
 def test_a_file_of_time_to_accuracy_cases_only_is_reported(tmp_path, cli, edited_result, record):
     def tta_only(doc):
         doc["benchmarks"] = [b for b in doc["benchmarks"] if b["extra_info"]["operation"] == "tta"]
+
     path = edited_result(next(p for p in record if p.stem == "epyc-zen5-2core"), tta_only, "tta.json")
     assert cli("report", str(path), "--out", str(tmp_path / "out")) == 0
     md = (tmp_path / "out" / "report.md").read_text()
     assert "| epyc-zen5-2core | cnn " in md.split("## Time to accuracy")[1]
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["index.html", "report.md", "results.csv"]  # no empty plots
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "index.html",
+        "report.md",
+        "results.csv",
+    ]  # no empty plots
 
 
 def test_many_cases_keep_every_row_and_figures_say_what_they_left_out(tmp_path, record):
@@ -253,6 +287,7 @@ def test_what_torch_compile_buys_is_each_compiled_case_over_its_eager_twin(cpu_r
         twin["param"] = twin["name"] = "infer-cnn-cpu-bs256-compiled"
         twin["extra_info"].update(variant="compiled", samples_per_second=25_000.0, compile_seconds=7.5)
         doc["benchmarks"].append(twin)
+
     results = load_results([edited_result(cpu_result, with_compiled, "compiled.json")])
     table = compile_table(results.frame)
     assert len(table) == 1 and table["speedup"].iloc[0] == pytest.approx(25_000 / 20_000)
@@ -266,8 +301,11 @@ def test_a_tuned_case_that_ran_compiled_says_so(cpu_result, edited_result):
     def compiled(doc):
         entry = next(b for b in doc["benchmarks"] if b["param"] == "infer-cnn-cpu-bs256")
         entry["extra_info"].update(compiled=True, compile_seconds=3.5)
-    setups = {path.stem: infer_table(load_results([path]).frame)["setup"].tolist()
-              for path in (cpu_result, edited_result(cpu_result, compiled, "amx.json"))}
+
+    setups = {
+        path.stem: infer_table(load_results([path]).frame)["setup"].tolist()
+        for path in (cpu_result, edited_result(cpu_result, compiled, "amx.json"))
+    }
     assert setups == {"fixture-cpu": ["resident"], "amx": ["resident, compiled"]}
 
 
@@ -289,6 +327,7 @@ def test_a_time_to_accuracy_on_another_recipe_leaves_the_score_complete(another_
         for b in doc["benchmarks"]:
             if b["param"].startswith("tta-"):
                 b["extra_info"]["recipe"].update(eval_from=1.8, eval_every=0.2)
+
     reference = load_results([another_machine]).frame
     same = scores(reference, reference).iloc[0]
     other = scores(load_results([edited_result(another_machine, new_recipe)]).frame, reference).iloc[0]
@@ -299,6 +338,7 @@ def test_a_time_to_accuracy_on_another_recipe_leaves_the_score_complete(another_
 
 def test_readme_gets_the_leaderboard_in_its_block_and_nothing_else_changes(cli, capsys, cpu_result, tmp_path):
     from mnist_models.reporting.report import LEADERBOARD
+
     readme = tmp_path / "README.md"
     readme.write_text(f"# Title\n\nbefore\n{LEADERBOARD[0]}\nold board\n{LEADERBOARD[1]}\nafter\n")
     assert cli("report", str(cpu_result), "--out", str(tmp_path / "r"), "--readme", str(readme)) == 0
@@ -307,14 +347,18 @@ def test_readme_gets_the_leaderboard_in_its_block_and_nothing_else_changes(cli, 
     assert "old board" not in text and "fixture-cpu" in text
 
 
-@pytest.mark.parametrize("make,message", [
-    (lambda p: None, "cannot read it (No such file or directory)"),
-    (lambda p: p.mkdir(), "cannot read it (Is a directory)"),
-    (lambda p: p.write_bytes(b"\xff\xfe\x00"), "cannot read it (not UTF-8 text)"),
-    (lambda p: p.write_text("# no block\n"), "has no leaderboard block to replace"),
-])
-def test_a_readme_that_cannot_take_the_board_is_refused_before_drawing(cli, capsys, cpu_result, tmp_path, make,
-                                                                        message):
+@pytest.mark.parametrize(
+    "make,message",
+    [
+        (lambda p: None, "cannot read it (No such file or directory)"),
+        (lambda p: p.mkdir(), "cannot read it (Is a directory)"),
+        (lambda p: p.write_bytes(b"\xff\xfe\x00"), "cannot read it (not UTF-8 text)"),
+        (lambda p: p.write_text("# no block\n"), "has no leaderboard block to replace"),
+    ],
+)
+def test_a_readme_that_cannot_take_the_board_is_refused_before_drawing(
+    cli, capsys, cpu_result, tmp_path, make, message
+):
     make(tmp_path / "README.md")
     assert cli("report", str(cpu_result), "--out", str(tmp_path / "r"), "--readme", str(tmp_path / "README.md")) == 2
     err = capsys.readouterr().err

@@ -1,5 +1,6 @@
 """The roofline: its layers are the models', its FLOPs are torch's own count, its bound
 moves with the planted peak and bandwidth, and the report shows it or says why not."""
+
 import pandas as pd
 import pytest
 import torch
@@ -85,6 +86,7 @@ def test_the_bound_follows_the_planted_ceilings():
 def test_the_report_shows_the_roofline_or_says_why_not(cpu_result, edited_result):
     def probed(doc):
         doc["machine_info"]["mnist_bench"].update(label="probed", bandwidth_gbs={"cpu": 20.0})
+
     results = load_results([cpu_result, edited_result(cpu_result, probed, "probed.json")])
     frame = results.frame.set_index(["machine", "case"])
     row = frame.loc[("probed", "train-cnn-cpu-bs64")]
@@ -96,7 +98,8 @@ def test_the_report_shows_the_roofline_or_says_why_not(cpu_result, edited_result
     assert pd.isna(frame.loc[("fixture-cpu", "train-cnn-cpu-bs64"), "attainable_fraction"])
     infer = infer_table(results.frame).set_index("machine")
     assert infer.loc["probed", "of attainable"] == pytest.approx(
-        20000 / bound("cnn", "infer", 256, "fp32", 100.0, 20.0).images_per_second)
+        20000 / bound("cnn", "infer", 256, "fp32", 100.0, 20.0).images_per_second
+    )
     machines = machine_table(results).set_index("")
     assert machines.loc["triad bandwidth GB/s", "probed"] == "cpu 20.0"
     assert "not probed" in machines.loc["triad bandwidth GB/s", "fixture-cpu"]
@@ -111,12 +114,17 @@ def test_the_report_bounds_inference_by_the_weights_it_ran_over(cpu_result, edit
             doc["machine_info"]["mnist_bench"].update(label=dtype.split()[1], bandwidth_gbs={"cpu": 20.0})
             entry = next(b for b in doc["benchmarks"] if b["param"] == "infer-cnn-cpu-bs256")
             entry["extra_info"].update(precision="bf16", dtype=dtype)
+
         return edit
-    files = [edited_result(cpu_result, bf16(d), f"{d.split()[1]}.json")
-             for d in ("bfloat16 weights", "bfloat16 autocast")]
+
+    files = [
+        edited_result(cpu_result, bf16(d), f"{d.split()[1]}.json") for d in ("bfloat16 weights", "bfloat16 autocast")
+    ]
     frame = load_results(files).frame.set_index(["machine", "case"])
     for machine, weights in (("weights", True), ("autocast", False)):
         expected = bound("cnn", "infer", 256, "bf16", 200.0, 20.0, bf16_weights=weights).images_per_second
         assert frame.loc[(machine, "infer-cnn-cpu-bs256"), "attainable"] == pytest.approx(expected)
-    assert frame.loc[("weights", "infer-cnn-cpu-bs256"), "attainable"] > frame.loc[
-        ("autocast", "infer-cnn-cpu-bs256"), "attainable"]
+    assert (
+        frame.loc[("weights", "infer-cnn-cpu-bs256"), "attainable"]
+        > frame.loc[("autocast", "infer-cnn-cpu-bs256"), "attainable"]
+    )

@@ -13,8 +13,10 @@ from mnist_models.study.questions import FILES, StudyConfig, run
 @pytest.fixture(scope="module")
 def quick_study(tmp_path_factory, mnist_root):
     out = tmp_path_factory.mktemp("study")
-    numbers, files = run(StudyConfig(epochs=1, train_samples=4096, root=str(mnist_root)),
-                         command=f"python -m mnist_models study --epochs 1 --train-samples 4096 --out {out}")
+    numbers, files = run(
+        StudyConfig(epochs=1, train_samples=4096, root=str(mnist_root)),
+        command=f"python -m mnist_models study --epochs 1 --train-samples 4096 --out {out}",
+    )
     write_files({out / name: data for name, data in files.items()})
     return out, numbers
 
@@ -75,8 +77,19 @@ def test_study_refuses_to_overwrite(tmp_path, capsys):
 
 
 def test_tensorboard_logs_or_names_the_extra(tmp_path, mnist_root, capsys):
-    args = ["study", "--epochs", "1", "--train-samples", "1024", "--root", str(mnist_root),
-            "--out", str(tmp_path / "study"), "--tensorboard", str(tmp_path / "tb")]
+    args = [
+        "study",
+        "--epochs",
+        "1",
+        "--train-samples",
+        "1024",
+        "--root",
+        str(mnist_root),
+        "--out",
+        str(tmp_path / "study"),
+        "--tensorboard",
+        str(tmp_path / "tb"),
+    ]
     try:
         import tensorboard  # noqa: F401
     except ImportError:
@@ -88,10 +101,15 @@ def test_tensorboard_logs_or_names_the_extra(tmp_path, mnist_root, capsys):
     assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
 
 
-@pytest.mark.parametrize("args,message", [(["--epochs", "0"], "epochs must be a positive whole number"),
-                                          (["--train-samples", "70000"], "train samples must be between 1"),
-                                          (["--train-samples", "10"], "raise --train-samples (got 10)"),
-                                          (["--bench", "missing.json"], "missing.json: cannot read it")])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--epochs", "0"], "epochs must be a positive whole number"),
+        (["--train-samples", "70000"], "train samples must be between 1"),
+        (["--train-samples", "10"], "raise --train-samples (got 10)"),
+        (["--bench", "missing.json"], "missing.json: cannot read it"),
+    ],
+)
 def test_study_refuses_bad_sizes_before_making_anything(tmp_path, capsys, cli, args, message):
     out = tmp_path / "new" / "study"
     assert cli("study", *args, "--out", str(out)) == 2

@@ -40,6 +40,7 @@ def test_tune_malloc_stops_page_faults_in_training(mnist_root):
         out = subprocess.run([sys.executable, "-c", _FAULTS], env=env, capture_output=True, text=True, check=True)
         state, recorded, faults = out.stdout.strip().split(" | ")
         return state, recorded, int(faults)
+
     # Faults per step: the median of the five epochs after the first (which grows the heap).
     # Batch 1024, as glibc's dynamic mmap threshold stops at 32 MiB and the first conv's
     # output is 44 MiB. Over 12 runs each here, tuned medians were 0 or 392 (single epochs

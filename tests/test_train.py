@@ -6,8 +6,17 @@ import torch
 from mnist_models.core.config import TrainConfig
 from mnist_models.core.data import ResidentLoader, Split
 from mnist_models.errors import UsageError
-from mnist_models.core.train import (NonFiniteLossError, Trainer, build_model, evaluate, evaluation_steps, fit, infer,
-                                     resolve_device, train_to_accuracy)
+from mnist_models.core.train import (
+    NonFiniteLossError,
+    Trainer,
+    build_model,
+    evaluate,
+    evaluation_steps,
+    fit,
+    infer,
+    resolve_device,
+    train_to_accuracy,
+)
 
 CPU = torch.device("cpu")
 
@@ -65,8 +74,10 @@ def test_time_to_accuracy_evaluates_at_the_recipes_cadence(train_split, test_spl
     assert train_to_accuracy(at_end, train, test, target=0.5)["epochs"] == 1 and at_end.epochs == 1
 
 
-@pytest.mark.parametrize("field,value,message", [("eval_every", 0.0, "at least 0.01 epochs apart"),
-                                                 ("eval_from", 3.0, "within the 2 epochs")])
+@pytest.mark.parametrize(
+    "field,value,message",
+    [("eval_every", 0.0, "at least 0.01 epochs apart"), ("eval_from", 3.0, "within the 2 epochs")],
+)
 def test_a_bad_cadence_is_refused_by_name(field, value, message):
     with pytest.raises(UsageError, match=message):
         TrainConfig(model="mlp", epochs=2, **{field: value})
@@ -149,30 +160,36 @@ def test_an_absent_accelerator_is_a_clear_error():
     assert resolve_device("auto") == CPU
 
 
-@pytest.mark.parametrize("field,value,message", [
-    ("precision", "fp8", "precision must be one of fp32, bf16"),
-    ("batch_size", 0, "batch size must be at least 1"),
-    ("epochs", 0, "epochs must be at least 1"),
-    ("loader", "ffcv", "loader must be one of resident, seed"),
-    ("model", "resnet", "model must be one of cnn, mlp, cnn_relu_first"),
-    ("optimizer", "sgd", "cuda graphs work with the adam optimizer only"),
-    ("test_samples", 10_001, "test samples must be between 1 and MNIST's 10,000"),
-    ("cycle_epochs", 1.0, "cycle epochs need the onecycle schedule"),
-    ("label_smoothing", 1.0, "label smoothing must be at least 0 and below 1"),
-    ("label_smoothing", float("nan"), "label smoothing must be at least 0 and below 1"),
-    ("dropout", -0.1, "dropout must be at least 0 and below 1"),
-])
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("precision", "fp8", "precision must be one of fp32, bf16"),
+        ("batch_size", 0, "batch size must be at least 1"),
+        ("epochs", 0, "epochs must be at least 1"),
+        ("loader", "ffcv", "loader must be one of resident, seed"),
+        ("model", "resnet", "model must be one of cnn, mlp, cnn_relu_first"),
+        ("optimizer", "sgd", "cuda graphs work with the adam optimizer only"),
+        ("test_samples", 10_001, "test samples must be between 1 and MNIST's 10,000"),
+        ("cycle_epochs", 1.0, "cycle epochs need the onecycle schedule"),
+        ("label_smoothing", 1.0, "label smoothing must be at least 0 and below 1"),
+        ("label_smoothing", float("nan"), "label smoothing must be at least 0 and below 1"),
+        ("dropout", -0.1, "dropout must be at least 0 and below 1"),
+    ],
+)
 def test_bad_config_is_named(field, value, message):
     good = TrainConfig(cuda_graphs=field == "optimizer")
     with pytest.raises(UsageError, match=message):  # refused as it is made: no config out of range exists
         dataclasses.replace(good, **{field: value})
 
 
-@pytest.mark.parametrize("changes,message", [
-    ({"schedule": "onecycle", "cycle_epochs": 2.5}, "at most the 2 epochs"),
-    ({"schedule": "onecycle", "cycle_epochs": 0.0}, "more than 0"),
-    ({"model": "mlp", "dropout": 0.0}, "the mlp has no dropout layer; drop --dropout"),
-])
+@pytest.mark.parametrize(
+    "changes,message",
+    [
+        ({"schedule": "onecycle", "cycle_epochs": 2.5}, "at most the 2 epochs"),
+        ({"schedule": "onecycle", "cycle_epochs": 0.0}, "more than 0"),
+        ({"model": "mlp", "dropout": 0.0}, "the mlp has no dropout layer; drop --dropout"),
+    ],
+)
 def test_a_recipe_knob_out_of_place_is_refused(changes, message):
     with pytest.raises(UsageError, match=message):
         TrainConfig(epochs=2, **changes)

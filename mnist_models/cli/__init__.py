@@ -12,6 +12,7 @@ input or usage (one line naming it and the fix), or training that diverged; 3 an
 else, e.g. a full disk or a bug (one line; --debug shows the traceback); 130 interrupted (Ctrl-C);
 143 terminated (SIGTERM, as CI cancels a job), finished work kept as for Ctrl-C.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,12 +20,34 @@ import sys
 import traceback
 
 from .. import __version__
-from ..errors import (EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_USAGE, RunError, Terminated,
-                      UsageError, sigterm_as_interrupt)
+from ..errors import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    EXIT_USAGE,
+    RunError,
+    Terminated,
+    UsageError,
+    sigterm_as_interrupt,
+)
 from . import ab, ablate, compare, ddp, export, history, models, profile, report, run, score, study, train
 from .common import EXIT_CODES
 
-COMMANDS = (run, models, train, ddp, report, score, compare, ab, history, export, study, ablate, profile)  # in --help's order
+COMMANDS = (
+    run,
+    models,
+    train,
+    ddp,
+    report,
+    score,
+    compare,
+    ab,
+    history,
+    export,
+    study,
+    ablate,
+    profile,
+)  # in --help's order
 
 
 def parser() -> argparse.ArgumentParser:
@@ -41,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     p = parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = argv[:1] == ["--debug"]
-    if argv[debug:debug + 1] == ["run"] and not {"-h", "--help"} & set(argv):  # pytest's options pass through
-        args = run.split(argv[debug + 1:])
+    if argv[debug : debug + 1] == ["run"] and not {"-h", "--help"} & set(argv):  # pytest's options pass through
+        args = run.split(argv[debug + 1 :])
         args.debug = debug
     else:
         args = p.parse_args(argv)
@@ -68,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             traceback.print_exc()
             return EXIT_ERROR
-        print(f"{p.prog}: error: {type(exc).__name__}: {exc} (an unexpected error; --debug shows "
-              "the traceback)", file=sys.stderr)
+        print(
+            f"{p.prog}: error: {type(exc).__name__}: {exc} (an unexpected error; --debug shows the traceback)",
+            file=sys.stderr,
+        )
         return EXIT_ERROR

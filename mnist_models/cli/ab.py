@@ -1,5 +1,6 @@
 """`ab`: two versions of the code timed round by round in one run, and their instructions
 counted -> a verdict per case that says what it could not see; exit 1 when one regressed."""
+
 from __future__ import annotations
 
 import argparse
@@ -16,37 +17,78 @@ FILES = ["base.json", "new.json", "comparison.md"]
 
 def add(sub) -> None:
     from ..harness.ab import COUNTED, AbOptions, known_cases
+
     d, known = AbOptions("", ""), list(known_cases())
-    a = sub.add_parser("ab", help="time two versions of the code in paired rounds; exit 1 when one regressed",
-                       epilog=EXIT_CODES)
-    a.add_argument("base", help="the reference: a checkout (a folder holding mnist_models/) or an installed "
-                                "environment (a venv folder or its python)")
+    a = sub.add_parser(
+        "ab", help="time two versions of the code in paired rounds; exit 1 when one regressed", epilog=EXIT_CODES
+    )
+    a.add_argument(
+        "base",
+        help="the reference: a checkout (a folder holding mnist_models/) or an installed "
+        "environment (a venv folder or its python)",
+    )
     a.add_argument("new", help="the version to check, the same way")
     a.add_argument("--out", required=True, help=f"folder for {', '.join(FILES)}")
     a.add_argument("--json", help="also write each case's verdict, change, interval and detectable change here")
-    a.add_argument("--cases", type=choices("case", known), default=d.cases,
-                   help=f"comma-separated cases timed on the clock (default {','.join(d.cases)})")
-    a.add_argument("--counted", type=choices("case", known), default=None,
-                   help=f"comma-separated cases counted in instructions, among those timed and run eager "
-                        f"(default: those of {','.join(COUNTED)} that are timed and run eager here)")
-    a.add_argument("--pairs", type=positive("pairs"), default=d.pairs,
-                   help=f"rounds per side and case (default {d.pairs})")
-    a.add_argument("--seconds", type=seconds("--seconds", 60), default=d.seconds,
-                   help=f"about how long a round lasts; its images are sized to it (default {d.seconds})")
-    a.add_argument("--threads", type=positive("threads"), default=d.threads,
-                   help=f"torch threads on both sides (default {d.threads})")
-    a.add_argument("--workers", type=positive("workers"), default=d.workers,
-                   help=f"processes per side, taking turns (default {d.workers})")
-    a.add_argument("--threshold", type=threshold, default=d.threshold,
-                   help=f"clock: slower when the change is surely above this (default {d.threshold:.0%}%)")
-    a.add_argument("--detect", type=threshold, default=d.detect,
-                   help=f"clock: the change a case must have been able to see, else it is undecided "
-                        f"(default {d.detect:.0%}%)")
-    a.add_argument("--instruction-threshold", dest="instruction_threshold", type=threshold,
-                   default=d.instruction_threshold,
-                   help=f"instructions per step: slower above this (default {d.instruction_threshold:.0%}%)")
-    a.add_argument("--no-instructions", dest="instructions", action="store_false",
-                   help="the clock only, even where valgrind is installed")
+    a.add_argument(
+        "--cases",
+        type=choices("case", known),
+        default=d.cases,
+        help=f"comma-separated cases timed on the clock (default {','.join(d.cases)})",
+    )
+    a.add_argument(
+        "--counted",
+        type=choices("case", known),
+        default=None,
+        help=f"comma-separated cases counted in instructions, among those timed and run eager "
+        f"(default: those of {','.join(COUNTED)} that are timed and run eager here)",
+    )
+    a.add_argument(
+        "--pairs", type=positive("pairs"), default=d.pairs, help=f"rounds per side and case (default {d.pairs})"
+    )
+    a.add_argument(
+        "--seconds",
+        type=seconds("--seconds", 60),
+        default=d.seconds,
+        help=f"about how long a round lasts; its images are sized to it (default {d.seconds})",
+    )
+    a.add_argument(
+        "--threads",
+        type=positive("threads"),
+        default=d.threads,
+        help=f"torch threads on both sides (default {d.threads})",
+    )
+    a.add_argument(
+        "--workers",
+        type=positive("workers"),
+        default=d.workers,
+        help=f"processes per side, taking turns (default {d.workers})",
+    )
+    a.add_argument(
+        "--threshold",
+        type=threshold,
+        default=d.threshold,
+        help=f"clock: slower when the change is surely above this (default {d.threshold:.0%}%)",
+    )
+    a.add_argument(
+        "--detect",
+        type=threshold,
+        default=d.detect,
+        help=f"clock: the change a case must have been able to see, else it is undecided (default {d.detect:.0%}%)",
+    )
+    a.add_argument(
+        "--instruction-threshold",
+        dest="instruction_threshold",
+        type=threshold,
+        default=d.instruction_threshold,
+        help=f"instructions per step: slower above this (default {d.instruction_threshold:.0%}%)",
+    )
+    a.add_argument(
+        "--no-instructions",
+        dest="instructions",
+        action="store_false",
+        help="the clock only, even where valgrind is installed",
+    )
     a.add_argument("--format", choices=["text", "markdown"], default="text")
     a.add_argument("--machine-label", dest="label", default="", help="label for this machine (default: hostname)")
     a.add_argument("--root", help=ROOT_HELP)
@@ -56,13 +98,14 @@ def add(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..harness.ab import AbOptions, plan
-    opts = AbOptions(**{k: getattr(args, k) for k in AbOptions.__dataclass_fields__ if k != "new"},
-                     new=args.new)
+
+    opts = AbOptions(**{k: getattr(args, k) for k in AbOptions.__dataclass_fields__ if k != "new"}, new=args.new)
     checked = plan(opts)  # every problem with the options in one line now, before --out is touched
     out, verdicts = Path(args.out), Path(args.json) if args.json else None
     if verdicts is not None and verdicts.resolve() in {(out / n).resolve() for n in FILES}:
-        raise UsageError(f"--json {verdicts} is one of the files --out gets ({', '.join(FILES)}); "
-                         "choose another --json")
+        raise UsageError(
+            f"--json {verdicts} is one of the files --out gets ({', '.join(FILES)}); choose another --json"
+        )
     with one_writer(out):
         check_writable(out, FILES, args.force)
         if verdicts is not None:
@@ -73,21 +116,35 @@ def run(args: argparse.Namespace) -> int:
 def _compare(checked, out: Path, verdicts: Path | None, fmt: str) -> int:
     from ..harness.ab import run_ab
     from ..reporting.paired import render, verdict_records
+
     opts = checked.opts
-    progress = (lambda line: print(f"mnist-bench ab: {line}", file=sys.stderr, flush=True)) \
-        if sys.stderr.isatty() else (lambda line: None)
+    progress = (
+        (lambda line: print(f"mnist-bench ab: {line}", file=sys.stderr, flush=True))
+        if sys.stderr.isatty()
+        else (lambda line: None)
+    )
     result = run_ab(checked, progress)
     title = f"mnist-bench ab: {opts.base} (base) against {opts.new} (new)"
     text = render(result.table, fmt, title=title)
     notes = "".join(f"\n- {n}" for n in result.notes)
-    files = {out / "base.json": json_bytes(result.docs[0]), out / "new.json": json_bytes(result.docs[1]),
-             out / "comparison.md": (render(result.table, "markdown", title=title)
-                                     + (f"\nNotes:\n{notes}\n" if notes else "")).encode()}
+    files = {
+        out / "base.json": json_bytes(result.docs[0]),
+        out / "new.json": json_bytes(result.docs[1]),
+        out / "comparison.md": (
+            render(result.table, "markdown", title=title) + (f"\nNotes:\n{notes}\n" if notes else "")
+        ).encode(),
+    }
     if verdicts is not None:
-        files[verdicts] = json_bytes({"threshold": opts.threshold, "detect": opts.detect,
-                                      "instruction_threshold": opts.instruction_threshold,
-                                      "busy": result.busy, "notes": result.notes,
-                                      "cases": verdict_records(result.table)})
+        files[verdicts] = json_bytes(
+            {
+                "threshold": opts.threshold,
+                "detect": opts.detect,
+                "instruction_threshold": opts.instruction_threshold,
+                "busy": result.busy,
+                "notes": result.notes,
+                "cases": verdict_records(result.table),
+            }
+        )
     write_files(files)
     warn(result.notes)
     print(text, end="")

@@ -1,4 +1,5 @@
 """`ablate`: training variants timed side by side in interleaved rounds -> ablation.json, fast.md."""
+
 from __future__ import annotations
 
 import argparse
@@ -19,9 +20,13 @@ def add(sub) -> None:
     a.add_argument("--machine-label", dest="machine_label")
     a.add_argument("--root", help=ROOT_HELP)
     a.add_argument("--force", action="store_true", help="overwrite files already in --out")
-    a.add_argument("--comparisons", nargs="+", metavar="NAME",
-                   action=phrases("comparison", [c.name for c in COMPARISONS]),
-                   help="run only these comparisons (default: all): " + "; ".join(c.name for c in COMPARISONS))
+    a.add_argument(
+        "--comparisons",
+        nargs="+",
+        metavar="NAME",
+        action=phrases("comparison", [c.name for c in COMPARISONS]),
+        help="run only these comparisons (default: all): " + "; ".join(c.name for c in COMPARISONS),
+    )
     a.set_defaults(func=run)
 
 
@@ -31,6 +36,11 @@ def run(args: argparse.Namespace) -> int:
         check_writable(out, ["ablation.json", "fast.md"], args.force)
         from ..harness.ablation_report import AblateOptions, ablate_and_save
         from ..harness.cases import BenchOptions
+
         bench = BenchOptions(quick=args.quick, label=args.machine_label or BenchOptions().label, root=args.root)
-        return ablate_and_save(AblateOptions(out, args.rounds, tuple(args.bench or ()), bench, command_line(args),
-                                             tuple(args.comparisons or ())), say=say)
+        return ablate_and_save(
+            AblateOptions(
+                out, args.rounds, tuple(args.bench or ()), bench, command_line(args), tuple(args.comparisons or ())
+            ),
+            say=say,
+        )

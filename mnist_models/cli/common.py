@@ -1,5 +1,6 @@
 """What several subcommands share: the training options, their one check with --out, the
 exit codes' help text, warnings. Nothing heavier than argparse is imported here."""
+
 from __future__ import annotations
 
 import argparse
@@ -11,9 +12,11 @@ from ..core.config import DEVICES, LOADERS, MODELS, OPTIMIZERS, PRECISIONS, SCHE
 from ..files import check_writable
 from ..parsing import positive, seed
 
-EXIT_CODES = ("exit codes: 0 done (compare, ab: nothing regressed), 1 compare or ab found a slower case, "
-              "2 bad input or usage, or a diverged run, 3 any other error (--debug: traceback), "
-              "130 interrupted, 143 terminated (SIGTERM)")
+EXIT_CODES = (
+    "exit codes: 0 done (compare, ab: nothing regressed), 1 compare or ab found a slower case, "
+    "2 bad input or usage, or a diverged run, 3 any other error (--debug: traceback), "
+    "130 interrupted, 143 terminated (SIGTERM)"
+)
 ROOT_HELP = "MNIST root (default: $MNIST_ROOT, else ./datasets)"
 
 
@@ -26,17 +29,30 @@ def add_train_args(p: argparse.ArgumentParser, out_help: str) -> None:
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer)
     p.add_argument("--schedule", choices=SCHEDULES, default=d.schedule)
-    p.add_argument("--cycle-epochs", dest="cycle_epochs", type=float,
-                   help="onecycle: the epochs its lr rises and falls over, then holds (default: all)")
-    p.add_argument("--label-smoothing", dest="label_smoothing", type=float, default=d.label_smoothing,
-                   help="the training loss's, from 0 (none) to below 1")
+    p.add_argument(
+        "--cycle-epochs",
+        dest="cycle_epochs",
+        type=float,
+        help="onecycle: the epochs its lr rises and falls over, then holds (default: all)",
+    )
+    p.add_argument(
+        "--label-smoothing",
+        dest="label_smoothing",
+        type=float,
+        default=d.label_smoothing,
+        help="the training loss's, from 0 (none) to below 1",
+    )
     p.add_argument("--dropout", type=float, help="the CNN's dropout probability (default: the model's own)")
     p.add_argument("--seed", type=seed, default=d.seed)
     p.add_argument("--device", choices=DEVICES, default=d.device)
     p.add_argument("--precision", choices=PRECISIONS, default=d.precision)
     p.add_argument("--loader", choices=LOADERS, default=d.loader)
-    p.add_argument("--cuda-graphs", dest="cuda_graphs", action="store_true",
-                   help="cuda only: replay one captured training step per batch")
+    p.add_argument(
+        "--cuda-graphs",
+        dest="cuda_graphs",
+        action="store_true",
+        help="cuda only: replay one captured training step per batch",
+    )
     p.add_argument("--train-samples", dest="train_samples", type=positive("train samples"))
     p.add_argument("--val-samples", dest="val_samples", type=int, default=d.val_samples)
     p.add_argument("--root", help=ROOT_HELP)
@@ -47,8 +63,9 @@ def add_train_args(p: argparse.ArgumentParser, out_help: str) -> None:
 def training(args: argparse.Namespace) -> tuple[TrainConfig, Path]:
     """train's and ddp's TrainConfig (checked as it is made) and their --out, checked before
     any work: a bad value or an unwritable folder is refused here."""
-    cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__
-                         and v is not None})
+    cfg = TrainConfig(
+        **{k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__ and v is not None}
+    )
     out = Path(args.out)
     check_writable(out, ["history.json", "model.pt"], args.force)
     return cfg, out

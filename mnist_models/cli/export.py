@@ -1,4 +1,5 @@
 """`export`: result files in github-action-benchmark's or Bencher's format. No torch."""
+
 from __future__ import annotations
 
 import argparse
@@ -21,6 +22,7 @@ def add(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..reporting.export import export
     from ..reporting.results import load_results
+
     out = Path(args.out)
     check_not_inputs([out], args.files)
     check_writable(out.parent, [out.name], args.force)

@@ -1,4 +1,5 @@
 """`history`: step changes across commits, in result files of one machine label. No torch."""
+
 from __future__ import annotations
 
 import argparse
@@ -9,8 +10,7 @@ from .common import EXIT_CODES, warn
 
 
 def add(sub) -> None:
-    h = sub.add_parser("history", help="step changes across commits in one machine's result files",
-                       epilog=EXIT_CODES)
+    h = sub.add_parser("history", help="step changes across commits in one machine's result files", epilog=EXIT_CODES)
     h.add_argument("folder", help="a folder of result JSON files (several commits of a machine label)")
     h.set_defaults(func=run)
 
@@ -18,6 +18,7 @@ def add(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..reporting.history import render_steps, steps
     from ..reporting.results import load_results
+
     folder = Path(args.folder)
     paths = sorted(folder.rglob("*.json")) if folder.is_dir() else []
     if not paths:
@@ -25,7 +26,9 @@ def run(args: argparse.Namespace) -> int:
     results = load_results(paths)
     warn(results.problems + results.notes)
     if results.frame.empty:
-        raise UsageError(f"{folder}: no usable result file among its {len(paths)} JSON files; "
-                         "pass a folder of files from pytest bench --benchmark-json")
+        raise UsageError(
+            f"{folder}: no usable result file among its {len(paths)} JSON files; "
+            "pass a folder of files from pytest bench --benchmark-json"
+        )
     print(render_steps(steps(results.frame), results.frame), end="")
     return EXIT_OK

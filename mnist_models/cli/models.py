@@ -1,4 +1,5 @@
 """`models`: per-layer shapes, parameters and MACs of every model."""
+
 from __future__ import annotations
 
 import argparse
@@ -12,10 +13,10 @@ def add(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..core.models import create_model, list_models, summarize
+
     for name in list_models():
         rows = summarize(create_model(name))
-        print(f"{name}: {sum(r.params for r in rows):,} parameters, "
-              f"{sum(r.macs for r in rows):,} MACs per image")
+        print(f"{name}: {sum(r.params for r in rows):,} parameters, {sum(r.macs for r in rows):,} MACs per image")
         print(f"  {'layer':<10}{'kind':<10}{'output':<16}{'params':>10}{'MACs':>12}")
         for r in rows:
             shape = "x".join(map(str, r.output_shape))

@@ -1,4 +1,5 @@
 """`profile`: torch.profiler's table of a few training steps on the cpu."""
+
 from __future__ import annotations
 
 import argparse
@@ -21,6 +22,8 @@ def add(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..harness.profile import ProfileOptions, profile_case
-    opts = ProfileOptions(args.model, args.batch_size, args.precision, args.variant, args.steps, args.root,
-                          command_line(args))
+
+    opts = ProfileOptions(
+        args.model, args.batch_size, args.precision, args.variant, args.steps, args.root, command_line(args)
+    )
     return profile_case(opts, say=say)

@@ -1,4 +1,5 @@
 """`report`: result files -> report.md, results.csv and the figures. Never imports torch."""
+
 from __future__ import annotations
 
 import argparse
@@ -15,17 +16,25 @@ def add(sub) -> None:
     r.add_argument("--out", required=True, help="folder for the report")
     r.add_argument("--force", action="store_true", help="replace a report already in --out")
     r.add_argument("--baseline", help="machine label the others are compared with (default: the first)")
-    r.add_argument("--include-quick", dest="include_quick", action="store_true",
-                   help="report --quick runs beside full ones (left out by default; each case is "
-                        "still compared only with runs of the same workload)")
-    r.add_argument("--readme", metavar="FILE", help="also put the leaderboard into FILE's leaderboard block "
-                   "(bash bench.sh: README.md)")
+    r.add_argument(
+        "--include-quick",
+        dest="include_quick",
+        action="store_true",
+        help="report --quick runs beside full ones (left out by default; each case is "
+        "still compared only with runs of the same workload)",
+    )
+    r.add_argument(
+        "--readme",
+        metavar="FILE",
+        help="also put the leaderboard into FILE's leaderboard block (bash bench.sh: README.md)",
+    )
     r.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..reporting.report import write_report
     from ..reporting.results import load_results
+
     results = load_results(args.files, include_quick=args.include_quick)
     warn(results.problems + results.notes)
     if results.frame.empty:

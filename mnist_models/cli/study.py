@@ -1,4 +1,5 @@
 """`study`: the notebook's Q1-Q7 answered with figures and study.md."""
+
 from __future__ import annotations
 
 import argparse
@@ -24,15 +25,16 @@ def add(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..study.questions import FILES, StudyConfig, StudyOptions, study_and_save
+
     cfg = StudyConfig(epochs=args.epochs, train_samples=args.train_samples, root=args.root)  # checked as made
     out = Path(args.out)
     if args.tensorboard:
         try:
             import tensorboard  # noqa: F401
         except ImportError:
-            raise UsageError("--tensorboard needs the tensorboard package; "
-                             "pip install -e '.[tensorboard]'") from None
+            raise UsageError("--tensorboard needs the tensorboard package; pip install -e '.[tensorboard]'") from None
     with one_writer(out):
         check_writable(out, FILES, args.force)
-        return study_and_save(StudyOptions(cfg, out, tuple(args.bench or ()), args.tensorboard,
-                                           command_line(args)), say=say)
+        return study_and_save(
+            StudyOptions(cfg, out, tuple(args.bench or ()), args.tensorboard, command_line(args)), say=say
+        )

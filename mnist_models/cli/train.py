@@ -1,4 +1,5 @@
 """`train`: one model trained, history.json and model.pt written together."""
+
 from __future__ import annotations
 
 import argparse
@@ -19,4 +20,5 @@ def run(args: argparse.Namespace) -> int:
     with one_writer(Path(args.out)):  # what --out holds is checked with the lock held
         cfg, out = training(args)
         from ..core.save import train_and_save
+
         return train_and_save(cfg, out, progress=sys.stderr.isatty(), say=say)

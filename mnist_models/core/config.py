@@ -7,6 +7,7 @@ command line can parse, check and refuse arguments without importing it.
 A TrainConfig is checked once, when it is made (dataclasses.replace makes a new one,
 checked in turn), so no caller checks it again.
 """
+
 from __future__ import annotations
 
 import math
@@ -73,43 +74,83 @@ def _choice(value, choices: tuple[str, ...], what: str) -> tuple[bool, str, obje
 def check_config(cfg: TrainConfig) -> None:
     """Raise UsageError naming the first field that is out of range, before any work."""
     samples = cfg.train_samples
-    checks = [_choice(cfg.model, MODELS + MODEL_VARIANTS, "model"), _choice(cfg.precision, PRECISIONS, "precision"),
-              _choice(cfg.loader, LOADERS, "loader"), _choice(cfg.optimizer, OPTIMIZERS, "optimizer"),
-              _choice(cfg.schedule, SCHEDULES, "schedule"), _choice(cfg.device, DEVICES, "device"),
-              (cfg.epochs >= 1, "epochs must be at least 1", cfg.epochs),
-              (cfg.batch_size >= 1, "batch size must be at least 1", cfg.batch_size),
-              (math.isfinite(cfg.lr) and cfg.lr > 0, "learning rate must be a positive number", cfg.lr),
-              (samples is None or 1 <= samples <= TRAIN_SIZE,
-               f"train samples must be between 1 and MNIST's {TRAIN_SIZE:,} training images", samples),
-              (cfg.test_samples is None or 1 <= cfg.test_samples <= TEST_SIZE,
-               f"test samples must be between 1 and MNIST's {TEST_SIZE:,} test images", cfg.test_samples),
-              (cfg.val_samples >= 0, "validation samples must be 0 or more", cfg.val_samples),
-              (cfg.val_samples == 0 or cfg.loader == "resident",
-               "validation samples need the resident loader (the notebook's loader has no validation "
-               "split); drop --val-samples or use --loader resident", cfg.val_samples),
-              (cfg.val_samples < (samples or TRAIN_SIZE),
-               "validation samples must leave training images; lower --val-samples", cfg.val_samples),
-              (cfg.batch_size <= cfg.training_images,
-               f"batch size is larger than the {cfg.training_images:,} training images; "
-               f"choose at most {cfg.training_images}", cfg.batch_size),
-              (cfg.cycle_epochs is None or cfg.schedule == "onecycle",
-               "cycle epochs need the onecycle schedule; add --schedule onecycle", cfg.cycle_epochs),
-              (cfg.cycle_epochs is None or 0 < cfg.cycle_epochs <= cfg.epochs,
-               f"cycle epochs must be more than 0 and at most the {cfg.epochs} epochs", cfg.cycle_epochs),
-              (math.isfinite(cfg.label_smoothing) and 0 <= cfg.label_smoothing < 1,
-               "label smoothing must be at least 0 and below 1", cfg.label_smoothing),
-              (cfg.dropout is None or cfg.model in WITH_DROPOUT,
-               f"the {cfg.model} has no dropout layer; drop --dropout", cfg.dropout),
-              (cfg.dropout is None or 0 <= cfg.dropout < 1, "dropout must be at least 0 and below 1", cfg.dropout),
-              (cfg.eval_batch_size >= 1, "evaluation batch size must be at least 1", cfg.eval_batch_size),
-              (math.isfinite(cfg.eval_every) and cfg.eval_every >= 0.01, "evaluations must be at least "
-               "0.01 epochs apart", cfg.eval_every),
-              (cfg.eval_from is None or 0 < cfg.eval_from <= cfg.epochs, "the first evaluation must come "
-               f"after some training and within the {cfg.epochs} epochs", cfg.eval_from),
-              (not cfg.cuda_graphs or cfg.optimizer == "adam", "cuda graphs work with the adam "
-               "optimizer only", cfg.optimizer),
-              (not cfg.bf16_weights or cfg.precision == "bf16", "bf16 weights need precision bf16",
-               cfg.precision)]
+    checks = [
+        _choice(cfg.model, MODELS + MODEL_VARIANTS, "model"),
+        _choice(cfg.precision, PRECISIONS, "precision"),
+        _choice(cfg.loader, LOADERS, "loader"),
+        _choice(cfg.optimizer, OPTIMIZERS, "optimizer"),
+        _choice(cfg.schedule, SCHEDULES, "schedule"),
+        _choice(cfg.device, DEVICES, "device"),
+        (cfg.epochs >= 1, "epochs must be at least 1", cfg.epochs),
+        (cfg.batch_size >= 1, "batch size must be at least 1", cfg.batch_size),
+        (math.isfinite(cfg.lr) and cfg.lr > 0, "learning rate must be a positive number", cfg.lr),
+        (
+            samples is None or 1 <= samples <= TRAIN_SIZE,
+            f"train samples must be between 1 and MNIST's {TRAIN_SIZE:,} training images",
+            samples,
+        ),
+        (
+            cfg.test_samples is None or 1 <= cfg.test_samples <= TEST_SIZE,
+            f"test samples must be between 1 and MNIST's {TEST_SIZE:,} test images",
+            cfg.test_samples,
+        ),
+        (cfg.val_samples >= 0, "validation samples must be 0 or more", cfg.val_samples),
+        (
+            cfg.val_samples == 0 or cfg.loader == "resident",
+            "validation samples need the resident loader (the notebook's loader has no validation "
+            "split); drop --val-samples or use --loader resident",
+            cfg.val_samples,
+        ),
+        (
+            cfg.val_samples < (samples or TRAIN_SIZE),
+            "validation samples must leave training images; lower --val-samples",
+            cfg.val_samples,
+        ),
+        (
+            cfg.batch_size <= cfg.training_images,
+            f"batch size is larger than the {cfg.training_images:,} training images; "
+            f"choose at most {cfg.training_images}",
+            cfg.batch_size,
+        ),
+        (
+            cfg.cycle_epochs is None or cfg.schedule == "onecycle",
+            "cycle epochs need the onecycle schedule; add --schedule onecycle",
+            cfg.cycle_epochs,
+        ),
+        (
+            cfg.cycle_epochs is None or 0 < cfg.cycle_epochs <= cfg.epochs,
+            f"cycle epochs must be more than 0 and at most the {cfg.epochs} epochs",
+            cfg.cycle_epochs,
+        ),
+        (
+            math.isfinite(cfg.label_smoothing) and 0 <= cfg.label_smoothing < 1,
+            "label smoothing must be at least 0 and below 1",
+            cfg.label_smoothing,
+        ),
+        (
+            cfg.dropout is None or cfg.model in WITH_DROPOUT,
+            f"the {cfg.model} has no dropout layer; drop --dropout",
+            cfg.dropout,
+        ),
+        (cfg.dropout is None or 0 <= cfg.dropout < 1, "dropout must be at least 0 and below 1", cfg.dropout),
+        (cfg.eval_batch_size >= 1, "evaluation batch size must be at least 1", cfg.eval_batch_size),
+        (
+            math.isfinite(cfg.eval_every) and cfg.eval_every >= 0.01,
+            "evaluations must be at least 0.01 epochs apart",
+            cfg.eval_every,
+        ),
+        (
+            cfg.eval_from is None or 0 < cfg.eval_from <= cfg.epochs,
+            f"the first evaluation must come after some training and within the {cfg.epochs} epochs",
+            cfg.eval_from,
+        ),
+        (
+            not cfg.cuda_graphs or cfg.optimizer == "adam",
+            "cuda graphs work with the adam optimizer only",
+            cfg.optimizer,
+        ),
+        (not cfg.bf16_weights or cfg.precision == "bf16", "bf16 weights need precision bf16", cfg.precision),
+    ]
     for ok, message, value in checks:
         if not ok:
             raise UsageError(f"{message} (got {value!r})")

@@ -15,6 +15,7 @@ tensor that a scheduler's new value is copied into, so schedules work under repl
 Adam's betas are host floats baked into the graph; a schedule that moves them is an
 error (hence OneCycleLR(cycle_momentum=False) in train.build_optimizer).
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -31,12 +32,15 @@ SAMPLE_SHAPE = (1, 28, 28)  # one MNIST image: the static batch's shape after th
 class StepGraph:
     """One captured call of `step`; replay() runs its kernels again, with no Python in between."""
 
-    def __init__(self, step: Callable[[], None], model: nn.Module, optimizer: torch.optim.Optimizer,
-                 warmup: int = WARMUP_STEPS):
+    def __init__(
+        self, step: Callable[[], None], model: nn.Module, optimizer: torch.optim.Optimizer, warmup: int = WARMUP_STEPS
+    ):
         device = next(model.parameters()).device
         if device.type != "cuda":
-            raise UsageError(f"CUDA graphs need the model on a CUDA device, not {device.type}; "
-                             "use --device cuda, or drop --cuda-graphs")
+            raise UsageError(
+                f"CUDA graphs need the model on a CUDA device, not {device.type}; "
+                "use --device cuda, or drop --cuda-graphs"
+            )
         if not all(g.get("capturable") for g in optimizer.param_groups):
             raise ValueError("CUDA graphs need a capturable optimizer: Adam(capturable=True)")
         self.optimizer = optimizer
@@ -65,8 +69,10 @@ class StepGraph:
                 lr.fill_(group["lr"])
                 group["lr"] = lr
             if group.get("betas") != betas:
-                raise ValueError("the schedule changed Adam's betas, which a CUDA graph holds fixed; "
-                                 "use OneCycleLR(cycle_momentum=False)")
+                raise ValueError(
+                    "the schedule changed Adam's betas, which a CUDA graph holds fixed; "
+                    "use OneCycleLR(cycle_momentum=False)"
+                )
 
 
 def _lr_on_device(group: dict, device: torch.device) -> torch.Tensor:
@@ -96,8 +102,14 @@ class GraphedTraining:
     runs the same step eagerly and records into the same buffers.
     """
 
-    def __init__(self, step: Callable[..., tuple[torch.Tensor, torch.Tensor]], model: nn.Module,
-                 optimizer: torch.optim.Optimizer, batch_size: int, steps: int):
+    def __init__(
+        self,
+        step: Callable[..., tuple[torch.Tensor, torch.Tensor]],
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        batch_size: int,
+        steps: int,
+    ):
         device = next(model.parameters()).device
         self.step, self.model = step, model
         self.x = torch.zeros(batch_size, *SAMPLE_SHAPE, device=device)
@@ -117,8 +129,7 @@ class GraphedTraining:
     def epoch(self, batches, scheduler=None) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
         """One pass: per-batch losses and correct counts (device tensors) and batch sizes."""
         if len(batches) > len(self.losses):
-            raise ValueError(f"{len(batches)} batches per epoch, but the graph was set up for "
-                             f"{len(self.losses)}")
+            raise ValueError(f"{len(batches)} batches per epoch, but the graph was set up for {len(self.losses)}")
         self.model.train()
         self.index.zero_()
         sizes = []
@@ -133,4 +144,4 @@ class GraphedTraining:
                 scheduler.step()
                 self.graph.sync_schedule()
             sizes.append(len(y))
-        return self.losses[:len(sizes)], self.corrects[:len(sizes)], sizes
+        return self.losses[: len(sizes)], self.corrects[: len(sizes)], sizes

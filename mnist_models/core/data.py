@@ -8,6 +8,7 @@
 torchvision parses the IDX files; this module only finds them, checks them and
 turns each split into one normalized tensor on the chosen device.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -59,10 +60,12 @@ def resolve_root(root: str | os.PathLike | None = None) -> Path:
 
 
 # torchvision's file names (unpacked), with the IDX magic number and the shape each holds
-RAW_FILES = {"train-images-idx3-ubyte": (0x803, (TRAIN_SIZE, 28, 28)),
-             "train-labels-idx1-ubyte": (0x801, (TRAIN_SIZE,)),
-             "t10k-images-idx3-ubyte": (0x803, (TEST_SIZE, 28, 28)),
-             "t10k-labels-idx1-ubyte": (0x801, (TEST_SIZE,))}
+RAW_FILES = {
+    "train-images-idx3-ubyte": (0x803, (TRAIN_SIZE, 28, 28)),
+    "train-labels-idx1-ubyte": (0x801, (TRAIN_SIZE,)),
+    "t10k-images-idx3-ubyte": (0x803, (TEST_SIZE, 28, 28)),
+    "t10k-labels-idx1-ubyte": (0x801, (TEST_SIZE,)),
+}
 FIX = "delete it to download again, or set MNIST_ROOT to a good copy"
 
 
@@ -75,23 +78,28 @@ def check_idx(path: Path, magic: int, shape: tuple[int, ...]) -> None:
         with open(path, "rb") as f:
             head = f.read(header)
     except OSError as exc:
-        raise DatasetError(f"{path}: cannot read it ({exc.strerror}); fix its permissions, "
-                           "or set MNIST_ROOT to a readable copy") from None
+        raise DatasetError(
+            f"{path}: cannot read it ({exc.strerror}); fix its permissions, or set MNIST_ROOT to a readable copy"
+        ) from None
     if size == 0:
         raise DatasetError(f"{path}: the file is empty (0 bytes); {FIX}")
     if len(head) < header:
         raise DatasetError(f"{path}: {size} bytes, shorter than an IDX header; truncated: {FIX}")
     found = int.from_bytes(head[:4], "big")
     if found != magic:
-        raise DatasetError(f"{path}: not an MNIST {'image' if magic == 0x803 else 'label'} file (IDX magic "
-                           f"number 0x{found:08x}, expected 0x{magic:08x}); {FIX}")
-    dims = tuple(int.from_bytes(head[4 + 4 * i:8 + 4 * i], "big") for i in range(len(shape)))
+        raise DatasetError(
+            f"{path}: not an MNIST {'image' if magic == 0x803 else 'label'} file (IDX magic "
+            f"number 0x{found:08x}, expected 0x{magic:08x}); {FIX}"
+        )
+    dims = tuple(int.from_bytes(head[4 + 4 * i : 8 + 4 * i], "big") for i in range(len(shape)))
     if dims != shape:
-        raise DatasetError(f"{path}: holds {'x'.join(map(str, dims))}, expected MNIST's "
-                           f"{'x'.join(map(str, shape))}; {FIX}")
+        raise DatasetError(
+            f"{path}: holds {'x'.join(map(str, dims))}, expected MNIST's {'x'.join(map(str, shape))}; {FIX}"
+        )
     if size != header + math.prod(shape):
-        raise DatasetError(f"{path}: {size:,} bytes, expected {header + math.prod(shape):,}: "
-                           f"truncated or padded; {FIX}")
+        raise DatasetError(
+            f"{path}: {size:,} bytes, expected {header + math.prod(shape):,}: truncated or padded; {FIX}"
+        )
 
 
 def _missing(raw: Path) -> str:
@@ -111,9 +119,11 @@ def ensure_mnist(root: str | os.PathLike | None = None, download: bool = True) -
     if any(not (raw / name).is_file() for name in RAW_FILES):
         if not download:
             some = any((raw / name).is_file() for name in RAW_FILES)
-            raise DatasetError(f"MNIST under {raw} lacks {_missing(raw)}; set MNIST_ROOT to the folder "
-                               "that holds MNIST/raw" if some else f"MNIST not found under {raw}; "
-                               "set MNIST_ROOT to the folder that holds MNIST/raw")
+            raise DatasetError(
+                f"MNIST under {raw} lacks {_missing(raw)}; set MNIST_ROOT to the folder that holds MNIST/raw"
+                if some
+                else f"MNIST not found under {raw}; set MNIST_ROOT to the folder that holds MNIST/raw"
+            )
         _download(path, raw)
     for name, (magic, shape) in RAW_FILES.items():
         check_idx(raw / name, magic, shape)
@@ -131,9 +141,11 @@ def _download(path: Path, raw: Path) -> None:
         lacking = _missing(raw)
         if created is not None:  # the folders the try made, with any half-downloaded file
             shutil.rmtree(created, ignore_errors=True)
-        raise DatasetError(f"MNIST not found under {raw} (lacking {lacking}) and torchvision's download "
-                           f"failed ({type(exc).__name__}); set MNIST_ROOT to a folder that holds "
-                           "MNIST/raw, or go online") from None
+        raise DatasetError(
+            f"MNIST not found under {raw} (lacking {lacking}) and torchvision's download "
+            f"failed ({type(exc).__name__}); set MNIST_ROOT to a folder that holds "
+            "MNIST/raw, or go online"
+        ) from None
 
 
 class RawMNIST(MNIST):
@@ -148,8 +160,7 @@ class RawMNIST(MNIST):
         return os.path.join(self.root, "MNIST", "raw")
 
 
-def mnist(root: str | os.PathLike | None = None, train: bool = True, download: bool = True,
-          transform=None) -> MNIST:
+def mnist(root: str | os.PathLike | None = None, train: bool = True, download: bool = True, transform=None) -> MNIST:
     """torchvision's MNIST at `root`, from the raw files ensure_mnist checked (downloaded when
     missing and allowed); clear errors otherwise."""
     path = ensure_mnist(root, download)
@@ -160,12 +171,15 @@ def mnist(root: str | os.PathLike | None = None, train: bool = True, download: b
 
 
 def _corrupt(path: Path, exc: Exception) -> DatasetError:
-    return DatasetError(f"MNIST files under {path}/MNIST/raw are corrupt or truncated ({exc}); "
-                        "delete them to download again, or set MNIST_ROOT to a good copy")
+    return DatasetError(
+        f"MNIST files under {path}/MNIST/raw are corrupt or truncated ({exc}); "
+        "delete them to download again, or set MNIST_ROOT to a good copy"
+    )
 
 
-def load_split(root: str | os.PathLike | None = None, train: bool = True,
-               device: str | torch.device = "cpu", download: bool = True) -> Split:
+def load_split(
+    root: str | os.PathLike | None = None, train: bool = True, device: str | torch.device = "cpu", download: bool = True
+) -> Split:
     """One split as a single normalized float tensor on `device`, checked for sanity."""
     ds = mnist(root, train=train, download=download)
     images, labels = ds.data, ds.targets
@@ -207,15 +221,20 @@ class ResidentLoader:
         n, x, y = len(self.split), self.split.x, self.split.y
         if not self.shuffle:
             for i in range(0, n, self.batch_size):
-                yield x[i:i + self.batch_size], y[i:i + self.batch_size]
+                yield x[i : i + self.batch_size], y[i : i + self.batch_size]
             return
         perm = torch.randperm(n, generator=self.generator).to(y.device)
         for idx in perm.split(self.batch_size):
             yield x.index_select(0, idx), y.index_select(0, idx)
 
 
-def notebook_loader(root: str | os.PathLike | None = None, train: bool = True, batch_size: int = 64,
-                limit: int | None = None, download: bool = True) -> DataLoader:
+def notebook_loader(
+    root: str | os.PathLike | None = None,
+    train: bool = True,
+    batch_size: int = 64,
+    limit: int | None = None,
+    download: bool = True,
+) -> DataLoader:
     """The notebook's loader, kept for comparison: DataLoader(MNIST(transform=ToTensor())).
 
     As in the seed: no shuffling, no normalization, one Python object per sample.

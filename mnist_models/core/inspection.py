@@ -1,8 +1,9 @@
 """Looking inside trained models: layer activations (forward hooks) and wrong predictions.
 
-    acts = activations(model, test.x[:8])          # {"conv1": tensor, "act1": ..., ...}
-    wrong = misclassified(model, test, device)      # most confident mistakes first
+acts = activations(model, test.x[:8])          # {"conv1": tensor, "act1": ..., ...}
+wrong = misclassified(model, test, device)      # most confident mistakes first
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,8 +22,7 @@ def conv_layers(model: nn.Module) -> list[str]:
     return [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
 
 
-def activations(model: nn.Module, x: torch.Tensor,
-                layers: list[str] | None = None) -> dict[str, torch.Tensor]:
+def activations(model: nn.Module, x: torch.Tensor, layers: list[str] | None = None) -> dict[str, torch.Tensor]:
     """Each named layer's output for input x (all leaf layers by default), eval mode."""
     wanted = layers or leaf_layers(model)
     unknown = sorted(set(wanted) - set(dict(model.named_modules())))
@@ -41,8 +41,7 @@ class Predictions:
 
 
 @torch.inference_mode()
-def predict(model: nn.Module, split: Split, batch_size: int = EVAL_BATCH,
-            precision: str = "fp32") -> Predictions:
+def predict(model: nn.Module, split: Split, batch_size: int = EVAL_BATCH, precision: str = "fp32") -> Predictions:
     """Class and confidence for every sample of `split`."""
     conf, pred = infer(model, split.x, batch_size, precision).softmax(1).max(1)
     return Predictions(split.y.cpu(), pred.cpu(), conf.cpu())

@@ -8,6 +8,7 @@ A registered variant (`cnn_relu_first`: the CNN with its ReLUs before the pools)
 the same network with a model-specific switch set; list_models() leaves variants out,
 so the benchmark matrix and the CLI's choices hold the two models.
 """
+
 from __future__ import annotations
 
 import functools
@@ -52,8 +53,10 @@ def capture_outputs(model: nn.Module, x: torch.Tensor, names: list[str]) -> dict
     """Each named module's output for input x (eval mode, no autograd), by forward hooks."""
     modules = dict(model.named_modules())
     captured: dict[str, torch.Tensor] = {}
-    handles = [modules[name].register_forward_hook(
-        lambda _m, _i, out, name=name: captured.__setitem__(name, out.detach())) for name in names]
+    handles = [
+        modules[name].register_forward_hook(lambda _m, _i, out, name=name: captured.__setitem__(name, out.detach()))
+        for name in names
+    ]
     was_training = model.training
     try:
         with torch.inference_mode():
@@ -92,8 +95,9 @@ class CNN(nn.Module):
     measured in results/fast/).
     """
 
-    def __init__(self, channels: tuple[int, int] = (16, 32), hidden: int = 128,
-                 dropout: float = 0.25, pool_first: bool = True):
+    def __init__(
+        self, channels: tuple[int, int] = (16, 32), hidden: int = 128, dropout: float = 0.25, pool_first: bool = True
+    ):
         super().__init__()
         self.pool_first = pool_first  # False: ReLU then pool, as the net is usually first written
         c1, c2 = channels
@@ -157,9 +161,16 @@ def summarize(model: nn.Module) -> list[LayerCost]:
     p = next(model.parameters())
     names, modules = leaf_layers(model), dict(model.named_modules())
     outputs = capture_outputs(model, torch.zeros(1, 1, 28, 28, device=p.device, dtype=p.dtype), names)
-    return [LayerCost(name, type(modules[name]).__name__, tuple(out.shape[1:]),
-                      sum(q.numel() for q in modules[name].parameters() if q.requires_grad),
-                      _macs(modules[name], out)) for name, out in outputs.items()]
+    return [
+        LayerCost(
+            name,
+            type(modules[name]).__name__,
+            tuple(out.shape[1:]),
+            sum(q.numel() for q in modules[name].parameters() if q.requires_grad),
+            _macs(modules[name], out),
+        )
+        for name, out in outputs.items()
+    ]
 
 
 def layer_table(model: nn.Module) -> list[dict]:
@@ -167,17 +178,26 @@ def layer_table(model: nn.Module) -> list[dict]:
     and output elements, parameters and MACs (what reporting.roofline.LAYERS spells out)."""
     p, modules = next(model.parameters()), dict(model.named_modules())
     seen: list[tuple[str, int]] = []
-    handles = [modules[name].register_forward_hook(
-        lambda _m, args, _out, name=name: seen.append((name, args[0][0].numel())))
-        for name in leaf_layers(model)]
+    handles = [
+        modules[name].register_forward_hook(lambda _m, args, _out, name=name: seen.append((name, args[0][0].numel())))
+        for name in leaf_layers(model)
+    ]
     try:
         costs = {row.name: row for row in summarize(model)}
     finally:
         for handle in handles:
             handle.remove()
-    return [{"name": name, "kind": costs[name].kind, "inputs": inputs,
-             "outputs": math.prod(costs[name].output_shape), "params": costs[name].params,
-             "macs": costs[name].macs} for name, inputs in seen]
+    return [
+        {
+            "name": name,
+            "kind": costs[name].kind,
+            "inputs": inputs,
+            "outputs": math.prod(costs[name].output_shape),
+            "params": costs[name].params,
+            "macs": costs[name].macs,
+        }
+        for name, inputs in seen
+    ]
 
 
 def count_params(model: nn.Module) -> int:

@@ -3,6 +3,7 @@ or the epochs that finished when a run stops early.
 
     python -m mnist_models train --model cnn --epochs 3 --out runs/cnn   # -> train_and_save
 """
+
 from __future__ import annotations
 
 import sys
@@ -16,21 +17,24 @@ from .config import TrainConfig
 
 
 def epoch_line(r: dict) -> str:
-    return (f"epoch {r['epoch']:>3}  train loss {r['train_loss']:.4f}  test loss {r['test_loss']:.4f}  "
-            f"test acc {r['test_accuracy']:.2%}  {r['seconds']:.1f} s")
+    return (
+        f"epoch {r['epoch']:>3}  train loss {r['train_loss']:.4f}  test loss {r['test_loss']:.4f}  "
+        f"test acc {r['test_accuracy']:.2%}  {r['seconds']:.1f} s"
+    )
 
 
-def train_and_save(cfg: TrainConfig, out: Path, progress: bool = False,
-                   say: Callable[[str], None] = print) -> int:
+def train_and_save(cfg: TrainConfig, out: Path, progress: bool = False, say: Callable[[str], None] = print) -> int:
     """Train, then write history.json and model.pt together. A diverging loss, Ctrl-C or
     SIGTERM keeps the epochs that finished: their history and the weights after the last of them.
     Returns the exit code."""
     from ..machine.process import oversubscribed, tune_malloc
+
     tune_malloc()  # before any tensor: freed memory kept for the next step
     crowded = oversubscribed()
     if crowded:
         print(f"mnist-bench: warning: {crowded}", file=sys.stderr)
     from .train import NonFiniteLossError, fit
+
     kept: dict = {"history": [], "state": None}
 
     def keep(model, history: list[dict]) -> None:
@@ -52,8 +56,12 @@ def train_and_save(cfg: TrainConfig, out: Path, progress: bool = False,
 
 def save_run(cfg: TrainConfig, out: Path, history: list[dict], state: dict, **extra) -> None:
     """history.json and model.pt (the config, the weights and `extra`), all or nothing."""
-    write_files({out / "history.json": json_bytes(history),
-                 out / "model.pt": torch_bytes({"config": asdict(cfg), "state_dict": state, **extra})})
+    write_files(
+        {
+            out / "history.json": json_bytes(history),
+            out / "model.pt": torch_bytes({"config": asdict(cfg), "state_dict": state, **extra}),
+        }
+    )
 
 
 def _keep_finished(cfg: TrainConfig, out: Path, kept: dict, why: str, code: int) -> int:
@@ -62,6 +70,9 @@ def _keep_finished(cfg: TrainConfig, out: Path, kept: dict, why: str, code: int)
         print(f"mnist-bench: {why} before the first epoch finished; nothing written", file=sys.stderr)
         return code
     save_run(cfg, out, kept["history"], kept["state"])
-    print(f"mnist-bench: {why} after {done} finished epoch{'s' * (done > 1)}; wrote their history.json "
-          f"and the weights after epoch {done} (model.pt) to {out}", file=sys.stderr)
+    print(
+        f"mnist-bench: {why} after {done} finished epoch{'s' * (done > 1)}; wrote their history.json "
+        f"and the weights after epoch {done} (model.pt) to {out}",
+        file=sys.stderr,
+    )
     return code

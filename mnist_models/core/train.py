@@ -11,6 +11,7 @@
 On cuda nothing in the batch loop reads a value back to the host: losses and
 correct counts stay on the device and are read once per epoch.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -52,8 +53,7 @@ def resolve_device(name: str) -> torch.device:
 
 def autocast(device: torch.device, precision: str, cache: bool = True) -> contextlib.AbstractContextManager:
     """bf16 autocast on the device, or nothing for fp32 (no weight-cast cache in a CUDA graph)."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16",
-                          cache_enabled=cache)
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16", cache_enabled=cache)
 
 
 def build_model(cfg: TrainConfig, device: torch.device) -> nn.Module:
@@ -73,8 +73,7 @@ def build_optimizer(cfg: TrainConfig, model: nn.Module, steps_per_epoch: int):
     if cfg.optimizer == "adam":
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=fused, capturable=cfg.cuda_graphs)
     else:
-        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True,
-                              fused=fused)
+        opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, fused=fused)
     sched = None
     if cfg.schedule == "onecycle":
         steps = max(1, round((cfg.cycle_epochs or cfg.epochs) * steps_per_epoch))
@@ -130,8 +129,9 @@ class Trainer:
         """Capture the training step now (cfg.cuda_graphs; it costs a few steps' time);
         otherwise the first epoch does it."""
         if self.cfg.cuda_graphs and self.graph is None:
-            self.graph = GraphedTraining(self.step, self.model, self.optimizer, self.cfg.batch_size,
-                                         self.steps_per_epoch)
+            self.graph = GraphedTraining(
+                self.step, self.model, self.optimizer, self.cfg.batch_size, self.steps_per_epoch
+            )
 
     def epoch(self, batches: Batches) -> dict:
         """One pass over `batches`: {"loss", "accuracy", "samples"}; raises on a non-finite loss."""
@@ -170,23 +170,21 @@ class Trainer:
         return evaluate(self.model, batches, self.device, self.cfg.precision)
 
 
-def _epoch_totals(losses: torch.Tensor, corrects: torch.Tensor, sizes: list[int],
-                  epoch: int) -> dict:
+def _epoch_totals(losses: torch.Tensor, corrects: torch.Tensor, sizes: list[int], epoch: int) -> dict:
     finite = torch.isfinite(losses).cpu()  # the one host sync of the epoch
     if not bool(finite.all()):
         batch = int((~finite).nonzero()[0]) + 1
         raise NonFiniteLossError(
             f"loss became {losses[batch - 1].item()} at epoch {epoch}, batch {batch}; "
-            "lower the learning rate (--lr) or train in fp32")
+            "lower the learning rate (--lr) or train in fp32"
+        )
     weights = torch.tensor(sizes, dtype=torch.float32, device=losses.device)
     n = sum(sizes)
-    return {"loss": float((losses * weights).sum()) / n,
-            "accuracy": int(corrects.sum()) / n, "samples": n}
+    return {"loss": float((losses * weights).sum()) / n, "accuracy": int(corrects.sum()) / n, "samples": n}
 
 
 @torch.inference_mode()
-def evaluate(model: nn.Module, batches: Batches, device: torch.device,
-             precision: str = "fp32") -> dict:
+def evaluate(model: nn.Module, batches: Batches, device: torch.device, precision: str = "fp32") -> dict:
     """Mean loss and accuracy over `batches`: {"loss", "accuracy", "samples"}."""
     model.eval()
     dtype, autocasts = inference_dtype(model, precision)
@@ -209,7 +207,7 @@ def infer(model: nn.Module, x: torch.Tensor, batch_size: int, precision: str = "
     out = torch.empty(len(x), 10, device=x.device)
     for i in range(0, len(x), batch_size):
         with autocast(x.device, autocasts):
-            out[i:i + batch_size] = model(x[i:i + batch_size].to(dtype)).float()
+            out[i : i + batch_size] = model(x[i : i + batch_size].to(dtype)).float()
     return out
 
 
@@ -266,16 +264,17 @@ def train_to_accuracy(trainer: Trainer, train: Batches, test: Batches, target: f
     return {"reached": False, "epochs": trainer.epochs, "accuracy": accuracy}
 
 
-def loaders(cfg: TrainConfig, device: torch.device,
-            splits: tuple[Split, Split] | None = None) -> dict[str, Batches]:
+def loaders(cfg: TrainConfig, device: torch.device, splits: tuple[Split, Split] | None = None) -> dict[str, Batches]:
     """train (and val) and test batches for cfg.loader; the resident ones live on `device`.
 
     `splits` (train, test) are used instead of reading the files again; the notebook's
     loader always reads them, as the notebook did.
     """
     if cfg.loader == NOTEBOOK:
-        return {"train": notebook_loader(cfg.root, True, cfg.batch_size, cfg.train_samples),
-                "test": notebook_loader(cfg.root, False, cfg.eval_batch_size, cfg.test_samples)}
+        return {
+            "train": notebook_loader(cfg.root, True, cfg.batch_size, cfg.train_samples),
+            "test": notebook_loader(cfg.root, False, cfg.eval_batch_size, cfg.test_samples),
+        }
     train, test = splits or (load_split(cfg.root, train=True), load_split(cfg.root, train=False))
     train, test = train.to(device).take(cfg.train_samples), test.to(device).take(cfg.test_samples)
     out: dict[str, Batches] = {}
@@ -294,14 +293,20 @@ def check_memory(cfg: TrainConfig, device: torch.device) -> None:
     need, free = per_image * cfg.batch_size, free_memory(device)
     if free is not None and need > 0.8 * free:
         most = int(0.8 * free // per_image)
-        raise UsageError(f"batch size {cfg.batch_size:,} needs about {need / 2**30:.1f} GiB for the "
-                         f"{cfg.model}'s activations, and {device.type} has {free / 2**30:.1f} GiB free; "
-                         f"choose a --batch-size of at most {most:,}")
+        raise UsageError(
+            f"batch size {cfg.batch_size:,} needs about {need / 2**30:.1f} GiB for the "
+            f"{cfg.model}'s activations, and {device.type} has {free / 2**30:.1f} GiB free; "
+            f"choose a --batch-size of at most {most:,}"
+        )
 
 
-def fit(cfg: TrainConfig, progress: bool = False, on_epoch: Callable[[dict], None] | None = None,
-        splits: tuple[Split, Split] | None = None,
-        checkpoint: Callable[[nn.Module, list[dict]], None] | None = None) -> tuple[nn.Module, list[dict]]:
+def fit(
+    cfg: TrainConfig,
+    progress: bool = False,
+    on_epoch: Callable[[dict], None] | None = None,
+    splits: tuple[Split, Split] | None = None,
+    checkpoint: Callable[[nn.Module, list[dict]], None] | None = None,
+) -> tuple[nn.Module, list[dict]]:
     """Train cfg.epochs epochs from a fresh model; history has one record per epoch.
 
     `splits`: the (train, test) splits already loaded, for callers that train several models.
@@ -314,8 +319,13 @@ def fit(cfg: TrainConfig, progress: bool = False, on_epoch: Callable[[dict], Non
     trainer.capture()  # before the first epoch's clock
     history = []
     while trainer.epochs < cfg.epochs:
-        bar = tqdm(data["train"], desc=f"epoch {trainer.epochs + 1}/{cfg.epochs}", leave=False,
-                   disable=not progress, unit="batch")
+        bar = tqdm(
+            data["train"],
+            desc=f"epoch {trainer.epochs + 1}/{cfg.epochs}",
+            leave=False,
+            disable=not progress,
+            unit="batch",
+        )
         sync(device)
         start = time.perf_counter()
         train = trainer.epoch(bar)

@@ -10,6 +10,7 @@ Rank 0 evaluates, writes history.json and model.pt after every epoch (all or not
 prints its line; a rank that fails, Ctrl-C or SIGTERM ends the run (torch's agent stops the
 others), and the epochs that finished are what --out holds.
 """
+
 from __future__ import annotations
 
 import os
@@ -47,8 +48,10 @@ class Job:
 
 
 def _epoch_line(r: dict) -> str:
-    return (f"epoch {r['epoch']:>3}  train loss {r['train_loss']:.4f}  test acc {r['test_accuracy']:.2%}  "
-            f"{r['seconds']:.1f} s  ({r['world_size']} ranks)")
+    return (
+        f"epoch {r['epoch']:>3}  train loss {r['train_loss']:.4f}  test acc {r['test_accuracy']:.2%}  "
+        f"{r['seconds']:.1f} s  ({r['world_size']} ranks)"
+    )
 
 
 def run_rank(job: Job) -> list[dict] | None:
@@ -58,6 +61,7 @@ def run_rank(job: Job) -> list[dict] | None:
     from ..core.data import ResidentLoader
     from ..core.save import save_run
     from ..core.train import evaluate
+
     rank = join(job.cfg, job.kind, job.threads, job.backend)
     try:
         trainer, history = rank.trainer(), []
@@ -66,10 +70,17 @@ def run_rank(job: Job) -> list[dict] | None:
             totals = timed_epoch(trainer, rank.batches, rank.device)
             if rank.place.rank == 0:
                 result = evaluate(trainer.model.module, test, rank.device, rank.cfg.precision)
-                history.append({"epoch": trainer.epochs, "train_loss": totals["loss"],
-                                "train_accuracy": totals["accuracy"], "test_loss": result["loss"],
-                                "test_accuracy": result["accuracy"], "seconds": totals["seconds"],
-                                "world_size": rank.place.world})
+                history.append(
+                    {
+                        "epoch": trainer.epochs,
+                        "train_loss": totals["loss"],
+                        "train_accuracy": totals["accuracy"],
+                        "test_loss": result["loss"],
+                        "test_accuracy": result["accuracy"],
+                        "seconds": totals["seconds"],
+                        "world_size": rank.place.world,
+                    }
+                )
                 state = {k: v.detach().cpu() for k, v in trainer.model.module.state_dict().items()}
                 # kept before it is reported: a stopped run keeps its finished epochs, as train does
                 save_run(job.cfg, Path(job.out), history, state, world_size=rank.place.world)
@@ -83,9 +94,12 @@ def run_rank(job: Job) -> list[dict] | None:
 def check_job(job: Job, nproc: int) -> None:
     """UsageError for a job this machine cannot run: before any process starts."""
     import torch
+
     if job.backend == "nccl" and not torch.cuda.is_available():
-        raise UsageError("the nccl backend needs CUDA GPUs and torch finds none; use --backend gloo "
-                         "(or leave it out: gloo on the cpu)")
+        raise UsageError(
+            "the nccl backend needs CUDA GPUs and torch finds none; use --backend gloo "
+            "(or leave it out: gloo on the cpu)"
+        )
     per_rank(job.cfg, nproc)  # the global batch splits evenly, or no rank starts
     why = room(job.kind, nproc, job.threads)
     if why:
@@ -96,6 +110,7 @@ def job_from(opts: DdpOptions, ranks: int) -> Job:
     """The job's device, backend and threads per rank, from the command's choices
     (ranks 0: under torchrun, whose OMP_NUM_THREADS torch already read)."""
     import torch
+
     device = opts.cfg.device
     if device not in ("auto", "cpu", "cuda", "accel"):
         raise UsageError(f"data-parallel training runs on cpu (gloo) or cuda (nccl), not {device}")
@@ -107,12 +122,16 @@ def job_from(opts: DdpOptions, ranks: int) -> Job:
 
 def _kept(out: Path) -> str:
     import json
+
     try:
         done = len(json.loads((out / "history.json").read_text()))
     except (OSError, ValueError, TypeError):
         done = 0
-    return (f"the ranks were stopped; {out} holds the {done} finished epoch{'s' * (done != 1)} (history.json, "
-            "model.pt)" if done else "the ranks were stopped before the first epoch finished; nothing written")
+    return (
+        f"the ranks were stopped; {out} holds the {done} finished epoch{'s' * (done != 1)} (history.json, model.pt)"
+        if done
+        else "the ranks were stopped before the first epoch finished; nothing written"
+    )
 
 
 def run_ddp(opts: DdpOptions, say: Callable[[str], None] = print) -> int:

@@ -11,6 +11,7 @@ index from the rank's own), on tensors. DDP averages the gradients; rank 0 evalu
 writes. The global batch (--batch-size) is split evenly across the ranks, so a run of N
 ranks takes the same optimizer steps on the same images as one process would.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -47,9 +48,9 @@ class ShardedLoader:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.split)
         perm = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed + self.epoch))
-        perm = torch.cat([perm, perm[:self.shard * self.world - n]])  # pad, as DistributedSampler does
+        perm = torch.cat([perm, perm[: self.shard * self.world - n]])  # pad, as DistributedSampler does
         self.epoch += 1
-        mine = perm[self.rank::self.world].to(self.split.y.device)
+        mine = perm[self.rank :: self.world].to(self.split.y.device)
         x, y = self.split.x, self.split.y
         for idx in mine.split(self.batch_size):
             yield x.index_select(0, idx), y.index_select(0, idx)
@@ -81,15 +82,22 @@ def place_problem(nproc: int) -> str | None:
     a malformed RANK, WORLD_SIZE, LOCAL_RANK or MASTER_PORT, or --nproc inside a torchrun job."""
     env = {k: os.environ[k] for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT") if k in os.environ}
     for key, value in env.items():
-        if not value.strip().isdigit() or (key == "WORLD_SIZE" and int(value) < 1) or \
-                (key == "MASTER_PORT" and not 0 < int(value) <= 65535):
-            return (f"{key}={value!r} is not a valid torchrun setting (a whole number"
-                    f"{', 1 to 65535' if key == 'MASTER_PORT' else ''}); unset it, or launch with torchrun")
+        if (
+            not value.strip().isdigit()
+            or (key == "WORLD_SIZE" and int(value) < 1)
+            or (key == "MASTER_PORT" and not 0 < int(value) <= 65535)
+        ):
+            return (
+                f"{key}={value!r} is not a valid torchrun setting (a whole number"
+                f"{', 1 to 65535' if key == 'MASTER_PORT' else ''}); unset it, or launch with torchrun"
+            )
     if "RANK" in env and "WORLD_SIZE" in env and int(env["RANK"]) >= int(env["WORLD_SIZE"]):
         return f"RANK={env['RANK']} is not below WORLD_SIZE={env['WORLD_SIZE']}; unset them, or launch with torchrun"
     if launched() and nproc > 1:
-        return (f"--nproc {nproc} inside a torchrun job (RANK and WORLD_SIZE are set): torchrun starts the "
-                "ranks; drop --nproc, or run outside torchrun")
+        return (
+            f"--nproc {nproc} inside a torchrun job (RANK and WORLD_SIZE are set): torchrun starts the "
+            "ranks; drop --nproc, or run outside torchrun"
+        )
     return None
 
 
@@ -107,8 +115,10 @@ def start(kind: str, threads: int, backend: str | None = None) -> tuple[Place, t
 def per_rank(cfg: TrainConfig, world: int) -> TrainConfig:
     """The config each rank trains with: its share of the global batch."""
     if cfg.batch_size % world:
-        raise UsageError(f"the global batch {cfg.batch_size} does not split evenly across {world} ranks; "
-                         f"choose a --batch-size that is a multiple of {world}")
+        raise UsageError(
+            f"the global batch {cfg.batch_size} does not split evenly across {world} ranks; "
+            f"choose a --batch-size that is a multiple of {world}"
+        )
     return replace(cfg, batch_size=cfg.batch_size // world)
 
 
@@ -144,8 +154,10 @@ def timed_epoch(trainer: Trainer, batches: ShardedLoader, device: torch.device) 
 
 def resident(cfg: TrainConfig, device: torch.device) -> tuple[Split, Split]:
     """The training (first cfg.train_samples) and test splits, resident on this rank's device."""
-    return (load_split(cfg.root, True, device).take(cfg.train_samples),
-            load_split(cfg.root, False, device).take(cfg.test_samples))
+    return (
+        load_split(cfg.root, True, device).take(cfg.train_samples),
+        load_split(cfg.root, False, device).take(cfg.test_samples),
+    )
 
 
 @dataclass
@@ -171,4 +183,6 @@ def join(cfg: TrainConfig, kind: str, threads: int, backend: str | None = None) 
     place, device = start(kind, threads, backend)
     mine = per_rank(cfg, place.world)
     train, test = resident(cfg, device)
-    return Rank(place, device, mine, train, test, ShardedLoader(train, mine.batch_size, place.rank, place.world, mine.seed))
+    return Rank(
+        place, device, mine, train, test, ShardedLoader(train, mine.batch_size, place.rank, place.world, mine.seed)
+    )

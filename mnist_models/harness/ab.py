@@ -10,6 +10,7 @@ and each pair of rounds is judged by its ratio (reporting/paired.py). Both worke
 same number of threads. Then, where valgrind is installed, each side counts the
 instructions of a few steps of the CPU cases under callgrind (instructions.py).
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -22,8 +23,14 @@ from .cases import BenchOptions, Case, cases
 from .workers import Side, Worker
 
 # The CI set: training, which a change to the step slows, and inference beside it as the control.
-CASES = ("train-mlp-cpu-bs64", "train-mlp-cpu-bs256", "train-cnn-cpu-bs64", "train-cnn-cpu-bs256",
-         "infer-mlp-cpu-bs256", "infer-cnn-cpu-bs256")
+CASES = (
+    "train-mlp-cpu-bs64",
+    "train-mlp-cpu-bs256",
+    "train-cnn-cpu-bs64",
+    "train-cnn-cpu-bs256",
+    "infer-mlp-cpu-bs256",
+    "infer-cnn-cpu-bs256",
+)
 FIRST_IMAGES = {"train": 1024, "infer": 2048}  # the round that sizes the rest (sizes())
 COUNTED = ("train-mlp-cpu-bs64", "train-cnn-cpu-bs64", "infer-mlp-cpu-bs256", "infer-cnn-cpu-bs256")
 
@@ -60,9 +67,17 @@ class Timed:
     code: list[str] = field(default_factory=list)
 
 
-def time_sides(sides: tuple[Side, Side], cases: list[str], pairs: int, threads: int, root: str | None,
-               images: dict, seconds: float, per_side: int = 1,
-               progress: Callable[[str], None] = lambda line: None) -> Timed:
+def time_sides(
+    sides: tuple[Side, Side],
+    cases: list[str],
+    pairs: int,
+    threads: int,
+    root: str | None,
+    images: dict,
+    seconds: float,
+    per_side: int = 1,
+    progress: Callable[[str], None] = lambda line: None,
+) -> Timed:
     """Every case's pairs, case by case within each pair index, from `per_side` workers a side
     started one after another (so no start overlaps a round); pair i runs on workers
     (i // 2) % per_side, so each ABBA block stays on one pair of processes."""
@@ -73,8 +88,9 @@ def time_sides(sides: tuple[Side, Side], cases: list[str], pairs: int, threads: 
             for s, side in enumerate(sides):
                 progress(f"starting the {side.name} side ({side.path}), worker {k + 1}/{per_side}")
                 workers[s].append(Worker(side, threads))
-                code = workers[s][-1].ask(op="start", cases=cases, threads=threads, label=side.name,
-                                          root=root, images=images)["code"]
+                code = workers[s][-1].ask(
+                    op="start", cases=cases, threads=threads, label=side.name, root=root, images=images
+                )["code"]
                 timed.code += [code] if k == 0 else []
         _distinct(sides, timed.code)  # before any round is spent on it
         first = workers[0][0]
@@ -97,8 +113,10 @@ def time_sides(sides: tuple[Side, Side], cases: list[str], pairs: int, threads: 
 def _distinct(sides: tuple[Side, Side], code: list[str]) -> None:
     """Refuse two sides at different paths that imported the same mnist_models."""
     if Path(sides[0].path).resolve() != Path(sides[1].path).resolve() and code[0] == code[1]:
-        raise UsageError(f"both sides imported the same code ({code[0]}): the environment's installed "
-                         "mnist_models shadows a checkout; pass two checkouts, or two environments")
+        raise UsageError(
+            f"both sides imported the same code ({code[0]}): the environment's installed "
+            "mnist_models shadows a checkout; pass two checkouts, or two environments"
+        )
 
 
 @dataclass(frozen=True)
@@ -157,9 +175,12 @@ def plan(opts: AbOptions) -> Plan:
     if compiled and opts.counted is not None:
         raise UsageError(f"--counted {', '.join(compiled)}: {COMPILED_NOTE}; count cases that run eager")
     if opts.detect <= opts.threshold:
-        raise UsageError(f"--detect {opts.detect:.1%} must be above --threshold {opts.threshold:.1%}: a case is "
-                         "slower only when surely above the threshold, so no smaller change can be seen")
+        raise UsageError(
+            f"--detect {opts.detect:.1%} must be above --threshold {opts.threshold:.1%}: a case is "
+            "slower only when surely above the threshold, so no smaller change can be seen"
+        )
     from ..core.data import ensure_mnist
+
     ensure_mnist(opts.root)  # here, a usage error; inside a side's worker, it would read as that side failing
     return Plan(opts, sides, [c for c in counted if c not in compiled], compiled)
 
@@ -170,18 +191,20 @@ def run_ab(checked: Plan, progress: Callable[[str], None] = lambda line: None) -
 
     from ..machine.process import busy_since, cpu_snapshot, not_quiet
     from ..reporting.paired import judge_counts, judge_pairs
+
     opts, sides, counted = checked.opts, checked.sides, checked.counted
     notes, before = [], cpu_snapshot()
-    timed = time_sides(sides, list(opts.cases), opts.pairs, opts.threads, opts.root, FIRST_IMAGES,
-                       opts.seconds, opts.workers, progress)
+    timed = time_sides(
+        sides, list(opts.cases), opts.pairs, opts.threads, opts.root, FIRST_IMAGES, opts.seconds, opts.workers, progress
+    )
     busy = busy_since(before)
     notes += [line for line in [not_quiet(busy)] if line]
-    table = judge_pairs({c: (timed.rounds[0][c], timed.rounds[1][c]) for c in opts.cases}, opts.threshold,
-                        opts.detect)
+    table = judge_pairs({c: (timed.rounds[0][c], timed.rounds[1][c]) for c in opts.cases}, opts.threshold, opts.detect)
     counts = [{}, {}]
     why = None if opts.instructions else "instruction counts not asked for (--no-instructions)"
     why = why or (None if counted else "no case to count (--counted is empty)")
     from .instructions import count_sides, unavailable
+
     why = why or unavailable()
     if not why:
         try:
@@ -192,9 +215,16 @@ def run_ab(checked: Plan, progress: Callable[[str], None] = lambda line: None) -
     if why:
         notes.append(why)
     else:
-        table = pd.concat([table, judge_counts({c: (counts[0][c]["per_step"], counts[1][c]["per_step"])
-                                                for c in counted}, opts.instruction_threshold)],
-                          ignore_index=True)
+        table = pd.concat(
+            [
+                table,
+                judge_counts(
+                    {c: (counts[0][c]["per_step"], counts[1][c]["per_step"]) for c in counted},
+                    opts.instruction_threshold,
+                ),
+            ],
+            ignore_index=True,
+        )
     docs = [document(side, timed, s, counts[s], opts, busy) for s, side in enumerate(sides)]
     return AbResult(table, docs, notes, busy)
 
@@ -202,12 +232,24 @@ def run_ab(checked: Plan, progress: Callable[[str], None] = lambda line: None) -
 def _stats(data: list[float]) -> dict:
     """pytest-benchmark's statistics of one case's rounds."""
     import statistics
+
     q1, _, q3 = statistics.quantiles(data, n=4) if len(data) > 1 else (data[0], 0, data[0])
     mean = statistics.fmean(data)
-    return {"min": min(data), "max": max(data), "mean": mean,
-            "stddev": statistics.stdev(data) if len(data) > 1 else 0.0, "median": statistics.median(data),
-            "q1": q1, "q3": q3, "iqr": q3 - q1, "rounds": len(data), "iterations": 1, "ops": 1 / mean,
-            "total": sum(data), "data": data}
+    return {
+        "min": min(data),
+        "max": max(data),
+        "mean": mean,
+        "stddev": statistics.stdev(data) if len(data) > 1 else 0.0,
+        "median": statistics.median(data),
+        "q1": q1,
+        "q3": q3,
+        "iqr": q3 - q1,
+        "rounds": len(data),
+        "iterations": 1,
+        "ops": 1 / mean,
+        "total": sum(data),
+        "data": data,
+    }
 
 
 def _commit(side: Side) -> dict:
@@ -215,10 +257,12 @@ def _commit(side: Side) -> dict:
     if not side.pythonpath:
         return {}
     try:
-        head = subprocess.run(["git", "-C", side.pythonpath, "rev-parse", "HEAD"], capture_output=True,
-                              text=True, timeout=30)
-        dirty = subprocess.run(["git", "-C", side.pythonpath, "status", "--porcelain"], capture_output=True,
-                               text=True, timeout=30)
+        head = subprocess.run(
+            ["git", "-C", side.pythonpath, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=30
+        )
+        dirty = subprocess.run(
+            ["git", "-C", side.pythonpath, "status", "--porcelain"], capture_output=True, text=True, timeout=30
+        )
     except (OSError, subprocess.TimeoutExpired):
         return {}
     return {"id": head.stdout.strip(), "dirty": bool(dirty.stdout.strip())} if head.returncode == 0 else {}
@@ -231,21 +275,47 @@ def document(side: Side, timed: Timed, s: int, counts: dict, opts: AbOptions, bu
 
     from ..reporting.schema import FORMAT
     from .record import plain_params
+
     finished = timed.finished[s]
     machine = {**finished["machine"], "label": opts.label or socket.gethostname()}
     benchmarks = []
     for entry in finished["entries"]:
         case, info = entry["case"], dict(entry["extra_info"])
         if case in counts:
-            info.update(instructions=counts[case]["instructions"], instructions_per_step=counts[case]["per_step"],
-                        instruction_steps=counts[case]["steps"])
-        b = {"group": entry["group"], "name": f"test_{info['operation']}[{case}]",
-             "fullname": f"mnist-bench ab::{case}", "param": case, "stats": _stats(timed.rounds[s][case]),
-             "options": {}, "extra_info": info}
+            info.update(
+                instructions=counts[case]["instructions"],
+                instructions_per_step=counts[case]["per_step"],
+                instruction_steps=counts[case]["steps"],
+            )
+        b = {
+            "group": entry["group"],
+            "name": f"test_{info['operation']}[{case}]",
+            "fullname": f"mnist-bench ab::{case}",
+            "param": case,
+            "stats": _stats(timed.rounds[s][case]),
+            "options": {},
+            "extra_info": info,
+        }
         benchmarks.append({**b, "params": plain_params(b, machine["label"])})
-    run = {"format": FORMAT, "quick": True, "rounds": opts.pairs, "busy": busy,
-           "ab": {"side": side.name, "path": side.path, "code": timed.code[s], "threads": opts.threads,
-                  "pairs": opts.pairs, "workers": opts.workers}}
-    return {"machine_info": {"mnist_bench": machine}, "commit_info": _commit(side), "benchmarks": benchmarks,
-            "datetime": datetime.datetime.now(datetime.timezone.utc).isoformat(), "version": "mnist-bench ab",
-            "mnist_bench": run}
+    run = {
+        "format": FORMAT,
+        "quick": True,
+        "rounds": opts.pairs,
+        "busy": busy,
+        "ab": {
+            "side": side.name,
+            "path": side.path,
+            "code": timed.code[s],
+            "threads": opts.threads,
+            "pairs": opts.pairs,
+            "workers": opts.workers,
+        },
+    }
+    return {
+        "machine_info": {"mnist_bench": machine},
+        "commit_info": _commit(side),
+        "benchmarks": benchmarks,
+        "datetime": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "version": "mnist-bench ab",
+        "mnist_bench": run,
+    }

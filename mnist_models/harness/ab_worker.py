@@ -18,6 +18,7 @@ Protocol: one JSON object per line each way; the side's own printing goes to std
         (under callgrind: counted between torch's toggles, one dump per case)
 Any failure -> {"error": "..."} and the worker exits.
 """
+
 import json
 import os
 import statistics
@@ -27,44 +28,53 @@ import time
 
 def _cases(opts, wanted):
     from mnist_models.harness.cases import cases
+
     known = {c.id: c for op in ("train", "infer") for c in cases(opts, op)}
     unknown = [w for w in wanted if w not in known]
     if unknown:
-        raise ValueError(f"unknown case(s) {', '.join(unknown)}; choose train or infer cases on the cpu, "
-                         f"e.g. {', '.join(list(known)[:3])}")
+        raise ValueError(
+            f"unknown case(s) {', '.join(unknown)}; choose train or infer cases on the cpu, "
+            f"e.g. {', '.join(list(known)[:3])}"
+        )
     return [known[w] for w in wanted]
 
 
 def _options(msg):
     from mnist_models.harness.cases import BenchOptions
-    return BenchOptions(devices=("cpu",), quick=True, label=msg["label"], root=msg.get("root"),
-                        precisions=("fp32", "bf16"))
+
+    return BenchOptions(
+        devices=("cpu",), quick=True, label=msg["label"], root=msg.get("root"), precisions=("fp32", "bf16")
+    )
 
 
 def _work(run, case, images):
     """A round's work on a run just set up: `images` worth of training steps (train) or of
     inference batches (infer), whole batches; returns (the callable, the images it does)."""
     from mnist_models.core.train import infer
+
     steps = max(1, images // case.batch_size)
     if case.operation == "train":
         epoch = list(run.batches["train"])
         batches = [epoch[i % len(epoch)] for i in range(steps)]  # past the split's end: from its start again
         return (lambda: run.trainer.epoch(batches)), steps * case.batch_size
     x = run.batches["test"].split.x
-    x = x[:steps * case.batch_size] if steps * case.batch_size < len(x) else x
+    x = x[: steps * case.batch_size] if steps * case.batch_size < len(x) else x
     passes = max(1, steps * case.batch_size // len(x))  # a fast model's round: the test split again
 
     def work():
         for _ in range(passes):
             infer(run.model, x, case.batch_size, case.precision)
+
     return work, passes * len(x)
 
 
 def _prepare(threads):
     """As the benchmark prepares its process: the allocator tuned, the thread count fixed."""
     import torch
+
     try:
         from mnist_models.machine.process import tune_malloc
+
         tune_malloc()
     except ImportError:  # a side from before the allocator was tuned
         pass
@@ -76,6 +86,7 @@ class Side:
         _prepare(msg["threads"])
         from mnist_models.harness.run import Data
         from mnist_models.harness.runs import make_run
+
         self.opts = _options(msg)
         self.cases = {c.id: c for c in _cases(self.opts, msg["cases"])}
         self.images = {case: msg["images"][c.operation] for case, c in self.cases.items()}
@@ -98,13 +109,17 @@ class Side:
     def finish(self, rounds):
         from mnist_models.machine.facts import build_machine_facts
         from mnist_models.reporting.schema import FORMAT
+
         entries = []
         for case, run in self.runs.items():
             run.inner[:] = rounds[case]
             info = run.extra_info(statistics.median(rounds[case]), self.cold[case])
             images, median = self.done[case], statistics.median(rounds[case])
-            info.update(samples=images, samples_per_second=round(images / median, 1),
-                        gflops=round(info["flops_per_sample"] * images / median / 1e9, 2))
+            info.update(
+                samples=images,
+                samples_per_second=round(images / median, 1),
+                gflops=round(info["flops_per_sample"] * images / median / 1e9, 2),
+            )
             entries.append({"case": case, "group": run.case.group, "extra_info": info})
             run.close()
         return {"entries": entries, "machine": build_machine_facts(self.opts.label, format=FORMAT)}
@@ -116,12 +131,15 @@ def count(msg):
     import subprocess
 
     import torch
+
     _prepare(1)
     from mnist_models.harness.run import Data
     from mnist_models.harness.runs import make_run
+
     if not torch._C._valgrind_supported_platform():
-        raise RuntimeError("this torch was built without valgrind support (USE_VALGRIND), so it cannot "
-                           "toggle callgrind's counting")
+        raise RuntimeError(
+            "this torch was built without valgrind support (USE_VALGRIND), so it cannot toggle callgrind's counting"
+        )
     opts = _options(msg)
     chosen = _cases(opts, msg["cases"])
     data = Data.load(opts, "cpu")
@@ -144,6 +162,7 @@ def count(msg):
 
 def _code():
     import mnist_models
+
     return os.path.realpath(mnist_models.__file__)
 
 

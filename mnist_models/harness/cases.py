@@ -7,6 +7,7 @@ A case's variant is a set of TrainConfig overrides (`Case.config`), applied with
 dataclasses.replace to a plain eager config; the `relu_first` knob picks the model's
 registered variant. No torch at import time.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,17 +17,31 @@ from typing import Iterable, NamedTuple
 
 from ..core.config import MODEL_VARIANTS, MODELS, NOTEBOOK, PRECISIONS, TrainConfig
 from ..errors import UsageError
-from ..machine.devices import (ACCEL, CHOICES, absent, compile_unavailable, fused_optimizer, matrix_engine,
-                               native_bf16, resolve)
+from ..machine.devices import (
+    ACCEL,
+    CHOICES,
+    absent,
+    compile_unavailable,
+    fused_optimizer,
+    matrix_engine,
+    native_bf16,
+    resolve,
+)
 from ..reporting.schema import OPERATIONS
+
 SCALING = ("strong", "weak")  # ddp: the global batch fixed (split across ranks), or the per-rank batch
 DDP_BATCH = 256  # ddp cases' batch: the global batch (strong) or the per-rank one (weak)
 BENCH_DEVICES = CHOICES  # what --devices accepts: cpu, accel (the accelerator here), cuda, mps, xpu
 QUICK_TRAIN, QUICK_TEST = 4096, 2048  # images per split with --quick
 # What each knob of a variant sets; relu_first picks the model's registered variant.
-KNOBS = {"channels_last": {"channels_last": True}, "fused": {"fused": True},
-         "compile": {"compile": True}, "cuda_graphs": {"cuda_graphs": True}, "relu_first": {},
-         "bf16_weights": {"bf16_weights": True}}
+KNOBS = {
+    "channels_last": {"channels_last": True},
+    "fused": {"fused": True},
+    "compile": {"compile": True},
+    "cuda_graphs": {"cuda_graphs": True},
+    "relu_first": {},
+    "bf16_weights": {"bf16_weights": True},
+}
 # Variants by name: tuned is what measured fastest (results/fast/), plain is torch's defaults,
 # compiled is tuned under torch.compile (what it buys on each machine, its compile in the cold round).
 # fused acts on training, bf16_weights on inference in bf16 (Case.config).
@@ -43,8 +58,19 @@ class Recipe(NamedTuple):
     target: float  # the test accuracy that stops the clock
 
 
-RECIPE_FIELDS = ("epochs", "batch_size", "lr", "optimizer", "schedule", "cycle_epochs", "label_smoothing", "dropout",
-                 "precision", "eval_from", "eval_every")
+RECIPE_FIELDS = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "optimizer",
+    "schedule",
+    "cycle_epochs",
+    "label_smoothing",
+    "dropout",
+    "precision",
+    "eval_from",
+    "eval_every",
+)
 
 
 def recipe_fields(cfg: TrainConfig) -> dict:
@@ -60,11 +86,37 @@ def recipe_fields(cfg: TrainConfig) -> dict:
 # stop the run there (experiments/tta.py; results/fast/<machine>/tta.md). The MLP's recipe is
 # fp32: on the cpus with bf16 measured, the MLP trains slower in bf16 at batch 64 and 256.
 TTA = {
-    "mlp": Recipe(TrainConfig(model="mlp", epochs=2, batch_size=128, lr=1e-2, schedule="onecycle", cycle_epochs=1.6,
-                              label_smoothing=0.1, precision="fp32", eval_from=1.2, eval_every=0.1), 0.975),
-    "cnn": Recipe(TrainConfig(model="cnn", epochs=2, batch_size=256, lr=4e-2, schedule="onecycle", cycle_epochs=1.4,
-                              label_smoothing=0.1, dropout=0.0, precision="bf16", eval_from=1.1, eval_every=0.1),
-                  0.990),
+    "mlp": Recipe(
+        TrainConfig(
+            model="mlp",
+            epochs=2,
+            batch_size=128,
+            lr=1e-2,
+            schedule="onecycle",
+            cycle_epochs=1.6,
+            label_smoothing=0.1,
+            precision="fp32",
+            eval_from=1.2,
+            eval_every=0.1,
+        ),
+        0.975,
+    ),
+    "cnn": Recipe(
+        TrainConfig(
+            model="cnn",
+            epochs=2,
+            batch_size=256,
+            lr=4e-2,
+            schedule="onecycle",
+            cycle_epochs=1.4,
+            label_smoothing=0.1,
+            dropout=0.0,
+            precision="bf16",
+            eval_from=1.1,
+            eval_every=0.1,
+        ),
+        0.990,
+    ),
 }
 
 
@@ -102,6 +154,7 @@ class BenchOptions:
         if device != "cuda":
             return (1, 2)
         import torch
+
         return tuple(2**k for k in range(8) if 2**k <= max(1, torch.cuda.device_count()))
 
     def precisions_for(self, device: str) -> tuple[str, ...]:
@@ -169,20 +222,28 @@ class Case:
     def config(self, opts: BenchOptions | None = None) -> TrainConfig:
         """How this case trains: its recipe (tta) or its axes, with its variant's overrides."""
         opts = opts or BenchOptions()
-        axes = dict(device=self.device, precision=self.precision, root=opts.root,
-                    train_samples=opts.train_samples, test_samples=opts.test_samples)
+        axes = dict(
+            device=self.device,
+            precision=self.precision,
+            root=opts.root,
+            train_samples=opts.train_samples,
+            test_samples=opts.test_samples,
+        )
         batch = self.batch_size * (self.world_size if self.scaling == "weak" else 1)  # the global batch
-        base = (TTA[self.model].config if self.operation == "tta"
-                else TrainConfig(model=self.model, batch_size=batch, loader=self.loader))
+        base = (
+            TTA[self.model].config
+            if self.operation == "tta"
+            else TrainConfig(model=self.model, batch_size=batch, loader=self.loader)
+        )
         plain = dataclasses.replace(base, channels_last=False, fused=False, **axes)
         knobs = self.overrides()
         # fused optimizer kernels exist for some devices only: elsewhere the tuned variant runs
         # unfused; bf16 weights are inference's (training steps fp32 weights under autocast)
-        knobs.update(fused=knobs.get("fused", False) and fused_optimizer(self.device),
-                     bf16_weights=knobs.get("bf16_weights", False) and self.operation == "infer"
-                     and self.precision == "bf16",
-                     compile=knobs.get("compile", False)
-                     or self.tuned_compiles and not compile_unavailable(self.device))
+        knobs.update(
+            fused=knobs.get("fused", False) and fused_optimizer(self.device),
+            bf16_weights=knobs.get("bf16_weights", False) and self.operation == "infer" and self.precision == "bf16",
+            compile=knobs.get("compile", False) or self.tuned_compiles and not compile_unavailable(self.device),
+        )
         return dataclasses.replace(plain, **knobs)
 
     @property
@@ -194,8 +255,7 @@ class Case:
     @property
     def tuned_compiles(self) -> bool:
         """Is this a tuned case the rule compiles (COMPILED_TUNED, on a matrix engine)? No torch here."""
-        return (self.variant == "tuned" and (self.operation, self.model) in COMPILED_TUNED
-                and matrix_engine(self.device))
+        return self.variant == "tuned" and (self.operation, self.model) in COMPILED_TUNED and matrix_engine(self.device)
 
 
 def cases(opts: BenchOptions, operation: str) -> list[Case]:
@@ -211,19 +271,23 @@ def cases(opts: BenchOptions, operation: str) -> list[Case]:
                 continue
             if operation == "tta":
                 recipe = TTA[model].config
-                out += [Case("tta", model, device, recipe.batch_size, recipe_precision(recipe, precisions), variant=v)
-                        for v in variants]
+                out += [
+                    Case("tta", model, device, recipe.batch_size, recipe_precision(recipe, precisions), variant=v)
+                    for v in variants
+                ]
                 continue
             for bs in opts.batch_sizes:
-                out += [Case(operation, model, device, bs, p, variant=v)
-                        for p in precisions for v in variants]
+                out += [Case(operation, model, device, bs, p, variant=v) for p in precisions for v in variants]
                 if operation == "train" and bs == 64:  # the notebook's loop, for comparison
                     out.append(Case("train", model, device, bs, loader=NOTEBOOK, variant="plain"))
                 if operation == "train" and bs == 256:  # a plain eager loop on resident data
                     out.append(Case("train", model, device, bs, variant="plain"))
                 if bs == COMPILED_BATCH:  # not where the tuned case compiles already
-                    out += [Case(operation, model, device, bs, p, variant="compiled") for p in precisions
-                            if not Case(operation, model, device, bs, p).tuned_compiles]
+                    out += [
+                        Case(operation, model, device, bs, p, variant="compiled")
+                        for p in precisions
+                        if not Case(operation, model, device, bs, p).tuned_compiles
+                    ]
     return out
 
 
@@ -233,8 +297,11 @@ def _ddp_cases(opts: BenchOptions, model: str, device: str) -> list[Case]:
     against two threads). Quick runs keep the MLP's, so CI exercises the path."""
     if opts.quick and model != "mlp":
         return []
-    out = [Case("ddp", model, device, DDP_BATCH, world_size=w, scaling=s)
-           for w in opts.world_sizes_for(device) for s in (SCALING if w > 1 else SCALING[:1])]
+    out = [
+        Case("ddp", model, device, DDP_BATCH, world_size=w, scaling=s)
+        for w in opts.world_sizes_for(device)
+        for s in (SCALING if w > 1 else SCALING[:1])
+    ]
     if device == "cpu" and not opts.quick:
         out.append(Case("ddp", model, device, DDP_BATCH, world_size=1, scaling="strong", threads=2))
     return out
@@ -245,6 +312,7 @@ def skip_reason(case: Case, opts: BenchOptions) -> str | None:
     import torch
 
     from ..core.train import check_memory
+
     if absent(case.device):  # an accelerator that is not here
         return absent(case.device)
     if "cuda_graphs" in case.knobs and case.device != "cuda":
@@ -258,6 +326,7 @@ def skip_reason(case: Case, opts: BenchOptions) -> str | None:
         if case.operation == "ddp":
             from ..distributed.launch import room
             from ..distributed.training import per_rank
+
             per_rank(cfg, case.world_size)  # the global batch splits evenly across the ranks
             return room(case.device, case.world_size, case.threads or 1)
         if case.operation != "infer":

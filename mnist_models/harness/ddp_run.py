@@ -8,6 +8,7 @@ The pytest process hosts a torch.distributed.TCPStore and writes one command per
 the slowest rank's epoch, between barriers, after a device synchronize. The group's start
 (torchrun, every rank's torch import and data) happens once, outside every clock.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -39,9 +40,15 @@ class DdpRun(Run):
         self.log = tempfile.TemporaryFile(mode="w+")
         spec = json.dumps({"case": dataclasses.asdict(self.case), "quick": self.opts.quick, "root": self.opts.root})
         self.proc = subprocess.Popen(
-            torchrun_command(self.case.world_size, "mnist_models.harness.ddp_worker",
-                             ["--store", f"127.0.0.1:{self.store.port}", "--spec", spec]),
-            stdout=self.log, stderr=subprocess.STDOUT, env=_worker_env(self.case))
+            torchrun_command(
+                self.case.world_size,
+                "mnist_models.harness.ddp_worker",
+                ["--store", f"127.0.0.1:{self.store.port}", "--spec", spec],
+            ),
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=_worker_env(self.case),
+        )
 
     def command(self, name: str) -> dict:
         """Send one command to every rank and wait for rank 0's answer, as long as the group
@@ -74,13 +81,21 @@ class DdpRun(Run):
     def figures(self, model: torch.nn.Module, median: float, finish: dict) -> dict:
         c, world = self.case, self.case.world_size
         memory = {} if self.device.type == "cpu" else {"device_peak_memory_mb": finish["device_peak_memory_mb"]}
-        return {**self.throughput(2 * training_macs_per_sample(model), median), **memory,
-                "final_loss": round(self.result["loss"], 5), "test_accuracy": finish["accuracy"],
-                "world_size": world, "backend": self.backend, "scaling": c.scaling,
-                "global_batch": self.cfg.batch_size, "per_rank_batch": self.cfg.batch_size // world,
-                "threads_per_rank": c.threads or 1,
-                "allreduce_share": round(min(1.0, finish["allreduce_seconds"] * self.result["steps"] / median), 4)
-                if world > 1 else 0.0}
+        return {
+            **self.throughput(2 * training_macs_per_sample(model), median),
+            **memory,
+            "final_loss": round(self.result["loss"], 5),
+            "test_accuracy": finish["accuracy"],
+            "world_size": world,
+            "backend": self.backend,
+            "scaling": c.scaling,
+            "global_batch": self.cfg.batch_size,
+            "per_rank_batch": self.cfg.batch_size // world,
+            "threads_per_rank": c.threads or 1,
+            "allreduce_share": round(min(1.0, finish["allreduce_seconds"] * self.result["steps"] / median), 4)
+            if world > 1
+            else 0.0,
+        }
 
     def close(self) -> None:
         """Stop the group (every rank leaves its loop), or kill it if it does not stop."""

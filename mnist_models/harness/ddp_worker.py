@@ -7,6 +7,7 @@ ddp_run.DdpRun, it answers the controller's commands on a torch.distributed.TCPS
 Commands: "setup" (a fresh model on every rank), "epoch" (one timed epoch), "finish"
 (evaluate, measure the all-reduce), "stop"; rank 0 answers each on the store.
 """
+
 from __future__ import annotations
 
 import argparse

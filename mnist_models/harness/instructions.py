@@ -9,6 +9,7 @@ valgrind toggles (what torch.utils.benchmark's collect_callgrind uses) and dumpe
 Single-threaded, so no thread's spinning is counted. It cannot see GPU kernels, memory
 bandwidth, cache misses or page faults: a change that only moves those shows on the clock.
 """
+
 from __future__ import annotations
 
 import re
@@ -27,16 +28,20 @@ def unavailable() -> str | None:
     """Why instructions cannot be counted here, or None."""
     missing = [tool for tool in ("valgrind", "callgrind_control") if shutil.which(tool) is None]
     if missing:
-        return (f"{' and '.join(missing)} not found, so no instruction counts (install valgrind, "
-                "e.g. apt-get install valgrind); the clock alone decides")
+        return (
+            f"{' and '.join(missing)} not found, so no instruction counts (install valgrind, "
+            "e.g. apt-get install valgrind); the clock alone decides"
+        )
     return None
 
 
 def _totals(folder: Path) -> list[int]:
     """The instruction totals of each dump callgrind wrote, in dump order (part 0, the
     uncollected rest of the process, left out)."""
-    dumps = sorted((p for p in folder.iterdir() if re.fullmatch(r"cg\.\d+\.\d+", p.name)),
-                   key=lambda p: int(p.name.rsplit(".", 1)[1]))
+    dumps = sorted(
+        (p for p in folder.iterdir() if re.fullmatch(r"cg\.\d+\.\d+", p.name)),
+        key=lambda p: int(p.name.rsplit(".", 1)[1]),
+    )
     totals = []
     for dump in dumps:
         match = re.search(r"^(?:totals|summary): (\d+)", dump.read_text(errors="replace"), re.M)
@@ -44,12 +49,16 @@ def _totals(folder: Path) -> list[int]:
     return totals
 
 
-def count_sides(sides, cases: list[str], root: str | None, images: dict[str, int] = IMAGES,
-                progress: Callable[[str], None] = lambda line: None) -> list[dict]:
+def count_sides(
+    sides,
+    cases: list[str],
+    root: str | None,
+    images: dict[str, int] = IMAGES,
+    progress: Callable[[str], None] = lambda line: None,
+) -> list[dict]:
     """Both sides counted at once (the counts do not depend on what else runs): per side,
     {case: {"instructions", "steps", "per_step"}}."""
-    prefix = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--collect-atstart=no",
-              "--quiet"]
+    prefix = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--collect-atstart=no", "--quiet"]
     with tempfile.TemporaryDirectory(prefix="mnist-bench-callgrind-") as tmp:
         folders = [Path(tmp, side.name) for side in sides]
         workers = []
@@ -68,9 +77,18 @@ def count_sides(sides, cases: list[str], root: str | None, images: dict[str, int
         for side, folder, reply in zip(sides, folders, replies):
             totals = _totals(folder)
             if len(totals) != len(cases) or not all(totals):
-                raise RunError(f"the {side.name} side's callgrind dumps hold {len(totals)} counts for "
-                               f"{len(cases)} cases; instrumentation did not start")
-            out.append({case: {"instructions": n, "steps": reply["steps"][case],
-                               "per_step": round(n / reply["steps"][case])}
-                        for case, n in zip(cases, totals)})
+                raise RunError(
+                    f"the {side.name} side's callgrind dumps hold {len(totals)} counts for "
+                    f"{len(cases)} cases; instrumentation did not start"
+                )
+            out.append(
+                {
+                    case: {
+                        "instructions": n,
+                        "steps": reply["steps"][case],
+                        "per_step": round(n / reply["steps"][case]),
+                    }
+                    for case, n in zip(cases, totals)
+                }
+            )
         return out

@@ -4,14 +4,20 @@ round here runs each item once, in a freshly shuffled (seeded) order, after one 
 
     seconds = interleaved(["a", "b"], rounds=5, time_one=lambda name, r: ...)   # {"a": [rounds 1-5 s], ...}
 """
+
 from __future__ import annotations
 
 import random
 from typing import Callable, Hashable, Iterable
 
 
-def interleaved(items: Iterable[Hashable], rounds: int, time_one: Callable[[Hashable, int], float],
-                progress: Callable[[int, Hashable], None] | None = None, seed: int = 0) -> dict:
+def interleaved(
+    items: Iterable[Hashable],
+    rounds: int,
+    time_one: Callable[[Hashable, int], float],
+    progress: Callable[[int, Hashable], None] | None = None,
+    seed: int = 0,
+) -> dict:
     """time_one(item, r) for every item in every round r = 0 (cold) .. rounds, each round in
     a new shuffled order: {item: the seconds it returned in rounds 1..rounds}."""
     order = list(items)

@@ -8,6 +8,7 @@ LABEL (default: the hostname) names the file; an existing one is kept unless `fo
 cases run in a pytest process of their own; stopped early (Ctrl-C, a failed case, a crash
 or a kill), the cases that finished go to runs/partial/LABEL.json and a line says so.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,12 +29,16 @@ from ..files import check_writable, default_mode, one_writer
 LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", re.ASCII)  # a plain file name, in any locale
 SUITE = "mnist_models.harness.suite"
 # pytest options after which no result file, or one compare cannot read, would come out
-NO_RESULT = {"-n": "parallel workers share the cores the cases measure",
-             "--numprocesses": "parallel workers share the cores the cases measure",
-             "--collect-only": "it runs no case", "--co": "it runs no case",
-             "--benchmark-skip": "it skips every case", "--benchmark-disable": "it times no round",
-             "--benchmark-json": "the main job names the result file itself (LABEL)",
-             "--count": "it repeats cases under one id, which compare cannot tell apart"}
+NO_RESULT = {
+    "-n": "parallel workers share the cores the cases measure",
+    "--numprocesses": "parallel workers share the cores the cases measure",
+    "--collect-only": "it runs no case",
+    "--co": "it runs no case",
+    "--benchmark-skip": "it skips every case",
+    "--benchmark-disable": "it times no round",
+    "--benchmark-json": "the main job names the result file itself (LABEL)",
+    "--count": "it repeats cases under one id, which compare cannot tell apart",
+}
 
 
 @dataclass(frozen=True)
@@ -74,8 +79,10 @@ def check(job: MainJob) -> None:
         raise UsageError(f"{job.out} already exists; pass another LABEL or --force (FORCE=1 for bench.sh) to overwrite")
     report = job.folder / "report"
     if report.is_symlink() or (os.path.lexists(report) and not report.is_dir()):
-        raise UsageError(f"{report} is {'a symbolic link' if report.is_symlink() else 'a file'}, where the "
-                         "report's folder goes; move it aside")
+        raise UsageError(
+            f"{report} is {'a symbolic link' if report.is_symlink() else 'a file'}, where the "
+            "report's folder goes; move it aside"
+        )
     for folder in (job.folder, job.partial.parent):  # both writable before an hour of work, not after
         check_writable(folder, [], force=True, option="folder (run from a writable checkout)")
 
@@ -83,8 +90,21 @@ def check(job: MainJob) -> None:
 def run_cases(job: MainJob, target: Path) -> int:
     """The cases' pytest process, writing `target`; pytest's exit code (130 for Ctrl-C, 143 for
     SIGTERM, which is passed on to pytest as Ctrl-C so that it stops at a case's end)."""
-    cmd = [sys.executable, "-m", "pytest", "--pyargs", SUITE, "-rs", "-p", "no:cacheprovider",
-           "--machine-label", job.label, "--benchmark-json", str(target), *job.pytest_args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "--pyargs",
+        SUITE,
+        "-rs",
+        "-p",
+        "no:cacheprovider",
+        "--machine-label",
+        job.label,
+        "--benchmark-json",
+        str(target),
+        *job.pytest_args,
+    ]
     proc = subprocess.Popen(cmd)
     try:
         code = proc.wait()
@@ -101,9 +121,10 @@ def run_cases(job: MainJob, target: Path) -> int:
 # pytest's codes in the suite's terms: 1 a case failed stays 1 (never anything else), 2
 # interrupted is 130, 4 a usage error and 5 no case selected are bad input (2), 3 stays 3
 EXIT = {2: EXIT_INTERRUPTED, 4: EXIT_USAGE, 5: EXIT_USAGE}
-NOTHING_RAN = {4: "pytest refused an option (the line above names it); no case ran",
-               5: "no case was selected: -k, --devices, --models, --batch-sizes and --precisions left none; "
-                  "widen them"}
+NOTHING_RAN = {
+    4: "pytest refused an option (the line above names it); no case ran",
+    5: "no case was selected: -k, --devices, --models, --batch-sizes and --precisions left none; widen them",
+}
 
 
 def keep_finished(job: MainJob, target: Path, pytest_code: int, say: Callable[[str], None]) -> int:
@@ -156,6 +177,7 @@ def report(job: MainJob, say: Callable[[str], None]) -> int:
     the record in a checkout whose README has the block)."""
     from ..reporting.report import LEADERBOARD, write_report
     from ..reporting.results import load_results
+
     results = load_results(sorted(job.folder.glob("*.json")))
     for line in results.problems + results.notes:
         print(f"mnist-bench: warning: {line}", file=sys.stderr)

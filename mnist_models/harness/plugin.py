@@ -8,6 +8,7 @@ that would yield no honest result refused, and the record finished (record.py).
 
 Nothing heavier than pytest is imported until a run is ours.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,31 +27,55 @@ CASE_FIXTURES = {f"{op}_case" for op in OPERATIONS}
 OURS = pytest.StashKey[bool]()  # set at collection: this run holds the suite's cases or data
 # pytest-benchmark's own knobs that the suite's pedantic rounds ignore: set to anything but
 # their defaults they would be silently ignored, so they are refused and --rounds named instead
-IGNORED = ("benchmark_min_rounds", "benchmark_max_time", "benchmark_min_time", "benchmark_warmup",
-           "benchmark_warmup_iterations", "benchmark_calibration_precision")
+IGNORED = (
+    "benchmark_min_rounds",
+    "benchmark_max_time",
+    "benchmark_min_time",
+    "benchmark_warmup",
+    "benchmark_warmup_iterations",
+    "benchmark_calibration_precision",
+)
 
 
 def pytest_addoption(parser) -> None:
     d = BenchOptions()
     group = parser.getgroup("mnist-bench")
-    group.addoption("--devices", type=choices("device", BENCH_DEVICES), default=d.devices,
-                    help="comma-separated: cpu, accel (the accelerator here, whatever it is), cuda, mps, "
-                         "xpu (default cpu,accel; an absent accelerator's cases skip)")
-    group.addoption("--models", type=choices("model", MODELS), default=d.models,
-                    help=f"comma-separated: {','.join(MODELS)}")
-    group.addoption("--batch-sizes", type=positives("batch sizes", "64,256,1024"), default=d.batch_sizes,
-                    help="comma-separated positive integers (default 64,256,1024; the ddp cases' batch is "
-                         f"{DDP_BATCH} whatever this says)")
-    group.addoption("--precisions", type=choices("precision", PRECISIONS), default=d.precisions,
-                    help="comma-separated: fp32,bf16 (default: fp32, plus bf16 on each device "
-                         "that runs it natively)")
-    group.addoption("--rounds", type=positive("rounds"), default=None,
-                    help="timed rounds per case (default 5, or 1 with --quick)")
-    group.addoption("--world-sizes", type=positives("world sizes", "1,2,4"), default=None,
-                    help="ddp ranks, comma-separated (default 1,2 on the cpu; 1 to the GPUs, powers of 2, on cuda)")
+    group.addoption(
+        "--devices",
+        type=choices("device", BENCH_DEVICES),
+        default=d.devices,
+        help="comma-separated: cpu, accel (the accelerator here, whatever it is), cuda, mps, "
+        "xpu (default cpu,accel; an absent accelerator's cases skip)",
+    )
+    group.addoption(
+        "--models", type=choices("model", MODELS), default=d.models, help=f"comma-separated: {','.join(MODELS)}"
+    )
+    group.addoption(
+        "--batch-sizes",
+        type=positives("batch sizes", "64,256,1024"),
+        default=d.batch_sizes,
+        help="comma-separated positive integers (default 64,256,1024; the ddp cases' batch is "
+        f"{DDP_BATCH} whatever this says)",
+    )
+    group.addoption(
+        "--precisions",
+        type=choices("precision", PRECISIONS),
+        default=d.precisions,
+        help="comma-separated: fp32,bf16 (default: fp32, plus bf16 on each device that runs it natively)",
+    )
+    group.addoption(
+        "--rounds", type=positive("rounds"), default=None, help="timed rounds per case (default 5, or 1 with --quick)"
+    )
+    group.addoption(
+        "--world-sizes",
+        type=positives("world sizes", "1,2,4"),
+        default=None,
+        help="ddp ranks, comma-separated (default 1,2 on the cpu; 1 to the GPUs, powers of 2, on cuda)",
+    )
     group.addoption("--machine-label", default=None, help="label for this machine (default: hostname)")
-    group.addoption("--quick", action="store_true",
-                    help=f"{QUICK_TRAIN} training and {QUICK_TEST} test images, one round per case")
+    group.addoption(
+        "--quick", action="store_true", help=f"{QUICK_TRAIN} training and {QUICK_TEST} test images, one round per case"
+    )
 
 
 def options(config) -> BenchOptions:
@@ -60,13 +85,20 @@ def options(config) -> BenchOptions:
     images = QUICK_TRAIN if quick else TRAIN_SIZE
     too_big = [b for b in config.getoption("--batch-sizes") if b > images]
     if too_big:
-        raise pytest.UsageError(f"--batch-sizes: {too_big[0]:,} is more than the {images:,} training "
-                                f"images of a {'quick ' * quick}round; choose at most {images}")
-    return BenchOptions(devices=config.getoption("--devices"), models=config.getoption("--models"),
-                        batch_sizes=config.getoption("--batch-sizes"),
-                        precisions=config.getoption("--precisions"), rounds=rounds, quick=quick,
-                        world_sizes=config.getoption("--world-sizes"),
-                        label=config.getoption("--machine-label") or socket.gethostname())
+        raise pytest.UsageError(
+            f"--batch-sizes: {too_big[0]:,} is more than the {images:,} training "
+            f"images of a {'quick ' * quick}round; choose at most {images}"
+        )
+    return BenchOptions(
+        devices=config.getoption("--devices"),
+        models=config.getoption("--models"),
+        batch_sizes=config.getoption("--batch-sizes"),
+        precisions=config.getoption("--precisions"),
+        rounds=rounds,
+        quick=quick,
+        world_sizes=config.getoption("--world-sizes"),
+        label=config.getoption("--machine-label") or socket.gethostname(),
+    )
 
 
 def ours(config) -> bool:
@@ -87,10 +119,13 @@ def pytest_generate_tests(metafunc) -> None:
 def json_problem(path) -> str | None:
     """Why --benchmark-json PATH could not take the result file at the end (None: it can)."""
     import os
+
     if path.is_symlink():
         return f"--benchmark-json {path} is a symbolic link; give a path of its own"
     if path.exists() and not path.is_file():
-        return f"--benchmark-json {path} is {'a directory' if path.is_dir() else 'not a regular file'}; give a file path"
+        return (
+            f"--benchmark-json {path} is {'a directory' if path.is_dir() else 'not a regular file'}; give a file path"
+        )
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         return f"--benchmark-json {path}: its folder {folder} does not exist; create it or choose another path"
@@ -102,8 +137,7 @@ def json_problem(path) -> str | None:
 def refusal(config, has_cases: bool) -> str | None:
     """Why this pytest-benchmark setting would leave no honest result file, or None."""
     if getattr(config.option, "numprocesses", None) or getattr(config.option, "dist", "no") != "no":
-        return ("parallel workers (pytest-xdist -n) would share the cores the cases measure; "
-                "run without -n")
+        return "parallel workers (pytest-xdist -n) would share the cores the cases measure; run without -n"
     json_path = config.getoption("benchmark_json", None)
     if json_path is not None and has_cases and json_problem(json_path):
         return json_problem(json_path)
@@ -135,16 +169,20 @@ def pytest_collection_modifyitems(session, config, items) -> None:
         raise pytest.UsageError(f"mnist-bench: {why}")
     from ..core.data import DatasetError, ensure_mnist
     from ..machine.process import tune_malloc
+
     try:
         ensure_mnist()
     except DatasetError as exc:
         raise pytest.UsageError(f"mnist-bench: {exc}") from None
     tune_malloc()  # before any tensor: benchmarks and tests train with freed memory kept
     from .record import start_clock
+
     start_clock(config)  # how busy the machine was, recorded with the result
     from ..errors import sigterm_as_interrupt
+
     sigterm_as_interrupt()  # CI's cancel stops at a case's end, as Ctrl-C does: finished cases kept
     from ..machine.process import oversubscribed
+
     crowded = oversubscribed()
     if crowded:
         _say(config, f"warning: {crowded}")
@@ -167,6 +205,7 @@ def pytest_runtest_teardown(item) -> None:
     path = item.config.getoption("benchmark_json", None)
     if path is not None and ours(item.config):
         from .record import write_partial
+
         write_partial(item.config, path, options(item.config))  # finished cases survive a crash
 
 
@@ -174,6 +213,7 @@ def pytest_runtest_teardown(item) -> None:
 def pytest_sessionfinish(session):
     if ours(session.config) and getattr(session.config, "_benchmarksession", None) is not None:
         from .record import drop_unstarted
+
         drop_unstarted(session.config._benchmarksession)  # pytest-benchmark writes in its own wrapper, after this
     return (yield)
 
@@ -192,6 +232,7 @@ def pytest_unconfigure(config) -> None:
 
 def _whole(path) -> bool:
     import json
+
     if not path.is_file():  # a device such as /dev/full reads without end
         return False
     try:
@@ -204,6 +245,7 @@ def pytest_benchmark_update_machine_info(config, machine_info) -> None:
     """The machine's facts, which stay the same from run to run (what pytest-benchmark compares)."""
     if ours(config):
         from .record import machine_facts
+
         machine_info["mnist_bench"] = machine_facts(options(config))
 
 
@@ -222,6 +264,7 @@ def pytest_benchmark_update_json(config, benchmarks, output_json) -> None:
     """The run's own facts and the probe, each case's plain params and scaling efficiency."""
     if ours(config):
         from .record import finish_json
+
         finish_json(config, output_json, options(config), say=lambda line: _say(config, line))
 
 
@@ -234,10 +277,12 @@ def bench_options(request) -> BenchOptions:
 def bench_data(bench_options):
     """Resident splits per device, loaded on first use and kept for the session."""
     from .run import Data
+
     cache: dict = {}
 
     def load(device: str):
         if device not in cache:
             cache[device] = Data.load(bench_options, device)
         return cache[device]
+
     return load

@@ -1,7 +1,8 @@
 """torch.profiler's table of a few training steps of one benchmark case on the cpu.
 
-    python -m mnist_models profile --model cnn --batch-size 256 --steps 50
+python -m mnist_models profile --model cnn --batch-size 256 --steps 50
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,13 +29,17 @@ class ProfileOptions:
         """The case profiled; UsageError for an unknown variant knob or more images than MNIST has."""
         images = self.steps * self.batch_size
         if images > TRAIN_SIZE:
-            raise UsageError(f"{self.steps} steps of batch {self.batch_size} need {images:,} images, more than "
-                             f"MNIST's {TRAIN_SIZE:,}; lower --steps or --batch-size")
+            raise UsageError(
+                f"{self.steps} steps of batch {self.batch_size} need {images:,} images, more than "
+                f"MNIST's {TRAIN_SIZE:,}; lower --steps or --batch-size"
+            )
         case = Case("train", self.model, "cpu", self.batch_size, self.precision, variant=self.variant)
         case.overrides()  # raises on unknown variant knobs
         if "cuda_graphs" in case.knobs:
-            raise UsageError(f"profile runs on the cpu and CUDA graphs need a CUDA device; "
-                             f"drop cuda_graphs from --variant (got {self.variant!r})")
+            raise UsageError(
+                f"profile runs on the cpu and CUDA graphs need a CUDA device; "
+                f"drop cuda_graphs from --variant (got {self.variant!r})"
+            )
         return case
 
 
@@ -46,6 +51,7 @@ def profile_case(opts: ProfileOptions, say: Callable[[str], None] = print) -> in
     from ..machine.process import tune_malloc
     from .run import Data
     from .runs import make_run
+
     tune_malloc()  # before any tensor: freed memory kept for the next step
     bench = BenchOptions(root=opts.root)
     data = Data.load(bench, "cpu")
@@ -58,6 +64,8 @@ def profile_case(opts: ProfileOptions, say: Callable[[str], None] = print) -> in
     finally:
         run.close()
     table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
-    say(f"# {opts.command}\n# case {case.id}, {opts.steps} training steps, torch.profiler, "
-        f"sorted by self CPU time\n{table}")
+    say(
+        f"# {opts.command}\n# case {case.id}, {opts.steps} training steps, torch.profiler, "
+        f"sorted by self CPU time\n{table}"
+    )
     return EXIT_OK

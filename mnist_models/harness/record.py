@@ -5,6 +5,7 @@ run's facts and the matmul and bandwidth probes (at the document's top level,
 --group-by param:model` works), the
 scaling efficiencies, and the copy written after every case that survives a crash.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,18 @@ from .cases import BenchOptions
 _RUN = pytest.StashKey[dict]()  # the run's facts and probe, measured once per session
 _PARTIAL = pytest.StashKey[dict]()
 _BUSY = pytest.StashKey[dict]()  # the CPU times at the run's start
-AXES = ("operation", "model", "device", "batch_size", "precision", "loader", "variant", "world_size",
-        "scaling", "threads_per_rank")
+AXES = (
+    "operation",
+    "model",
+    "device",
+    "batch_size",
+    "precision",
+    "loader",
+    "variant",
+    "world_size",
+    "scaling",
+    "threads_per_rank",
+)
 
 
 def machine_facts(opts: BenchOptions) -> dict:
@@ -34,14 +45,21 @@ def run_facts(config, opts: BenchOptions, say: Callable[[str], None]) -> dict:
     and each device's bandwidth probe."""
     if _RUN not in config.stash:
         from ..machine.probe import probe
-        config.stash[_RUN] = {"format": FORMAT, "quick": opts.quick, "rounds": opts.rounds,
-                              **probe(opts.probe_plan(), say), **busy(config, say)}
+
+        config.stash[_RUN] = {
+            "format": FORMAT,
+            "quick": opts.quick,
+            "rounds": opts.rounds,
+            **probe(opts.probe_plan(), say),
+            **busy(config, say),
+        }
     return config.stash[_RUN]
 
 
 def start_clock(config) -> None:
     """How busy the machine is, measured from here to the run's end (busy())."""
     from ..machine.process import cpu_snapshot
+
     config.stash[_BUSY] = cpu_snapshot()
 
 
@@ -51,6 +69,7 @@ def busy(config, say: Callable[[str], None]) -> dict:
     if _BUSY not in config.stash:
         return {}
     from ..machine.process import busy_since, not_quiet
+
     facts = busy_since(config.stash[_BUSY])
     line = not_quiet(facts)
     if line:
@@ -87,7 +106,8 @@ def write_partial(config, path: Path, opts: BenchOptions) -> None:
         cache["machine_info"] = {"mnist_bench": machine_facts(opts)}
         cache["commit_info"] = config.hook.pytest_benchmark_generate_commit_info(config=config)
     doc = config.hook.pytest_benchmark_generate_json(
-        config=config, benchmarks=session.benchmarks, include_data=True, **cache)
+        config=config, benchmarks=session.benchmarks, include_data=True, **cache
+    )
     for b in doc["benchmarks"]:
         b["params"] = plain_params(b, opts.label)
     doc["mnist_bench"] = {"format": FORMAT, "quick": opts.quick, "rounds": opts.rounds, "partial": True}

@@ -11,6 +11,7 @@ synchronized clock reads; finish() measures what the case measures once, after i
 figures() only computes from what was measured; close() frees what the case held and puts
 back what it changed (cuDNN's autotuning flag).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -95,6 +96,7 @@ class Run:
             return contextlib.nullcontext()
         import torch._dynamo
         import torch._inductor.config
+
         torch._dynamo.reset()  # nor graphs an earlier case compiled in this process
         stack = contextlib.ExitStack()
         stack.enter_context(warnings.catch_warnings())
@@ -117,14 +119,27 @@ class Run:
         """Every axis and derived figure of this case, for benchmark.extra_info."""
         c, model, finished = self.case, create_model(self.case.model), self.finish()
         median = median or statistics.median(self.inner)
-        info = {"model": c.model, "device": c.device, "operation": c.operation,
-                "batch_size": c.batch_size, "loader": c.loader, "variant": c.variant,
-                "precision": c.precision, "native": c.precision == "fp32" or native_bf16(c.device),
-                "samples": self.samples, "params": count_params(model),
-                "macs_per_sample": macs_per_sample(model), "peak_rss_mb": peak_rss_mb(),
-                "torch_threads": torch.get_num_threads(), "channels_last": self.cfg.channels_last,
-                "fused": self.cfg.fused, "compiled": self.cfg.compile, "dtype": self.dtype(),
-                "cold_seconds": round(cold, 4), **self.figures(model, median, finished)}
+        info = {
+            "model": c.model,
+            "device": c.device,
+            "operation": c.operation,
+            "batch_size": c.batch_size,
+            "loader": c.loader,
+            "variant": c.variant,
+            "precision": c.precision,
+            "native": c.precision == "fp32" or native_bf16(c.device),
+            "samples": self.samples,
+            "params": count_params(model),
+            "macs_per_sample": macs_per_sample(model),
+            "peak_rss_mb": peak_rss_mb(),
+            "torch_threads": torch.get_num_threads(),
+            "channels_last": self.cfg.channels_last,
+            "fused": self.cfg.fused,
+            "compiled": self.cfg.compile,
+            "dtype": self.dtype(),
+            "cold_seconds": round(cold, 4),
+            **self.figures(model, median, finished),
+        }
         if self.device.type != "cpu" and "device_peak_memory_mb" not in info:
             info["device_peak_memory_mb"], note = peak_memory_mb(self.device)
             info.update({"device_peak_memory_note": note} if note else {})
@@ -144,5 +159,8 @@ class Run:
         return {}
 
     def throughput(self, flops_per_sample: int, median: float) -> dict:
-        return {"flops_per_sample": flops_per_sample, "samples_per_second": round(self.samples / median, 1),
-                "gflops": round(flops_per_sample * self.samples / median / 1e9, 2)}
+        return {
+            "flops_per_sample": flops_per_sample,
+            "samples_per_second": round(self.samples / median, 1),
+            "gflops": round(flops_per_sample * self.samples / median / 1e9, 2),
+        }

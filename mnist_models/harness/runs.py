@@ -1,7 +1,8 @@
 """One class per operation, each following run.Run's template; `make_run` picks it.
 
-    run = make_run(Case("train", "cnn", "cpu", 256), BenchOptions(), Data.load(opts, "cpu"))
+run = make_run(Case("train", "cnn", "cpu", 256), BenchOptions(), Data.load(opts, "cpu"))
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -41,8 +42,11 @@ class TrainRun(ResidentRun):
         return {"test_accuracy": self.trainer.evaluate(self.batches["test"])["accuracy"]}
 
     def figures(self, model: torch.nn.Module, median: float, finished: dict) -> dict:
-        return {**self.throughput(2 * training_macs_per_sample(model), median),
-                "final_loss": round(self.result["loss"], 5), "test_accuracy": finished["test_accuracy"]}
+        return {
+            **self.throughput(2 * training_macs_per_sample(model), median),
+            "final_loss": round(self.result["loss"], 5),
+            "test_accuracy": finished["test_accuracy"],
+        }
 
 
 class InferRun(ResidentRun):
@@ -85,11 +89,14 @@ class TimeToAccuracyRun(ResidentRun):
         self.results.append(train_to_accuracy(self.trainer, self.batches["train"], self.batches["test"], target))
 
     def figures(self, model: torch.nn.Module, median: float, finished: dict) -> dict:
-        return {"target_accuracy": TTA[self.case.model].target, "seeds": len(self.results),
-                "reached": [r["reached"] for r in self.results],
-                "epochs_to_target": [r["epochs"] for r in self.results],
-                "accuracy_at_stop": [r["accuracy"] for r in self.results],
-                "recipe": recipe_fields(self.cfg)}
+        return {
+            "target_accuracy": TTA[self.case.model].target,
+            "seeds": len(self.results),
+            "reached": [r["reached"] for r in self.results],
+            "epochs_to_target": [r["epochs"] for r in self.results],
+            "accuracy_at_stop": [r["accuracy"] for r in self.results],
+            "recipe": recipe_fields(self.cfg),
+        }
 
 
 RUNS: dict[str, type[Run]] = {"train": TrainRun, "infer": InferRun, "tta": TimeToAccuracyRun, "ddp": DdpRun}

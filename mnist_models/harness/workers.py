@@ -7,6 +7,7 @@ answers one JSON line per message.
     worker.ask(op="start", cases=["train-mlp-cpu-bs64"], threads=1, label="base", root=None,
                images={"train": 1024, "infer": 2048})
 """
+
 from __future__ import annotations
 
 import json
@@ -41,8 +42,10 @@ class Side:
         for python in (p / "bin" / "python", p / "Scripts" / "python.exe", p):
             if python.is_file() and os.access(python, os.X_OK):
                 return cls(name, path, str(python), None)
-        raise UsageError(f"{name} side {path!r} is neither a checkout (a folder holding mnist_models/) "
-                         "nor an installed environment (a venv folder or its python); pass one of those")
+        raise UsageError(
+            f"{name} side {path!r} is neither a checkout (a folder holding mnist_models/) "
+            "nor an installed environment (a venv folder or its python); pass one of those"
+        )
 
     def env(self, threads: int) -> dict:
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -73,10 +76,16 @@ class Worker:
         self.side = side
         cpus = same_cpus(threads) if pin else None
         self.log = tempfile.TemporaryFile(mode="w+")  # its stderr: a pipe nobody reads could fill and stall it
-        self.proc = subprocess.Popen([*(prefix or []), side.python, "-c", WORKER.read_text()],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
-                                     text=True, cwd=side.cwd, env=side.env(threads),
-                                     preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None)
+        self.proc = subprocess.Popen(
+            [*(prefix or []), side.python, "-c", WORKER.read_text()],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+            cwd=side.cwd,
+            env=side.env(threads),
+            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
+        )
 
     def ask(self, **msg) -> dict:
         self.send(**msg)
@@ -96,8 +105,10 @@ class Worker:
             sel.register(self.proc.stdout, selectors.EVENT_READ)
             if not sel.select(seconds):
                 self.close()
-                raise RunError(f"the {self.side.name} side ({self.side.path}) gave no answer in {seconds:.0f} s; "
-                               "its code hung or is far slower than a round should be")
+                raise RunError(
+                    f"the {self.side.name} side ({self.side.path}) gave no answer in {seconds:.0f} s; "
+                    "its code hung or is far slower than a round should be"
+                )
         line = self.proc.stdout.readline()
         reply = json.loads(line) if line.startswith("{") else None
         if reply is None or "error" in reply:

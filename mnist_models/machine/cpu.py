@@ -6,6 +6,7 @@
 The flag functions take the flags they decide from, so they are pure and need no torch;
 torch is imported only by cpu_facts, which asks it for its own capability level.
 """
+
 from __future__ import annotations
 
 import functools
@@ -19,8 +20,21 @@ BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
 MATRIX_FLAGS = frozenset({"amx_bf16"})  # a matrix engine that multiplies bf16 tiles (Intel AMX)
 AVX512_CORE = frozenset({"avx512f", "avx512bw", "avx512vl", "avx512dq"})  # torch's "AVX512" level
 # The flags a reader compares machines by, in the order the report shows them.
-SHOWN_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile",
-               "amx_bf16", "amx_int8", "neon", "asimd", "sve", "bf16")
+SHOWN_FLAGS = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx_vnni",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+    "neon",
+    "asimd",
+    "sve",
+    "bf16",
+)
 
 
 def vector_isa(flags: Iterable[str]) -> str:
@@ -40,6 +54,7 @@ def _cpuinfo() -> dict:
     """
     try:
         import cpuinfo
+
         return cpuinfo.get_cpu_info()
     except Exception:  # an unknown platform: the facts are optional, the run is not
         return {}
@@ -73,11 +88,15 @@ def _caches() -> dict[str, str]:
 def cpu_facts() -> dict:
     """The CPU as a reader tells machines apart: model, family/model/stepping, ISA, flags, caches."""
     import torch
+
     info, flags = _cpuinfo(), cpu_flags()
-    return {"cpu_model": info.get("brand_raw") or platform.processor() or platform.machine(),
-            "cpu_vendor": info.get("vendor_id_raw"),
-            "cpu_family": info.get("family"), "cpu_model_number": info.get("model"),
-            "cpu_stepping": info.get("stepping"),
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "cpu_flags": [f for f in SHOWN_FLAGS if f in flags],
-            "cpu_caches": _caches() or None}
+    return {
+        "cpu_model": info.get("brand_raw") or platform.processor() or platform.machine(),
+        "cpu_vendor": info.get("vendor_id_raw"),
+        "cpu_family": info.get("family"),
+        "cpu_model_number": info.get("model"),
+        "cpu_stepping": info.get("stepping"),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_flags": [f for f in SHOWN_FLAGS if f in flags],
+        "cpu_caches": _caches() or None,
+    }

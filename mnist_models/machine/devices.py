@@ -12,6 +12,7 @@ lacks (its memory statistics came later than 2.6) falls back to the backend's ow
 (torch.cuda, torch.xpu, torch.mps), and a backend with no such statistic reads None with
 the reason. torch is imported only inside functions.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -29,6 +30,7 @@ CHOICES = ("cpu", ACCEL, *NAMED)
 def accelerator() -> str | None:
     """The type name of the accelerator present and usable, or None."""
     import torch
+
     if not torch.accelerator.is_available():
         return None
     return torch.accelerator.current_accelerator().type
@@ -53,6 +55,7 @@ def sync(device) -> None:
     """Wait for the device's queued work, so a clock read after it is honest: any
     accelerator, through torch.accelerator (the cpu has nothing queued)."""
     import torch
+
     device = torch.device(device)
     if device.type != "cpu":
         torch.accelerator.synchronize(device)
@@ -70,12 +73,14 @@ def timed(fn, device) -> tuple[object, float]:
 def is_rocm() -> bool:
     """ROCm: AMD GPUs, which PyTorch presents as cuda."""
     import torch
+
     return torch.version.hip is not None
 
 
 def _backend(kind: str):
     """torch.cuda, torch.xpu, torch.mps: the backend module for a fallback, or None."""
     import torch
+
     return getattr(torch, kind, None)
 
 
@@ -83,6 +88,7 @@ def _call(name: str, kind: str, *args):
     """torch.accelerator's `name` (its memory module first), else the backend's own, else
     AttributeError: the installed torch has neither."""
     import torch
+
     for where in (getattr(torch.accelerator, "memory", None), torch.accelerator, _backend(kind)):
         fn = getattr(where, name, None) if where is not None else None
         if fn is not None:
@@ -93,6 +99,7 @@ def _call(name: str, kind: str, *args):
 def reset_peak_memory(device) -> None:
     """Start the peak-memory reading afresh (cpu, or a backend without one: nothing)."""
     import torch
+
     device = torch.device(device)
     if device.type != "cpu":
         try:
@@ -105,6 +112,7 @@ def peak_memory_mb(device) -> tuple[float | None, str | None]:
     """Peak memory held by tensors on `device` since the last reset, in MiB, and None with
     the reason where it cannot be read (the cpu has peak_rss_mb instead)."""
     import torch
+
     device = torch.device(device)
     if device.type == "cpu":
         return None, "the cpu's is the process's peak RSS (peak_rss_mb)"
@@ -118,9 +126,11 @@ def _limits_left() -> list[int]:
     """Bytes this process may still take under its own limits: RLIMIT_AS and RLIMIT_DATA (ulimit
     -v, -d) less what it holds, and its cgroup's memory.max less memory.current."""
     import psutil
+
     left = []
     try:
         import resource
+
         mem = psutil.Process().memory_info()
         for which, used in ((resource.RLIMIT_AS, mem.vms), (resource.RLIMIT_DATA, mem.vms)):
             soft = resource.getrlimit(which)[0]
@@ -144,6 +154,7 @@ def free_memory(device) -> int | None:
     process's limits (ulimit, cgroup) leave less; the device's own where it says."""
     import psutil
     import torch
+
     device = torch.device(device)
     if device.type == "cpu":
         return min([psutil.virtual_memory().available, *_limits_left()])
@@ -159,6 +170,7 @@ def fused_optimizer(kind: str) -> bool:
     """Does torch have fused Adam/SGD kernels for this device type?"""
     try:
         from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
+
         return kind in _get_fused_kernels_supported_devices()
     except ImportError:  # a torch that moved it: the two torch has had longest
         return kind in ("cuda", "cpu")
@@ -170,17 +182,23 @@ def compile_unavailable(device: str) -> str | None:
     import os
 
     import torch._dynamo
+
     if not torch._dynamo.is_dynamo_supported():
         return f"torch.compile does not support this Python ({sys.version.split()[0]})"
     if device == "cpu":
         compiler = os.environ.get("CXX") or ("clang++" if sys.platform == "darwin" else "g++")  # inductor's search
         if not shutil.which(compiler):
-            return (f"torch.compile's CPU backend needs a C++ compiler, and {compiler} is not on the PATH; "
-                    "install it or set CXX")
+            return (
+                f"torch.compile's CPU backend needs a C++ compiler, and {compiler} is not on the PATH; "
+                "install it or set CXX"
+            )
         return None
     if device == "cuda":
-        return None if importlib.util.find_spec("triton") else \
-            "torch.compile on cuda needs triton, which this torch install lacks (pip install triton)"
+        return (
+            None
+            if importlib.util.find_spec("triton")
+            else "torch.compile on cuda needs triton, which this torch install lacks (pip install triton)"
+        )
     return f"the compiled variant is measured on cpu and cuda only, not on {device}"
 
 
@@ -192,8 +210,10 @@ def native_bf16(device: str, flags: Iterable[str] | None = None) -> bool:
     """
     if device == "cpu":
         from .cpu import BF16_FLAGS, has_any
+
         return has_any(BF16_FLAGS, flags)
     import torch
+
     if device == "cuda" and torch.cuda.is_available():
         try:
             return torch.cuda.is_bf16_supported(including_emulation=False)
@@ -209,6 +229,7 @@ def matrix_engine(device: str, flags: Iterable[str] | None = None) -> bool:
     if device != "cpu":
         return False
     from .cpu import MATRIX_FLAGS, has_any
+
     return has_any(MATRIX_FLAGS, flags)
 
 
@@ -216,30 +237,41 @@ def accelerator_facts() -> dict:
     """The accelerator present: type, name, count, memory, runtime, driver, capability and
     what it runs natively; {} without one."""
     import torch
+
     kind = accelerator()
     if kind is None:
         return {}
-    info = {"accelerator": "rocm" if kind == "cuda" and is_rocm() else kind,
-            "accelerator_count": torch.accelerator.device_count(),
-            "accelerator_bf16_native": native_bf16(kind), "accelerator_fused_optimizer": fused_optimizer(kind)}
+    info = {
+        "accelerator": "rocm" if kind == "cuda" and is_rocm() else kind,
+        "accelerator_count": torch.accelerator.device_count(),
+        "accelerator_bf16_native": native_bf16(kind),
+        "accelerator_fused_optimizer": fused_optimizer(kind),
+    }
     if kind in ("cuda", "xpu"):
         props = _backend(kind).get_device_properties(0)
         info.update(accelerator_name=props.name, accelerator_memory_gb=round(props.total_memory / 2**30, 1))
     if kind == "cuda":
         props = torch.cuda.get_device_properties(0)
-        info.update(accelerator_capability=getattr(props, "gcnArchName", None) if is_rocm()
-                    else f"{props.major}.{props.minor}",
-                    accelerator_runtime=f"HIP {torch.version.hip}" if is_rocm() else f"CUDA {torch.version.cuda}",
-                    accelerator_driver=_nvidia_driver() if not is_rocm() else None,
-                    cudnn=torch.backends.cudnn.version())
+        info.update(
+            accelerator_capability=getattr(props, "gcnArchName", None) if is_rocm() else f"{props.major}.{props.minor}",
+            accelerator_runtime=f"HIP {torch.version.hip}" if is_rocm() else f"CUDA {torch.version.cuda}",
+            accelerator_driver=_nvidia_driver() if not is_rocm() else None,
+            cudnn=torch.backends.cudnn.version(),
+        )
     elif kind == "xpu":
         props = torch.xpu.get_device_properties(0)
-        info.update(accelerator_driver=getattr(props, "driver_version", None),
-                    accelerator_runtime=f"XPU {getattr(torch.version, 'xpu', '?')}")
+        info.update(
+            accelerator_driver=getattr(props, "driver_version", None),
+            accelerator_runtime=f"XPU {getattr(torch.version, 'xpu', '?')}",
+        )
     elif kind == "mps":
-        info.update(accelerator_name="Apple MPS", accelerator_runtime="Metal",
-                    accelerator_memory_gb=round(torch.mps.recommended_max_memory() / 2**30, 1)
-                    if hasattr(torch.mps, "recommended_max_memory") else None)
+        info.update(
+            accelerator_name="Apple MPS",
+            accelerator_runtime="Metal",
+            accelerator_memory_gb=round(torch.mps.recommended_max_memory() / 2**30, 1)
+            if hasattr(torch.mps, "recommended_max_memory")
+            else None,
+        )
     return info
 
 
@@ -248,6 +280,7 @@ def _nvidia_driver() -> str | None:
     smi = shutil.which("nvidia-smi")
     if smi is None:
         return None
-    out = subprocess.run([smi, "--query-gpu=driver_version", "--format=csv,noheader"],
-                         capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        [smi, "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True, text=True, timeout=30
+    )
     return out.stdout.splitlines()[0].strip() if out.returncode == 0 and out.stdout else None

@@ -4,6 +4,7 @@ and read back by reporting.schema.read_machine_facts.
     from mnist_models.machine.facts import build_machine_facts
     build_machine_facts("laptop", probe={"cpu": ("fp32",)}, say=print)
 """
+
 from __future__ import annotations
 
 import os
@@ -19,8 +20,12 @@ from .probe import probe as probe_ceilings
 from .process import malloc_state, oversubscribed
 
 
-def build_machine_facts(label: str | None = None, probe: dict[str, tuple[str, ...]] | None = None,
-                        say: Callable[[str], None] = lambda line: None, **run) -> dict:
+def build_machine_facts(
+    label: str | None = None,
+    probe: dict[str, tuple[str, ...]] | None = None,
+    say: Callable[[str], None] = lambda line: None,
+    **run,
+) -> dict:
     """What a reader needs to weigh results from this machine against another's.
 
     `probe`: device -> precisions whose matmul peak to measure, with each device's
@@ -29,6 +34,7 @@ def build_machine_facts(label: str | None = None, probe: dict[str, tuple[str, ..
     """
     import torch
     import torchvision
+
     info = {
         "label": label or socket.gethostname(),
         **cpu_facts(),

@@ -6,6 +6,7 @@ with the peak, the roofline's second side, roofline.py).
     from mnist_models.machine.probe import probe
     probe({"cpu": ("fp32", "bf16")}, say=print)   # {"peak_gflops": ..., "peak_probe_size": ..., "bandwidth_gbs": ...}
 """
+
 from __future__ import annotations
 
 import time
@@ -17,8 +18,7 @@ PROBE_SECONDS = 2.0  # the most one precision's matmul probe, or one device's tr
 TRIAD_BYTES = {"cpu": 3 * 2**27, "accelerator": 3 * 2**30}  # three arrays, far beyond any last-level cache
 
 
-def matmul_peak_gflops(device: str, precision: str = "fp32",
-                       seconds: float = PROBE_SECONDS) -> tuple[float, int]:
+def matmul_peak_gflops(device: str, precision: str = "fp32", seconds: float = PROBE_SECONDS) -> tuple[float, int]:
     """Best GFLOP/s of square matmuls on `device`, and the size it settled on.
 
     The size doubles from 128 while one product takes under 20 ms (up to 2048 on a CPU,
@@ -27,6 +27,7 @@ def matmul_peak_gflops(device: str, precision: str = "fp32",
     precision that runs at 0.1 GFLOP/s costs no more time than a native one.
     """
     import torch
+
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[precision]
     deadline = time.perf_counter() + seconds
     best, n, largest = 0.0, 128, 2048 if device == "cpu" else 8192  # an accelerator: up to 8192
@@ -46,8 +47,9 @@ def matmul_peak_gflops(device: str, precision: str = "fp32",
     return round(best, 1), n
 
 
-def peak_table(precisions: dict[str, tuple[str, ...]],
-               say: Callable[[str], None] = lambda line: None) -> tuple[dict[str, float], dict[str, int]]:
+def peak_table(
+    precisions: dict[str, tuple[str, ...]], say: Callable[[str], None] = lambda line: None
+) -> tuple[dict[str, float], dict[str, int]]:
     """Matmul probe for each device's precisions: ({"cpu_fp32": 190.0}, {"cpu_fp32": 2048})."""
     peaks, sizes = {}, {}
     for device, names in precisions.items():
@@ -55,8 +57,10 @@ def peak_table(precisions: dict[str, tuple[str, ...]],
             start = time.perf_counter()
             key = f"{device}_{precision}"
             peaks[key], sizes[key] = matmul_peak_gflops(device, precision)
-            say(f"matmul probe {device} {precision}: {peaks[key]:,.1f} GFLOP/s at "
-                f"{sizes[key]}x{sizes[key]} in {time.perf_counter() - start:.1f} s")
+            say(
+                f"matmul probe {device} {precision}: {peaks[key]:,.1f} GFLOP/s at "
+                f"{sizes[key]}x{sizes[key]} in {time.perf_counter() - start:.1f} s"
+            )
     return peaks, sizes
 
 
@@ -69,6 +73,7 @@ def triad_bandwidth_gbs(device: str, seconds: float = PROBE_SECONDS) -> float:
     after the first, which pays for first touch, and the quickest pass counts.
     """
     import torch
+
     total = TRIAD_BYTES["cpu" if device == "cpu" else "accelerator"]
     while True:
         try:

@@ -8,6 +8,7 @@ moves a mean (what github-action-benchmark's `tool: pytest` reads), not a median
 Each case is named with its machine, `train-cnn-cpu-bs256 [epyc-zen5-2core]`, so one
 dashboard can hold several machines. No torch here.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,10 +37,16 @@ def github_action_benchmark(frame: pd.DataFrame) -> list[dict]:
     for _, r in frame.iterrows():
         unit, value, fast, slow = _speed(r)
         form = ",.0f" if value >= 100 else ".4g"
-        out.append({"name": _name(r), "unit": unit, "value": round(value, 3),
-                    "range": f"{slow:{form}} - {fast:{form}} (interquartile)",
-                    "extra": f"median {r['median']:.4g} s over {int(r['rounds'])} rounds of {int(r['samples']):,} "
-                             f"images\nmachine {r['machine']}, commit {r['commit'] or '?'}"})
+        out.append(
+            {
+                "name": _name(r),
+                "unit": unit,
+                "value": round(value, 3),
+                "range": f"{slow:{form}} - {fast:{form}} (interquartile)",
+                "extra": f"median {r['median']:.4g} s over {int(r['rounds'])} rounds of {int(r['samples']):,} "
+                f"images\nmachine {r['machine']}, commit {r['commit'] or '?'}",
+            }
+        )
     return out
 
 
@@ -49,8 +56,10 @@ def bencher(frame: pd.DataFrame) -> dict:
     out = {}
     for _, r in frame.iterrows():
         _, value, fast, slow = _speed(r)
-        measures = {"latency": {"value": r["median"] * 1e9, "lower_value": r["q1"] * 1e9, "upper_value": r["q3"] * 1e9},
-                    "throughput": {"value": value, "lower_value": slow, "upper_value": fast}}
+        measures = {
+            "latency": {"value": r["median"] * 1e9, "lower_value": r["q1"] * 1e9, "upper_value": r["q3"] * 1e9},
+            "throughput": {"value": value, "lower_value": slow, "upper_value": fast},
+        }
         if pd.notna(r["test_accuracy"]):
             measures["test-accuracy"] = {"value": float(r["test_accuracy"])}
         out[_name(r)] = measures

@@ -10,6 +10,7 @@ ALPHA shared among every split it tried, Bonferroni) and at least MIN_STEP in si
 looks again inside each half: a piecewise-constant fit, as asv's step detection makes.
 No torch here.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ def series(frame: pd.DataFrame) -> pd.DataFrame:
 def _split(rounds: list[np.ndarray]) -> tuple[int, float] | None:
     """The split of the commits (index of the first after it) whose rounds differ most."""
     from scipy.stats import mannwhitneyu
+
     best = None
     for k in range(1, len(rounds)):
         left, right = np.concatenate(rounds[:k]), np.concatenate(rounds[k:])
@@ -68,8 +70,9 @@ def steps(frame: pd.DataFrame) -> list[Step]:
     return sorted(found, key=lambda st: (st.machine, st.case))  # stable: each series' steps in commit order
 
 
-def _steps(label: str, case: str, commits: list[str], rounds: list[np.ndarray], alpha: float,
-           offset: int = 0) -> list[Step]:
+def _steps(
+    label: str, case: str, commits: list[str], rounds: list[np.ndarray], alpha: float, offset: int = 0
+) -> list[Step]:
     """Binary segmentation of one series: the best split if it is a step, then each half."""
     best = _split(rounds)
     if best is None:
@@ -80,8 +83,11 @@ def _steps(label: str, case: str, commits: list[str], rounds: list[np.ndarray], 
     if p >= alpha or abs(change) < MIN_STEP:
         return []
     here = Step(label, case, commits[k], commits[k - 1], change, p, (len(left), len(right)))
-    return [*_steps(label, case, commits[:k], rounds[:k], alpha),
-            here, *_steps(label, case, commits[k:], rounds[k:], alpha)]
+    return [
+        *_steps(label, case, commits[:k], rounds[:k], alpha),
+        here,
+        *_steps(label, case, commits[k:], rounds[k:], alpha),
+    ]
 
 
 def render_steps(found: list[Step], frame: pd.DataFrame) -> str:
@@ -90,7 +96,12 @@ def render_steps(found: list[Step], frame: pd.DataFrame) -> str:
     if s.empty:
         return "no machine label has result files from more than one commit; nothing to trend\n"
     if not found:
-        return (f"no step change in {s.groupby(['label', 'case', 'samples', 'recipe']).ngroups} series over "
-                f"{s['commit'].nunique()} commits (p < {ALPHA} shared among the splits, at least {MIN_STEP:.0%})\n")
-    return "".join(f"{st.commit} {st.machine} {st.case}: {st.change:+.1%} after {st.before} (p = {st.p:.2g}; "
-                   f"{st.rounds[0]} rounds before, {st.rounds[1]} after)\n" for st in found)
+        return (
+            f"no step change in {s.groupby(['label', 'case', 'samples', 'recipe']).ngroups} series over "
+            f"{s['commit'].nunique()} commits (p < {ALPHA} shared among the splits, at least {MIN_STEP:.0%})\n"
+        )
+    return "".join(
+        f"{st.commit} {st.machine} {st.case}: {st.change:+.1%} after {st.before} (p = {st.p:.2g}; "
+        f"{st.rounds[0]} rounds before, {st.rounds[1]} after)\n"
+        for st in found
+    )

@@ -1,25 +1,42 @@
 """The words a table or figure shows for the frame's categories, made where they are drawn.
 
-    setup(frame)         # "resident", "resident, compiled", "seed loader", "plain loop", "cuda graph", "compiled",
-                         #   + " bf16", + " (emulated)"
-    workload(60000)      # "60,000 images"
+setup(frame)         # "resident", "resident, compiled", "seed loader", "plain loop", "cuda graph", "compiled",
+                     #   + " bf16", + " (emulated)"
+workload(60000)      # "60,000 images"
 """
+
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-LOOPS = {"seed": "seed loader", "plain": "plain loop", "graphs": "cuda graph", "compiled": "compiled"}  # loader or variant -> loop
+LOOPS = {
+    "seed": "seed loader",
+    "plain": "plain loop",
+    "graphs": "cuda graph",
+    "compiled": "compiled",
+}  # loader or variant -> loop
 
 
 def loop(frame: pd.DataFrame) -> pd.Series:
     """The loop a case times: the notebook's loader, a plain eager loop, a CUDA graph,
     torch.compile, or resident (", compiled" where the tuned path ran compiled)."""
     tuned_compiled = (frame["variant"] == "tuned") & frame["compiled"].eq(True)
-    return pd.Series(np.select([frame["loader"] == "seed", frame["variant"] == "plain",
-                                frame["variant"] == "graphs", frame["variant"] == "compiled", tuned_compiled],
-                               [LOOPS["seed"], LOOPS["plain"], LOOPS["graphs"], LOOPS["compiled"],
-                                "resident, compiled"], "resident"), index=frame.index, dtype=object)
+    return pd.Series(
+        np.select(
+            [
+                frame["loader"] == "seed",
+                frame["variant"] == "plain",
+                frame["variant"] == "graphs",
+                frame["variant"] == "compiled",
+                tuned_compiled,
+            ],
+            [LOOPS["seed"], LOOPS["plain"], LOOPS["graphs"], LOOPS["compiled"], "resident, compiled"],
+            "resident",
+        ),
+        index=frame.index,
+        dtype=object,
+    )
 
 
 def setup(frame: pd.DataFrame) -> pd.Series:

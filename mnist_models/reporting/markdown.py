@@ -1,8 +1,9 @@
 """Markdown made safe from what result files hold: escaped strings, tables, percentages.
 
-    md_table(frame)     # a GitHub table, every string escaped, images/s as whole numbers
-    escape("# <b>x")    # no heading, tag, link or cell can come from a file
+md_table(frame)     # a GitHub table, every string escaped, images/s as whole numbers
+escape("# <b>x")    # no heading, tag, link or cell can come from a file
 """
+
 from __future__ import annotations
 
 import html

@@ -8,6 +8,7 @@ leave the file even if a string from a result file tried.
 Every number drawn is also in a table. Strings from files are escaped (pandas' to_html, and
 html.escape for the rest). No torch here.
 """
+
 from __future__ import annotations
 
 import html
@@ -34,19 +35,21 @@ def _svg(fig) -> str:
     if fig is None:
         return ""
     import matplotlib.pyplot as plt
+
     buffer = io.StringIO()
     with plt.rc_context({"svg.fonttype": "none"}):
         fig.savefig(buffer, format="svg", bbox_inches="tight")
     plt.close(fig)
     text = buffer.getvalue()
-    return f"<figure>{text[text.index('<svg'):]}</figure>"
+    return f"<figure>{text[text.index('<svg') :]}</figure>"
 
 
 def _table(frame: pd.DataFrame, id_: str = "") -> str:
     if frame is None or frame.empty:
         return "<p class='note'>(none)</p>"
-    return frame.to_html(index=False, escape=True, na_rep="", float_format=lambda x: f"{x:,.4g}", border=0,
-                         table_id=id_ or None)
+    return frame.to_html(
+        index=False, escape=True, na_rep="", float_format=lambda x: f"{x:,.4g}", border=0, table_id=id_ or None
+    )
 
 
 def _section(title: str, *parts: str) -> str:
@@ -62,22 +65,32 @@ def leaderboard_figure(table: pd.DataFrame):
     if table.empty:
         return None
     import matplotlib.pyplot as plt
+
     t = table.iloc[::-1]
-    labels = [plots._label([m, d, "(partial)" if p else ""]) for m, d, p in zip(t["machine"], t["device"], t["partial"])]
+    labels = [
+        plots._label([m, d, "(partial)" if p else ""]) for m, d, p in zip(t["machine"], t["device"], t["partial"])
+    ]
     fig, ax = plt.subplots(figsize=(9, 0.45 * len(t) + 1.2))
     y = range(len(t))
-    ax.errorbar(t["score"], y, xerr=[t["score"] - t["low"], t["high"] - t["score"]], fmt="o", capsize=4,
-                color="#1f77b4", ecolor="#555")
+    ax.errorbar(
+        t["score"],
+        y,
+        xerr=[t["score"] - t["low"], t["high"] - t["score"]],
+        fmt="o",
+        capsize=4,
+        color="#1f77b4",
+        ecolor="#555",
+    )
     for yi, (s, lo, hi) in zip(y, zip(t["score"], t["low"], t["high"])):
         ax.annotate(f"{s:,.0f}", (hi, yi), xytext=(6, 0), textcoords="offset points", va="center", fontsize=9)
     ax.set_yticks(list(y), labels)
     ax.set_xscale("log")
     ax.xaxis.set_major_formatter(plots.matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:,.0f}"))
-    ax.xaxis.set_minor_formatter(plots.matplotlib.ticker.FuncFormatter(
-        lambda x, _: f"{x:,.0f}" if str(int(x))[0] in "25" else ""))
+    ax.xaxis.set_minor_formatter(
+        plots.matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:,.0f}" if str(int(x))[0] in "25" else "")
+    )
     ax.axvline(1000, color="grey", lw=0.8, ls="--")
-    ax.set(xlabel="score (reference machine = 1000; double is twice as fast), 95% interval",
-           title="Leaderboard")
+    ax.set(xlabel="score (reference machine = 1000; double is twice as fast), 95% interval", title="Leaderboard")
     ax.grid(axis="x", alpha=0.3, which="both")
     fig.tight_layout()
     return fig
@@ -89,7 +102,8 @@ def trend_figure(frame: pd.DataFrame):
     if s.empty:
         return None
     import matplotlib.pyplot as plt
-    cases = list(dict.fromkeys(s["case"]))[:plots.MAX_PANELS]
+
+    cases = list(dict.fromkeys(s["case"]))[: plots.MAX_PANELS]
     fig, axes = plt.subplots(1, len(cases), figsize=(4.5 * len(cases), 3.8), squeeze=False)
     for ax, case in zip(axes[0], cases):
         for label, line in s[s["case"] == case].groupby("label", sort=False):
@@ -106,42 +120,82 @@ def render_page(results: Results, table: pd.DataFrame, found: list[Step], baseli
     """The whole index.html."""
     f = results.frame
     ranks, speedups, scaling = leaderboard(table), speedup_table(f), scaling_table(f)
-    left = pd.DataFrame([{"machine": r["machine"], "device": r["device"], "case left out": why}
-                         for _, r in table.iterrows() for why in r["left_out"]])
+    left = pd.DataFrame(
+        [
+            {"machine": r["machine"], "device": r["device"], "case left out": why}
+            for _, r in table.iterrows()
+            for why in r["left_out"]
+        ]
+    )
     matrix = machine_matrix(f, baseline)
-    speeds = matrix[[c for c in matrix.columns if not c.endswith(tuple(f" vs {m}" for m in results.machines))]] \
-        if len(matrix) else f[["case", "samples", "machine", "samples_per_second"]]
-    steps = pd.DataFrame([{"commit": s.commit, "machine": s.machine, "case": s.case, "change": f"{s.change:+.1%}",
-                           "after": s.before, "p": f"{s.p:.2g}", "rounds before": s.rounds[0],
-                           "rounds after": s.rounds[1]} for s in found])
+    speeds = (
+        matrix[[c for c in matrix.columns if not c.endswith(tuple(f" vs {m}" for m in results.machines))]]
+        if len(matrix)
+        else f[["case", "samples", "machine", "samples_per_second"]]
+    )
+    steps = pd.DataFrame(
+        [
+            {
+                "commit": s.commit,
+                "machine": s.machine,
+                "case": s.case,
+                "change": f"{s.change:+.1%}",
+                "after": s.before,
+                "p": f"{s.p:.2g}",
+                "rounds before": s.rounds[0],
+                "rounds after": s.rounds[1],
+            }
+            for s in found
+        ]
+    )
     body = [
         "<h1>mnist-bench: which machine is faster</h1>",
-        _note(f"Score: 1000 x the geometric mean, over a frozen reference set of cases, of each device's speed "
-              f"over the reference machine's ({REFERENCE.stem}) on the same case; double the score, twice "
-              "as fast. The interval resamples every case's recorded rounds (bootstrap, 95%): two entries "
-              "whose intervals overlap are not distinguishable. A bf16 case counts only where bf16 training "
-              f"kept its accuracy within {TOLERANCE:.1%} of fp32's; a partial entry is never ranked as complete."),
-        _section("Leaderboard", _svg(leaderboard_figure(table)), _table(ranks, "leaderboard"),
-                 _table(left) if len(left) else ""),
-        _section("Accelerator over CPU (Q7)", *([_table(accelerator_over_cpu(table)), _table(speedups)]
-                                                if len(speedups) else
-                                                [_note("No file here holds both cpu and accelerator results "
-                                                       "for the same case.")])),
+        _note(
+            f"Score: 1000 x the geometric mean, over a frozen reference set of cases, of each device's speed "
+            f"over the reference machine's ({REFERENCE.stem}) on the same case; double the score, twice "
+            "as fast. The interval resamples every case's recorded rounds (bootstrap, 95%): two entries "
+            "whose intervals overlap are not distinguishable. A bf16 case counts only where bf16 training "
+            f"kept its accuracy within {TOLERANCE:.1%} of fp32's; a partial entry is never ranked as complete."
+        ),
+        _section(
+            "Leaderboard",
+            _svg(leaderboard_figure(table)),
+            _table(ranks, "leaderboard"),
+            _table(left) if len(left) else "",
+        ),
+        _section(
+            "Accelerator over CPU (Q7)",
+            *(
+                [_table(accelerator_over_cpu(table)), _table(speedups)]
+                if len(speedups)
+                else [_note("No file here holds both cpu and accelerator results for the same case.")]
+            ),
+        ),
         _section("Machines", _table(machine_table(results), "machines")),
-        _section("Images per second, by batch size and machine", _svg(plots.throughput_vs_batch(f)),
-                 _table(speeds)),
+        _section("Images per second, by batch size and machine", _svg(plots.throughput_vs_batch(f)), _table(speeds)),
         _section("Time to accuracy", _table(tta_table(f).astype({"reached": str, "epochs_to_target": str}))),
         _section("Data-parallel scaling", _svg(plots.scaling(scaling)), _table(scaling)),
     ]
     if not series(f).empty:
-        body.append(_section("Trends across commits", _svg(trend_figure(f)), _table(steps) if len(steps)
-                             else _note("No step change found.")))
+        body.append(
+            _section(
+                "Trends across commits",
+                _svg(trend_figure(f)),
+                _table(steps) if len(steps) else _note("No step change found."),
+            )
+        )
     if results.problems or results.notes:
-        body.append(_section("Files and entries passed over",
-                             "<ul>" + "".join(f"<li>{html.escape(p)}</li>" for p in [*results.problems, *results.notes])
-                             + "</ul>"))
-    return ("<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-            f"<meta http-equiv='Content-Security-Policy' content=\"{CSP}\">"
-            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-            f"<title>mnist-bench report</title><style>{STYLE}</style></head>\n<body>\n"
-            + "\n".join(body) + "\n</body></html>\n")
+        body.append(
+            _section(
+                "Files and entries passed over",
+                "<ul>" + "".join(f"<li>{html.escape(p)}</li>" for p in [*results.problems, *results.notes]) + "</ul>",
+            )
+        )
+    return (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<meta http-equiv='Content-Security-Policy' content=\"{CSP}\">"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        f"<title>mnist-bench report</title><style>{STYLE}</style></head>\n<body>\n"
+        + "\n".join(body)
+        + "\n</body></html>\n"
+    )

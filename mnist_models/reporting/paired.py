@@ -23,6 +23,7 @@ pair shares that moment's machine speed and their log-ratio cancels it. Per case
 Instruction counts are deterministic to a few hundredths of a percent, so they get a plain
 tight threshold (judge_counts), and no rounds.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -39,8 +40,7 @@ DETECT = 0.05  # the change the clock promises to see: a case that could not is 
 INSTRUCTION_THRESHOLD = 0.01  # instructions per step: slower above this
 EXACT_UP_TO = 60  # pairs: the exact signed-rank distribution; beyond, the normal one
 MOST_ROUNDS = 1000  # "needs N more rounds" is capped here
-COLUMNS = ["case", "signal", "base", "new", "pairs", "change", "low", "high", "detectable", "p", "verdict",
-           "note"]
+COLUMNS = ["case", "signal", "base", "new", "pairs", "change", "low", "high", "detectable", "p", "verdict", "note"]
 
 
 @lru_cache(maxsize=None)
@@ -107,14 +107,20 @@ def _needs(row, bound: float, detect: float) -> str:
         fewest = ceil(log(2 / ALPHA, 2))
         return f"needs {max(1, fewest - pairs)}+ more rounds for an interval"
     goal, estimate, high = log1p(detect), log1p(row["change"]), log1p(row["high"])
-    totals = [pairs * ((log1p(detectable) - bound) / (goal - bound)) ** 2,
-              pairs * ((high - estimate) / (goal - estimate)) ** 2 if estimate < goal else MOST_ROUNDS]
+    totals = [
+        pairs * ((log1p(detectable) - bound) / (goal - bound)) ** 2,
+        pairs * ((high - estimate) / (goal - estimate)) ** 2 if estimate < goal else MOST_ROUNDS,
+    ]
     total = min(MOST_ROUNDS, ceil(max(totals)))
     return f"needs {max(1, total - pairs)}{'+' if total >= MOST_ROUNDS else ''} more rounds to see {detect:.0%}"
 
 
-def judge_pairs(pairs: dict[str, tuple[list[float], list[float]]], threshold: float = CLOCK_THRESHOLD,
-                detect: float = DETECT, alpha: float = ALPHA) -> pd.DataFrame:
+def judge_pairs(
+    pairs: dict[str, tuple[list[float], list[float]]],
+    threshold: float = CLOCK_THRESHOLD,
+    detect: float = DETECT,
+    alpha: float = ALPHA,
+) -> pd.DataFrame:
     """One row per case from its paired rounds (base seconds, new seconds), judged together."""
     bound, m = log(1 + threshold), max(1, len(pairs))
     rows, p_slow, p_fast = [], [], []
@@ -125,12 +131,21 @@ def judge_pairs(pairs: dict[str, tuple[list[float], list[float]]], threshold: fl
         p_fast.append(signed_rank_p(-d - bound))
         se = (high - low) / (2 * norm.isf(alpha / 2))
         detectable = bound + (norm.isf(alpha / (2 * m)) + norm.isf(1 - POWER)) * se
-        rows.append({"case": case, "signal": "clock", "base": float(np.median(base)),
-                     "new": float(np.median(new)), "pairs": len(d), "change": exp(estimate) - 1,
-                     "low": exp(low) - 1 if np.isfinite(low) else np.nan,  # nan: no interval
-                     "high": exp(high) - 1 if np.isfinite(high) else np.nan,
-                     "detectable": exp(detectable) - 1 if np.isfinite(detectable) else np.inf,
-                     "p": p_slow[-1], "note": ""})
+        rows.append(
+            {
+                "case": case,
+                "signal": "clock",
+                "base": float(np.median(base)),
+                "new": float(np.median(new)),
+                "pairs": len(d),
+                "change": exp(estimate) - 1,
+                "low": exp(low) - 1 if np.isfinite(low) else np.nan,  # nan: no interval
+                "high": exp(high) - 1 if np.isfinite(high) else np.nan,
+                "detectable": exp(detectable) - 1 if np.isfinite(detectable) else np.inf,
+                "p": p_slow[-1],
+                "note": "",
+            }
+        )
     table = pd.DataFrame(rows, columns=COLUMNS)
     if table.empty:
         return table
@@ -157,39 +172,59 @@ def log1p(x: float) -> float:
     return log(1 + x) if x > -1 else -np.inf
 
 
-def judge_counts(counts: dict[str, tuple[float, float]],
-                 threshold: float = INSTRUCTION_THRESHOLD) -> pd.DataFrame:
+def judge_counts(counts: dict[str, tuple[float, float]], threshold: float = INSTRUCTION_THRESHOLD) -> pd.DataFrame:
     """One row per case from its instructions per step (base, new): slower above the threshold."""
     rows = []
     for case, (base, new) in counts.items():
         change = new / base - 1
         verdict = "slower" if change > threshold else "faster" if change < -threshold else "unchanged"
-        rows.append({"case": case, "signal": "instructions", "base": base, "new": new, "pairs": 1,
-                     "change": change, "low": change, "high": change, "detectable": threshold, "p": np.nan,
-                     "verdict": verdict, "note": ""})
+        rows.append(
+            {
+                "case": case,
+                "signal": "instructions",
+                "base": base,
+                "new": new,
+                "pairs": 1,
+                "change": change,
+                "low": change,
+                "high": change,
+                "detectable": threshold,
+                "p": np.nan,
+                "verdict": verdict,
+                "note": "",
+            }
+        )
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def render(table: pd.DataFrame, fmt: str = "text", title: str = "") -> str:
     """The verdicts as an aligned text table or GitHub markdown, with a closing count."""
+
     def pct(x) -> str:
         return "" if pd.isna(x) else "inf" if np.isinf(x) else format(x, "+.1%")
-    shown = pd.DataFrame({
-        "case": table["case"], "signal": table["signal"],
-        "base": [_figure(v, s) for v, s in zip(table["base"], table["signal"])],
-        "new": [_figure(v, s) for v, s in zip(table["new"], table["signal"])],
-        "rounds": table["pairs"].map(str),
-        "change (95% interval)": [(f"{pct(c)} ({pct(lo)} .. {pct(hi)})" if np.isfinite(hi - lo) else
-                                   f"{pct(c)} (no interval)") if s == "clock" else pct(c)
-                                  for c, lo, hi, s in zip(table["change"], table["low"], table["high"],
-                                                          table["signal"])],
-        "detectable": table["detectable"].map(lambda x: "never" if np.isinf(x) else format(x, ".1%")),
-        "verdict": [f"{v} ({n})" if n else v for v, n in zip(table["verdict"], table["note"])]})
+
+    shown = pd.DataFrame(
+        {
+            "case": table["case"],
+            "signal": table["signal"],
+            "base": [_figure(v, s) for v, s in zip(table["base"], table["signal"])],
+            "new": [_figure(v, s) for v, s in zip(table["new"], table["signal"])],
+            "rounds": table["pairs"].map(str),
+            "change (95% interval)": [
+                (f"{pct(c)} ({pct(lo)} .. {pct(hi)})" if np.isfinite(hi - lo) else f"{pct(c)} (no interval)")
+                if s == "clock"
+                else pct(c)
+                for c, lo, hi, s in zip(table["change"], table["low"], table["high"], table["signal"])
+            ],
+            "detectable": table["detectable"].map(lambda x: "never" if np.isinf(x) else format(x, ".1%")),
+            "verdict": [f"{v} ({n})" if n else v for v, n in zip(table["verdict"], table["note"])],
+        }
+    )
     if fmt == "markdown":
         from .markdown import escape
+
         shown["case"] = shown["case"].map(escape)
-    body = shown.to_markdown(index=False, tablefmt="github" if fmt == "markdown" else "simple",
-                             disable_numparse=True)
+    body = shown.to_markdown(index=False, tablefmt="github" if fmt == "markdown" else "simple", disable_numparse=True)
     counts = table["verdict"].value_counts()
     summary = ", ".join(f"{counts[v]} {v}" for v in ("slower", "faster", "unchanged", "undecided") if v in counts)
     head = f"## {title}\n\n" if fmt == "markdown" and title else f"{title}\n\n" if title else ""

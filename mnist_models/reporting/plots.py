@@ -8,6 +8,7 @@ bar groups, and say on the figure what they left out; the report's tables keep e
 Every string from a result file passes through `_text`, so a label like `lab$\\foo{$`
 is drawn as written, never parsed as mathtext.
 """
+
 from __future__ import annotations
 
 import io
@@ -37,8 +38,15 @@ def _left_out(fig: plt.Figure, *counts: tuple[int, int, str]) -> None:
     """A line at the foot of the figure for what it did not draw: (shown, total, what)."""
     cut = [f"{shown} of {total:,} {what}" for shown, total, what in counts if shown < total]
     if cut:
-        fig.text(0.5, 0.005, f"showing {', '.join(cut)}; report.md's tables hold every case",
-                 ha="center", va="bottom", fontsize=8, color="firebrick")
+        fig.text(
+            0.5,
+            0.005,
+            f"showing {', '.join(cut)}; report.md's tables hold every case",
+            ha="center",
+            va="bottom",
+            fontsize=8,
+            color="firebrick",
+        )
 
 
 def _text(value) -> str:
@@ -53,8 +61,9 @@ def _label(parts) -> str:
 def throughput_vs_batch(frame: pd.DataFrame) -> plt.Figure | None:
     """Images/s against batch size per model and operation; a line per machine, device,
     precision (and workload, where the frame holds several)."""
-    f = frame[(frame["loader"] == "resident") & (frame["variant"] == "tuned")
-              & frame["operation"].isin(["train", "infer"])]
+    f = frame[
+        (frame["loader"] == "resident") & (frame["variant"] == "tuned") & frame["operation"].isin(["train", "infer"])
+    ]
     all_models, ops = sorted(f["model"].unique()), ["train", "infer"]
     if not all_models:
         return None
@@ -68,13 +77,28 @@ def throughput_vs_batch(frame: pd.DataFrame) -> plt.Figure | None:
         series, shown = series + len(lines), shown + min(len(lines), MAX_SERIES)
         for (machine, device, precision, native, work), line in lines[:MAX_SERIES]:
             line = line.sort_values("batch_size")
-            ax.plot(line["batch_size"], line["samples_per_second"], marker="o" if len(line) <= 50 else None,
-                    label=_label([machine, device, precision, not native and pd.notna(native) and "(emulated)",
-                                  several and f"({labels.workload(work)})"]))
+            ax.plot(
+                line["batch_size"],
+                line["samples_per_second"],
+                marker="o" if len(line) <= 50 else None,
+                label=_label(
+                    [
+                        machine,
+                        device,
+                        precision,
+                        not native and pd.notna(native) and "(emulated)",
+                        several and f"({labels.workload(work)})",
+                    ]
+                ),
+            )
         kind = "training epochs" if op == "train" else "inference passes"
-        ax.set(xscale="log", yscale="log", xlabel="batch size",
-               ylabel=_text(f"images / s ({kind} of {labels.workloads(part['samples'])})" if len(part) else "images / s"),
-               title=_text(f"{model}: {'training' if op == 'train' else 'inference'} throughput"))
+        ax.set(
+            xscale="log",
+            yscale="log",
+            xlabel="batch size",
+            ylabel=_text(f"images / s ({kind} of {labels.workloads(part['samples'])})" if len(part) else "images / s"),
+            title=_text(f"{model}: {'training' if op == 'train' else 'inference'} throughput"),
+        )
         sizes = sorted(part["batch_size"].unique())
         if 0 < len(sizes) <= MAX_TICKS:
             ax.set_xticks(sizes, labels=sizes)
@@ -100,17 +124,29 @@ def scaling(table: pd.DataFrame) -> plt.Figure | None:
         part = table[table["model"] == model]
         lines = list(part.groupby(["machine", "device", "scaling", "threads"]))[:MAX_SERIES]
         for (machine, device, mode, threads), line in lines:
-            one = part[(part["machine"] == machine) & (part["device"] == device) & (part["threads"] == threads)
-                       & (part["ranks"] == 1)]  # the one-rank case starts both modes' lines
+            one = part[
+                (part["machine"] == machine)
+                & (part["device"] == device)
+                & (part["threads"] == threads)
+                & (part["ranks"] == 1)
+            ]  # the one-rank case starts both modes' lines
             line = pd.concat([one, line]).drop_duplicates("ranks").sort_values("ranks")
-            drawn = ax.plot(line["ranks"], line["images/s"], marker="o",
-                            label=_label([machine, device, mode, f"{threads} thread/rank"]))
+            drawn = ax.plot(
+                line["ranks"],
+                line["images/s"],
+                marker="o",
+                label=_label([machine, device, mode, f"{threads} thread/rank"]),
+            )
             base = line["images/s"] / (line["efficiency"] * line["ranks"])  # one rank's images/s
             if base.notna().any() and len(line) > 1:
-                ax.plot(line["ranks"], base.dropna().iloc[0] * line["ranks"], ls="--", lw=0.8,
-                        color=drawn[0].get_color())
-        ax.set(xlabel="ranks (world size)", ylabel="training images / s",
-               title=_text(f"{model}: data-parallel scaling (dashed: ideal)"))
+                ax.plot(
+                    line["ranks"], base.dropna().iloc[0] * line["ranks"], ls="--", lw=0.8, color=drawn[0].get_color()
+                )
+        ax.set(
+            xlabel="ranks (world size)",
+            ylabel="training images / s",
+            title=_text(f"{model}: data-parallel scaling (dashed: ideal)"),
+        )
         ax.set_xticks(sorted(part["ranks"].unique()))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -118,8 +154,7 @@ def scaling(table: pd.DataFrame) -> plt.Figure | None:
     return fig
 
 
-def _bars(ax, labels: list[str], groups: dict[str, list[float]], ylabel: str, title: str,
-          fmt: str = "{:,.3g}") -> None:
+def _bars(ax, labels: list[str], groups: dict[str, list[float]], ylabel: str, title: str, fmt: str = "{:,.3g}") -> None:
     x, width = np.arange(len(labels)), 0.8 / max(len(groups), 1)
     for k, (name, values) in enumerate(groups.items()):
         bars = ax.bar(x + (k - (len(groups) - 1) / 2) * width, values, width, label=name)
@@ -145,15 +180,24 @@ def _bar_figure(wide: pd.DataFrame, ylabel: str, title: str, fmt: str, inch_per_
 
 def training_bars(frame: pd.DataFrame) -> plt.Figure | None:
     """Training images/s per machine, model and batch size, a bar per device (fp32, tuned)."""
-    f = frame[(frame["operation"] == "train") & (frame["loader"] == "resident")
-              & (frame["variant"] == "tuned") & (frame["precision"] == "fp32")]
+    f = frame[
+        (frame["operation"] == "train")
+        & (frame["loader"] == "resident")
+        & (frame["variant"] == "tuned")
+        & (frame["precision"] == "fp32")
+    ]
     index = ["machine", "model", "batch"] + (["workload"] if f["samples"].nunique() > 1 else [])
-    wide = f.assign(batch=f["batch_size"].map(lambda b: f"bs{b}"),
-                    workload=f["samples"].map(labels.workload)).pivot_table(
-        index=index, columns="device", values="samples_per_second", sort=False)
+    wide = f.assign(
+        batch=f["batch_size"].map(lambda b: f"bs{b}"), workload=f["samples"].map(labels.workload)
+    ).pivot_table(index=index, columns="device", values="samples_per_second", sort=False)
     devices = " vs ".join(d.upper() for d in wide.columns)
-    fig = _bar_figure(wide, f"training images / s\n(epochs of {labels.workloads(f['samples'])})",
-                      f"Training throughput, {devices} (fp32)", "{:,.0f}", 0.9)
+    fig = _bar_figure(
+        wide,
+        f"training images / s\n(epochs of {labels.workloads(f['samples'])})",
+        f"Training throughput, {devices} (fp32)",
+        "{:,.0f}",
+        0.9,
+    )
     if fig is not None:
         fig.axes[0].set_yscale("log")  # a GPU and a CPU, or an MLP and a CNN, differ by orders
     return fig
@@ -162,13 +206,21 @@ def training_bars(frame: pd.DataFrame) -> plt.Figure | None:
 def loader_bars(frame: pd.DataFrame) -> plt.Figure | None:
     """The notebook's DataLoader loop against the resident loop (and its CUDA graph), batch 64, fp32."""
     f = frame[(frame["operation"] == "train") & (frame["batch_size"] == 64) & (frame["precision"] == "fp32")]
-    loops = {"seed loader": "seed DataLoader + ToTensor", "resident": "resident tensors",
-             "cuda graph": "resident + CUDA graph"}  # the loops, spelled out
+    loops = {
+        "seed loader": "seed DataLoader + ToTensor",
+        "resident": "resident tensors",
+        "cuda graph": "resident + CUDA graph",
+    }  # the loops, spelled out
     f = f.assign(loop=labels.loop(f).map(loops), workload=f["samples"].map(labels.workload))
     index = ["machine", "model", "device"] + (["workload"] if f["samples"].nunique() > 1 else [])
     wide = f.pivot_table(index=index, columns="loop", values="samples_per_second")
-    return _bar_figure(wide, f"training images / s\n(epochs of {labels.workloads(f['samples'])})",
-                       "The notebook's loader vs the resident loader (batch 64, fp32)", "{:,.0f}", 1.2)
+    return _bar_figure(
+        wide,
+        f"training images / s\n(epochs of {labels.workloads(f['samples'])})",
+        "The notebook's loader vs the resident loader (batch 64, fp32)",
+        "{:,.0f}",
+        1.2,
+    )
 
 
 def machine_bars(matrix: pd.DataFrame, baseline: str) -> plt.Figure | None:
@@ -184,8 +236,13 @@ def machine_bars(matrix: pd.DataFrame, baseline: str) -> plt.Figure | None:
     twice = m["case"].duplicated(keep=False)
     names = [f"{c} ({labels.workload(n)})" if t else c for c, n, t in zip(m["case"], m["samples"], twice)]
     wide = pd.DataFrame({c.removesuffix(f" vs {baseline}"): m[c].to_numpy() for c in ratios}, index=names)
-    fig = _bar_figure(wide, f"images/s relative to {baseline}\n(same case, same images per round)",
-                      "Across machines (higher is faster)", "{:.2f}x", 0.4)
+    fig = _bar_figure(
+        wide,
+        f"images/s relative to {baseline}\n(same case, same images per round)",
+        "Across machines (higher is faster)",
+        "{:.2f}x",
+        0.4,
+    )
     ax = fig.axes[0]
     ax.set_yscale("log")
     ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))

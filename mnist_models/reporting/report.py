@@ -6,6 +6,7 @@
 Every string that came from a file is escaped before it reaches markdown or a figure.
 No torch here.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,8 +17,16 @@ from . import labels
 from .markdown import escape, md_table, pct
 from .results import Results
 from .schema import ResultError
-from .tables import (compile_table, infer_table, machine_matrix, machine_table, scaling_table, speedup_table,
-                     train_table, tta_table)
+from .tables import (
+    compile_table,
+    infer_table,
+    machine_matrix,
+    machine_table,
+    scaling_table,
+    speedup_table,
+    train_table,
+    tta_table,
+)
 
 FIGURES = ("throughput.png", "scaling.png", "training.png", "loaders.png", "machines.png")
 FILES = ("report.md", "results.csv", "index.html", *FIGURES)
@@ -39,73 +48,138 @@ def _matrix_md(matrix: pd.DataFrame, results: Results) -> str:
     for col in shown.columns[2:]:
         if col.endswith(" images/s"):
             machine = col.removesuffix(" images/s")
-            shown[col] = [f"{x:,.0f}" if pd.notna(x) else missing(case, machine)
-                          for x, case in zip(shown[col], shown["case"])]
+            shown[col] = [
+                f"{x:,.0f}" if pd.notna(x) else missing(case, machine) for x, case in zip(shown[col], shown["case"])
+            ]
         else:
             shown[col] = shown[col].map(lambda x: f"{x:.2f}x" if pd.notna(x) else "no pair")
     return md_table(shown)
 
 
-ROOFLINE = ("`of attainable`: images/s over the roofline's, in which each layer takes the longer of "
-            "its FLOPs at the matmul probe and its bytes at the triad bandwidth probe (reporting/roofline.py "
-            "says what is counted); `bound by`: the layer that takes most of that time, and which side "
-            "bounds it. A cache that keeps a small batch between layers can pass 100%. `no bandwidth probe`: "
-            "a file whose run made no bandwidth probe (made before it was recorded).")
+ROOFLINE = (
+    "`of attainable`: images/s over the roofline's, in which each layer takes the longer of "
+    "its FLOPs at the matmul probe and its bytes at the triad bandwidth probe (reporting/roofline.py "
+    "says what is counted); `bound by`: the layer that takes most of that time, and which side "
+    "bounds it. A cache that keeps a small batch between layers can pass 100%. `no bandwidth probe`: "
+    "a file whose run made no bandwidth probe (made before it was recorded)."
+)
 
 
-def render_markdown(results: Results, baseline: str | None = None, plots: list[str] = (),
-                    board: str | None = None) -> str:
+def render_markdown(
+    results: Results, baseline: str | None = None, plots: list[str] = (), board: str | None = None
+) -> str:
     """The whole report.md (`board`: the leaderboard's markdown, leaderboard_md's)."""
     f = results.frame
     parts = ["# mnist-bench report", "", "The same on one page, with the scores drawn: [index.html](index.html).", ""]
     if board is not None:
-        parts += ["## Leaderboard", "", "Scores against the reference machine (1000; `mnist-bench score`, "
-                  "README \"The score\"); entries whose 95% intervals overlap are not distinguishable.", "",
-                  board, ""]
+        parts += [
+            "## Leaderboard",
+            "",
+            "Scores against the reference machine (1000; `mnist-bench score`, "
+            'README "The score"); entries whose 95% intervals overlap are not distinguishable.',
+            "",
+            board,
+            "",
+        ]
     parts += ["## Machines", "", md_table(machine_table(results)), ""]
     over = sorted(set(f.loc[f["peak_over"], "machine"] + " " + f.loc[f["peak_over"], "case"]))
-    note = (" Left blank where a case would exceed 100% of its probe, which cannot be: the probe "
-            f"or the file's FLOP count is wrong there ({escape(', '.join(over))})." if over else "")
+    note = (
+        " Left blank where a case would exceed 100% of its probe, which cannot be: the probe "
+        f"or the file's FLOP count is wrong there ({escape(', '.join(over))})."
+        if over
+        else ""
+    )
     train = train_table(f)
-    train = train.assign(**{"of peak": [pct(x) + ("*" if f.loc[i, "flops_3x"] else "")
-                                        for i, x in zip(train.index, train["of peak"])],
-                             "of attainable": train["of attainable"].map(pct),
-                             "test acc": train["test acc"].map(pct)})
-    old_rule = (" `*`: a file made before `flops_per_sample` was recorded, whose count took every "
-                "layer's backward as twice its forward: 1.5x too many FLOPs for the MLP, whose first "
-                "layer needs no input gradient, 1.03x for the CNN." if f["flops_3x"].any() else "")
-    parts += ["## Training: one epoch", "", "`of peak`: achieved GFLOP/s over the machine's matmul "
-              "probe in the same precision; a training step counts the forward pass, every layer's "
-              "weight gradient and every input gradient but the first layer's (`flops_per_sample`)."
-              + old_rule + " `(emulated)`: bf16 on a device without bf16 instructions, run because "
-              "it was asked for." + note + " " + ROOFLINE, "", md_table(train), ""]
-    parts += ["## Inference: the test set", "", ROOFLINE, "",
-              md_table(infer_table(f).assign(**{"of peak": lambda d: d["of peak"].map(pct),
-                                                "of attainable": lambda d: d["of attainable"].map(pct)})), ""]
+    train = train.assign(
+        **{
+            "of peak": [pct(x) + ("*" if f.loc[i, "flops_3x"] else "") for i, x in zip(train.index, train["of peak"])],
+            "of attainable": train["of attainable"].map(pct),
+            "test acc": train["test acc"].map(pct),
+        }
+    )
+    old_rule = (
+        " `*`: a file made before `flops_per_sample` was recorded, whose count took every "
+        "layer's backward as twice its forward: 1.5x too many FLOPs for the MLP, whose first "
+        "layer needs no input gradient, 1.03x for the CNN."
+        if f["flops_3x"].any()
+        else ""
+    )
+    parts += [
+        "## Training: one epoch",
+        "",
+        "`of peak`: achieved GFLOP/s over the machine's matmul "
+        "probe in the same precision; a training step counts the forward pass, every layer's "
+        "weight gradient and every input gradient but the first layer's (`flops_per_sample`)."
+        + old_rule
+        + " `(emulated)`: bf16 on a device without bf16 instructions, run because "
+        "it was asked for." + note + " " + ROOFLINE,
+        "",
+        md_table(train),
+        "",
+    ]
+    parts += [
+        "## Inference: the test set",
+        "",
+        ROOFLINE,
+        "",
+        md_table(
+            infer_table(f).assign(
+                **{"of peak": lambda d: d["of peak"].map(pct), "of attainable": lambda d: d["of attainable"].map(pct)}
+            )
+        ),
+        "",
+    ]
     speed = speedup_table(f)
-    parts += ["## Accelerator over CPU (Q7)", "", md_table(speed) if len(speed) else
-              "No file here holds both cpu and accelerator results for the same case.", ""]
+    parts += [
+        "## Accelerator over CPU (Q7)",
+        "",
+        md_table(speed) if len(speed) else "No file here holds both cpu and accelerator results for the same case.",
+        "",
+    ]
     scaling = scaling_table(f)
     if len(scaling):
-        parts += ["## Data-parallel scaling", "", "One epoch of every image across the ranks (DDP; gloo "
-                  "on the cpu, nccl on cuda), the slowest rank's time. `strong`: the global batch fixed "
-                  "and split across the ranks; `weak`: each rank's batch fixed. `efficiency`: images/s over "
-                  "ranks x one rank's images/s (same batch and threads per rank); one rank with 2 threads "
-                  "is there to show what two ranks cost against two threads. `all-reduce share`: steps x "
-                  "one isolated all-reduce of the gradient over the epoch time, an upper bound of the "
-                  "communication DDP could not hide behind the backward pass.", "",
-                  md_table(scaling.assign(**{"efficiency": scaling["efficiency"].map(pct),
-                                        "all-reduce share": scaling["all-reduce share"].map(pct)})), ""]
+        parts += [
+            "## Data-parallel scaling",
+            "",
+            "One epoch of every image across the ranks (DDP; gloo "
+            "on the cpu, nccl on cuda), the slowest rank's time. `strong`: the global batch fixed "
+            "and split across the ranks; `weak`: each rank's batch fixed. `efficiency`: images/s over "
+            "ranks x one rank's images/s (same batch and threads per rank); one rank with 2 threads "
+            "is there to show what two ranks cost against two threads. `all-reduce share`: steps x "
+            "one isolated all-reduce of the gradient over the epoch time, an upper bound of the "
+            "communication DDP could not hide behind the backward pass.",
+            "",
+            md_table(
+                scaling.assign(
+                    **{
+                        "efficiency": scaling["efficiency"].map(pct),
+                        "all-reduce share": scaling["all-reduce share"].map(pct),
+                    }
+                )
+            ),
+            "",
+        ]
     compiled = compile_table(f)
     if len(compiled):
-        parts += ["## What torch.compile buys", "", "The compiled variant (the tuned path under "
-                  "`torch.compile`, inductor) over the same case run eagerly, in the same file; `compile s`: "
-                  "what its cold round took over a timed one, which is mostly the compile.", "",
-                  md_table(compiled.assign(**{
-                      "eager images/s": compiled["eager images/s"].map("{:,.0f}".format),
-                      "compiled images/s": compiled["compiled images/s"].map("{:,.0f}".format),
-                      "speedup": compiled["speedup"].map("{:.2f}x".format),
-                      "compile s": compiled["compile s"].map(lambda x: "" if pd.isna(x) else f"{x:.1f}")})), ""]
+        parts += [
+            "## What torch.compile buys",
+            "",
+            "The compiled variant (the tuned path under "
+            "`torch.compile`, inductor) over the same case run eagerly, in the same file; `compile s`: "
+            "what its cold round took over a timed one, which is mostly the compile.",
+            "",
+            md_table(
+                compiled.assign(
+                    **{
+                        "eager images/s": compiled["eager images/s"].map("{:,.0f}".format),
+                        "compiled images/s": compiled["compiled images/s"].map("{:,.0f}".format),
+                        "speedup": compiled["speedup"].map("{:.2f}x".format),
+                        "compile s": compiled["compile s"].map(lambda x: "" if pd.isna(x) else f"{x:.1f}"),
+                    }
+                )
+            ),
+            "",
+        ]
     tta = tta_table(f)
     without = [m for m in results.machines if m not in set(tta["machine"])]
     parts += ["## Time to accuracy", "", md_table(tta), ""]
@@ -113,10 +187,16 @@ def render_markdown(results: Results, baseline: str | None = None, plots: list[s
     matrix = machine_matrix(f, baseline)
     if len(matrix):
         base = baseline or f["machine"].iloc[0]
-        parts += ["## Across machines", "", "Images per second per case, on the same workload (images "
-                  f"per round), and each machine's throughput over {escape(base)}'s (>1: faster). A case one "
-                  "machine did not run is marked `not run`; time to accuracy is compared above.", "",
-                  _matrix_md(matrix, results), ""]
+        parts += [
+            "## Across machines",
+            "",
+            "Images per second per case, on the same workload (images "
+            f"per round), and each machine's throughput over {escape(base)}'s (>1: faster). A case one "
+            "machine did not run is marked `not run`; time to accuracy is compared above.",
+            "",
+            _matrix_md(matrix, results),
+            "",
+        ]
     parts += [f"![{Path(p).stem}]({Path(p).name})" for p in plots]
     if results.problems or results.notes:
         parts += ["", "## Files and entries passed over", ""]
@@ -139,6 +219,7 @@ def _baseline(results: Results, baseline: str | None) -> str | None:
 def leaderboard_md(table: pd.DataFrame) -> str:
     """The leaderboard as a markdown table, for report.md and the README."""
     from .score import leaderboard
+
     return md_table(leaderboard(table)) if len(table) else "(no machine ran the reference set)"
 
 
@@ -149,18 +230,22 @@ def readme_blocks(readme: Path) -> tuple[str, str]:
         text = readme.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise ResultError(f"--readme {readme}: cannot read it ({why}); pass a markdown file, or drop --readme") \
-            from None
+        raise ResultError(
+            f"--readme {readme}: cannot read it ({why}); pass a markdown file, or drop --readme"
+        ) from None
     start, end = LEADERBOARD
     if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
-        raise ResultError(f"{readme} has no leaderboard block to replace (a line {start} and a line {end}); "
-                          "add them, or drop --readme")
+        raise ResultError(
+            f"{readme} has no leaderboard block to replace (a line {start} and a line {end}); "
+            "add them, or drop --readme"
+        )
     head, rest = text.split(start)
     return f"{head}{start}\n", f"\n{end}{rest.split(end, 1)[1]}"
 
 
-def write_report(results: Results, out: Path, baseline: str | None = None, force: bool = False,
-                 readme: Path | None = None) -> list[Path]:
+def write_report(
+    results: Results, out: Path, baseline: str | None = None, force: bool = False, readme: Path | None = None
+) -> list[Path]:
     """report.md, results.csv, index.html and the plots into `out`, all or none (and the
     leaderboard into `readme`'s block, with them); returns the paths written.
 
@@ -172,17 +257,20 @@ def write_report(results: Results, out: Path, baseline: str | None = None, force
     from .history import steps
     from .page import render_page
     from .score import scores
+
     baseline = _baseline(results, baseline)
     check_not_inputs([out / n for n in FILES], list(results.frame["file"].unique()))
     check_writable(out, list(FILES), force)
     around = readme_blocks(readme) if readme is not None else None
     matrix = machine_matrix(results.frame, baseline)
     base = baseline or (results.frame["machine"].iloc[0] if len(results.frame) else None)
-    drawn = {"throughput.png": plots.throughput_vs_batch(results.frame),
-             "scaling.png": plots.scaling(scaling_table(results.frame)),
-             "training.png": plots.training_bars(results.frame),
-             "loaders.png": plots.loader_bars(results.frame),
-             "machines.png": plots.machine_bars(matrix, base) if len(matrix) else None}
+    drawn = {
+        "throughput.png": plots.throughput_vs_batch(results.frame),
+        "scaling.png": plots.scaling(scaling_table(results.frame)),
+        "training.png": plots.training_bars(results.frame),
+        "loaders.png": plots.loader_bars(results.frame),
+        "machines.png": plots.machine_bars(matrix, base) if len(matrix) else None,
+    }
     contents = {out / name: plots.png(fig) for name, fig in drawn.items() if fig is not None}
     names = [p.name for p in contents]
     table = scores(results.frame)
@@ -192,5 +280,10 @@ def write_report(results: Results, out: Path, baseline: str | None = None, force
     if readme is not None:
         contents[readme] = f"{around[0]}{leaderboard_md(table)}{around[1]}".encode()
     write_files(contents)
-    return [out / "report.md", out / "results.csv", out / "index.html", *(out / n for n in names),
-            *([readme] if readme is not None else [])]
+    return [
+        out / "report.md",
+        out / "results.csv",
+        out / "index.html",
+        *(out / n for n in names),
+        *([readme] if readme is not None else []),
+    ]

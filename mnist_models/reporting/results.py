@@ -8,6 +8,7 @@ an entry that fails is dropped and named with its file and index, a file with no
 usable is named, and nothing here raises on what a file holds. The frame holds numbers and
 categories only; labels are made where they are drawn (labels.py). No torch here.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -19,13 +20,52 @@ from .roofline import LAYERS, bound
 from .schema import BF16_WEIGHTS, KEY, ResultError, read_machine_facts, read_result, recipe_name
 
 STATS = ["median", "mean", "min", "max", "stddev", "q1", "q3", "iqr", "rounds"]
-FIGURES = ["samples", "samples_per_second", "gflops", "flops_per_sample", "test_accuracy", "final_loss",
-           "cold_seconds", "compile_seconds", "peak_rss_mb", "device_peak_memory_mb", "params", "macs_per_sample",
-           "torch_threads", "harness_overhead_fraction", "epochs_to_target", "reached",
-           "target_accuracy", "scaling_efficiency", "allreduce_share", "global_batch", "per_rank_batch",
-           "native", "compiled", "flops_3x", "instructions", "instructions_per_step", "instruction_steps"]
-COLUMNS = ["machine", "file", "case", *KEY, "recipe", *STATS, *FIGURES, "data", "peak_fraction", "peak_over",
-           "attainable", "attainable_fraction", "bound_by", "commit", "run_at"]
+FIGURES = [
+    "samples",
+    "samples_per_second",
+    "gflops",
+    "flops_per_sample",
+    "test_accuracy",
+    "final_loss",
+    "cold_seconds",
+    "compile_seconds",
+    "peak_rss_mb",
+    "device_peak_memory_mb",
+    "params",
+    "macs_per_sample",
+    "torch_threads",
+    "harness_overhead_fraction",
+    "epochs_to_target",
+    "reached",
+    "target_accuracy",
+    "scaling_efficiency",
+    "allreduce_share",
+    "global_batch",
+    "per_rank_batch",
+    "native",
+    "compiled",
+    "flops_3x",
+    "instructions",
+    "instructions_per_step",
+    "instruction_steps",
+]
+COLUMNS = [
+    "machine",
+    "file",
+    "case",
+    *KEY,
+    "recipe",
+    *STATS,
+    *FIGURES,
+    "data",
+    "peak_fraction",
+    "peak_over",
+    "attainable",
+    "attainable_fraction",
+    "bound_by",
+    "commit",
+    "run_at",
+]
 NO_BANDWIDTH = "no bandwidth probe"  # bound_by of a file whose run made no bandwidth probe
 
 
@@ -44,12 +84,21 @@ def _rows(doc: dict, machine: str, path: Path, facts: dict) -> list[dict]:
     rows = []
     for b in doc["benchmarks"]:
         info, stats = b["extra_info"], b["stats"]
-        row = {"machine": machine, "file": str(path), "case": str(b.get("param") or b.get("name")),
-               "commit": facts["commit"], "run_at": str(doc.get("datetime") or ""),
-               **{k: info.get(k) for k in KEY}, **{k: stats.get(k) for k in STATS},
-               "world_size": info.get("world_size") or 1, "scaling": info.get("scaling") or "",
-               "threads_per_rank": info.get("threads_per_rank") or 0,
-               **{k: info.get(k) for k in FIGURES}, "data": stats["data"] or [], "recipe": recipe_name(info)}
+        row = {
+            "machine": machine,
+            "file": str(path),
+            "case": str(b.get("param") or b.get("name")),
+            "commit": facts["commit"],
+            "run_at": str(doc.get("datetime") or ""),
+            **{k: info.get(k) for k in KEY},
+            **{k: stats.get(k) for k in STATS},
+            "world_size": info.get("world_size") or 1,
+            "scaling": info.get("scaling") or "",
+            "threads_per_rank": info.get("threads_per_rank") or 0,
+            **{k: info.get(k) for k in FIGURES},
+            "data": stats["data"] or [],
+            "recipe": recipe_name(info),
+        }
         peak = peaks.get(f"{row['device']}_{row['precision']}")
         fraction = row["gflops"] / peak if peak and row["gflops"] else None
         # above 100% of the probe is impossible: the probe (or the FLOP count) is wrong there
@@ -66,12 +115,18 @@ def _roofline(row: dict, peak: float | None, bandwidth: float | None, bf16_weigh
     if row["operation"] not in ("train", "infer") or row["model"] not in LAYERS or not row["batch_size"]:
         return {"attainable": None, "attainable_fraction": None, "bound_by": None}
     if not peak or not bandwidth:
-        return {"attainable": None, "attainable_fraction": None,
-                "bound_by": NO_BANDWIDTH if peak else "no matmul probe"}
+        return {
+            "attainable": None,
+            "attainable_fraction": None,
+            "bound_by": NO_BANDWIDTH if peak else "no matmul probe",
+        }
     b = bound(row["model"], row["operation"], int(row["batch_size"]), row["precision"], peak, bandwidth, bf16_weights)
     speed = row["samples_per_second"]
-    return {"attainable": b.images_per_second, "attainable_fraction": speed / b.images_per_second if speed else None,
-            "bound_by": f"{b.layer} ({b.kind})"}
+    return {
+        "attainable": b.images_per_second,
+        "attainable_fraction": speed / b.images_per_second if speed else None,
+        "bound_by": f"{b.layer} ({b.kind})",
+    }
 
 
 def load_results(paths: list[str | Path], include_quick: bool = False) -> Results:
@@ -97,9 +152,12 @@ def load_results(paths: list[str | Path], include_quick: bool = False) -> Result
         problems += dropped
         notes += ignored
     if not include_quick and not all(f["quick"] for _, _, f in docs):
-        problems += [f"{p}: a --quick run, left out beside full runs (pass --include-quick to "
-                     "report it; its cases are compared only with runs of the same workload)"
-                     for p, _, f in docs if f["quick"]]
+        problems += [
+            f"{p}: a --quick run, left out beside full runs (pass --include-quick to "
+            "report it; its cases are compared only with runs of the same workload)"
+            for p, _, f in docs
+            if f["quick"]
+        ]
         docs = [d for d in docs if not d[2]["quick"]]
     machines, rows = {}, []
     for path, doc, facts in docs:

@@ -22,6 +22,7 @@ activations between layers moves less than this, so "of attainable" can pass 100
 LAYERS holds the registered models' layers as torch sees them, spelled out so that the
 report needs no torch; a test keeps them equal to core.models.layer_table. No torch here.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,29 +46,35 @@ class Layer:
 
 # core.models.layer_table(create_model(name)) for each registered model (a test keeps them equal)
 LAYERS: dict[str, tuple[Layer, ...]] = {
-    "cnn": (Layer("conv1", "Conv2d", 784, 12544, 160, 112896),
-            Layer("pool1", "MaxPool2d", 12544, 3136, 0, 0),
-            Layer("act1", "ReLU", 3136, 3136, 0, 0),
-            Layer("conv2", "Conv2d", 3136, 6272, 4640, 903168),
-            Layer("pool2", "MaxPool2d", 6272, 1568, 0, 0),
-            Layer("act2", "ReLU", 1568, 1568, 0, 0),
-            Layer("fc1", "Linear", 1568, 128, 200832, 200704),
-            Layer("act3", "ReLU", 128, 128, 0, 0),
-            Layer("dropout", "Dropout", 128, 128, 0, 0),
-            Layer("fc2", "Linear", 128, 10, 1290, 1280)),
-    "cnn_relu_first": (Layer("conv1", "Conv2d", 784, 12544, 160, 112896),
-                       Layer("act1", "ReLU", 12544, 12544, 0, 0),
-                       Layer("pool1", "MaxPool2d", 12544, 3136, 0, 0),
-                       Layer("conv2", "Conv2d", 3136, 6272, 4640, 903168),
-                       Layer("act2", "ReLU", 6272, 6272, 0, 0),
-                       Layer("pool2", "MaxPool2d", 6272, 1568, 0, 0),
-                       Layer("fc1", "Linear", 1568, 128, 200832, 200704),
-                       Layer("act3", "ReLU", 128, 128, 0, 0),
-                       Layer("dropout", "Dropout", 128, 128, 0, 0),
-                       Layer("fc2", "Linear", 128, 10, 1290, 1280)),
-    "mlp": (Layer("fc1", "Linear", 784, 128, 100480, 100352),
-            Layer("act1", "ReLU", 128, 128, 0, 0),
-            Layer("fc2", "Linear", 128, 10, 1290, 1280)),
+    "cnn": (
+        Layer("conv1", "Conv2d", 784, 12544, 160, 112896),
+        Layer("pool1", "MaxPool2d", 12544, 3136, 0, 0),
+        Layer("act1", "ReLU", 3136, 3136, 0, 0),
+        Layer("conv2", "Conv2d", 3136, 6272, 4640, 903168),
+        Layer("pool2", "MaxPool2d", 6272, 1568, 0, 0),
+        Layer("act2", "ReLU", 1568, 1568, 0, 0),
+        Layer("fc1", "Linear", 1568, 128, 200832, 200704),
+        Layer("act3", "ReLU", 128, 128, 0, 0),
+        Layer("dropout", "Dropout", 128, 128, 0, 0),
+        Layer("fc2", "Linear", 128, 10, 1290, 1280),
+    ),
+    "cnn_relu_first": (
+        Layer("conv1", "Conv2d", 784, 12544, 160, 112896),
+        Layer("act1", "ReLU", 12544, 12544, 0, 0),
+        Layer("pool1", "MaxPool2d", 12544, 3136, 0, 0),
+        Layer("conv2", "Conv2d", 3136, 6272, 4640, 903168),
+        Layer("act2", "ReLU", 6272, 6272, 0, 0),
+        Layer("pool2", "MaxPool2d", 6272, 1568, 0, 0),
+        Layer("fc1", "Linear", 1568, 128, 200832, 200704),
+        Layer("act3", "ReLU", 128, 128, 0, 0),
+        Layer("dropout", "Dropout", 128, 128, 0, 0),
+        Layer("fc2", "Linear", 128, 10, 1290, 1280),
+    ),
+    "mlp": (
+        Layer("fc1", "Linear", 784, 128, 100480, 100352),
+        Layer("act1", "ReLU", 128, 128, 0, 0),
+        Layer("fc2", "Linear", 128, 10, 1290, 1280),
+    ),
 }
 
 
@@ -90,8 +97,7 @@ class Bound:
     layers: tuple[tuple[str, float, str], ...]  # (layer, attainable seconds per image, compute | memory)
 
 
-def costs(model: str, operation: str, batch: int, precision: str = "fp32",
-          bf16_weights: bool = False) -> list[Cost]:
+def costs(model: str, operation: str, batch: int, precision: str = "fp32", bf16_weights: bool = False) -> list[Cost]:
     """FLOPs and bytes per image of each layer of one training step (operation "train",
     with the optimizer step as a last entry) or one inference pass ("infer"; `bf16_weights`:
     over weights held in bf16, not autocast)."""
@@ -129,8 +135,15 @@ def costs(model: str, operation: str, batch: int, precision: str = "fp32",
     return out
 
 
-def bound(model: str, operation: str, batch: int, precision: str, peak_gflops: float,
-          bandwidth_gbs: float, bf16_weights: bool = False) -> Bound:
+def bound(
+    model: str,
+    operation: str,
+    batch: int,
+    precision: str,
+    peak_gflops: float,
+    bandwidth_gbs: float,
+    bf16_weights: bool = False,
+) -> Bound:
     """The attainable images/s of a case, and the layer that bounds it."""
     layers = []
     for c in costs(model, operation, batch, precision, bf16_weights):

@@ -12,6 +12,7 @@ runs). Format 1 (no `format` field): files made before it was recorded, the comm
 among them; format 2 kept the run's facts in machine_info; pytest-benchmark autosave files
 leave `stats.data` out. Everything after read_result knows FORMAT alone. No torch here.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,17 +24,46 @@ from ..machine.cpu import SHOWN_FLAGS, vector_isa
 from ..machine.devices import native_bf16
 
 FORMAT = 3  # machine_info.mnist_bench.format of what the suite writes now
-RUN_FACTS = ("quick", "rounds", "partial", "peak_gflops", "peak_probe_size", "bandwidth_gbs", "busy")  # the top-level mnist_bench's
+RUN_FACTS = (
+    "quick",
+    "rounds",
+    "partial",
+    "peak_gflops",
+    "peak_probe_size",
+    "bandwidth_gbs",
+    "busy",
+)  # the top-level mnist_bench's
 OPERATIONS = ("train", "infer", "tta", "ddp")  # what a case times
 BF16_WEIGHTS = "bfloat16 weights"  # extra_info.dtype of inference over bf16 weights (no autocast)
-KEY = ["model", "device", "operation", "loader", "variant", "precision", "batch_size", "world_size", "scaling",
-       "threads_per_rank"]  # a case; the last three are ddp cases' (1, "", 0 for the others)
-HARDWARE = ("cpu_model", "cpu_family", "cpu_model_number", "logical_cores", "accelerator",
-            "accelerator_name")  # the machine facts that tell two machines apart
+KEY = [
+    "model",
+    "device",
+    "operation",
+    "loader",
+    "variant",
+    "precision",
+    "batch_size",
+    "world_size",
+    "scaling",
+    "threads_per_rank",
+]  # a case; the last three are ddp cases' (1, "", 0 for the others)
+HARDWARE = (
+    "cpu_model",
+    "cpu_family",
+    "cpu_model_number",
+    "logical_cores",
+    "accelerator",
+    "accelerator_name",
+)  # the machine facts that tell two machines apart
 MATCH = [*KEY, "samples", "recipe"]  # a case and its workload (images per round; time to accuracy: its
 #                                      recipe, recipe_name): what is compared
-UNRECORDED = {"eval_every": 1.0, "eval_from": None, "cycle_epochs": None, "label_smoothing": 0.0,
-              "dropout": None}  # what a recipe ran where files made before a field was recorded lack it
+UNRECORDED = {
+    "eval_every": 1.0,
+    "eval_from": None,
+    "cycle_epochs": None,
+    "label_smoothing": 0.0,
+    "dropout": None,
+}  # what a recipe ran where files made before a field was recorded lack it
 SHOWN_PROBLEMS = 20  # per file; the rest are counted
 
 
@@ -45,11 +75,15 @@ def scaling_efficiencies(entries: list[dict]) -> list[float | None]:
     """Each data-parallel case's scaling efficiency: its images/s over world size x the
     images/s of one rank of the same family (model, device, batch, threads) among `entries`
     (extra_info dicts of one run); None where that run has no one-rank case."""
+
     def family(info: dict) -> tuple:
         return info["model"], info["device"], info["batch_size"], info.get("threads_per_rank")
+
     one = {family(e): e["samples_per_second"] for e in entries if e["world_size"] == 1}
-    return [round(e["samples_per_second"] / (e["world_size"] * one[family(e)]), 4) if one.get(family(e))
-            else None for e in entries]
+    return [
+        round(e["samples_per_second"] / (e["world_size"] * one[family(e)]), 4) if one.get(family(e)) else None
+        for e in entries
+    ]
 
 
 def upgrade(doc: dict) -> dict:
@@ -103,10 +137,14 @@ def _upgrade_facts(facts: dict, cpu: dict) -> None:
         facts["accelerator"] = "cuda"  # format 1 knew no other
     flags = {f.lower() for f in cpu.get("flags", ()) if isinstance(f, str)}
     if "cpu_flags" not in facts and flags:
-        facts.update(cpu_family=cpu.get("family"), cpu_model_number=cpu.get("model"),
-                     cpu_stepping=cpu.get("stepping"), cpu_flags=[f for f in SHOWN_FLAGS if f in flags],
-                     cpu_bf16_native=native_bf16("cpu", flags),
-                     cpu_capability=f"{vector_isa(flags)} (from flags)")
+        facts.update(
+            cpu_family=cpu.get("family"),
+            cpu_model_number=cpu.get("model"),
+            cpu_stepping=cpu.get("stepping"),
+            cpu_flags=[f for f in SHOWN_FLAGS if f in flags],
+            cpu_bf16_native=native_bf16("cpu", flags),
+            cpu_capability=f"{vector_isa(flags)} (from flags)",
+        )
 
 
 def _short(value) -> str:
@@ -128,30 +166,65 @@ def _is_seconds(v) -> bool:
 # what a field must be: (test, what the message says it expected)
 KINDS = {
     "name": (lambda v: isinstance(v, str) and 0 < len(v) <= 200, "a non-empty name"),
-    "count": (lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 < v < 2**53,
-              "a positive whole number"),
+    "count": (lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 < v < 2**53, "a positive whole number"),
     "number": (lambda v: v is None or _is_number(v), "a number"),
     "fraction": (lambda v: v is None or (_is_number(v) and 0 <= v <= 1), "a number from 0 to 1"),
-    "bools": (lambda v: v is None or (isinstance(v, list) and all(isinstance(x, bool) for x in v)),
-              "a list of true/false"),
-    "counts": (lambda v: v is None or (isinstance(v, list) and all(KINDS["count"][0](x) for x in v)),
-               "a list of positive whole numbers"),
-    "positives": (lambda v: v is None or (isinstance(v, list) and all(_is_number(x) and x > 0 for x in v)),
-                  "a list of positive numbers"),
+    "bools": (
+        lambda v: v is None or (isinstance(v, list) and all(isinstance(x, bool) for x in v)),
+        "a list of true/false",
+    ),
+    "counts": (
+        lambda v: v is None or (isinstance(v, list) and all(KINDS["count"][0](x) for x in v)),
+        "a list of positive whole numbers",
+    ),
+    "positives": (
+        lambda v: v is None or (isinstance(v, list) and all(_is_number(x) and x > 0 for x in v)),
+        "a list of positive numbers",
+    ),
     "flag": (lambda v: v is None or isinstance(v, bool), "true or false"),
     "text": (lambda v: isinstance(v, str) and len(v) <= 200, "a name or nothing"),
 }
-REQUIRED = {"model": "name", "device": "name", "operation": "name", "batch_size": "count",
-            "loader": "name", "variant": "name", "precision": "name", "samples": "count"}
-OPTIONAL = {"samples_per_second": "number", "gflops": "number", "flops_per_sample": "number",
-            "test_accuracy": "fraction", "final_loss": "number", "cold_seconds": "number", "compile_seconds": "number",
-            "peak_rss_mb": "number", "device_peak_memory_mb": "number", "params": "number",
-            "macs_per_sample": "number", "torch_threads": "number", "harness_overhead_fraction": "number",
-            "target_accuracy": "fraction", "epochs_to_target": "positives", "reached": "bools",
-            "native": "flag", "flops_3x": "flag", "compiled": "flag", "world_size": "number",
-            "scaling_efficiency": "number", "allreduce_share": "fraction", "threads_per_rank": "number", "global_batch": "number",
-            "per_rank_batch": "number", "instructions": "number", "instructions_per_step": "number",
-            "instruction_steps": "number", "scaling": "text"}
+REQUIRED = {
+    "model": "name",
+    "device": "name",
+    "operation": "name",
+    "batch_size": "count",
+    "loader": "name",
+    "variant": "name",
+    "precision": "name",
+    "samples": "count",
+}
+OPTIONAL = {
+    "samples_per_second": "number",
+    "gflops": "number",
+    "flops_per_sample": "number",
+    "test_accuracy": "fraction",
+    "final_loss": "number",
+    "cold_seconds": "number",
+    "compile_seconds": "number",
+    "peak_rss_mb": "number",
+    "device_peak_memory_mb": "number",
+    "params": "number",
+    "macs_per_sample": "number",
+    "torch_threads": "number",
+    "harness_overhead_fraction": "number",
+    "target_accuracy": "fraction",
+    "epochs_to_target": "positives",
+    "reached": "bools",
+    "native": "flag",
+    "flops_3x": "flag",
+    "compiled": "flag",
+    "world_size": "number",
+    "scaling_efficiency": "number",
+    "allreduce_share": "fraction",
+    "threads_per_rank": "number",
+    "global_batch": "number",
+    "per_rank_batch": "number",
+    "instructions": "number",
+    "instructions_per_step": "number",
+    "instruction_steps": "number",
+    "scaling": "text",
+}
 TIMES = ("median", "min", "max", "q1", "q3")
 
 
@@ -168,15 +241,19 @@ def _entry_problem(b) -> str | None:
         return f"extra_info.operation is {_short(info['operation'])}, expected one of {', '.join(OPERATIONS)}"
     for name in TIMES:
         if not _is_seconds(stats.get(name)):
-            return (f"stats.{name} is {_short(stats.get(name))}, expected a positive number of seconds, "
-                    f"{SHORTEST:g} or more")
+            return (
+                f"stats.{name} is {_short(stats.get(name))}, expected a positive number of seconds, "
+                f"{SHORTEST:g} or more"
+            )
     data = stats.get("data")
     if data is None:  # an autosave file: the quartiles stand for the rounds
-        return None if KINDS["count"][0](stats.get("rounds")) else \
-            f"stats.rounds is {_short(stats.get('rounds'))}, expected a positive whole number"
+        return (
+            None
+            if KINDS["count"][0](stats.get("rounds"))
+            else f"stats.rounds is {_short(stats.get('rounds'))}, expected a positive whole number"
+        )
     if not (isinstance(data, list) and data and all(_is_seconds(x) for x in data)):
-        return (f"stats.data is {_short(data)}, expected a list of positive round times in seconds, "
-                f"{SHORTEST:g} or more")
+        return f"stats.data is {_short(data)}, expected a list of positive round times in seconds, {SHORTEST:g} or more"
     if stats.get("rounds") != len(data):
         return f"stats.rounds is {_short(stats.get('rounds'))} but stats.data holds {len(data)} rounds"
     return None
@@ -188,6 +265,7 @@ def recipe_name(info: dict) -> str:
     recipe = info.get("recipe")
     if not isinstance(recipe, dict):
         return ""
+
     def shown(v) -> str:  # 1 and 1.0 alike
         return f"{v:g}" if _is_number(v) else str(v)
 
@@ -196,9 +274,15 @@ def recipe_name(info: dict) -> str:
     extras = [f"label smoothing {shown(r['label_smoothing'])}"] if r["label_smoothing"] else []
     extras += [] if r["dropout"] is None else [f"dropout {shown(r['dropout'])}"]
     first = "" if r["eval_from"] is None else f" from epoch {shown(r['eval_from'])}"
-    return ", ".join([f"{shown(r.get('epochs'))} epochs at bs{shown(r.get('batch_size'))}", f"lr {shown(r.get('lr'))}",
-                      f"{r.get('optimizer')} {r.get('schedule')}{cycle}", *extras,
-                      f"evaluated every {shown(r['eval_every'])} epochs{first}"])
+    return ", ".join(
+        [
+            f"{shown(r.get('epochs'))} epochs at bs{shown(r.get('batch_size'))}",
+            f"lr {shown(r.get('lr'))}",
+            f"{r.get('optimizer')} {r.get('schedule')}{cycle}",
+            *extras,
+            f"evaluated every {shown(r['eval_every'])} epochs{first}",
+        ]
+    )
 
 
 def _ours(b) -> bool:
@@ -212,8 +296,9 @@ def _parse(path: Path) -> dict:
     except OSError as exc:
         raise ResultError(f"{path}: cannot read it ({exc.strerror})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ResultError(f"{path}: not valid JSON, truncated or corrupt ({exc}); "
-                          "write it again with pytest bench --benchmark-json") from None
+        raise ResultError(
+            f"{path}: not valid JSON, truncated or corrupt ({exc}); write it again with pytest bench --benchmark-json"
+        ) from None
     except RecursionError:
         raise ResultError(f"{path}: JSON nested too deeply to be a result file") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("benchmarks"), list):
@@ -229,8 +314,10 @@ def read_result(path: str | Path) -> tuple[dict, list[str]]:
     doc = _parse(path)
     facts = doc["machine_info"].get("mnist_bench") if isinstance(doc.get("machine_info"), dict) else None
     if isinstance(facts, dict) and "format" in facts and not KINDS["count"][0](facts["format"]):
-        raise ResultError(f"{path}: machine_info.mnist_bench.format is {_short(facts['format'])}, expected a "
-                          "whole number; write the file again with pytest bench --benchmark-json")
+        raise ResultError(
+            f"{path}: machine_info.mnist_bench.format is {_short(facts['format'])}, expected a "
+            "whole number; write the file again with pytest bench --benchmark-json"
+        )
     doc = upgrade(doc)
     kept, problems, seen, foreign = [], [], {}, 0
     for i, b in enumerate(doc["benchmarks"]):
@@ -247,15 +334,20 @@ def read_result(path: str | Path) -> tuple[dict, list[str]]:
         seen[key] = i
         kept.append(b)
     if foreign:
-        problems.append(f"{path}: {foreign} entr{'y' if foreign == 1 else 'ies'} without mnist-bench fields "
-                        "(extra_info lacks model/operation: another suite's, or a case cut off by Ctrl-C) dropped")
+        problems.append(
+            f"{path}: {foreign} entr{'y' if foreign == 1 else 'ies'} without mnist-bench fields "
+            "(extra_info lacks model/operation: another suite's, or a case cut off by Ctrl-C) dropped"
+        )
     if not kept:
-        raise ResultError(f"{path}: no usable mnist-bench case"
-                          + (f" ({problems[0].split(': ', 1)[1]})" if problems else "")
-                          + "; pass files written by pytest bench --benchmark-json")
+        raise ResultError(
+            f"{path}: no usable mnist-bench case"
+            + (f" ({problems[0].split(': ', 1)[1]})" if problems else "")
+            + "; pass files written by pytest bench --benchmark-json"
+        )
     if len(problems) > SHOWN_PROBLEMS:
-        problems = problems[:SHOWN_PROBLEMS] + [f"{path}: ... and {len(problems) - SHOWN_PROBLEMS} "
-                                                "more entries dropped"]
+        problems = problems[:SHOWN_PROBLEMS] + [
+            f"{path}: ... and {len(problems) - SHOWN_PROBLEMS} more entries dropped"
+        ]
     return {**doc, "benchmarks": kept}, problems
 
 
@@ -265,28 +357,35 @@ def read_machine_facts(doc: dict, path: Path | str = "") -> tuple[dict, list[str
     notes = []
     info = doc.get("machine_info")
     if not isinstance(info, dict):
-        notes += [f"{path}: machine_info is {_short(info)}, expected an object; machine facts ignored"] \
-            if info is not None else []
+        notes += (
+            [f"{path}: machine_info is {_short(info)}, expected an object; machine facts ignored"]
+            if info is not None
+            else []
+        )
         info = {}
     facts = info.get("mnist_bench")
     if not isinstance(facts, dict):
-        notes.append(f"{path}: machine_info.mnist_bench is {_short(facts)}, expected an object; "
-                     "machine facts ignored")
+        notes.append(f"{path}: machine_info.mnist_bench is {_short(facts)}, expected an object; machine facts ignored")
         facts = {}
     run = doc.get("mnist_bench") if isinstance(doc.get("mnist_bench"), dict) else {}
     facts = {**facts, **{k: run[k] for k in RUN_FACTS if k in run}}
     for probed in ("peak_gflops", "bandwidth_gbs"):  # bandwidth: absent from files made before its probe
         values = facts.get(probed)
-        good = {k: v for k, v in values.items() if isinstance(k, str) and _is_seconds(v)} \
-            if isinstance(values, dict) else {}
+        good = (
+            {k: v for k, v in values.items() if isinstance(k, str) and _is_seconds(v)}
+            if isinstance(values, dict)
+            else {}
+        )
         if values is not None and good != values:
-            notes.append(f"{path}: machine_info.mnist_bench.{probed} holds {_short(values)}; "
-                         "only positive numbers are used")
+            notes.append(
+                f"{path}: machine_info.mnist_bench.{probed} holds {_short(values)}; only positive numbers are used"
+            )
         facts[probed] = good
     for name in HARDWARE:  # compared as they are: a plain value or nothing
         if not isinstance(facts.get(name), (str, int, float, bool, type(None))):
-            notes.append(f"{path}: machine_info.mnist_bench.{name} is {_short(facts[name])}, expected a "
-                         "name or number; ignored")
+            notes.append(
+                f"{path}: machine_info.mnist_bench.{name} is {_short(facts[name])}, expected a name or number; ignored"
+            )
             facts[name] = None
     if not isinstance(facts.get("label"), str) or not facts["label"].strip():
         facts["label"] = Path(path).stem

@@ -16,6 +16,7 @@ counts only when every seed reached the target, and only with the reference's re
 device that ran another leaves that case out of its set, and says so). The interval
 resamples each case's recorded rounds, on both machines (bootstrap). No torch here.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -40,8 +41,11 @@ def _key(frame: pd.DataFrame) -> pd.Series:
 def candidates(frame: pd.DataFrame) -> pd.DataFrame:
     """The rows that could belong to the reference set: resident tuned loop, default batches,
     train, infer or tta; `key` names the case across devices and machines."""
-    f = frame[frame["operation"].isin(["train", "infer", "tta"]) & (frame["loader"] == "resident")
-              & (frame["variant"] == "tuned")]
+    f = frame[
+        frame["operation"].isin(["train", "infer", "tta"])
+        & (frame["loader"] == "resident")
+        & (frame["variant"] == "tuned")
+    ]
     f = f[(f["operation"] == "tta") | f["batch_size"].isin(BATCHES)]
     return f.assign(key=_key(f))
 
@@ -63,9 +67,14 @@ def why_left_out(rows: pd.DataFrame, reference: pd.DataFrame) -> pd.Series:
         if r["precision"] == "bf16":
             if r["native"] is not True:
                 return "bf16 emulated on this device"
-            train = rows[(rows["machine"] == r["machine"]) & (rows["device"] == r["device"])
-                         & (rows["operation"] == "train") & (rows["model"] == r["model"])
-                         & (rows["batch_size"] == r["batch_size"]) & (rows["precision"] == "bf16")]
+            train = rows[
+                (rows["machine"] == r["machine"])
+                & (rows["device"] == r["device"])
+                & (rows["operation"] == "train")
+                & (rows["model"] == r["model"])
+                & (rows["batch_size"] == r["batch_size"])
+                & (rows["precision"] == "bf16")
+            ]
             key = (r["machine"], r["device"], "train", r["model"], r["batch_size"])
             if train.empty or key not in twins.index:
                 return "no bf16 and fp32 training pair to check its accuracy against"
@@ -73,6 +82,7 @@ def why_left_out(rows: pd.DataFrame, reference: pd.DataFrame) -> pd.Series:
             if not gap <= TOLERANCE:
                 return f"bf16 training accuracy {gap:.2%} from fp32's (tolerance {TOLERANCE:.1%})"
         return ""
+
     return rows.apply(reason, axis=1) if len(rows) else pd.Series(dtype=object)
 
 
@@ -101,6 +111,7 @@ def scores(frame: pd.DataFrame, reference: pd.DataFrame | None = None) -> pd.Dat
     """A row per machine and device: score and 95% interval overall and per precision, the
     cases it stands on (`cases` of `of`), partial or complete, and what was left out."""
     from .results import load_results
+
     ref = candidates(reference if reference is not None else load_results([REFERENCE]).frame)
     rows = candidates(frame)
     rows = rows.assign(left_out=why_left_out(rows, ref))
@@ -112,15 +123,21 @@ def scores(frame: pd.DataFrame, reference: pd.DataFrame | None = None) -> pd.Dat
             continue
         # a time to accuracy whose recipe is not the reference's is no case of this device's set
         other = int(part["left_out"].str.startswith(ANOTHER_RECIPE).sum())
-        record = {"machine": machine, "device": device, "cases": len(used), "of": len(ref) - other,
-                  "left_out": [f"{k}: {why}" for k, why in zip(part["key"], part["left_out"]) if why]}
+        record = {
+            "machine": machine,
+            "device": device,
+            "cases": len(used),
+            "of": len(ref) - other,
+            "left_out": [f"{k}: {why}" for k, why in zip(part["key"], part["left_out"]) if why],
+        }
         record["score"], record["low"], record["high"] = _score(used, ref, rng)
         for precision in ("fp32", "bf16"):
             mine = used[used["precision"] == precision]
             record[precision] = _score(mine, ref, rng) if len(mine) else None
         out.append(record)
-    table = pd.DataFrame(out, columns=["machine", "device", "score", "low", "high", "fp32", "bf16", "cases", "of",
-                                       "left_out"])
+    table = pd.DataFrame(
+        out, columns=["machine", "device", "score", "low", "high", "fp32", "bf16", "cases", "of", "left_out"]
+    )
     table["partial"] = table["cases"] < table["of"]
     return table.sort_values(["partial", "score"], ascending=[True, False], ignore_index=True)
 
@@ -133,21 +150,35 @@ def leaderboard(table: pd.DataFrame) -> pd.DataFrame:
     complete = table[~table["partial"]].reset_index(drop=True)
     for i, r in complete.iterrows():
         below = complete.iloc[i + 1] if i + 1 < len(complete) else None
-        versus = "" if below is None else (
-            f"not distinguishable from {below['machine']} {below['device']}" if r["low"] <= below["high"]
-            else f"faster than {below['machine']} {below['device']} ({r['score'] / below['score']:.2f}x)")
+        versus = (
+            ""
+            if below is None
+            else (
+                f"not distinguishable from {below['machine']} {below['device']}"
+                if r["low"] <= below["high"]
+                else f"faster than {below['machine']} {below['device']} ({r['score'] / below['score']:.2f}x)"
+            )
+        )
         rows.append({"rank": str(i + 1), **_shown(r), "next one down": versus})
     for _, r in table[table["partial"]].iterrows():
         rows.append({"rank": f"partial, {r['cases']} of {r['of']} cases", **_shown(r), "next one down": "not ranked"})
-    return pd.DataFrame(rows, columns=["rank", "machine", "device", "score", "95% interval", "fp32", "bf16",
-                                       "next one down"])
+    return pd.DataFrame(
+        rows, columns=["rank", "machine", "device", "score", "95% interval", "fp32", "bf16", "next one down"]
+    )
 
 
 def _shown(r) -> dict:
     def one(s) -> str:
         return "" if s is None else f"{s[0]:,.0f} [{s[1]:,.0f}, {s[2]:,.0f}]"
-    return {"machine": r["machine"], "device": r["device"], "score": f"{r['score']:,.0f}",
-            "95% interval": f"{r['low']:,.0f} - {r['high']:,.0f}", "fp32": one(r["fp32"]), "bf16": one(r["bf16"])}
+
+    return {
+        "machine": r["machine"],
+        "device": r["device"],
+        "score": f"{r['score']:,.0f}",
+        "95% interval": f"{r['low']:,.0f} - {r['high']:,.0f}",
+        "fp32": one(r["fp32"]),
+        "bf16": one(r["bf16"]),
+    }
 
 
 def accelerator_over_cpu(table: pd.DataFrame) -> pd.DataFrame:
@@ -155,7 +186,10 @@ def accelerator_over_cpu(table: pd.DataFrame) -> pd.DataFrame:
     wide = table.pivot_table(index="machine", columns="device", values="score", aggfunc="first")
     if "cpu" not in wide.columns:
         return pd.DataFrame(columns=["machine", "accelerator", "accelerator over cpu"])
-    rows = [{"machine": m, "accelerator": d, "accelerator over cpu": f"{wide.loc[m, d] / wide.loc[m, 'cpu']:.1f}x"}
-            for m in wide.index for d in wide.columns if d != "cpu" and pd.notna(wide.loc[m, d])
-            and pd.notna(wide.loc[m, "cpu"])]
+    rows = [
+        {"machine": m, "accelerator": d, "accelerator over cpu": f"{wide.loc[m, d] / wide.loc[m, 'cpu']:.1f}x"}
+        for m in wide.index
+        for d in wide.columns
+        if d != "cpu" and pd.notna(wide.loc[m, d]) and pd.notna(wide.loc[m, "cpu"])
+    ]
     return pd.DataFrame(rows, columns=["machine", "accelerator", "accelerator over cpu"])

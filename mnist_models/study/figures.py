@@ -3,6 +3,7 @@ digits, feature maps and hidden units; each takes data and returns a Figure.
 
     fig = curves({"mlp": history}); path.write_bytes(png(fig))
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,9 +14,11 @@ from ..reporting.plots import plt
 def curves(histories: dict[str, list[dict]]) -> plt.Figure:
     """Q3: train loss, train accuracy and test accuracy per epoch, one line per model."""
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    panels = [("train_loss", "training loss (cross-entropy)", False),
-              ("train_accuracy", "training accuracy (%)", True),
-              ("test_accuracy", "test accuracy (%)", True)]
+    panels = [
+        ("train_loss", "training loss (cross-entropy)", False),
+        ("train_accuracy", "training accuracy (%)", True),
+        ("test_accuracy", "test accuracy (%)", True),
+    ]
     for ax, (key, label, pct) in zip(axes, panels):
         for model, history in histories.items():
             epochs = [r["epoch"] for r in history]
@@ -36,17 +39,22 @@ def confusion(matrix: np.ndarray, model: str) -> plt.Figure:
     dark = np.nanmax(off) / 2 if np.isfinite(off).any() else np.inf
     for (i, j), n in np.ndenumerate(matrix):
         color = "navy" if i == j else "white" if n > dark else "black"
-        ax.text(j, i, str(n), ha="center", va="center", fontsize=7, color=color,
-                weight="bold" if i == j else "normal")
-    ax.set(xticks=range(10), yticks=range(10), xlabel="predicted", ylabel="true",
-           title=f"{model}: confusion matrix (colour: mistakes only)")
+        ax.text(j, i, str(n), ha="center", va="center", fontsize=7, color=color, weight="bold" if i == j else "normal")
+    ax.set(
+        xticks=range(10),
+        yticks=range(10),
+        xlabel="predicted",
+        ylabel="true",
+        title=f"{model}: confusion matrix (colour: mistakes only)",
+    )
     fig.colorbar(im, ax=ax, label="wrong predictions")
     fig.tight_layout()
     return fig
 
 
-def misclassified_grid(images: np.ndarray, true: list[int], pred: list[int], conf: list[float],
-                       model: str, cols: int = 8) -> plt.Figure:
+def misclassified_grid(
+    images: np.ndarray, true: list[int], pred: list[int], conf: list[float], model: str, cols: int = 8
+) -> plt.Figure:
     """Q5: wrongly classified test images, titled true / predicted / confidence."""
     rows = max(1, -(-len(images) // cols))
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.45, rows * 1.75 + 0.5), squeeze=False)
@@ -60,8 +68,7 @@ def misclassified_grid(images: np.ndarray, true: list[int], pred: list[int], con
     return fig
 
 
-def feature_maps(inputs: np.ndarray, layers: dict[str, np.ndarray], model: str,
-                 per_row: int = 16) -> plt.Figure:
+def feature_maps(inputs: np.ndarray, layers: dict[str, np.ndarray], model: str, per_row: int = 16) -> plt.Figure:
     """Q6: each input digit beside every channel of each conv layer's (post-ReLU) output."""
     blocks = {name: -(-maps.shape[1] // per_row) for name, maps in layers.items()}
     rows = [len(inputs) * b for b in blocks.values()]
@@ -79,8 +86,10 @@ def feature_maps(inputs: np.ndarray, layers: dict[str, np.ndarray], model: str,
                 ax.imshow(maps[d, ch], cmap="viridis")
                 if d == 0:
                     ax.set_title(f"ch {ch}", fontsize=7)
-        sub.suptitle(f"{model} {name}: {maps.shape[1]} channels of {maps.shape[2]}x{maps.shape[3]} "
-                     "after ReLU (brighter: stronger)")
+        sub.suptitle(
+            f"{model} {name}: {maps.shape[1]} channels of {maps.shape[2]}x{maps.shape[3]} "
+            "after ReLU (brighter: stronger)"
+        )
     return fig
 
 
@@ -88,8 +97,13 @@ def hidden_units(inputs: np.ndarray, hidden: np.ndarray, model: str, name: str) 
     """Q6 for the MLP: each digit beside its hidden-layer activations, as a grid of units."""
     units = hidden.shape[1]
     cols = 16 if units % 16 == 0 else units
-    fig, axes = plt.subplots(len(inputs), 2, figsize=(7, 1.5 * len(inputs)),
-                             gridspec_kw={"width_ratios": [1, cols / (units // cols) * 0.5]}, squeeze=False)
+    fig, axes = plt.subplots(
+        len(inputs),
+        2,
+        figsize=(7, 1.5 * len(inputs)),
+        gridspec_kw={"width_ratios": [1, cols / (units // cols) * 0.5]},
+        squeeze=False,
+    )
     vmax = float(hidden.max()) or 1.0
     for d, (digit, h) in enumerate(zip(inputs, hidden)):
         axes[d][0].imshow(digit, cmap="gray")

@@ -1,7 +1,8 @@
 """study.md: the notebook's questions Q1-Q7 in order, with the figures and one run's numbers.
 
-    render(numbers)    # numbers: what questions.run measured
+render(numbers)    # numbers: what questions.run measured
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -31,8 +32,10 @@ def render(n: dict) -> str:
         q7 += "\n\nNo accelerator was present in this run, so there is no GPU time from it."
         accel = n["bench_accel"]
         if accel is not None and len(accel):
-            q7 += (" From benchmark result files (one training epoch, 60,000 images, median of "
-                   "the timed rounds):\n\n" + accel.to_markdown(index=False, floatfmt=".3g"))
+            q7 += (
+                " From benchmark result files (one training epoch, 60,000 images, median of "
+                "the timed rounds):\n\n" + accel.to_markdown(index=False, floatfmt=".3g")
+            )
         else:
             q7 += " Pass `--bench results/*.json` to quote accelerator figures from benchmark runs."
     wrong = ", ".join(f"{m} {c:,} of 10,000" for m, c in n["wrong_counts"].items())
@@ -53,14 +56,14 @@ batch {cfg.batch_size}, {_epochs(cfg.epochs)}, seed {cfg.seed}, fp32, on the CPU
 
 ![curves](curves.png)
 
-Final epoch: MLP train loss {final['mlp']['train_loss']:.4f}, CNN {final['cnn']['train_loss']:.4f}.
+Final epoch: MLP train loss {final["mlp"]["train_loss"]:.4f}, CNN {final["cnn"]["train_loss"]:.4f}.
 Per-epoch numbers: [history.csv](history.csv).
 
 ## Q4: test accuracy
 
 {acc.to_markdown(index=False)}
 
-The CNN gets {final['cnn']['test_accuracy']:.2%} of the test set right, the MLP {final['mlp']['test_accuracy']:.2%}.
+The CNN gets {final["cnn"]["test_accuracy"]:.2%} of the test set right, the MLP {final["mlp"]["test_accuracy"]:.2%}.
 
 ![confusion mlp](confusion_mlp.png) ![confusion cnn](confusion_cnn.png)
 

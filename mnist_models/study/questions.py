@@ -6,6 +6,7 @@
 Both models train with the same recipe on the CPU (and, when an accelerator is present,
 again on it for Q7); every number in study.md comes from this run.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -30,9 +31,17 @@ from ..reporting.plots import png
 from .figures import confusion, curves, feature_maps, hidden_units, misclassified_grid
 from .page import render
 
-FILES = ["curves.png", "history.csv", "confusion_mlp.png", "confusion_cnn.png",
-         "misclassified_mlp.png", "misclassified_cnn.png", "activations_cnn.png",
-         "activations_mlp.png", "study.md"]
+FILES = [
+    "curves.png",
+    "history.csv",
+    "confusion_mlp.png",
+    "confusion_cnn.png",
+    "misclassified_mlp.png",
+    "misclassified_cnn.png",
+    "activations_cnn.png",
+    "activations_mlp.png",
+    "study.md",
+]
 
 
 @dataclass(frozen=True)
@@ -48,15 +57,24 @@ class StudyConfig:
 
     def __post_init__(self) -> None:
         if self.train_samples is not None and self.train_samples < self.batch_size:
-            raise UsageError(f"train samples must be at least {self.batch_size}, the notebook's batch size; "
-                             f"raise --train-samples (got {self.train_samples})")
+            raise UsageError(
+                f"train samples must be at least {self.batch_size}, the notebook's batch size; "
+                f"raise --train-samples (got {self.train_samples})"
+            )
         for model in MODELS:  # each model's TrainConfig checks itself: UsageError naming the setting
             self.train_config(model, "cpu")
 
     def train_config(self, model: str, device: str) -> TrainConfig:
-        return TrainConfig(model=model, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
-                           seed=self.seed, device=device, train_samples=self.train_samples,
-                           root=self.root)
+        return TrainConfig(
+            model=model,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            seed=self.seed,
+            device=device,
+            train_samples=self.train_samples,
+            root=self.root,
+        )
 
 
 @dataclass(frozen=True)
@@ -76,18 +94,25 @@ def _pixels(x: torch.Tensor) -> np.ndarray:
 
 
 def _epoch_seconds(histories: dict[str, list[dict]], device: str) -> list[dict]:
-    return [{"model": m, "device": device, "epochs": len(h),
-             "median epoch s": statistics.median(r["seconds"] for r in h),
-             "total train s": sum(r["seconds"] for r in h)} for m, h in histories.items()]
+    return [
+        {
+            "model": m,
+            "device": device,
+            "epochs": len(h),
+            "median epoch s": statistics.median(r["seconds"] for r in h),
+            "total train s": sum(r["seconds"] for r in h),
+        }
+        for m, h in histories.items()
+    ]
 
 
-def train_models(cfg: StudyConfig, device: str, splits: tuple[Split, Split], progress: bool = False,
-                 on_epoch=None):
+def train_models(cfg: StudyConfig, device: str, splits: tuple[Split, Split], progress: bool = False, on_epoch=None):
     """Both models trained with cfg's recipe on `device`: ({name: model}, {name: history})."""
     models, histories = {}, {}
     for name in MODELS:
-        models[name], histories[name] = fit(cfg.train_config(name, device), progress,
-                                            on_epoch and (lambda r, n=name: on_epoch(n, r)), splits)
+        models[name], histories[name] = fit(
+            cfg.train_config(name, device), progress, on_epoch and (lambda r, n=name: on_epoch(n, r)), splits
+        )
     return models, histories
 
 
@@ -95,7 +120,7 @@ def per_class(preds_by_model: dict) -> pd.DataFrame:
     """Q4: overall and per-digit test accuracy for each model."""
     rows = {}
     for name, p in preds_by_model.items():
-        right = (p.predicted == p.labels)
+        right = p.predicted == p.labels
         acc = {str(d): right[p.labels == d].float().mean().item() for d in range(10)}
         rows[name] = {"overall": right.float().mean().item(), **acc}
     return pd.DataFrame(rows).T
@@ -103,8 +128,11 @@ def per_class(preds_by_model: dict) -> pd.DataFrame:
 
 def layer_shapes(models: dict, x: torch.Tensor) -> pd.DataFrame:
     """Q6: every named layer's output shape, captured with forward hooks."""
-    rows = [{"model": name, "layer": layer, "output shape": "x".join(map(str, out.shape[1:]))}
-            for name, model in models.items() for layer, out in activations(model, x[:1]).items()]
+    rows = [
+        {"model": name, "layer": layer, "output shape": "x".join(map(str, out.shape[1:]))}
+        for name, model in models.items()
+        for layer, out in activations(model, x[:1]).items()
+    ]
     return pd.DataFrame(rows)
 
 
@@ -118,6 +146,7 @@ def _tensorboard(logdir: str | None, on_epoch):
     if logdir is None:
         return None, on_epoch
     from torch.utils.tensorboard import SummaryWriter
+
     writer = SummaryWriter(logdir)
 
     def log(model: str, r: dict) -> None:
@@ -125,12 +154,18 @@ def _tensorboard(logdir: str | None, on_epoch):
             writer.add_scalar(f"{model}/{key}", r[key], r["epoch"])
         if on_epoch:
             on_epoch(model, r)
+
     return writer, log
 
 
-def run(cfg: StudyConfig, bench_accel: pd.DataFrame | None = None, progress: bool = False,
-        on_epoch=None, tensorboard: str | None = None,
-        command: str = "python -m mnist_models study") -> tuple[dict, dict[str, bytes]]:
+def run(
+    cfg: StudyConfig,
+    bench_accel: pd.DataFrame | None = None,
+    progress: bool = False,
+    on_epoch=None,
+    tensorboard: str | None = None,
+    command: str = "python -m mnist_models study",
+) -> tuple[dict, dict[str, bytes]]:
     """Train, inspect and draw: the numbers, and every study file's contents by name (FILES),
     for the caller to write together. With `tensorboard`, the per-epoch scalars and the
     figures also go to that log folder. `command`: what made the run, quoted in study.md."""
@@ -150,12 +185,14 @@ def run(cfg: StudyConfig, bench_accel: pd.DataFrame | None = None, progress: boo
         idx = misclassified(p, cfg.wrong)
         wrong_shown[name] = [(int(p.labels[i]), int(p.predicted[i]), float(p.confidence[i])) for i in idx]
         figures[f"misclassified_{name}.png"] = misclassified_grid(
-            _pixels(test.x[idx]), *map(list, zip(*wrong_shown[name])) if len(idx) else ([], [], []), name)
+            _pixels(test.x[idx]), *map(list, zip(*wrong_shown[name])) if len(idx) else ([], [], []), name
+        )
     digits = test.x[pick_digits(test.y, cfg.digits)]
     convs = conv_layers(models["cnn"])
     acts = activations(models["cnn"], digits, convs)  # full resolution; the ReLU is elementwise
     figures["activations_cnn.png"] = feature_maps(
-        _pixels(digits), {conv: acts[conv].relu().numpy() for conv in convs}, "cnn")
+        _pixels(digits), {conv: acts[conv].relu().numpy() for conv in convs}, "cnn"
+    )
     mlp_hidden = activations(models["mlp"], digits, ["act1"])["act1"].numpy()
     figures["activations_mlp.png"] = hidden_units(_pixels(digits), mlp_hidden, "mlp", "fc1")
     files = {}
@@ -167,10 +204,17 @@ def run(cfg: StudyConfig, bench_accel: pd.DataFrame | None = None, progress: boo
         writer.close()
     history = pd.concat([pd.DataFrame(h).assign(model=m) for m, h in histories.items()])
     files["history.csv"] = history.to_csv(index=False).encode()
-    numbers = {"histories": histories, "per_class": per_class(preds), "q7": pd.DataFrame(q7),
-               "bench_accel": bench_accel, "shapes": layer_shapes(models, test.x),
-               "misclassified": wrong_shown, "cfg": cfg, "command": command,
-               "wrong_counts": {n: int((p.predicted != p.labels).sum()) for n, p in preds.items()}}
+    numbers = {
+        "histories": histories,
+        "per_class": per_class(preds),
+        "q7": pd.DataFrame(q7),
+        "bench_accel": bench_accel,
+        "shapes": layer_shapes(models, test.x),
+        "misclassified": wrong_shown,
+        "cfg": cfg,
+        "command": command,
+        "wrong_counts": {n: int((p.predicted != p.labels).sum()) for n, p in preds.items()},
+    }
     files["study.md"] = render(numbers).encode()
     return numbers, files
 
@@ -179,6 +223,7 @@ def study_and_save(opts: StudyOptions, say: Callable[[str], None] = print) -> in
     """The study's run, every file written together at the end."""
     from ..reporting.results import load_results
     from ..reporting.tables import accelerator_epochs
+
     tune_malloc()  # before any tensor: freed memory kept for the next step
     bench = None
     if opts.bench:
@@ -188,11 +233,19 @@ def study_and_save(opts: StudyOptions, say: Callable[[str], None] = print) -> in
         bench = accelerator_epochs(results.frame)
 
     def report(model: str, r: dict) -> None:
-        say(f"{model} epoch {r['epoch']:>3}  train loss {r['train_loss']:.4f}  "
-            f"test acc {r['test_accuracy']:.2%}  {r['seconds']:.1f} s")
+        say(
+            f"{model} epoch {r['epoch']:>3}  train loss {r['train_loss']:.4f}  "
+            f"test acc {r['test_accuracy']:.2%}  {r['seconds']:.1f} s"
+        )
 
-    _, files = run(opts.cfg, bench, progress=sys.stderr.isatty(), on_epoch=report, tensorboard=opts.tensorboard,
-                   command=opts.command)
+    _, files = run(
+        opts.cfg,
+        bench,
+        progress=sys.stderr.isatty(),
+        on_epoch=report,
+        tensorboard=opts.tensorboard,
+        command=opts.command,
+    )
     write_files({opts.out / name: data for name, data in files.items()})
     say(f"wrote {opts.out / 'study.md'} and its figures")
     return EXIT_OK

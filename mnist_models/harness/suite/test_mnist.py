@@ -6,6 +6,7 @@
 
 Speed is recorded, never asserted; a case fails only when training went wrong.
 """
+
 import pytest
 
 from ..cases import BenchOptions, Case, skip_reason
@@ -45,7 +46,8 @@ def test_tta(benchmark, tta_case, bench_options, bench_data):
     info = benchmark.extra_info
     assert all(info["reached"]), (
         f"{tta_case.id}: seeds reached {info['target_accuracy']:.1%} {info['reached']}, "
-        f"accuracy at stop {info['accuracy_at_stop']}")
+        f"accuracy at stop {info['accuracy_at_stop']}"
+    )
 
 
 def test_ddp(benchmark, ddp_case, bench_options, bench_data):
