@@ -31,8 +31,8 @@ from mnist_models.core.config import TrainConfig
 from mnist_models.core.train import Trainer
 from mnist_models.harness.cases import BenchOptions, Case
 from mnist_models.harness.interleave import interleaved
-from mnist_models.harness.run import Data
-from mnist_models.harness.runs import make_run
+from mnist_models.harness.timer import Data
+from mnist_models.harness.operations import make_timer
 from mnist_models.machine.process import tune_malloc
 
 ROUNDS, BATCH, CPU = 9, 64, torch.device("cpu")
@@ -121,7 +121,7 @@ def main() -> None:
     opts = BenchOptions(devices=("cpu",), label="floor")
     data = Data.load(opts, "cpu")
     runs = {
-        name: make_run(Case("train", "mlp", "cpu", batch, loader=loader, variant=variant), opts, data)
+        name: make_timer(Case("train", "mlp", "cpu", batch, loader=loader, variant=variant), opts, data)
         for name, loader, variant in (("seed loop", "seed", "plain"), ("suite epoch", "resident", "tuned"))
     }
     check_gradients(data.train.x[:batch], data.train.y[:batch])

@@ -30,7 +30,7 @@ from mnist_models.core.models import leaf_layers
 from mnist_models.core.train import Trainer, loaders
 from mnist_models.files import write_files
 from mnist_models.harness.cases import BenchOptions, Case, default_precisions
-from mnist_models.harness.run import Data
+from mnist_models.harness.timer import Data
 from mnist_models.machine.facts import build_machine_facts
 from mnist_models.machine.process import tune_malloc
 from mnist_models.reporting.markdown import md_table, pct

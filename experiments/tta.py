@@ -26,7 +26,7 @@ from mnist_models.core.config import EVAL_BATCH, TEST_SIZE, TRAIN_SIZE, TrainCon
 from mnist_models.core.train import Trainer, evaluation_steps, loaders, train_to_accuracy
 from mnist_models.files import write_files
 from mnist_models.harness.cases import TTA, BenchOptions, Recipe, default_precisions, recipe_fields, recipe_precision
-from mnist_models.harness.run import Data
+from mnist_models.harness.timer import Data
 from mnist_models.machine.facts import build_machine_facts
 from mnist_models.machine.process import tune_malloc
 from mnist_models.reporting.markdown import md_table

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from mnist_models.harness.ab import abba, sizes
-from mnist_models.harness.workers import Side
+from mnist_models.harness.ab import abba, blocks, sizes
+from mnist_models.harness.ab_workers import Side
 from mnist_models.machine.process import busy_between, busy_since, cpu_snapshot, not_quiet
 from mnist_models.reporting.results import load_results
 from plants import plant_copy
@@ -45,7 +45,7 @@ def _verdicts(out) -> dict:
 def test_ab_flags_a_planted_clock_slowdown_in_training_and_leaves_inference(cli, repo, tmp_path, mnist_root):
     slow = plant_copy(repo, tmp_path / "slow", clock=0.5)
     out = tmp_path / "ab"
-    assert _ab(cli, repo, slow, out, "--pairs", "12", "--no-instructions") == 1
+    assert _ab(cli, repo, slow, out, "--pairs", "16", "--workers", "8", "--no-instructions") == 1
     got = _verdicts(out)
     assert got[("train-mlp-cpu-bs64", "clock")]["verdict"] == "slower"
     assert got[("train-mlp-cpu-bs64", "clock")]["low"] > 0.02
@@ -58,7 +58,7 @@ def test_ab_flags_a_planted_clock_slowdown_in_training_and_leaves_inference(cli,
     results = load_results([out / "base.json", out / "new.json"], include_quick=True)
     assert results.problems == [] and len(results.frame) == 4
     base = json.loads((out / "base.json").read_text())
-    assert base["mnist_bench"]["ab"]["pairs"] == 12 and base["benchmarks"][0]["stats"]["rounds"] == 12
+    assert base["mnist_bench"]["ab"]["pairs"] == 16 and base["benchmarks"][0]["stats"]["rounds"] == 16
     assert "busy" in base["mnist_bench"] and "## mnist-bench ab: " in (out / "comparison.md").read_text()
 
 
@@ -66,7 +66,7 @@ def test_ab_flags_a_planted_clock_slowdown_in_training_and_leaves_inference(cli,
 def test_ab_of_the_same_code_flags_nothing(cli, repo, tmp_path, mnist_root):
     same = plant_copy(repo, tmp_path / "same")
     out = tmp_path / "ab"
-    assert _ab(cli, repo, same, out, "--pairs", "12", "--no-instructions") == 0
+    assert _ab(cli, repo, same, out, "--pairs", "16", "--workers", "8", "--no-instructions") == 0
     assert not any(r["verdict"] == "slower" for r in _verdicts(out).values())
 
 
@@ -79,7 +79,7 @@ def test_instructions_see_a_planted_2_percent_and_nothing_where_none_was_planted
     # MLP step at batch 64 on an AVX2 machine, more where its kernels are leaner
     planted = plant_copy(repo, tmp_path / "planted", loops={("mlp", 64): 600})
     out = tmp_path / "ab"
-    assert _ab(cli, repo, planted, out, "--pairs", "6", "--counted", MLP) == 1
+    assert _ab(cli, repo, planted, out, "--pairs", "2", "--workers", "1", "--counted", MLP) == 1
     got = _verdicts(out)
     train, infer = got[("train-mlp-cpu-bs64", "instructions")], got[("infer-mlp-cpu-bs256", "instructions")]
     assert train["verdict"] == "slower" and 0.015 < train["change"] < 0.10
@@ -119,15 +119,17 @@ def test_bad_options_are_one_line_and_exit_2(cli, capsys, repo, tmp_path, extra,
 
 
 @pytest.mark.parametrize("amx", [True, False])
-def test_a_case_that_compiles_here_is_timed_not_counted(monkeypatch, repo, mnist_root, amx):
+def test_a_case_that_compiles_here_is_timed_not_counted(monkeypatch, request, repo, mnist_root, amx):
     """Under callgrind, whose cpu stops at AVX2, inductor's AVX-512 kernels die of an illegal
     instruction: a case compiled on this machine (the CNN's inference on a matrix engine)
     leaves the default count, and says so."""
     from mnist_models.harness.ab import COUNTED, AbOptions, plan
-    from mnist_models.machine import cpu
+    from mnist_models.machine import cpu, devices
 
     flags = cpu.cpu_flags() - cpu.MATRIX_FLAGS | ({"amx_bf16"} if amx else set())
     monkeypatch.setattr(cpu, "cpu_flags", lambda: flags)
+    devices.device_class.cache_clear()  # this machine's class, read again from the planted flags
+    request.addfinalizer(devices.device_class.cache_clear)
     checked = plan(AbOptions(str(repo), str(repo), root=str(mnist_root)))
     assert checked.uncounted == (("infer-cnn-cpu-bs256",) if amx else ())
     assert checked.counted == [c for c in COUNTED if c not in checked.uncounted]
@@ -192,6 +194,7 @@ def test_pairs_alternate_and_rounds_are_sized_to_the_clock():
         0.15,
     )
     assert sized == {"train-mlp-cpu-bs64": 15360, "infer-cnn-cpu-bs256": 256}
+    assert blocks(10, 4) == [0, 0, 0, 1, 1, 1, 2, 2, 3, 3]  # each process pair a run of whole pairs
 
 
 def _snapshot(wall, ours, **machine):

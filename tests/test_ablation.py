@@ -17,7 +17,7 @@ from mnist_models.harness.ablation import (
 )
 from mnist_models.harness.ablation_report import ablation_frame, render_fast, targets
 from mnist_models.harness.cases import BenchOptions, Case
-from mnist_models.harness.run import Data
+from mnist_models.harness.timer import Data
 
 
 def test_variants_interleave_and_record(train_split, test_split):

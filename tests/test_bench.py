@@ -3,13 +3,13 @@ import argparse
 import pytest
 import torch
 
-from mnist_models.core.config import MODEL_VARIANTS, MODELS, WITH_DROPOUT
 from mnist_models.core.data import ResidentLoader
-from mnist_models.core.models import create_model, list_models
+from mnist_models.core.models import create_model
+from mnist_models.core.registry import list_models, model_spec
 from mnist_models.core.train import Trainer, train_to_accuracy
 from mnist_models.harness.cases import (
     BENCH_DEVICES,
-    TTA,
+    PLANS,
     BenchOptions,
     Case,
     cases,
@@ -18,25 +18,30 @@ from mnist_models.harness.cases import (
     missing_cases,
     skip_reason,
 )
-from mnist_models.harness.run import Data
-from mnist_models.harness.runs import make_run
-from mnist_models.machine import cpu
-from mnist_models.machine.devices import compile_unavailable, native_bf16, resolve
+from mnist_models.harness.operations import make_timer
+from mnist_models.harness.recipes import TTA
+from mnist_models.harness.timer import Data
+from mnist_models.machine.devices import CLASSES, compile_unavailable, device_class, native_bf16, resolve
 from mnist_models.parsing import choices, positive, positives
-from mnist_models.reporting.schema import OPERATIONS
+
+
+def _classes(amx: bool) -> dict:
+    """A cpu with bf16 units, with or without a matrix engine, and a cuda GPU."""
+    return {"cpu": CLASSES["cpu-amx" if amx else "cpu-bf16"], "cuda": CLASSES["cuda"]}
 
 
 @pytest.mark.parametrize("amx", [True, False])
-def test_tuned_inference_compiles_the_cnn_on_a_matrix_engine_only(monkeypatch, amx):
-    _cpu_class(monkeypatch, amx)
+def test_tuned_inference_compiles_the_cnn_on_a_matrix_engine_only(amx):
+    classes = _classes(amx)
     opts = BenchOptions(devices=("cpu", "cuda"), precisions=("fp32", "bf16"))
-    train, infer = cases(opts, "train"), cases(opts, "infer")
+    train, infer = cases(opts, "train", classes), cases(opts, "infer", classes)
     for case in infer:
-        cfg = case.config(opts)
+        cfg, dc = case.config(opts, classes[case.device]), classes[case.device]
         compiles = case.variant == "compiled" or amx and case.model == "cnn" and case.device == "cpu"
-        assert cfg.compile == compiles and case.tuned_compiles == (compiles and case.variant == "tuned"), case.id
+        assert cfg.compile == compiles and case.tuned_compiles(dc) == (compiles and case.variant == "tuned"), case.id
         assert cfg.bf16_weights == (case.precision == "bf16"), case.id  # inference in bf16 casts the weights
-    assert not any(c.config(opts).bf16_weights or c.tuned_compiles for c in train)  # training: autocast, eager
+    # training: autocast, eager
+    assert not any(c.config(opts, classes[c.device]).bf16_weights or c.tuned_compiles(classes[c.device]) for c in train)
     compiled = {c.id for c in infer if c.variant == "compiled"}  # the compiled variant where the tuned one is eager
     assert ("infer-cnn-cpu-bs256-compiled" in compiled) != amx and "infer-mlp-cpu-bs256-compiled" in compiled
     assert "infer-cnn-cuda-bs256-compiled" in compiled
@@ -45,31 +50,27 @@ def test_tuned_inference_compiles_the_cnn_on_a_matrix_engine_only(monkeypatch, a
 def test_case_ids_are_readable():
     assert Case("train", "cnn", "cpu", 256).id == "train-cnn-cpu-bs256"
     assert Case("infer", "mlp", "cuda", 64, "bf16").id == "infer-mlp-cuda-bs64-bf16"
-    assert Case("train", "mlp", "cpu", 64, loader="seed", variant="plain").id == "train-mlp-cpu-bs64-seed"
+    assert Case("train", "mlp", "cpu", 64, loader="notebook", variant="plain").id == "train-mlp-cpu-bs64-notebook"
     assert Case("train", "cnn", "cpu", 256, variant="plain").id == "train-cnn-cpu-bs256-plain"
     assert Case("train", "cnn", "cpu", 256).group == "train cnn cpu"
     assert Case("tta", "cnn", "cuda", 256, "bf16", variant="graphs").id == "tta-cnn-cuda-bs256-bf16-graphs"
 
 
-def _cpu_class(monkeypatch, amx: bool) -> None:
-    """This machine's cpu flags, with or without a matrix engine."""
-    flags = cpu.cpu_flags() - cpu.MATRIX_FLAGS | ({"amx_bf16"} if amx else set())
-    monkeypatch.setattr(cpu, "cpu_flags", lambda: flags)
-
-
-def test_full_matrix(monkeypatch):
-    _cpu_class(monkeypatch, amx=False)  # a matrix engine's own cases: the test below
+def test_full_matrix():
+    classes = _classes(amx=False)  # a matrix engine's own cases: the test above
     opts = BenchOptions(devices=("cpu", "cuda"), precisions=("fp32", "bf16"))
-    train, infer, tta = (cases(opts, op) for op in ("train", "infer", "tta"))
+    train, infer, tta = (cases(opts, op, classes) for op in ("train", "infer", "tta"))
     # 2 models x (cpu: 3 batch sizes x 2 precisions, cuda: the same eager and graphed)
-    #          + 2 devices x (seed loader + plain loop)
+    #          + 2 devices x (notebook loader + plain loop)
     #          + the compiled variant at bs256 on each device, in each precision
     assert len(train) == 2 * (3 * 2 + 3 * 2 * 2) + 2 * 2 * 2 + 2 * 2 * 2
     assert len(infer) == 2 * 2 * 3 * 2 + 2 * 2 * 2
     compiled = [c for c in train + infer if c.variant == "compiled"]
     assert {c.batch_size for c in compiled} == {256} and all("compile" in c.knobs for c in compiled)
     assert "train-cnn-cpu-bs256-bf16-compiled" in {c.id for c in compiled}
-    assert all(c.config(opts).channels_last and c.config(opts).compile for c in compiled)
+    assert all(
+        c.config(opts, classes[c.device]).channels_last and c.config(opts, classes[c.device]).compile for c in compiled
+    )
     assert [c.id for c in tta] == [
         "tta-cnn-cpu-bs256-bf16",
         "tta-cnn-cuda-bs256-bf16",
@@ -81,16 +82,16 @@ def test_full_matrix(monkeypatch):
     graphed = [c for c in train + tta if "cuda_graphs" in c.knobs]
     assert {c.device for c in graphed} == {"cuda"} and len(graphed) == 2 * 3 * 2 + 2
     assert len({c.id for c in train + infer + tta}) == len(train + infer + tta)
-    seed = [c for c in train if c.loader == "seed"]
-    assert {c.batch_size for c in seed} == {64} and {c.variant for c in seed} == {"plain"}
+    notebook = [c for c in train if c.loader == "notebook"]
+    assert {c.batch_size for c in notebook} == {64} and {c.variant for c in notebook} == {"plain"}
 
 
 def test_default_matrix_times_what_each_device_runs_natively():
     opts = BenchOptions()
     for device in {resolve(d) for d in opts.devices}:  # cases carry the accelerator's name, not "accel"
-        timed = {c.precision for op in OPERATIONS for c in cases(opts, op) if c.device == device}
-        assert timed == set(default_precisions(device)), device
-    assert {c.device for op in OPERATIONS for c in cases(opts, op)} == {resolve(d) for d in opts.devices}
+        timed = {c.precision for op in PLANS for c in cases(opts, op) if c.device == device}
+        assert timed == set(default_precisions(device_class(device))), device
+    assert {c.device for op in PLANS for c in cases(opts, op)} == {resolve(d) for d in opts.devices}
 
 
 def test_time_to_accuracy_runs_in_fp32_where_the_run_has_no_bf16():
@@ -164,14 +165,14 @@ def test_a_bad_world_size_is_named_as_one(repo):
     [
         Case("train", "mlp", "cpu", 256),
         Case("infer", "cnn", "cpu", 512, "bf16"),
-        Case("train", "mlp", "cpu", 64, loader="seed", variant="plain"),
+        Case("train", "mlp", "cpu", 64, loader="notebook", variant="plain"),
         Case("train", "mlp", "cpu", 256, variant="compiled"),
     ],
     ids=lambda c: c.id,
 )
 def test_a_run_records_every_field(case, train_split, test_split):
     opts = BenchOptions(quick=True)
-    run = make_run(case, opts, Data(train_split, test_split))
+    run = make_timer(case, opts, Data(train_split, test_split))
     cold = run.cold_round()
     for _ in range(2):
         run.setup()
@@ -200,7 +201,9 @@ def test_a_run_records_every_field(case, train_split, test_split):
     assert expected <= set(info)
     # a compiled case's cold round compiled past inductor's caches: it took longer than a timed one
     # (the compiled variant, and the tuned cnn inference where a matrix engine runs it compiled)
-    assert info["compiled"] == run.cfg.compile == (case.variant == "compiled" or case.tuned_compiles)
+    assert (
+        info["compiled"] == run.cfg.compile == (case.variant == "compiled" or case.tuned_compiles(device_class("cpu")))
+    )
     assert (info.get("compile_seconds", 0) > 0) == info["compiled"]
     if case.operation == "train":
         # 16 steps (bs256) or 64 (notebook loop, bs64) on 4,096 images; chance is 10% and 2.30
@@ -223,7 +226,7 @@ def test_missing_cases_lists_absent_cpu_cases():
     ids = expected_ids(opts, "cpu")
     assert ids == [
         "train-mlp-cpu-bs64",
-        "train-mlp-cpu-bs64-seed",
+        "train-mlp-cpu-bs64-notebook",
         "infer-mlp-cpu-bs64",
         "ddp-mlp-cpu-bs256-w1-strong",
         "ddp-mlp-cpu-bs256-w2-strong",
@@ -233,9 +236,10 @@ def test_missing_cases_lists_absent_cpu_cases():
     assert missing_cases(result, opts) == ids[1:]
 
 
-def test_config_names_the_registry():
-    assert list(MODELS) == list_models() and set(MODEL_VARIANTS) == set(list_models(variants=True)) - set(MODELS)
-    assert set(WITH_DROPOUT) == {n for n in list_models(variants=True) if hasattr(create_model(n), "dropout")}
+def test_the_registry_says_which_models_have_dropout():
+    assert list_models() == ("cnn", "mlp") and list_models(variants=True) == ("cnn", "cnn_relu_first", "mlp")
+    for name in list_models(variants=True):
+        assert model_spec(name).dropout == hasattr(create_model(name), "dropout"), name
 
 
 @pytest.mark.slow

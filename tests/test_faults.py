@@ -88,7 +88,7 @@ def test_ctrl_c_keeps_the_finished_epochs(tmp_path, mnist_root):
     [
         (MLP + ["--batch-size", "70000"], "batch size is larger than the 2,048 training images"),
         (["train", "--train-samples", "1000000000"], "train samples must be between 1 and MNIST's 60,000"),
-        (["train", "--val-samples", "100", "--loader", "seed"], "validation samples need the resident loader"),
+        (["train", "--val-samples", "100", "--loader", "notebook"], "validation samples need the resident loader"),
         (["train", "--lr", "nan"], "learning rate must be a positive number"),
         (["train", "--lr", "inf"], "learning rate must be a positive number"),
         (["train", "--epochs", "0"], "epochs must be a positive whole number"),

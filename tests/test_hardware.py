@@ -9,7 +9,7 @@ import torch
 
 from mnist_models.harness.cases import default_precisions
 from mnist_models.machine.cpu import SHOWN_FLAGS, cpu_flags, vector_isa
-from mnist_models.machine.devices import native_bf16, timed
+from mnist_models.machine.devices import cpu_class, device_class, native_bf16, timed
 from mnist_models.machine.facts import build_machine_facts
 from mnist_models.machine.probe import matmul_peak_gflops, peak_table, probe, triad_bandwidth_gbs
 from mnist_models.machine.process import peak_rss_mb
@@ -28,12 +28,12 @@ def _amx(name: str = "xeon-amx-2core.json") -> list[str]:
 
 def test_default_precisions_follow_the_cpu_flags():
     # the two real machines in results/: an EPYC with AVX512-BF16, one with AVX2 only
-    assert default_precisions("cpu", _flags("epyc-2core.json")) == ("fp32", "bf16")
-    assert default_precisions("cpu", _flags("epyc-avx2-2core.json")) == ("fp32",)
-    assert default_precisions("cpu", _amx()) == ("fp32", "bf16")  # the Xeon with AMX
-    assert default_precisions("cpu", ["avx2", "fma", "amx_tile", "amx_bf16"]) == ("fp32", "bf16")
-    assert default_precisions("cpu", ["asimd", "bf16"]) == ("fp32", "bf16")  # Arm FEAT_BF16
-    assert default_precisions("cpu", ["avx512f", "avx512bw", "avx512vl", "avx512dq"]) == ("fp32",)
+    assert default_precisions(cpu_class(_flags("epyc-2core.json"))) == ("fp32", "bf16")
+    assert default_precisions(cpu_class(_flags("epyc-avx2-2core.json"))) == ("fp32",)
+    assert default_precisions(cpu_class(_amx())) == ("fp32", "bf16")  # the Xeon with AMX
+    assert default_precisions(cpu_class(["avx2", "fma", "amx_tile", "amx_bf16"])) == ("fp32", "bf16")
+    assert default_precisions(cpu_class(["asimd", "bf16"])) == ("fp32", "bf16")  # Arm FEAT_BF16
+    assert default_precisions(cpu_class(["avx512f", "avx512bw", "avx512vl", "avx512dq"])) == ("fp32",)
 
 
 def test_vector_isa_from_flags():
@@ -58,7 +58,7 @@ def test_this_cpu_is_read_as_torch_reads_it():
 
 @pytest.mark.skipif(torch.accelerator.is_available(), reason="this machine has an accelerator")
 def test_no_gpu_means_no_native_bf16_there():
-    assert native_bf16("cuda") is False and default_precisions("cuda") == ("fp32",)
+    assert native_bf16("cuda") is False and default_precisions(device_class("cuda")) == ("fp32",)
 
 
 def test_probe_is_bounded_and_agrees_with_a_direct_timing():

@@ -15,8 +15,8 @@ from mnist_models.core.models import (
 
 
 def test_registry_lists_both_models_and_the_variant_apart():
-    assert list_models() == ["cnn", "mlp"]
-    assert list_models(variants=True) == ["cnn", "cnn_relu_first", "mlp"]
+    assert list_models() == ("cnn", "mlp")
+    assert list_models(variants=True) == ("cnn", "cnn_relu_first", "mlp")
     assert create_model("cnn_relu_first").pool_first is False and create_model("cnn").pool_first is True
 
 

@@ -36,7 +36,7 @@ def test_bar_figures_name_their_bars(committed):
     assert training.axes[0].get_title() == "Training throughput, CPU (fp32)" and _legend(training.axes[0]) == ["cpu"]
     assert "epochs of 60,000 images" in training.axes[0].get_ylabel()
     loaders = plots.loader_bars(committed)
-    assert set(_legend(loaders.axes[0])) == {"resident tensors", "seed DataLoader + ToTensor"}
+    assert set(_legend(loaders.axes[0])) == {"resident tensors", "notebook DataLoader + ToTensor"}
     machines = plots.machine_bars(machine_matrix(committed, "epyc-2core"), "epyc-2core")
     assert _legend(machines.axes[0]) == [m for m in committed["machine"].unique() if m != "epyc-2core"]
     assert machines.axes[0].get_ylabel().startswith("images/s relative to epyc-2core")

@@ -29,9 +29,9 @@ def test_fixture_gives_exact_table_numbers(cpu_result):
     t = train_table(results.frame).set_index("setup")
     assert t.loc["resident", "epoch s"] == 10.0 and t.loc["resident", "images/s"] == 6000
     assert t.loc["resident", "of peak"] == pytest.approx(0.25)
-    assert t.loc["seed loader", "images/s"] == 3000
+    assert t.loc["notebook loader", "images/s"] == 3000
     md = render_markdown(results)
-    assert "| fixture-cpu | cnn     | cpu      |      64 | resident    |        10 |      6,000 | 25.0%" in md
+    assert "| fixture-cpu | cnn     | cpu      |      64 | resident        |        10 |      6,000 | 25.0%" in md
     assert "| CPU                          | Test CPU " in md and "| 2 physical, 2 logical; 2 torch threads" in md
     assert "No file here holds both cpu and accelerator results" in md
 

@@ -32,7 +32,10 @@ ENTRY_FAULTS = [
     (_entry("extra_info.batch_size", "big"), 'extra_info.batch_size is "big", expected a positive whole number'),
     (_entry("extra_info.batch_size", True), "extra_info.batch_size is True, expected a positive whole number"),
     (_entry("extra_info.samples", None), "extra_info.samples is None, expected a positive whole number"),
-    (_entry("extra_info.operation", "fly"), 'extra_info.operation is "fly", expected one of train, infer, tta'),
+    (
+        _entry("extra_info.operation", "fly"),
+        'extra_info.operation is "fly", an operation this mnist-bench does not know',
+    ),
     (_entry("extra_info.test_accuracy", 3), "extra_info.test_accuracy is 3, expected a number from 0 to 1"),
     (lambda doc: doc["benchmarks"][0].pop("stats"), "stats is None, expected an object with the round times"),
     (
@@ -154,9 +157,9 @@ def test_a_format_1_gpu_file_reads_as_the_current_one(gpu_result):
 
 def test_scaling_efficiency_of_a_planted_speed_up():
     """Two ranks at 1.5x one rank's images/s: 75%; a case with no one-rank twin: None."""
-    from mnist_models.reporting.schema import scaling_efficiencies
+    from mnist_models.reporting.results import scaling_efficiencies
 
-    base = {"model": "cnn", "device": "cpu", "batch_size": 256, "threads_per_rank": 1}
+    base = {"operation": "ddp", "model": "cnn", "device": "cpu", "batch_size": 256, "threads_per_rank": 1}
     entries = [
         {**base, "world_size": 1, "samples_per_second": 1000.0},
         {**base, "world_size": 2, "samples_per_second": 1500.0},

@@ -3,7 +3,7 @@ import torch
 
 from mnist_models.study import figures as study_plots
 from mnist_models.cli import main
-from mnist_models.core.config import MODELS
+from mnist_models.core.registry import list_models
 from mnist_models.files import write_files
 from mnist_models.core.inspection import conv_layers
 from mnist_models.core.models import create_model
@@ -60,7 +60,7 @@ def test_activation_figure_covers_every_conv_layer():
 def test_study_numbers_answer_q4_and_q7(quick_study):
     _, numbers = quick_study
     per_class = numbers["per_class"]
-    assert list(per_class.index) == list(MODELS) and per_class.shape[1] == 11
+    assert list(per_class.index) == list(list_models()) and per_class.shape[1] == 11
     # one epoch of 4,096 images: measured 88.4% (MLP) and 90.4% (CNN), every digit above 80%
     assert per_class.loc["mlp", "overall"] >= 0.85 and per_class.loc["cnn", "overall"] >= 0.87
     assert (per_class.drop(columns="overall") >= 0.6).all().all()

@@ -102,7 +102,7 @@ def test_bf16_and_the_notebook_loader_train(train_split, test_split):
     cnn = TrainConfig(model="cnn", epochs=1, train_samples=2048, precision="bf16", device="cpu")
     _, history = fit(cnn, splits=(train_split, test_split))
     assert history[0]["test_accuracy"] > 0.78  # measured 83.4%
-    _, history = fit(TrainConfig(model="mlp", epochs=1, train_samples=2048, loader="seed", device="cpu"))
+    _, history = fit(TrainConfig(model="mlp", epochs=1, train_samples=2048, loader="notebook", device="cpu"))
     assert history[0]["test_accuracy"] > 0.75  # the notebook's unnormalized images: measured 79.0%
 
 
@@ -166,8 +166,8 @@ def test_an_absent_accelerator_is_a_clear_error():
         ("precision", "fp8", "precision must be one of fp32, bf16"),
         ("batch_size", 0, "batch size must be at least 1"),
         ("epochs", 0, "epochs must be at least 1"),
-        ("loader", "ffcv", "loader must be one of resident, seed"),
-        ("model", "resnet", "model must be one of cnn, mlp, cnn_relu_first"),
+        ("loader", "ffcv", "loader must be one of resident, notebook"),
+        ("model", "resnet", "model must be one of cnn, cnn_relu_first, mlp"),
         ("optimizer", "sgd", "cuda graphs work with the adam optimizer only"),
         ("test_samples", 10_001, "test samples must be between 1 and MNIST's 10,000"),
         ("cycle_epochs", 1.0, "cycle epochs need the onecycle schedule"),

@@ -8,7 +8,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..core.config import DEVICES, LOADERS, MODELS, OPTIMIZERS, PRECISIONS, SCHEDULES, TrainConfig
+from ..core.config import DEVICES, LOADERS, OPTIMIZERS, PRECISIONS, SCHEDULES, TrainConfig
+from ..core.registry import list_models
 from ..files import check_writable
 from ..parsing import positive, seed
 
@@ -23,7 +24,7 @@ ROOT_HELP = "MNIST root (default: $MNIST_ROOT, else ./datasets)"
 def add_train_args(p: argparse.ArgumentParser, out_help: str) -> None:
     """train's and ddp's options: every TrainConfig field a user sets, --out and --force."""
     d = TrainConfig()
-    p.add_argument("--model", choices=MODELS, default=d.model)
+    p.add_argument("--model", choices=list_models(), default=d.model)
     p.add_argument("--epochs", type=positive("epochs"), default=d.epochs)
     p.add_argument("--batch-size", dest="batch_size", type=positive("batch size"), default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr)

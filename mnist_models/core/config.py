@@ -14,12 +14,10 @@ import math
 from dataclasses import dataclass
 
 from ..errors import UsageError
+from .registry import list_models, model_spec
 
-MODELS = ("cnn", "mlp")  # models.list_models(), spelled out for torch-free parsing (a test keeps them equal)
-MODEL_VARIANTS = ("cnn_relu_first",)  # registered variants: the ablation's, not the matrix's
-WITH_DROPOUT = ("cnn", "cnn_relu_first")  # the models with a dropout layer (TrainConfig.dropout)
 PRECISIONS = ("fp32", "bf16")  # fp32, or bf16 autocast
-NOTEBOOK = "seed"  # the notebook's DataLoader loop: its name in --loader, case ids and result files
+NOTEBOOK = "notebook"  # the notebook's DataLoader loop: its name in --loader, case ids and result files
 LOADERS = ("resident", NOTEBOOK)  # tensors on the device, or the notebook's DataLoader
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "onecycle")
@@ -30,7 +28,7 @@ EVAL_BATCH = 2000  # images per evaluation batch
 
 @dataclass(frozen=True)
 class TrainConfig:
-    model: str = "cnn"  # registry name: mlp | cnn
+    model: str = "cnn"  # registry name (registry.list_models): cnn | mlp
     epochs: int = 10  # passes over the training set
     batch_size: int = 64  # training batch size (the notebook's 64)
     lr: float = 1e-3  # peak learning rate
@@ -43,7 +41,7 @@ class TrainConfig:
     seed: int = 0  # seeds the weights, dropout and the batch order
     device: str = "auto"  # auto | cpu | cuda
     precision: str = "fp32"  # fp32 | bf16 (autocast)
-    loader: str = "resident"  # resident (tensors on the device) | seed (NOTEBOOK: its DataLoader)
+    loader: str = "resident"  # resident (tensors on the device) | notebook (NOTEBOOK: its DataLoader)
     channels_last: bool = True  # NHWC memory format for conv layers
     fused: bool = True  # fused optimizer step (one kernel for all parameters)
     compile: bool = False  # torch.compile the model (inductor)
@@ -75,7 +73,7 @@ def check_config(cfg: TrainConfig) -> None:
     """Raise UsageError naming the first field that is out of range, before any work."""
     samples = cfg.train_samples
     checks = [
-        _choice(cfg.model, MODELS + MODEL_VARIANTS, "model"),
+        _choice(cfg.model, list_models(variants=True), "model"),
         _choice(cfg.precision, PRECISIONS, "precision"),
         _choice(cfg.loader, LOADERS, "loader"),
         _choice(cfg.optimizer, OPTIMIZERS, "optimizer"),
@@ -128,7 +126,7 @@ def check_config(cfg: TrainConfig) -> None:
             cfg.label_smoothing,
         ),
         (
-            cfg.dropout is None or cfg.model in WITH_DROPOUT,
+            cfg.dropout is None or model_spec(cfg.model).dropout,
             f"the {cfg.model} has no dropout layer; drop --dropout",
             cfg.dropout,
         ),

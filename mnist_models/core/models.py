@@ -1,52 +1,34 @@
-"""The notebook's two models (Q1 MLP, Q2 CNN), a registry, and a per-layer cost summary.
+"""The notebook's two models (Q1 MLP, Q2 CNN), built by registry name, and a per-layer cost summary.
 
     from mnist_models.core.models import create_model, list_models, summarize
     model = create_model("cnn")
     for row in summarize(model): print(row)
 
-A registered variant (`cnn_relu_first`: the CNN with its ReLUs before the pools) builds
-the same network with a model-specific switch set; list_models() leaves variants out,
-so the benchmark matrix and the CLI's choices hold the two models.
+The names live in registry.py (no torch there, so the command line can offer them); a
+registered variant (`cnn_relu_first`: the CNN with its ReLUs before the pools) builds the
+same network with a model-specific switch set; list_models() leaves variants out, so the
+benchmark matrix and the CLI's choices hold the two models.
 """
 
 from __future__ import annotations
 
-import functools
+import importlib
 import math
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import nn
 
-from ..errors import UsageError
+from .registry import list_models, model_spec
 
-_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
-_VARIANTS: set[str] = set()
-
-
-def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-    """Register a model factory under its function name."""
-    _REGISTRY[fn.__name__] = fn
-    return fn
-
-
-def register_variant(name: str, base: str, **switches) -> None:
-    """Register `name` as the model `base` built with `switches` (e.g. pool_first=False)."""
-    _REGISTRY[name] = functools.partial(_REGISTRY[base], **switches)
-    _VARIANTS.add(name)
-
-
-def list_models(variants: bool = False) -> list[str]:
-    """The names `create_model` knows, sorted; registered variants only when asked."""
-    return sorted(n for n in _REGISTRY if variants or n not in _VARIANTS)
+__all__ = ["CNN", "MLP", "create_model", "layer_table", "list_models", "summarize"]
 
 
 def create_model(name: str, **kwargs) -> nn.Module:
-    """A fresh model by registry name; unknown names raise with the known ones."""
-    if name not in _REGISTRY:
-        raise UsageError(f"unknown model {name!r}; choose from {', '.join(list_models(variants=True))}")
-    return _REGISTRY[name](**kwargs)
+    """A fresh model by registry name (registry.py); unknown names raise with the known ones."""
+    spec = model_spec(name)
+    module, attribute = spec.factory.split(":")
+    return getattr(importlib.import_module(module), attribute)(**{**dict(spec.switches), **kwargs})
 
 
 def capture_outputs(model: nn.Module, x: torch.Tensor, names: list[str]) -> dict[str, torch.Tensor]:
@@ -120,19 +102,6 @@ class CNN(nn.Module):
             x = self.pool1(self.act1(self.conv1(x)))
             x = self.pool2(self.act2(self.conv2(x)))
         return self.fc2(self.dropout(self.act3(self.fc1(x.flatten(1)))))
-
-
-@register_model
-def mlp(**kwargs) -> nn.Module:
-    return MLP(**kwargs)
-
-
-@register_model
-def cnn(**kwargs) -> nn.Module:
-    return CNN(**kwargs)
-
-
-register_variant("cnn_relu_first", "cnn", pool_first=False)  # the slower order, for the ablation
 
 
 @dataclass(frozen=True)

@@ -2,25 +2,29 @@
 
     python -m mnist_models ab ../main . --out runs/ab --json ab.json
 
-Each side (a checkout, or an installed environment's folder or python) gets one long-lived
-worker process that imports its own code and loads MNIST once (ab_worker.py). The driver
-asks them for one round at a time, never both at once, in ABBA order per case (base then
-new, then new then base, ...), so a drift in the machine's speed falls on both sides alike
-and each pair of rounds is judged by its ratio (reporting/paired.py). Both workers run the
-same number of threads. Then, where valgrind is installed, each side counts the
+Each side (a checkout, or an installed environment's folder or python) runs its own code in
+worker processes that speak the side's ab contract (ab_side.py; ab_workers.py). The driver
+asks for one round at a time, never two at once, in ABBA order per case (base then new,
+then new then base, ...), so a drift in the machine's speed falls on both sides alike and
+each pair of rounds is judged by its ratio (reporting/paired.py). The pairs are spread over
+many short-lived processes a side, as pyperf spreads its values: each process fixes one
+memory layout and allocator state, a bias that a long-lived process would carry into every
+round; a block of pairs runs on a fresh pair of processes, and the verdict takes each
+block as one unit, so that bias is noise the interval sees. Both sides run the same threads,
+pinned to the same CPU. Then, where valgrind is installed, each side counts the
 instructions of a few steps of the CPU cases under callgrind (instructions.py).
 """
 
 from __future__ import annotations
 
-import subprocess
+import socket
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 from ..errors import RunError, UsageError
+from .ab_workers import FIRST_IMAGES, Side, Worker
 from .cases import BenchOptions, Case, cases
-from .workers import Side, Worker
+from .record import commit_info, document
 
 # The CI set: training, which a change to the step slows, and inference beside it as the control.
 CASES = (
@@ -31,7 +35,6 @@ CASES = (
     "infer-mlp-cpu-bs256",
     "infer-cnn-cpu-bs256",
 )
-FIRST_IMAGES = {"train": 1024, "infer": 2048}  # the round that sizes the rest (sizes())
 COUNTED = ("train-mlp-cpu-bs64", "train-cnn-cpu-bs64", "infer-mlp-cpu-bs256", "infer-cnn-cpu-bs256")
 
 
@@ -58,60 +61,73 @@ def abba(pairs: int) -> list[tuple[int, int]]:
     return [(0, 1) if i % 2 == 0 else (1, 0) for i in range(pairs)]
 
 
+def blocks(pairs: int, processes: int) -> list[int]:
+    """The process block of each pair: `pairs` split over `processes` blocks as evenly as
+    whole ABBA quads allow (an even count a block where it can be), in order."""
+    per = [pairs // processes + (1 if b < pairs % processes else 0) for b in range(processes)]
+    return [b for b, n in enumerate(per) for _ in range(n)]
+
+
 @dataclass
 class Timed:
-    """What the clock part measured: per side, each case's rounds, and the worker's entries."""
+    """What the clock part measured: per side, each case's rounds; each pair's block; the
+    last block's workers' descriptions of what they timed."""
 
     rounds: list[dict[str, list[float]]] = field(default_factory=lambda: [{}, {}])
-    finished: list[dict] = field(default_factory=list)  # per side: {"entries": [...], "machine": {...}}
-    code: list[str] = field(default_factory=list)
+    blocks: list[int] = field(default_factory=list)  # per pair
+    described: list[dict] = field(default_factory=list)  # per side: {"entries": [...], "machine": {...}}
+    code: list[str] = field(default_factory=lambda: ["", ""])
+    images: dict[str, int] = field(default_factory=dict)  # per case, a round's
 
 
-def time_sides(
-    sides: tuple[Side, Side],
-    cases: list[str],
-    pairs: int,
-    threads: int,
-    root: str | None,
-    images: dict,
-    seconds: float,
-    per_side: int = 1,
-    progress: Callable[[str], None] = lambda line: None,
-) -> Timed:
-    """Every case's pairs, case by case within each pair index, from `per_side` workers a side
-    started one after another (so no start overlaps a round); pair i runs on workers
-    (i // 2) % per_side, so each ABBA block stays on one pair of processes."""
-    timed = Timed(rounds=[{c: [] for c in cases}, {c: [] for c in cases}])
-    workers: list[list[Worker]] = [[], []]
+def time_sides(checked: Plan, progress: Callable[[str], None] = lambda line: None, timed: Timed | None = None) -> Timed:
+    """Size the rounds on a first base worker, then every block of pairs on a fresh pair of
+    workers, case by case within each pair; the last block's workers describe the rounds.
+    `timed` is filled as rounds finish, so a stop keeps what was timed."""
+    opts, sides = checked.opts, checked.sides
+    wanted = list(opts.cases)
+    timed = timed if timed is not None else Timed()
+    timed.rounds = [{c: [] for c in wanted}, {c: [] for c in wanted}]
+    progress(f"sizing the rounds on the base side ({sides[0].path})")
+    sizer = _worker(checked, 0)
     try:
-        for k in range(per_side):
-            for s, side in enumerate(sides):
-                progress(f"starting the {side.name} side ({side.path}), worker {k + 1}/{per_side}")
-                workers[s].append(Worker(side, threads))
-                code = workers[s][-1].ask(
-                    op="start", cases=cases, threads=threads, label=side.name, root=root, images=images
-                )["code"]
-                timed.code += [code] if k == 0 else []
-        _distinct(sides, timed.code)  # before any round is spent on it
-        first = workers[0][0]
-        sized = sizes(cases, {c: first.ask(op="round", case=c)["seconds"] for c in cases}, images, seconds)
-        for w in workers[0] + workers[1]:
-            w.ask(op="size", images=sized)
-        for i, order in enumerate(abba(pairs)):
-            k = (i // 2) % per_side
-            for case in cases:
-                for s in order:
-                    timed.rounds[s][case].append(workers[s][k].ask(op="round", case=case)["seconds"])
-            progress(f"pair {i + 1}/{pairs} timed")
-        timed.finished = [w[0].ask(op="finish", rounds=timed.rounds[s]) for s, w in enumerate(workers)]
+        first = {c: FIRST_IMAGES[known_cases()[c].operation] for c in wanted}
+        sizer.start(wanted, first, opts.root, opts.label)
+        took = {c: sizer.round(c) for c in wanted}
     finally:
-        for w in workers[0] + workers[1]:
-            w.close()
+        sizer.close()
+    timed.images = sizes(wanted, took, FIRST_IMAGES, opts.seconds)
+    order, per_pair = abba(opts.pairs), blocks(opts.pairs, opts.workers)
+    for block in range(opts.workers):
+        workers = []
+        try:
+            for s in range(2):  # one after the other: no start overlaps a round
+                workers.append(_worker(checked, s))
+                workers[s].start(wanted, timed.images, opts.root, opts.label)
+                timed.code[s] = workers[s].code
+            _distinct(sides, timed.code)  # before any round is spent on it
+            for i in [i for i, b in enumerate(per_pair) if b == block]:
+                for case in wanted:
+                    for s in order[i]:
+                        timed.rounds[s][case].append(workers[s].round(case))
+                timed.blocks.append(block)
+                progress(f"pair {i + 1}/{opts.pairs} timed (process pair {block + 1}/{opts.workers})")
+            if block == opts.workers - 1:
+                timed.described = [w.describe(timed.rounds[s]) for s, w in enumerate(workers)]
+        finally:
+            for w in workers:
+                w.close()
     return timed
+
+
+def _worker(checked: Plan, s: int) -> Worker:
+    return Worker(checked.sides[s], checked.opts.threads, contract=checked.contracts[s])
 
 
 def _distinct(sides: tuple[Side, Side], code: list[str]) -> None:
     """Refuse two sides at different paths that imported the same mnist_models."""
+    from pathlib import Path
+
     if Path(sides[0].path).resolve() != Path(sides[1].path).resolve() and code[0] == code[1]:
         raise UsageError(
             f"both sides imported the same code ({code[0]}): the environment's installed "
@@ -126,11 +142,11 @@ class AbOptions:
     cases: tuple[str, ...] = CASES  # timed on the clock
     counted: tuple[str, ...] | None = None  # counted in instructions where valgrind is installed
     #                                           (None: those of COUNTED that are timed)
-    pairs: int = 40  # rounds per side and case, in ABBA pairs
+    pairs: int = 96  # rounds per side and case, in ABBA pairs
     seconds: float = 0.15  # about how long one round lasts (its images are sized to it)
     threads: int = 1  # torch threads in both workers: one, so no thread waits on a busy vCPU
-    workers: int = 2  # processes per side, taking turns by ABBA block: a process's own luck
-    #                   (memory layout) becomes noise the interval sees, not a bias
+    workers: int = 12  # processes per side, one fresh pair per block of pairs: a process's own
+    #                    luck (memory layout) becomes noise the interval sees, not a bias
     threshold: float = 0.02  # clock: slower when surely above this
     detect: float = 0.05  # clock: the change it promises to see; a case that could not is undecided
     instruction_threshold: float = 0.01  # instructions per step: slower above this
@@ -153,6 +169,7 @@ class Plan:
 
     opts: AbOptions
     sides: tuple[Side, Side]
+    contracts: tuple[int, int]  # the ab contract each side speaks (0: its code predates the contract)
     counted: list[str]  # the cases counted in instructions
     uncounted: tuple[str, ...] = ()  # cases of COUNTED left out: they compile here (COMPILED_NOTE)
 
@@ -182,7 +199,13 @@ def plan(opts: AbOptions) -> Plan:
     from ..core.data import ensure_mnist
 
     ensure_mnist(opts.root)  # here, a usage error; inside a side's worker, it would read as that side failing
-    return Plan(opts, sides, [c for c in counted if c not in compiled], compiled)
+    if opts.workers > opts.pairs:
+        raise UsageError(
+            f"--workers {opts.workers} is more than --pairs {opts.pairs}: each process pair times at "
+            "least one pair; lower --workers or raise --pairs"
+        )
+    contracts = (sides[0].contract(), sides[1].contract())
+    return Plan(opts, sides, contracts, [c for c in counted if c not in compiled], compiled)
 
 
 def run_ab(checked: Plan, progress: Callable[[str], None] = lambda line: None) -> AbResult:
@@ -194,12 +217,15 @@ def run_ab(checked: Plan, progress: Callable[[str], None] = lambda line: None) -
 
     opts, sides, counted = checked.opts, checked.sides, checked.counted
     notes, before = [], cpu_snapshot()
-    timed = time_sides(
-        sides, list(opts.cases), opts.pairs, opts.threads, opts.root, FIRST_IMAGES, opts.seconds, opts.workers, progress
-    )
+    timed = time_sides(checked, progress)
     busy = busy_since(before)
     notes += [line for line in [not_quiet(busy)] if line]
-    table = judge_pairs({c: (timed.rounds[0][c], timed.rounds[1][c]) for c in opts.cases}, opts.threshold, opts.detect)
+    table = judge_pairs(
+        {c: (timed.rounds[0][c], timed.rounds[1][c]) for c in opts.cases},
+        opts.threshold,
+        opts.detect,
+        blocks=timed.blocks,
+    )
     counts = [{}, {}]
     why = None if opts.instructions else "instruction counts not asked for (--no-instructions)"
     why = why or (None if counted else "no case to count (--counted is empty)")
@@ -208,7 +234,7 @@ def run_ab(checked: Plan, progress: Callable[[str], None] = lambda line: None) -
     why = why or unavailable()
     if not why:
         try:
-            counts = count_sides(sides, counted, opts.root, progress=progress)
+            counts = count_sides(sides, checked.contracts, counted, opts.root, progress=progress)
         except RunError as exc:  # the clock's verdicts stand; the counts are absent, and why
             why, counts = f"no instruction counts: {exc}", [{}, {}]
     notes += [f"{case} is timed, not counted: it {COMPILED_NOTE}" for case in checked.uncounted]
@@ -225,61 +251,14 @@ def run_ab(checked: Plan, progress: Callable[[str], None] = lambda line: None) -
             ],
             ignore_index=True,
         )
-    docs = [document(side, timed, s, counts[s], opts, busy) for s, side in enumerate(sides)]
+    docs = [side_document(side, timed, s, counts[s], opts, busy) for s, side in enumerate(sides)]
     return AbResult(table, docs, notes, busy)
 
 
-def _stats(data: list[float]) -> dict:
-    """pytest-benchmark's statistics of one case's rounds."""
-    import statistics
-
-    q1, _, q3 = statistics.quantiles(data, n=4) if len(data) > 1 else (data[0], 0, data[0])
-    mean = statistics.fmean(data)
-    return {
-        "min": min(data),
-        "max": max(data),
-        "mean": mean,
-        "stddev": statistics.stdev(data) if len(data) > 1 else 0.0,
-        "median": statistics.median(data),
-        "q1": q1,
-        "q3": q3,
-        "iqr": q3 - q1,
-        "rounds": len(data),
-        "iterations": 1,
-        "ops": 1 / mean,
-        "total": sum(data),
-        "data": data,
-    }
-
-
-def _commit(side: Side) -> dict:
-    """The side's git commit, where it is a checkout with git at hand."""
-    if not side.pythonpath:
-        return {}
-    try:
-        head = subprocess.run(
-            ["git", "-C", side.pythonpath, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=30
-        )
-        dirty = subprocess.run(
-            ["git", "-C", side.pythonpath, "status", "--porcelain"], capture_output=True, text=True, timeout=30
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return {}
-    return {"id": head.stdout.strip(), "dirty": bool(dirty.stdout.strip())} if head.returncode == 0 else {}
-
-
-def document(side: Side, timed: Timed, s: int, counts: dict, opts: AbOptions, busy: dict) -> dict:
+def side_document(side: Side, timed: Timed, s: int, counts: dict, opts: AbOptions, busy: dict) -> dict:
     """One side's rounds as a result file of the suite's own shape (compare and report read it)."""
-    import datetime
-    import socket
-
-    from ..reporting.schema import FORMAT
-    from .record import plain_params
-
-    finished = timed.finished[s]
-    machine = {**finished["machine"], "label": opts.label or socket.gethostname()}
-    benchmarks = []
-    for entry in finished["entries"]:
+    entries = []
+    for entry in timed.described[s]["entries"]:
         case, info = entry["case"], dict(entry["extra_info"])
         if case in counts:
             info.update(
@@ -287,18 +266,10 @@ def document(side: Side, timed: Timed, s: int, counts: dict, opts: AbOptions, bu
                 instructions_per_step=counts[case]["per_step"],
                 instruction_steps=counts[case]["steps"],
             )
-        b = {
-            "group": entry["group"],
-            "name": f"test_{info['operation']}[{case}]",
-            "fullname": f"mnist-bench ab::{case}",
-            "param": case,
-            "stats": _stats(timed.rounds[s][case]),
-            "options": {},
-            "extra_info": info,
-        }
-        benchmarks.append({**b, "params": plain_params(b, machine["label"])})
+        entries.append({"case": case, "group": entry["group"], "extra_info": info, "rounds": timed.rounds[s][case]})
+    machine = {**timed.described[s]["machine"], "label": opts.label or socket.gethostname()}
     run = {
-        "format": FORMAT,
+        **timed.described[s].get("run", {}),  # the side's workload and models (a side with a contract)
         "quick": True,
         "rounds": opts.pairs,
         "busy": busy,
@@ -311,11 +282,4 @@ def document(side: Side, timed: Timed, s: int, counts: dict, opts: AbOptions, bu
             "workers": opts.workers,
         },
     }
-    return {
-        "machine_info": {"mnist_bench": machine},
-        "commit_info": _commit(side),
-        "benchmarks": benchmarks,
-        "datetime": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-        "version": "mnist-bench ab",
-        "mnist_bench": run,
-    }
+    return document(entries, machine, run, commit_info(side.pythonpath) if side.pythonpath else {}, "mnist-bench ab")

@@ -167,13 +167,13 @@ def run_comparison(comp: Comparison, opts: BenchOptions, data, rounds: int, prog
     one record each. `data`: run.Data, the resident splits on the cpu."""
     import torch
 
-    from .runs import make_run
+    from .operations import make_timer
 
     default_threads = torch.get_num_threads()
     variants = {v.name: v for v in comp.variants}
-    runs = {name: make_run(v.case, opts, data) for name, v in variants.items()}
+    runs = {name: make_timer(v.case, opts, data) for name, v in variants.items()}
     cold = {}
-    # every cold round of a compiled variant resets torch.compile's graphs (Run._first_compile),
+    # every cold round of a compiled variant resets torch.compile's graphs (CaseTimer._first_compile),
     # those of the variants before it too: each builds them again in an untimed round
     unwarmed = {name for name, run in runs.items() if run.cfg.compile}
 
@@ -231,7 +231,7 @@ def _record(comp: Comparison, v: Variant, run, cold: float, threads: int) -> dic
 def ablate(opts: BenchOptions, rounds: int, progress=None, names: tuple[str, ...] = ()) -> dict:
     """Every comparison on the cpu (or those named): {"machine": facts, "records": [...]}."""
     from ..machine.facts import build_machine_facts
-    from .run import Data
+    from .timer import Data
 
     data = Data.load(opts, "cpu")
     records = [

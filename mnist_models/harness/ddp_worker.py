@@ -1,5 +1,5 @@
 """One rank of a data-parallel benchmark case's worker group: started by torchrun for
-ddp_run.DdpRun, it answers the controller's commands on a torch.distributed.TCPStore.
+ddp_timer.DdpTimer, it answers the controller's commands on a torch.distributed.TCPStore.
 
     python -m torch.distributed.run --nproc-per-node 2 ... -m mnist_models.harness.ddp_worker \\
         --store 127.0.0.1:PORT --spec '{"case": {...}, "quick": false, "root": null}'

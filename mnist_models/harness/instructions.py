@@ -3,7 +3,7 @@ under callgrind, with instrumentation off while torch imports (the import alone 
 the cost) and on only for the cases; each case's round is counted between torch's own
 valgrind toggles (what torch.utils.benchmark's collect_callgrind uses) and dumped apart.
 
-    counts, why = count_sides(sides, ["train-mlp-cpu-bs64"], images={"train": 256, "infer": 512})
+    counts = count_sides(sides, (1, 1), ["train-mlp-cpu-bs64"], root=None, images={"train": 256, "infer": 512})
     counts[0]["train-mlp-cpu-bs64"]   # {"instructions": 21_000_000, "steps": 4, "per_step": 5_250_000}
 
 Single-threaded, so no thread's spinning is counted. It cannot see GPU kernels, memory
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import RunError
-from .workers import WAIT, Worker
+from .ab_workers import WAIT, Worker
 
 IMAGES = {"train": 256, "infer": 512}  # counted per case: 4 steps at batch 64, 2 batches at 256
 
@@ -51,6 +51,7 @@ def _totals(folder: Path) -> list[int]:
 
 def count_sides(
     sides,
+    contracts: tuple[int, int],
     cases: list[str],
     root: str | None,
     images: dict[str, int] = IMAGES,
@@ -64,9 +65,10 @@ def count_sides(
         workers = []
         progress(f"counting instructions under callgrind, both sides at once ({len(cases)} cases)")
         try:
-            for side, folder in zip(sides, folders):
+            for side, contract, folder in zip(sides, contracts, folders):
                 folder.mkdir()
-                workers.append(Worker(side, 1, [*prefix, f"--callgrind-out-file={folder}/cg.%p"], pin=False))
+                out = f"--callgrind-out-file={folder}/cg.%p"
+                workers.append(Worker(side, 1, [*prefix, out], pin=False, contract=contract))
             for w in workers:  # both messages first: the two run side by side
                 w.send(op="count", cases=cases, label=w.side.name, root=root, images=images)
             replies = [w.reply(WAIT["count"]) for w in workers]

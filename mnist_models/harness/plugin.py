@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from ..core.config import MODELS, PRECISIONS, TRAIN_SIZE
+from ..core.config import PRECISIONS, TRAIN_SIZE
+from ..core.registry import list_models
 from ..parsing import choices, positive, positives
-from ..reporting.schema import OPERATIONS
-from .cases import BENCH_DEVICES, DDP_BATCH, QUICK_TEST, QUICK_TRAIN, BenchOptions, cases
+from .cases import BENCH_DEVICES, DDP_BATCH, PLANS, QUICK_TEST, QUICK_TRAIN, BenchOptions, cases
 
 DATA_FIXTURES = {"mnist_root", "train_split", "test_split", "root_copy", "bench_data"}
-CASE_FIXTURES = {f"{op}_case" for op in OPERATIONS}
+CASE_FIXTURE = "mnist_case"  # the suite's one test takes every operation's cases through it
 OURS = pytest.StashKey[bool]()  # set at collection: this run holds the suite's cases or data
 # pytest-benchmark's own knobs that the suite's pedantic rounds ignore: set to anything but
 # their defaults they would be silently ignored, so they are refused and --rounds named instead
@@ -48,7 +48,10 @@ def pytest_addoption(parser) -> None:
         "xpu (default cpu,accel; an absent accelerator's cases skip)",
     )
     group.addoption(
-        "--models", type=choices("model", MODELS), default=d.models, help=f"comma-separated: {','.join(MODELS)}"
+        "--models",
+        type=choices("model", list_models()),
+        default=d.models,
+        help=f"comma-separated: {','.join(list_models())}",
     )
     group.addoption(
         "--batch-sizes",
@@ -110,10 +113,10 @@ def pytest_configure(config) -> None:
 
 
 def pytest_generate_tests(metafunc) -> None:
-    for operation in OPERATIONS:
-        if f"{operation}_case" in metafunc.fixturenames:
-            found = cases(options(metafunc.config), operation)
-            metafunc.parametrize(f"{operation}_case", found, ids=[c.id for c in found])
+    if CASE_FIXTURE in metafunc.fixturenames:
+        opts = options(metafunc.config)
+        found = [c for operation in PLANS for c in cases(opts, operation)]
+        metafunc.parametrize(CASE_FIXTURE, found, ids=[c.id for c in found])
 
 
 def json_problem(path) -> str | None:
@@ -157,7 +160,7 @@ def pytest_collection_modifyitems(session, config, items) -> None:
     """When the suite's cases or data are collected: the refusals, the one dataset check (one
     line and no run without MNIST), the allocator, and a word on the ddp batch."""
     names = [set(getattr(item, "fixturenames", ())) for item in items]
-    has_cases = any(CASE_FIXTURES & n for n in names)
+    has_cases = any(CASE_FIXTURE in n for n in names)
     config.stash[OURS] = has_cases or any(DATA_FIXTURES & n for n in names)
     if not ours(config):
         return
@@ -186,9 +189,16 @@ def pytest_collection_modifyitems(session, config, items) -> None:
     crowded = oversubscribed()
     if crowded:
         _say(config, f"warning: {crowded}")
-    ddp = any("ddp_case" in n for n in names)
-    if ddp and DDP_BATCH not in config.getoption("--batch-sizes"):
+    collected = [
+        item.callspec.params[CASE_FIXTURE]
+        for item in items
+        if CASE_FIXTURE in getattr(item, "fixturenames", ()) and hasattr(item, "callspec")
+    ]
+    if any(c.operation == "ddp" for c in collected) and DDP_BATCH not in config.getoption("--batch-sizes"):
         _say(config, f"the ddp cases run at batch {DDP_BATCH} (global or per rank) whatever --batch-sizes says")
+    if has_cases:
+        for line in [n for plan in PLANS.values() for n in plan.notes(options(config))]:
+            _say(config, line)
 
 
 def _say(config, line: str) -> None:
@@ -276,7 +286,7 @@ def bench_options(request) -> BenchOptions:
 @pytest.fixture(scope="session")
 def bench_data(bench_options):
     """Resident splits per device, loaded on first use and kept for the session."""
-    from .run import Data
+    from .timer import Data
 
     cache: dict = {}
 

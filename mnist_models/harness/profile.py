@@ -49,13 +49,13 @@ def profile_case(opts: ProfileOptions, say: Callable[[str], None] = print) -> in
     from torch.profiler import ProfilerActivity, profile
 
     from ..machine.process import tune_malloc
-    from .run import Data
-    from .runs import make_run
+    from .timer import Data
+    from .operations import make_timer
 
     tune_malloc()  # before any tensor: freed memory kept for the next step
     bench = BenchOptions(root=opts.root)
     data = Data.load(bench, "cpu")
-    run = make_run(case, bench, Data(data.train.take(opts.steps * opts.batch_size), data.test))
+    run = make_timer(case, bench, Data(data.train.take(opts.steps * opts.batch_size), data.test))
     try:
         run.cold_round()
         run.setup()

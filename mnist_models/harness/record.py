@@ -1,14 +1,17 @@
 """What a benchmark run's JSON records beyond pytest-benchmark's own: the machine's facts
 (stable from run to run, so pytest-benchmark's --benchmark-compare sees one machine), the
-run's facts and the matmul and bandwidth probes (at the document's top level,
-`mnist_bench`), every case's axes as plain `params` (so `pytest-benchmark compare
---group-by param:model` works), the
-scaling efficiencies, and the copy written after every case that survives a crash.
+run's facts, the workload's version and fingerprint, the models' layers and the matmul and
+bandwidth probes (at the document's top level, `mnist_bench`), every case's axes as plain
+`params` (so `pytest-benchmark compare --group-by param:model` works), and the copy written
+after every case that survives a crash. Rounds timed outside pytest (ab, run --score) are
+written in the same shape by document().
 """
 
 from __future__ import annotations
 
+import datetime
 import json
+import subprocess
 from pathlib import Path
 from typing import Callable
 
@@ -16,7 +19,8 @@ import pytest
 
 from ..files import write_files
 from ..machine.facts import build_machine_facts
-from ..reporting.schema import FORMAT, scaling_efficiencies
+from ..reporting.fields import FORMAT
+from ..reporting.stats import stats_of
 from .cases import BenchOptions
 
 _RUN = pytest.StashKey[dict]()  # the run's facts and probe, measured once per session
@@ -47,13 +51,27 @@ def run_facts(config, opts: BenchOptions, say: Callable[[str], None]) -> dict:
         from ..machine.probe import probe
 
         config.stash[_RUN] = {
-            "format": FORMAT,
+            **workload_facts(opts),
             "quick": opts.quick,
             "rounds": opts.rounds,
             **probe(opts.probe_plan(), say),
             **busy(config, say),
         }
     return config.stash[_RUN]
+
+
+def workload_facts(opts: BenchOptions) -> dict:
+    """The format, the workload's version and fingerprint, and each model's layers as measured
+    (the roofline's costs): what every result file records of the software it ran."""
+    from ..core.models import create_model, layer_table
+    from .workload import VERSION, fingerprint
+
+    return {
+        "format": FORMAT,
+        "workload_version": VERSION,
+        "workload_fingerprint": fingerprint(),
+        "models": {name: layer_table(create_model(name)) for name in opts.models},
+    }
 
 
 def start_clock(config) -> None:
@@ -86,12 +104,9 @@ def plain_params(entry: dict, label: str) -> dict:
 def finish_json(config, output_json: dict, opts: BenchOptions, say: Callable[[str], None] = print) -> None:
     """Everything record.py adds, into the document pytest-benchmark is about to write."""
     output_json["mnist_bench"] = run_facts(config, opts, say)
-    ours = [b for b in output_json["benchmarks"] if "operation" in b.get("extra_info", {})]
-    for b in ours:
-        b["params"] = plain_params(b, opts.label)
-    ddp = [b["extra_info"] for b in ours if b["extra_info"]["operation"] == "ddp"]
-    for info, efficiency in zip(ddp, scaling_efficiencies(ddp)):
-        info["scaling_efficiency"] = efficiency
+    for b in output_json["benchmarks"]:
+        if "operation" in b.get("extra_info", {}):
+            b["params"] = plain_params(b, opts.label)
 
 
 def write_partial(config, path: Path, opts: BenchOptions) -> None:
@@ -105,13 +120,60 @@ def write_partial(config, path: Path, opts: BenchOptions) -> None:
     if not cache:
         cache["machine_info"] = {"mnist_bench": machine_facts(opts)}
         cache["commit_info"] = config.hook.pytest_benchmark_generate_commit_info(config=config)
+        cache["run"] = {**workload_facts(opts), "quick": opts.quick, "rounds": opts.rounds, "partial": True}
+    run = cache["run"]
     doc = config.hook.pytest_benchmark_generate_json(
-        config=config, benchmarks=session.benchmarks, include_data=True, **cache
+        config=config,
+        benchmarks=session.benchmarks,
+        include_data=True,
+        machine_info=cache["machine_info"],
+        commit_info=cache["commit_info"],
     )
     for b in doc["benchmarks"]:
         b["params"] = plain_params(b, opts.label)
-    doc["mnist_bench"] = {"format": FORMAT, "quick": opts.quick, "rounds": opts.rounds, "partial": True}
+    doc["mnist_bench"] = run
     write_files({path.with_name(path.name + ".partial"): json.dumps(doc, default=str).encode()})
+
+
+def document(entries: list[dict], machine: dict, run: dict, commit: dict, tool: str) -> dict:
+    """A result file of rounds timed outside pytest (`ab`, `run --score`), in the shape
+    pytest-benchmark writes, each case's statistics its own (reporting.stats): every entry
+    {"case", "group", "extra_info", "rounds"}; `run` the top level's mnist_bench facts."""
+    benchmarks = []
+    for entry in entries:
+        case, info = entry["case"], entry["extra_info"]
+        b = {
+            "group": entry["group"],
+            "name": f"test_case[{case}]",
+            "fullname": f"{tool}::{case}",
+            "param": case,
+            "stats": stats_of(entry["rounds"]),
+            "options": {},
+            "extra_info": info,
+        }
+        benchmarks.append({**b, "params": plain_params(b, machine["label"])})
+    return {
+        "machine_info": {"mnist_bench": {**machine, "format": FORMAT}},
+        "commit_info": commit,
+        "benchmarks": benchmarks,
+        "datetime": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "version": tool,
+        "mnist_bench": {"format": FORMAT, **run},
+    }
+
+
+def commit_info(folder: str | Path) -> dict:
+    """The git commit of the checkout at `folder` and whether its tree is dirty ({} without git)."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=30
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(folder), "status", "--porcelain"], capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    return {"id": head.stdout.strip(), "dirty": bool(dirty.stdout.strip())} if head.returncode == 0 else {}
 
 
 def drop_unstarted(session) -> list:

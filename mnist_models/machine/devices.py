@@ -15,10 +15,12 @@ the reason. torch is imported only inside functions.
 
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
@@ -284,3 +286,44 @@ def _nvidia_driver() -> str | None:
         [smi, "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True, text=True, timeout=30
     )
     return out.stdout.splitlines()[0].strip() if out.returncode == 0 and out.stdout else None
+
+
+@dataclass(frozen=True)
+class DeviceClass:
+    """What a case's tuned path depends on for one device type: machines of one class run
+    the same work (the workload version's fingerprint covers each of CLASSES)."""
+
+    device: str  # cpu, cuda, mps, xpu
+    bf16: bool  # bf16 arithmetic in hardware: a default run times bf16 too
+    matrix_engine: bool = False  # a cpu with a bf16 matrix engine (AMX): the CNN's inference compiles
+    here: bool = False  # this machine's: torch is asked whether it has fused kernels and can compile
+
+    def fused(self) -> bool:
+        """Has torch fused optimizer kernels for it?"""
+        return fused_optimizer(self.device) if self.here else self.device in ("cpu", "cuda")
+
+    def compiles(self) -> bool:
+        """Can torch.compile build here (a C++ compiler on the cpu, triton on cuda)?"""
+        return compile_unavailable(self.device) is None if self.here else self.device in ("cpu", "cuda")
+
+
+# the device classes a workload is defined over (harness/workload.py fingerprints each)
+CLASSES = {
+    "cpu-avx2": DeviceClass("cpu", bf16=False),
+    "cpu-bf16": DeviceClass("cpu", bf16=True),
+    "cpu-amx": DeviceClass("cpu", bf16=True, matrix_engine=True),
+    "cuda": DeviceClass("cuda", bf16=True),
+}
+
+
+def cpu_class(flags: Iterable[str]) -> DeviceClass:
+    """The class of a cpu with these flags (another machine's, read from its result file)."""
+    return DeviceClass("cpu", bf16=native_bf16("cpu", flags), matrix_engine=matrix_engine("cpu", flags))
+
+
+@functools.lru_cache(maxsize=None)
+def device_class(device: str) -> DeviceClass:
+    """This machine's class of `device` (torch is imported only where an accelerator is asked of)."""
+    if absent(device):
+        return DeviceClass(device, bf16=False, here=True)
+    return DeviceClass(device, bf16=native_bf16(device), matrix_engine=matrix_engine(device), here=True)

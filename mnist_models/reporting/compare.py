@@ -25,7 +25,8 @@ import pandas as pd
 
 from ..errors import UsageError
 from .results import load_results
-from .schema import HARDWARE, KEY, MATCH
+from .fields import KEY, MATCH
+from .schema import HARDWARE
 
 ALPHA = 0.05  # family-wise significance level of the Mann-Whitney U tests
 POWER = 0.80  # for the detectable change
@@ -85,7 +86,7 @@ def pool(frame: pd.DataFrame) -> pd.DataFrame:
     if not twice.any():
         return frame
     rows = []
-    for _, group in frame[twice].groupby(MATCH, sort=False):
+    for _, group in frame[twice].groupby(MATCH, sort=False, dropna=False):
         row = group.iloc[0].to_dict()
         data = [x for d in group["data"] for x in d]
         if data:

@@ -1,6 +1,6 @@
 """The words a table or figure shows for the frame's categories, made where they are drawn.
 
-setup(frame)         # "resident", "resident, compiled", "seed loader", "plain loop", "cuda graph", "compiled",
+setup(frame)         # "resident", "resident, compiled", "notebook loader", "plain loop", "cuda graph", "compiled",
                      #   + " bf16", + " (emulated)"
 workload(60000)      # "60,000 images"
 """
@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 LOOPS = {
-    "seed": "seed loader",
+    "notebook": "notebook loader",
     "plain": "plain loop",
     "graphs": "cuda graph",
     "compiled": "compiled",
@@ -25,13 +25,13 @@ def loop(frame: pd.DataFrame) -> pd.Series:
     return pd.Series(
         np.select(
             [
-                frame["loader"] == "seed",
+                frame["loader"] == "notebook",
                 frame["variant"] == "plain",
                 frame["variant"] == "graphs",
                 frame["variant"] == "compiled",
                 tuned_compiled,
             ],
-            [LOOPS["seed"], LOOPS["plain"], LOOPS["graphs"], LOOPS["compiled"], "resident, compiled"],
+            [LOOPS["notebook"], LOOPS["plain"], LOOPS["graphs"], LOOPS["compiled"], "resident, compiled"],
             "resident",
         ),
         index=frame.index,

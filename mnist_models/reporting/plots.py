@@ -207,7 +207,7 @@ def loader_bars(frame: pd.DataFrame) -> plt.Figure | None:
     """The notebook's DataLoader loop against the resident loop (and its CUDA graph), batch 64, fp32."""
     f = frame[(frame["operation"] == "train") & (frame["batch_size"] == 64) & (frame["precision"] == "fp32")]
     loops = {
-        "seed loader": "seed DataLoader + ToTensor",
+        "notebook loader": "notebook DataLoader + ToTensor",
         "resident": "resident tensors",
         "cuda graph": "resident + CUDA graph",
     }  # the loops, spelled out

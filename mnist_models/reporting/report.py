@@ -14,19 +14,12 @@ from pathlib import Path
 import pandas as pd
 
 from . import labels
-from .markdown import escape, md_table, pct
+from .markdown import escape, md_table
 from .results import Results
 from .schema import ResultError
-from .tables import (
-    compile_table,
-    infer_table,
-    machine_matrix,
-    machine_table,
-    scaling_table,
-    speedup_table,
-    train_table,
-    tta_table,
-)
+from .fields import OPERATIONS
+from .sections import SECTIONS, operation_sections
+from .tables import compile_table, machine_matrix, machine_table, scaling_table, speedup_table
 
 FIGURES = ("throughput.png", "scaling.png", "training.png", "loaders.png", "machines.png")
 FILES = ("report.md", "results.csv", "index.html", *FIGURES)
@@ -56,15 +49,6 @@ def _matrix_md(matrix: pd.DataFrame, results: Results) -> str:
     return md_table(shown)
 
 
-ROOFLINE = (
-    "`of attainable`: images/s over the roofline's, in which each layer takes the longer of "
-    "its FLOPs at the matmul probe and its bytes at the triad bandwidth probe (reporting/roofline.py "
-    "says what is counted); `bound by`: the layer that takes most of that time, and which side "
-    "bounds it. A cache that keeps a small batch between layers can pass 100%. `no bandwidth probe`: "
-    "a file whose run made no bandwidth probe (made before it was recorded)."
-)
-
-
 def render_markdown(
     results: Results, baseline: str | None = None, plots: list[str] = (), board: str | None = None
 ) -> str:
@@ -82,53 +66,7 @@ def render_markdown(
             "",
         ]
     parts += ["## Machines", "", md_table(machine_table(results)), ""]
-    over = sorted(set(f.loc[f["peak_over"], "machine"] + " " + f.loc[f["peak_over"], "case"]))
-    note = (
-        " Left blank where a case would exceed 100% of its probe, which cannot be: the probe "
-        f"or the file's FLOP count is wrong there ({escape(', '.join(over))})."
-        if over
-        else ""
-    )
-    train = train_table(f)
-    train = train.assign(
-        **{
-            "of peak": [pct(x) + ("*" if f.loc[i, "flops_3x"] else "") for i, x in zip(train.index, train["of peak"])],
-            "of attainable": train["of attainable"].map(pct),
-            "test acc": train["test acc"].map(pct),
-        }
-    )
-    old_rule = (
-        " `*`: a file made before `flops_per_sample` was recorded, whose count took every "
-        "layer's backward as twice its forward: 1.5x too many FLOPs for the MLP, whose first "
-        "layer needs no input gradient, 1.03x for the CNN."
-        if f["flops_3x"].any()
-        else ""
-    )
-    parts += [
-        "## Training: one epoch",
-        "",
-        "`of peak`: achieved GFLOP/s over the machine's matmul "
-        "probe in the same precision; a training step counts the forward pass, every layer's "
-        "weight gradient and every input gradient but the first layer's (`flops_per_sample`)."
-        + old_rule
-        + " `(emulated)`: bf16 on a device without bf16 instructions, run because "
-        "it was asked for." + note + " " + ROOFLINE,
-        "",
-        md_table(train),
-        "",
-    ]
-    parts += [
-        "## Inference: the test set",
-        "",
-        ROOFLINE,
-        "",
-        md_table(
-            infer_table(f).assign(
-                **{"of peak": lambda d: d["of peak"].map(pct), "of attainable": lambda d: d["of attainable"].map(pct)}
-            )
-        ),
-        "",
-    ]
+    parts += operation_sections(results, ["train", "infer"])
     speed = speedup_table(f)
     parts += [
         "## Accelerator over CPU (Q7)",
@@ -136,29 +74,7 @@ def render_markdown(
         md_table(speed) if len(speed) else "No file here holds both cpu and accelerator results for the same case.",
         "",
     ]
-    scaling = scaling_table(f)
-    if len(scaling):
-        parts += [
-            "## Data-parallel scaling",
-            "",
-            "One epoch of every image across the ranks (DDP; gloo "
-            "on the cpu, nccl on cuda), the slowest rank's time. `strong`: the global batch fixed "
-            "and split across the ranks; `weak`: each rank's batch fixed. `efficiency`: images/s over "
-            "ranks x one rank's images/s (same batch and threads per rank); one rank with 2 threads "
-            "is there to show what two ranks cost against two threads. `all-reduce share`: steps x "
-            "one isolated all-reduce of the gradient over the epoch time, an upper bound of the "
-            "communication DDP could not hide behind the backward pass.",
-            "",
-            md_table(
-                scaling.assign(
-                    **{
-                        "efficiency": scaling["efficiency"].map(pct),
-                        "all-reduce share": scaling["all-reduce share"].map(pct),
-                    }
-                )
-            ),
-            "",
-        ]
+    parts += operation_sections(results, ["ddp"])
     compiled = compile_table(f)
     if len(compiled):
         parts += [
@@ -180,10 +96,7 @@ def render_markdown(
             ),
             "",
         ]
-    tta = tta_table(f)
-    without = [m for m in results.machines if m not in set(tta["machine"])]
-    parts += ["## Time to accuracy", "", md_table(tta), ""]
-    parts += [f"Not run on {escape(', '.join(without))}.", ""] if without and len(tta) else []
+    parts += operation_sections(results, ["tta", *[n for n in OPERATIONS if n not in SECTIONS]])
     matrix = machine_matrix(f, baseline)
     if len(matrix):
         base = baseline or f["machine"].iloc[0]

@@ -16,56 +16,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from .roofline import LAYERS, bound
-from .schema import BF16_WEIGHTS, KEY, ResultError, read_machine_facts, read_result, recipe_name
+from .fields import COLUMNS as FIGURES
+from .fields import KEY, KEY_DEFAULTS, OPERATIONS
+from .roofline import UncostedLayer, bound, layers_of
+from .schema import BF16_WEIGHTS, ResultError, read_machine_facts, read_result, recipe_name
 
 STATS = ["median", "mean", "min", "max", "stddev", "q1", "q3", "iqr", "rounds"]
-FIGURES = [
-    "samples",
-    "samples_per_second",
-    "gflops",
-    "flops_per_sample",
-    "test_accuracy",
-    "final_loss",
-    "cold_seconds",
-    "compile_seconds",
-    "peak_rss_mb",
-    "device_peak_memory_mb",
-    "params",
-    "macs_per_sample",
-    "torch_threads",
-    "harness_overhead_fraction",
-    "epochs_to_target",
-    "reached",
-    "target_accuracy",
-    "scaling_efficiency",
-    "allreduce_share",
-    "global_batch",
-    "per_rank_batch",
-    "native",
-    "compiled",
-    "flops_3x",
-    "instructions",
-    "instructions_per_step",
-    "instruction_steps",
-]
-COLUMNS = [
-    "machine",
-    "file",
-    "case",
-    *KEY,
-    "recipe",
-    *STATS,
-    *FIGURES,
-    "data",
-    "peak_fraction",
-    "peak_over",
-    "attainable",
-    "attainable_fraction",
-    "bound_by",
-    "commit",
-    "run_at",
-]
+DERIVED = ["scaling_efficiency", "peak_fraction", "peak_over", "attainable", "attainable_fraction", "bound_by"]
+COLUMNS = ["machine", "file", "case", *KEY, "recipe", *STATS, *FIGURES, "data", *DERIVED, "commit", "run_at"]
 NO_BANDWIDTH = "no bandwidth probe"  # bound_by of a file whose run made no bandwidth probe
 
 
@@ -80,7 +38,7 @@ class Results:
 
 
 def _rows(doc: dict, machine: str, path: Path, facts: dict) -> list[dict]:
-    peaks = facts["peak_gflops"]
+    peaks, models = facts["peak_gflops"], facts.get("models") or {}
     rows = []
     for b in doc["benchmarks"]:
         info, stats = b["extra_info"], b["stats"]
@@ -91,36 +49,67 @@ def _rows(doc: dict, machine: str, path: Path, facts: dict) -> list[dict]:
             "commit": facts["commit"],
             "run_at": str(doc.get("datetime") or ""),
             **{k: info.get(k) for k in KEY},
+            **{k: info.get(k) or default for k, default in KEY_DEFAULTS.items()},
             **{k: stats.get(k) for k in STATS},
-            "world_size": info.get("world_size") or 1,
-            "scaling": info.get("scaling") or "",
-            "threads_per_rank": info.get("threads_per_rank") or 0,
             **{k: info.get(k) for k in FIGURES},
             "data": stats["data"] or [],
             "recipe": recipe_name(info),
+            "workload": info.get("workload") or "",  # "": a file made before cases were hashed
         }
         peak = peaks.get(f"{row['device']}_{row['precision']}")
         fraction = row["gflops"] / peak if peak and row["gflops"] else None
         # above 100% of the probe is impossible: the probe (or the FLOP count) is wrong there
         row["peak_fraction"] = fraction if fraction is not None and fraction <= 1 else None
         row["peak_over"] = fraction is not None and fraction > 1
-        row.update(_roofline(row, peak, facts["bandwidth_gbs"].get(row["device"]), info.get("dtype") == BF16_WEIGHTS))
+        bandwidth, bf16_weights = facts["bandwidth_gbs"].get(row["device"]), info.get("dtype") == BF16_WEIGHTS
+        row.update(_roofline(row, models.get(row["model"]), peak, bandwidth, bf16_weights))
         rows.append(row)
+    for row, efficiency in zip([r for r in rows if r["operation"] == "ddp"], scaling_efficiencies(rows)):
+        row["scaling_efficiency"] = efficiency
     return rows
 
 
-def _roofline(row: dict, peak: float | None, bandwidth: float | None, bf16_weights: bool) -> dict:
-    """A training or inference case's attainable images/s, its share of it, and what bounds it
-    (`bf16_weights`: the case ran over bf16 weights)."""
-    if row["operation"] not in ("train", "infer") or row["model"] not in LAYERS or not row["batch_size"]:
-        return {"attainable": None, "attainable_fraction": None, "bound_by": None}
+def scaling_efficiencies(rows: list[dict]) -> list[float | None]:
+    """Each data-parallel case's scaling efficiency, in the order of the ddp rows of `rows`
+    (one file's): its images/s over world size x the images/s of one rank of the same family
+    (model, device, batch, threads); None where the file has no one-rank case."""
+
+    def family(row: dict) -> tuple:
+        return row["model"], row["device"], row["batch_size"], row["threads_per_rank"]
+
+    ddp = [r for r in rows if r["operation"] == "ddp"]
+    one = {family(r): r["samples_per_second"] for r in ddp if r["world_size"] == 1}
+    return [
+        round(r["samples_per_second"] / (r["world_size"] * one[family(r)]), 4)
+        if one.get(family(r)) and r["samples_per_second"]
+        else None
+        for r in ddp
+    ]
+
+
+def _roofline(row: dict, layers: list | None, peak: float | None, bandwidth: float | None, bf16_weights: bool) -> dict:
+    """A case's attainable images/s, its share of it, and what bounds it, where its operation
+    has a roofline (`bf16_weights`: the case ran over bf16 weights)."""
+    none = {"attainable": None, "attainable_fraction": None, "bound_by": None}
+    operation = OPERATIONS.get(row["operation"])
+    if operation is None or operation.roofline is None or not row["batch_size"]:
+        return none
+    if not layers:
+        return {**none, "bound_by": "no layers recorded"}
     if not peak or not bandwidth:
-        return {
-            "attainable": None,
-            "attainable_fraction": None,
-            "bound_by": NO_BANDWIDTH if peak else "no matmul probe",
-        }
-    b = bound(row["model"], row["operation"], int(row["batch_size"]), row["precision"], peak, bandwidth, bf16_weights)
+        return {**none, "bound_by": NO_BANDWIDTH if peak else "no matmul probe"}
+    try:
+        b = bound(
+            layers_of(layers),
+            operation.roofline,
+            int(row["batch_size"]),
+            row["precision"],
+            peak,
+            bandwidth,
+            bf16_weights,
+        )
+    except UncostedLayer as exc:
+        return {**none, "bound_by": str(exc)}
     speed = row["samples_per_second"]
     return {
         "attainable": b.images_per_second,

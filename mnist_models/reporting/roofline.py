@@ -1,7 +1,7 @@
 """The roofline: what a case could reach on a machine, layer by layer, from the two probes.
 
-    from mnist_models.reporting.roofline import bound
-    bound("cnn", "train", 256, "fp32", peak_gflops=131.0, bandwidth_gbs=26.0)
+    from mnist_models.reporting.roofline import bound, layers_of
+    bound(layers_of(doc["mnist_bench"]["models"]["cnn"]), "train", 256, "fp32", peak_gflops=131.0, bandwidth_gbs=26.0)
     # Bound(images_per_second=..., layer="conv2", kind="compute", layers=(...))
 
 Each layer of one image's training step (or inference pass) costs FLOPs (conv and linear
@@ -19,8 +19,10 @@ gradient, and Adam's state once per step (parameter, gradient, two moments read;
 parameter and moments written). A cache that keeps a small batch's
 activations between layers moves less than this, so "of attainable" can pass 100% there.
 
-LAYERS holds the registered models' layers as torch sees them, spelled out so that the
-report needs no torch; a test keeps them equal to core.models.layer_table. No torch here.
+The layers come from the result file: each run records its models' leaf layers as torch
+measured them (core.models.layer_table), so the report needs no torch and no copy of them;
+a layer kind this model does not count (a BatchNorm) is named, never costed as another.
+No torch here.
 """
 
 from __future__ import annotations
@@ -44,38 +46,17 @@ class Layer:
     macs: int  # multiply-accumulates
 
 
-# core.models.layer_table(create_model(name)) for each registered model (a test keeps them equal)
-LAYERS: dict[str, tuple[Layer, ...]] = {
-    "cnn": (
-        Layer("conv1", "Conv2d", 784, 12544, 160, 112896),
-        Layer("pool1", "MaxPool2d", 12544, 3136, 0, 0),
-        Layer("act1", "ReLU", 3136, 3136, 0, 0),
-        Layer("conv2", "Conv2d", 3136, 6272, 4640, 903168),
-        Layer("pool2", "MaxPool2d", 6272, 1568, 0, 0),
-        Layer("act2", "ReLU", 1568, 1568, 0, 0),
-        Layer("fc1", "Linear", 1568, 128, 200832, 200704),
-        Layer("act3", "ReLU", 128, 128, 0, 0),
-        Layer("dropout", "Dropout", 128, 128, 0, 0),
-        Layer("fc2", "Linear", 128, 10, 1290, 1280),
-    ),
-    "cnn_relu_first": (
-        Layer("conv1", "Conv2d", 784, 12544, 160, 112896),
-        Layer("act1", "ReLU", 12544, 12544, 0, 0),
-        Layer("pool1", "MaxPool2d", 12544, 3136, 0, 0),
-        Layer("conv2", "Conv2d", 3136, 6272, 4640, 903168),
-        Layer("act2", "ReLU", 6272, 6272, 0, 0),
-        Layer("pool2", "MaxPool2d", 6272, 1568, 0, 0),
-        Layer("fc1", "Linear", 1568, 128, 200832, 200704),
-        Layer("act3", "ReLU", 128, 128, 0, 0),
-        Layer("dropout", "Dropout", 128, 128, 0, 0),
-        Layer("fc2", "Linear", 128, 10, 1290, 1280),
-    ),
-    "mlp": (
-        Layer("fc1", "Linear", 784, 128, 100480, 100352),
-        Layer("act1", "ReLU", 128, 128, 0, 0),
-        Layer("fc2", "Linear", 128, 10, 1290, 1280),
-    ),
-}
+ELEMENTWISE = ("ReLU",)  # layers costed as one read and one write a value (and their backward)
+KNOWN = (*WEIGHTED, "MaxPool2d", "Dropout", *ELEMENTWISE)  # the kinds this cost model counts
+
+
+class UncostedLayer(ValueError):
+    """A layer kind the cost model does not count (a BatchNorm): no roofline, rather than a wrong one."""
+
+
+def layers_of(rows: list[dict]) -> tuple[Layer, ...]:
+    """Layers from a result file's `models` record (core.models.layer_table's rows)."""
+    return tuple(Layer(**{k: r[k] for k in ("name", "kind", "inputs", "outputs", "params", "macs")}) for r in rows)
 
 
 @dataclass(frozen=True)
@@ -97,17 +78,20 @@ class Bound:
     layers: tuple[tuple[str, float, str], ...]  # (layer, attainable seconds per image, compute | memory)
 
 
-def costs(model: str, operation: str, batch: int, precision: str = "fp32", bf16_weights: bool = False) -> list[Cost]:
+def costs(
+    layers: tuple[Layer, ...], operation: str, batch: int, precision: str = "fp32", bf16_weights: bool = False
+) -> list[Cost]:
     """FLOPs and bytes per image of each layer of one training step (operation "train",
     with the optimizer step as a last entry) or one inference pass ("infer"; `bf16_weights`:
-    over weights held in bf16, not autocast)."""
-    if model not in LAYERS:
-        raise KeyError(f"no layer table for model {model!r}; LAYERS has {', '.join(LAYERS)}")
+    over weights held in bf16, not autocast). UncostedLayer for a kind it does not count."""
+    uncosted = sorted({layer.kind for layer in layers if layer.kind not in KNOWN})
+    if uncosted:
+        raise UncostedLayer(f"no cost model for {', '.join(uncosted)}")
     train, act = operation == "train", 2 if precision == "bf16" else 4
     # bytes per parameter read: autocast writes and reads a bf16 copy of each fp32 weight
     weight = 2 if bf16_weights else 8 if precision == "bf16" else 4
     out = []
-    for i, layer in enumerate(LAYERS[model]):
+    for i, layer in enumerate(layers):
         first = i == 0
         x, y, p = layer.inputs, layer.outputs, layer.params / batch
         read = 4 * x + (4 * x if precision == "bf16" else 0) if first else act * x  # the fp32 images, cast
@@ -127,16 +111,16 @@ def costs(model: str, operation: str, batch: int, precision: str = "fp32", bf16_
         elif layer.kind == "Dropout":
             if train:  # in eval, the identity: nothing moves
                 moved = read + act * y + act * y + act * y + act * y + act * x  # noise kept, read again
-        else:  # elementwise (ReLU): its backward reads the gradient and the saved output
+        else:  # elementwise (ELEMENTWISE): its backward reads the gradient and the saved output
             moved = read + act * y + (2 * act * y + act * x if train else 0)
         out.append(Cost(layer.name, flops, moved))
     if train:
-        out.append(Cost("optimizer", 0.0, ADAM_BYTES * sum(l.params for l in LAYERS[model]) / batch))
+        out.append(Cost("optimizer", 0.0, ADAM_BYTES * sum(layer.params for layer in layers) / batch))
     return out
 
 
 def bound(
-    model: str,
+    layers: tuple[Layer, ...],
     operation: str,
     batch: int,
     precision: str,
@@ -145,9 +129,9 @@ def bound(
     bf16_weights: bool = False,
 ) -> Bound:
     """The attainable images/s of a case, and the layer that bounds it."""
-    layers = []
-    for c in costs(model, operation, batch, precision, bf16_weights):
+    times = []
+    for c in costs(layers, operation, batch, precision, bf16_weights):
         compute, memory = c.flops / (peak_gflops * 1e9), c.bytes / (bandwidth_gbs * 1e9)
-        layers.append((c.name, max(compute, memory), "compute" if compute >= memory else "memory"))
-    name, _, kind = max(layers, key=lambda row: row[1])
-    return Bound(1 / sum(row[1] for row in layers), name, kind, tuple(layers))
+        times.append((c.name, max(compute, memory), "compute" if compute >= memory else "memory"))
+    name, _, kind = max(times, key=lambda row: row[1])
+    return Bound(1 / sum(row[1] for row in times), name, kind, tuple(times))

@@ -4,7 +4,8 @@ brings every older shape to the current one, and the checks an entry must pass.
     doc, dropped = read_result("results/epyc-2core.json")   # upgraded, checked entries only
     facts, notes = read_machine_facts(doc, path)
 
-A result file is pytest-benchmark's JSON; mnist-bench's own fields are each entry's
+What each field holds is declared once, in fields.py. A result file is pytest-benchmark's
+JSON; mnist-bench's own fields are each entry's
 `extra_info`, the machine's facts in `machine_info.mnist_bench` (whose `format` says which
 shape the file is in) and, at the top level, the run's own facts and its matmul probe in
 `mnist_bench` (format 3 on: kept out of machine_info, which pytest-benchmark compares between
@@ -15,38 +16,16 @@ leave `stats.data` out. Everything after read_result knows FORMAT alone. No torc
 
 from __future__ import annotations
 
+import functools
 import json
-import math
 from pathlib import Path
 
 from ..errors import UsageError
 from ..machine.cpu import SHOWN_FLAGS, vector_isa
 from ..machine.devices import native_bf16
+from .fields import ENTRY, FORMAT, KEY, KINDS, OPERATIONS, RUN_FACTS, SHORTEST, _is_number
 
-FORMAT = 3  # machine_info.mnist_bench.format of what the suite writes now
-RUN_FACTS = (
-    "quick",
-    "rounds",
-    "partial",
-    "peak_gflops",
-    "peak_probe_size",
-    "bandwidth_gbs",
-    "busy",
-)  # the top-level mnist_bench's
-OPERATIONS = ("train", "infer", "tta", "ddp")  # what a case times
 BF16_WEIGHTS = "bfloat16 weights"  # extra_info.dtype of inference over bf16 weights (no autocast)
-KEY = [
-    "model",
-    "device",
-    "operation",
-    "loader",
-    "variant",
-    "precision",
-    "batch_size",
-    "world_size",
-    "scaling",
-    "threads_per_rank",
-]  # a case; the last three are ddp cases' (1, "", 0 for the others)
 HARDWARE = (
     "cpu_model",
     "cpu_family",
@@ -55,8 +34,6 @@ HARDWARE = (
     "accelerator",
     "accelerator_name",
 )  # the machine facts that tell two machines apart
-MATCH = [*KEY, "samples", "recipe"]  # a case and its workload (images per round; time to accuracy: its
-#                                      recipe, recipe_name): what is compared
 UNRECORDED = {
     "eval_every": 1.0,
     "eval_from": None,
@@ -65,35 +42,25 @@ UNRECORDED = {
     "dropout": None,
 }  # what a recipe ran where files made before a field was recorded lack it
 SHOWN_PROBLEMS = 20  # per file; the rest are counted
+LEGACY_MODELS = Path(__file__).parent / "reference" / "models-format3.json"  # the layers files before format 4 ran
+RENAMED_LOADERS = {"seed": "notebook"}  # format 4 named the notebook's loader for what it is
 
 
 class ResultError(UsageError):
     """A result file that cannot be used, named with what is wrong."""
 
 
-def scaling_efficiencies(entries: list[dict]) -> list[float | None]:
-    """Each data-parallel case's scaling efficiency: its images/s over world size x the
-    images/s of one rank of the same family (model, device, batch, threads) among `entries`
-    (extra_info dicts of one run); None where that run has no one-rank case."""
-
-    def family(info: dict) -> tuple:
-        return info["model"], info["device"], info["batch_size"], info.get("threads_per_rank")
-
-    one = {family(e): e["samples_per_second"] for e in entries if e["world_size"] == 1}
-    return [
-        round(e["samples_per_second"] / (e["world_size"] * one[family(e)]), 4) if one.get(family(e)) else None
-        for e in entries
-    ]
-
-
 def upgrade(doc: dict) -> dict:
     """The document in FORMAT, whatever format it was written in (in place; returned).
 
-    Format 2 kept the run's facts (quick, rounds, partial, the probe) in machine_info.
+    Format 3 called the notebook's loader `seed` (and its case ids end so), recorded no
+    workload version (version 1: before versions) and no layers of the models (the ones
+    those versions ran are LEGACY_MODELS). Format 2 kept the run's facts (quick, rounds,
+    partial, the probe) in machine_info.
     Format 1 differs besides in: GPU facts named gpu_*; no CPU flags of our own (pytest-benchmark's
     py-cpuinfo block has them); cases without `native`, `device_peak_memory_mb` (once
     `cuda_peak_memory_mb`), `flops_per_sample` (a training step then counted as 3x the
-    forward pass: `flops_3x`) or `scaling_efficiency`; autosave files without `stats.data`.
+    forward pass: `flops_3x`); autosave files without `stats.data`.
     """
     info = doc.get("machine_info") if isinstance(doc.get("machine_info"), dict) else {}
     facts = info.get("mnist_bench")
@@ -116,16 +83,38 @@ def upgrade(doc: dict) -> dict:
             e["native"] = True if e.get("precision") == "fp32" else cpu_native if e.get("device") == "cpu" else None
         if isinstance(b.get("stats"), dict):
             b["stats"].setdefault("data", None)
-    ddp = [b["extra_info"] for b in ours if b["extra_info"].get("operation") == "ddp"]
-    if any("scaling_efficiency" not in e for e in ddp):
-        try:
-            for e, value in zip(ddp, scaling_efficiencies(ddp)):
-                e.setdefault("scaling_efficiency", value)
-        except (KeyError, TypeError, ZeroDivisionError):  # a broken entry: the checks name it
-            pass
+    if isinstance(facts, dict) and version < 4:
+        _upgrade_to_4(doc, ours)
     if isinstance(facts, dict):
         facts["format"] = FORMAT
     return doc
+
+
+def _upgrade_to_4(doc: dict, ours: list[dict]) -> None:
+    for b in ours:
+        e = b["extra_info"]
+        if e.get("loader") in RENAMED_LOADERS:
+            old, new = e["loader"], RENAMED_LOADERS[e["loader"]]
+            e["loader"] = new
+            for key in ("param", "name"):  # train-mlp-cpu-bs64-seed -> ...-notebook
+                if isinstance(b.get(key), str):
+                    b[key] = b[key].replace(f"-{old}", f"-{new}")
+        if isinstance(b.get("params"), dict) and b["params"].get("loader") in RENAMED_LOADERS:
+            b["params"]["loader"] = RENAMED_LOADERS[b["params"]["loader"]]
+    run = doc.get("mnist_bench")
+    if isinstance(run, dict):
+        run.setdefault("workload_version", 1)
+        run.setdefault("models", legacy_models())
+
+
+@functools.lru_cache(maxsize=1)
+def _legacy_models() -> str:
+    return LEGACY_MODELS.read_text()
+
+
+def legacy_models() -> dict:
+    """The layers of the models that files before format 4 ran (they recorded none)."""
+    return json.loads(_legacy_models())
 
 
 def _upgrade_facts(facts: dict, cpu: dict) -> None:
@@ -152,79 +141,10 @@ def _short(value) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-SHORTEST = 1e-9  # seconds: no round of a case is quicker; below it, images/s would overflow to inf
-
-
 def _is_seconds(v) -> bool:
     return _is_number(v) and v >= SHORTEST
 
 
-# what a field must be: (test, what the message says it expected)
-KINDS = {
-    "name": (lambda v: isinstance(v, str) and 0 < len(v) <= 200, "a non-empty name"),
-    "count": (lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 < v < 2**53, "a positive whole number"),
-    "number": (lambda v: v is None or _is_number(v), "a number"),
-    "fraction": (lambda v: v is None or (_is_number(v) and 0 <= v <= 1), "a number from 0 to 1"),
-    "bools": (
-        lambda v: v is None or (isinstance(v, list) and all(isinstance(x, bool) for x in v)),
-        "a list of true/false",
-    ),
-    "counts": (
-        lambda v: v is None or (isinstance(v, list) and all(KINDS["count"][0](x) for x in v)),
-        "a list of positive whole numbers",
-    ),
-    "positives": (
-        lambda v: v is None or (isinstance(v, list) and all(_is_number(x) and x > 0 for x in v)),
-        "a list of positive numbers",
-    ),
-    "flag": (lambda v: v is None or isinstance(v, bool), "true or false"),
-    "text": (lambda v: isinstance(v, str) and len(v) <= 200, "a name or nothing"),
-}
-REQUIRED = {
-    "model": "name",
-    "device": "name",
-    "operation": "name",
-    "batch_size": "count",
-    "loader": "name",
-    "variant": "name",
-    "precision": "name",
-    "samples": "count",
-}
-OPTIONAL = {
-    "samples_per_second": "number",
-    "gflops": "number",
-    "flops_per_sample": "number",
-    "test_accuracy": "fraction",
-    "final_loss": "number",
-    "cold_seconds": "number",
-    "compile_seconds": "number",
-    "peak_rss_mb": "number",
-    "device_peak_memory_mb": "number",
-    "params": "number",
-    "macs_per_sample": "number",
-    "torch_threads": "number",
-    "harness_overhead_fraction": "number",
-    "target_accuracy": "fraction",
-    "epochs_to_target": "positives",
-    "reached": "bools",
-    "native": "flag",
-    "flops_3x": "flag",
-    "compiled": "flag",
-    "world_size": "number",
-    "scaling_efficiency": "number",
-    "allreduce_share": "fraction",
-    "threads_per_rank": "number",
-    "global_batch": "number",
-    "per_rank_batch": "number",
-    "instructions": "number",
-    "instructions_per_step": "number",
-    "instruction_steps": "number",
-    "scaling": "text",
-}
 TIMES = ("median", "min", "max", "q1", "q3")
 
 
@@ -233,12 +153,15 @@ def _entry_problem(b) -> str | None:
     info, stats = b.get("extra_info"), b.get("stats")
     if not isinstance(stats, dict):
         return f"stats is {_short(stats)}, expected an object with the round times"
-    for name, kind in [*REQUIRED.items(), *OPTIONAL.items()]:
-        value = info.get(name)
-        if (name in REQUIRED or value is not None) and not KINDS[kind][0](value):
-            return f"extra_info.{name} is {_short(value)}, expected {KINDS[kind][1]}"
+    for field in ENTRY:
+        value = info.get(field.name)
+        if (field.required or value is not None) and not KINDS[field.kind][0](value):
+            return f"extra_info.{field.name} is {_short(value)}, expected {KINDS[field.kind][1]}"
     if info["operation"] not in OPERATIONS:
-        return f"extra_info.operation is {_short(info['operation'])}, expected one of {', '.join(OPERATIONS)}"
+        return (
+            f"extra_info.operation is {_short(info['operation'])}, an operation this mnist-bench does not know "
+            f"({', '.join(OPERATIONS)}); read it with the version that wrote it"
+        )
     for name in TIMES:
         if not _is_seconds(stats.get(name)):
             return (
@@ -325,7 +248,7 @@ def read_result(path: str | Path) -> tuple[dict, list[str]]:
             foreign += 1
             continue
         why = _entry_problem(b)
-        key = None if why else tuple(b["extra_info"].get(k) for k in MATCH[:-1])  # one entry a case
+        key = None if why else tuple(b["extra_info"].get(k) for k in (*KEY, "samples"))  # one entry a case
         if key in seen:
             why = f"a second entry for {_short(b.get('param'))} (first: benchmarks[{seen[key]}])"
         if why:

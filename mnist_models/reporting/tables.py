@@ -79,7 +79,7 @@ def _accelerator(f: dict) -> str:
     return ", ".join(parts)
 
 
-def _operation_table(frame: pd.DataFrame, operation: str, seconds: str, extra: list[str]) -> pd.DataFrame:
+def operation_table(frame: pd.DataFrame, operation: str, seconds: str, extra: list[str]) -> pd.DataFrame:
     """One operation's cases: time, throughput and share of the matmul peak (+ extra columns)."""
     t = frame[frame["operation"] == operation]
     t = t.assign(setup=labels.setup(t))
@@ -114,12 +114,12 @@ def _operation_table(frame: pd.DataFrame, operation: str, seconds: str, extra: l
 
 def train_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Training epoch time, throughput, accuracy and share of the matmul peak per case."""
-    return _operation_table(frame, "train", "epoch s", ["test_accuracy"])
+    return operation_table(frame, "train", "epoch s", ["test_accuracy"])
 
 
 def infer_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Inference pass time, throughput and share of the matmul peak per case."""
-    return _operation_table(frame, "infer", "pass s", [])
+    return operation_table(frame, "infer", "pass s", [])
 
 
 def speedup_table(frame: pd.DataFrame) -> pd.DataFrame:

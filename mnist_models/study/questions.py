@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..core.config import MODELS, TrainConfig
+from ..core.config import TrainConfig
+from ..core.registry import list_models
 from ..core.data import MEAN, STD, Split, load_split
 from ..core.inspection import activations, confusion_matrix, conv_layers, misclassified, predict
 from ..core.train import fit
@@ -61,7 +62,7 @@ class StudyConfig:
                 f"train samples must be at least {self.batch_size}, the notebook's batch size; "
                 f"raise --train-samples (got {self.train_samples})"
             )
-        for model in MODELS:  # each model's TrainConfig checks itself: UsageError naming the setting
+        for model in list_models():  # each model's TrainConfig checks itself: UsageError naming the setting
             self.train_config(model, "cpu")
 
     def train_config(self, model: str, device: str) -> TrainConfig:
@@ -109,7 +110,7 @@ def _epoch_seconds(histories: dict[str, list[dict]], device: str) -> list[dict]:
 def train_models(cfg: StudyConfig, device: str, splits: tuple[Split, Split], progress: bool = False, on_epoch=None):
     """Both models trained with cfg's recipe on `device`: ({name: model}, {name: history})."""
     models, histories = {}, {}
-    for name in MODELS:
+    for name in list_models():
         models[name], histories[name] = fit(
             cfg.train_config(name, device), progress, on_epoch and (lambda r, n=name: on_epoch(n, r)), splits
         )

@@ -1,55 +1,35 @@
-"""pytest-benchmark cases: model x device x batch size x precision, for train, infer, tta and ddp.
+"""pytest-benchmark cases: one test over every case of every operation the plans hold
+(cases.PLANS): model x device x batch size x precision, for train, infer, tta and ddp.
 
     mnist-bench run LABEL                                   # the default matrix -> results/LABEL.json
     pytest --pyargs mnist_models.harness.suite --quick --benchmark-json /tmp/quick.json
     pytest bench --quick --benchmark-json /tmp/quick.json  # the same cases, from a checkout
 
-Speed is recorded, never asserted; a case fails only when training went wrong.
+Speed is recorded, never asserted; a case fails only when its work went wrong (a time to
+accuracy whose seed missed the target).
 """
 
 import pytest
 
-from ..cases import BenchOptions, Case, skip_reason
-from ..run import Run
-from ..runs import make_run
+from ..cases import PLANS, skip_reason
+from ..operations import make_timer
 
 
-def _measure(benchmark, case: Case, opts: BenchOptions, data) -> Run:
-    reason = skip_reason(case, opts)
+def test_case(benchmark, mnist_case, bench_options, bench_data):
+    """One case: an uncounted cold round, then the timed rounds, then what it recorded."""
+    case = mnist_case
+    reason = skip_reason(case, bench_options)
     if reason:
         pytest.skip(reason)
-    run = make_run(case, opts, data(case.device) if case.operation != "ddp" else None)
+    data = bench_data(case.device) if PLANS[case.operation].resident else None  # ddp's ranks load their own
+    timer = make_timer(case, bench_options, data)
     try:
-        cold = run.cold_round()
+        cold = timer.cold_round()
         benchmark.group = case.group
-        benchmark.pedantic(run.target, setup=run.setup, rounds=opts.rounds, iterations=1)
+        benchmark.pedantic(timer.target, setup=timer.setup, rounds=bench_options.rounds, iterations=1)
         median = benchmark.stats.stats.median if benchmark.stats else None
-        benchmark.extra_info.update(run.extra_info(median, cold))
+        benchmark.extra_info.update(timer.extra_info(median, cold))
     finally:
-        run.close()
-    return run
-
-
-def test_train(benchmark, train_case, bench_options, bench_data):
-    """One training epoch from a fresh model and optimizer."""
-    _measure(benchmark, train_case, bench_options, bench_data)
-
-
-def test_infer(benchmark, infer_case, bench_options, bench_data):
-    """A forward pass over the test set under inference_mode."""
-    _measure(benchmark, infer_case, bench_options, bench_data)
-
-
-def test_tta(benchmark, tta_case, bench_options, bench_data):
-    """Time to accuracy (DAWNBench): fresh model to the first evaluation at the target."""
-    _measure(benchmark, tta_case, bench_options, bench_data)
-    info = benchmark.extra_info
-    assert all(info["reached"]), (
-        f"{tta_case.id}: seeds reached {info['target_accuracy']:.1%} {info['reached']}, "
-        f"accuracy at stop {info['accuracy_at_stop']}"
-    )
-
-
-def test_ddp(benchmark, ddp_case, bench_options, bench_data):
-    """One data-parallel training epoch of all the images, the slowest rank's time."""
-    _measure(benchmark, ddp_case, bench_options, bench_data)
+        timer.close()
+    failed = timer.failure(benchmark.extra_info)
+    assert failed is None, f"{case.id}: {failed}"

@@ -1,11 +1,13 @@
-"""One class per operation, each following run.Run's template; `make_run` picks it.
+"""A timer per operation, each following timer.CaseTimer's template; `make_timer` picks the
+one the case's plan names (cases.PLANS).
 
-run = make_run(Case("train", "cnn", "cpu", 256), BenchOptions(), Data.load(opts, "cpu"))
+    timer = make_timer(Case("train", "cnn", "cpu", 256), BenchOptions(), Data.load(opts, "cpu"))
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import itertools
 
 import torch
@@ -14,12 +16,12 @@ from ..core.config import TEST_SIZE
 from ..core.models import macs_per_sample, training_macs_per_sample
 from ..core.train import Trainer, build_model, infer, loaders, train_to_accuracy
 from ..machine.devices import sync
-from .cases import TTA, BenchOptions, Case, recipe_fields
-from .ddp_run import DdpRun
-from .run import Data, Run
+from .cases import PLANS, BenchOptions, Case
+from .recipes import TTA, recipe_fields
+from .timer import CaseTimer, Data
 
 
-class ResidentRun(Run):
+class ResidentTimer(CaseTimer):
     """A case on the resident splits (or the notebook's loader) of the session's Data."""
 
     def prepare(self, data: Data) -> None:
@@ -27,7 +29,7 @@ class ResidentRun(Run):
         self.trainer: Trainer | None = None
 
 
-class TrainRun(ResidentRun):
+class TrainTimer(ResidentTimer):
     """One training epoch from a fresh model and optimizer; a CUDA graph is captured in setup."""
 
     def setup(self) -> None:
@@ -49,7 +51,7 @@ class TrainRun(ResidentRun):
         }
 
 
-class InferRun(ResidentRun):
+class InferTimer(ResidentTimer):
     """A forward pass over the test images under inference_mode, from a fresh model."""
 
     @property
@@ -67,7 +69,7 @@ class InferRun(ResidentRun):
         return self.throughput(2 * macs_per_sample(model), median)
 
 
-class TimeToAccuracyRun(ResidentRun):
+class TimeToAccuracyTimer(ResidentTimer):
     """DAWNBench's time to accuracy: a fresh model, a seed of its own each round, trained
     until the first evaluation at the recipe's target (its capture counted)."""
 
@@ -98,10 +100,16 @@ class TimeToAccuracyRun(ResidentRun):
             "recipe": recipe_fields(self.cfg),
         }
 
+    def failure(self, info: dict) -> str | None:
+        if all(info["reached"]):
+            return None
+        return (
+            f"seeds reached {info['target_accuracy']:.1%} {info['reached']}, "
+            f"accuracy at stop {info['accuracy_at_stop']}"
+        )
 
-RUNS: dict[str, type[Run]] = {"train": TrainRun, "infer": InferRun, "tta": TimeToAccuracyRun, "ddp": DdpRun}
 
-
-def make_run(case: Case, opts: BenchOptions, data: Data | None) -> Run:
-    """The Run for the case's operation (a data-parallel case starts its worker group)."""
-    return RUNS[case.operation](case, opts, data)
+def make_timer(case: Case, opts: BenchOptions, data: Data | None) -> CaseTimer:
+    """The timer the case's plan names (a data-parallel case's starts its worker group)."""
+    module, name = PLANS[case.operation].timer.split(":")
+    return getattr(importlib.import_module(module), name)(case, opts, data)

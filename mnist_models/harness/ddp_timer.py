@@ -25,12 +25,12 @@ from ..core.models import training_macs_per_sample
 from ..distributed.launch import torchrun_command
 from ..distributed.training import BACKENDS
 from .cases import Case
-from .run import Run
+from .timer import CaseTimer
 
 STEP_WAIT = datetime.timedelta(seconds=1)  # how often the controller checks the group is alive
 
 
-class DdpRun(Run):
+class DdpTimer(CaseTimer):
     """A data-parallel case, driven from the pytest process; close() ends its group."""
 
     def prepare(self, data: None) -> None:

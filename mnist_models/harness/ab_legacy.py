@@ -1,11 +1,13 @@
-"""One side of `mnist-bench ab`: a long-lived process that imports *its side's* code, loads
-MNIST once and times one round of a case whenever the driver asks (harness/ab.py).
+"""ab's contract 0, frozen: the worker for a side whose code predates the contract (it has no
+harness/ab_side.py), so that `ab` still judges a change against such a main.
 
 The driver runs this file's text with the side's interpreter (`python -c`), from the side's
 checkout or from a folder of its own for an installed environment, so every import below
 of `mnist_models` is the side's, and this file itself imports nothing of the driver's.
-It relies only on what the suite's cases have long offered: BenchOptions, cases(), make_run(),
+It reaches into what those versions' cases offered: BenchOptions, cases(), make_run(),
 a run's setup(), batches, trainer or model, extra_info() and close(), and core.train.infer.
+Never edit it to follow today's internals: those sides do not change. Sides with a contract
+run their own ab_side.py.
 
 Protocol: one JSON object per line each way; the side's own printing goes to stderr.
     {"op": "start", "cases": [...], "threads": 1, "images": {"train": 1024, "infer": 2048},

@@ -1,10 +1,12 @@
-"""The template every benchmark case follows, whatever its operation (runs.py, ddp_run.py):
+"""The template every benchmark case's timer follows, whatever its operation (operations.py,
+ddp_timer.py):
 
-    run = make_run(case, opts, Data.load(opts, "cpu"))   # prepare(): what lasts across rounds
-    cold = run.cold_round()                              # one uncounted round from a fresh model
-    benchmark.pedantic(run.target, setup=run.setup, rounds=opts.rounds)
-    benchmark.extra_info.update(run.extra_info(median, cold))   # finish(), then figures()
-    run.close()
+    timer = make_timer(case, opts, Data.load(opts, "cpu"))   # prepare(): what lasts across rounds
+    cold = timer.cold_round()                                # one uncounted round from a fresh model
+    benchmark.pedantic(timer.target, setup=timer.setup, rounds=opts.rounds)
+    benchmark.extra_info.update(timer.extra_info(median, cold))   # finish(), then figures()
+    timer.close()
+    timer.failure(benchmark.extra_info)                      # None, or why the case's work went wrong
 
 setup() builds what a round starts from, outside the clock; target() times step() between
 synchronized clock reads; finish() measures what the case measures once, after its rounds;
@@ -24,10 +26,11 @@ import torch
 
 from ..core.data import Split, load_split
 from ..core.models import count_params, create_model, macs_per_sample
-from ..machine.devices import native_bf16, peak_memory_mb, reset_peak_memory, sync, timed
+from ..machine.devices import device_class, native_bf16, peak_memory_mb, reset_peak_memory, sync, timed
 from ..machine.process import peak_rss_mb
 from ..reporting.schema import BF16_WEIGHTS
 from .cases import BenchOptions, Case
+from .workload import case_hash
 
 
 @dataclass
@@ -42,7 +45,7 @@ class Data:
         return cls(load_split(opts.root, True, device), load_split(opts.root, False, device))
 
 
-class Run:
+class CaseTimer:
     """One case: prepare() once, setup() and target() per round, finish() once, close()."""
 
     def __init__(self, case: Case, opts: BenchOptions, data: Data | None):
@@ -129,6 +132,7 @@ class Run:
             "precision": c.precision,
             "native": c.precision == "fp32" or native_bf16(c.device),
             "samples": self.samples,
+            "workload": case_hash(c, self.opts, device_class(c.device)),
             "params": count_params(model),
             "macs_per_sample": macs_per_sample(model),
             "peak_rss_mb": peak_rss_mb(),
@@ -147,6 +151,11 @@ class Run:
             info["compile_seconds"] = round(max(cold - median, 0.0), 4)
         info["harness_overhead_fraction"] = round(max(median - statistics.median(self.inner), 0) / median, 6)
         return info
+
+    def failure(self, info: dict) -> str | None:
+        """Why the case's work went wrong, from what it recorded (None: it did not). Speed is
+        never judged here."""
+        return None
 
     def dtype(self) -> str:
         """The numbers the case computes in: float32, bf16 autocast over fp32 weights, or bf16 weights."""
