@@ -16,7 +16,7 @@ import pytest
 from mnist_models.reporting.history import steps
 from mnist_models.reporting.results import load_results
 from mnist_models.reporting.schema import upgrade
-from mnist_models.reporting.score import REFERENCE, scores
+from mnist_models.reporting.score import reference_path, scores
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -38,7 +38,7 @@ def _rewrite(doc: dict, label: str, factor: float = 1.0, commit: str | None = No
 
 @pytest.fixture(scope="module")
 def reference_doc() -> dict:
-    return json.loads(REFERENCE.read_text())
+    return json.loads(reference_path(1).read_text())
 
 
 def test_the_reference_scores_1000_and_its_twice_as_fast_twin_2000(tmp_path, reference_doc):

@@ -1,4 +1,4 @@
-"""Command line: python -m mnist_models {run,models,train,ddp,report,score,compare,ab,history,export,study,ablate,profile} ...
+"""Command line: python -m mnist_models {run,models,train,ddp,report,score,compare,ab,history,export,docs,study,ablate,profile} ...
 
     python -m mnist_models models
     python -m mnist_models train --model cnn --epochs 10 --out runs/cnn
@@ -30,7 +30,7 @@ from ..errors import (
     UsageError,
     sigterm_as_interrupt,
 )
-from . import ab, ablate, compare, ddp, export, history, models, profile, report, run, score, study, train
+from . import ab, ablate, compare, ddp, docs, export, history, models, profile, report, run, score, study, train
 from .common import EXIT_CODES
 
 COMMANDS = (
@@ -44,6 +44,7 @@ COMMANDS = (
     ab,
     history,
     export,
+    docs,
     study,
     ablate,
     profile,

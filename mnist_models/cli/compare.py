@@ -1,5 +1,5 @@
-"""`compare`: two result files (or folders of runs) -> a verdict per case; exit 1 when one
-regressed. Never imports torch."""
+"""`compare`: two result files (or folders of runs) -> a verdict per operation and per case;
+exit 1 when one regressed. Never imports torch."""
 
 from __future__ import annotations
 
@@ -41,13 +41,15 @@ def run(args: argparse.Namespace) -> int:
     base, new = (judge.load_side(side, lambda line: warn([line])) for side in (args.base, args.new))
     hardware = judge.hardware_difference(base, new)
     table = judge.compare(base, new, threshold=args.threshold, instruction_threshold=args.instruction_threshold)
+    summary = judge.overall(base, new, table, args.threshold)
+    _, floor_note = judge.drift_floor(base, new)
     if hardware:
         print(
             f"{'> **' if args.format == 'markdown' else ''}{hardware}"
             f"{'; exit 1 only with --fail-across-machines' if not args.across else ''}."
             f"{'**' if args.format == 'markdown' else ''}\n"
         )
-    print(judge.render_comparison(table, args.format), end="")
+    print(judge.render_comparison(table, args.format, summary, floor_note), end="")
     undecided = int((table["verdict"] == "undecided").sum())
     if undecided:
         warn(
@@ -56,5 +58,6 @@ def run(args: argparse.Namespace) -> int:
                 f"{args.threshold:.0%} change (see the detectable column); run more rounds (--rounds) to decide"
             ]
         )
-    regressed = (table["verdict"] == "slower").any() and (args.across or not hardware)
+    slower = (table["verdict"] == "slower").any() or (summary["verdict"] == "slower").any()
+    regressed = slower and (args.across or not hardware)
     return EXIT_REGRESSION if regressed else EXIT_OK

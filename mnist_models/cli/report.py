@@ -23,11 +23,6 @@ def add(sub) -> None:
         help="report --quick runs beside full ones (left out by default; each case is "
         "still compared only with runs of the same workload)",
     )
-    r.add_argument(
-        "--readme",
-        metavar="FILE",
-        help="also put the leaderboard into FILE's leaderboard block (bash bench.sh: README.md)",
-    )
     r.set_defaults(func=run)
 
 
@@ -39,8 +34,7 @@ def run(args: argparse.Namespace) -> int:
     warn(results.problems + results.notes)
     if results.frame.empty:
         raise UsageError("no usable result file among the inputs; pass JSON files from pytest bench")
-    readme = Path(args.readme) if args.readme else None
     with one_writer(Path(args.out)):
-        for path in write_report(results, Path(args.out), args.baseline, args.force, readme):
+        for path in write_report(results, Path(args.out), args.baseline, args.force):
             print(f"wrote {path}")
     return EXIT_OK

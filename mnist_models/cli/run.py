@@ -6,7 +6,10 @@ from __future__ import annotations
 import argparse
 import os
 
-from .common import EXIT_CODES, say
+from ..errors import EXIT_OK
+from ..harness.cases import BENCH_DEVICES
+from ..parsing import choices, seconds, threshold
+from .common import EXIT_CODES, ROOT_HELP, say
 
 
 def add(sub) -> None:
@@ -20,11 +23,61 @@ def add(sub) -> None:
     )
     r.add_argument("label", nargs="?", help="names results/LABEL.json (default: the hostname)")
     r.add_argument("--force", action="store_true", help="replace an existing result file (bash bench.sh: FORCE=1)")
+    r.add_argument(
+        "--score",
+        action="store_true",
+        help="just the score's cases, in interleaved passes, until "
+        "the score's 95%% interval is +-3%% or the budget ends -> results/LABEL.json",
+    )
+    r.add_argument("--budget", metavar="SECONDS", help="with --score: the whole run's time (default 180)")
     r.set_defaults(func=run)
+
+
+def score_parser() -> argparse.ArgumentParser:
+    """`run --score`'s own options (no pytest behind it)."""
+    from ..harness.score_run import BUDGET, GOAL
+
+    p = argparse.ArgumentParser(prog="mnist-bench run --score", epilog=EXIT_CODES)
+    p.add_argument("label", nargs="?", help="names results/LABEL.json (default: the hostname)")
+    p.add_argument("--score", action="store_true", required=True)
+    p.add_argument(
+        "--budget",
+        type=seconds("--budget", 3600),
+        default=BUDGET,
+        help=f"seconds the whole run may take (default {BUDGET:.0f})",
+    )
+    p.add_argument(
+        "--goal",
+        type=threshold,
+        default=GOAL,
+        help=f"stop adding passes once the interval's half-width is at most this (default {GOAL * 100:.0f}%%)",
+    )
+    p.add_argument("--devices", type=choices("device", BENCH_DEVICES), default=("cpu", "accel"))
+    p.add_argument("--root", help=ROOT_HELP)
+    p.add_argument("--force", action="store_true", help="replace an existing result file")
+    return p
+
+
+def run_score(args: argparse.Namespace) -> int:
+    from ..harness.score_run import ScoreRun, score_run
+
+    run = ScoreRun(
+        budget=args.budget,
+        goal=args.goal,
+        root=args.root,
+        force=args.force or bool(os.environ.get("FORCE")),
+        devices=args.devices,
+        **({"label": args.label} if args.label is not None else {}),
+    )
+    score_run(run, say=say)
+    return EXIT_OK
 
 
 def split(argv: list[str]) -> argparse.Namespace:
     """run's own arguments apart from pytest's: LABEL first if it is not an option, --force anywhere."""
+    if "--score" in argv:  # its own options, no pytest
+        args = score_parser().parse_args([a.removeprefix("--label=") for a in argv])
+        return argparse.Namespace(**vars(args), func=run_score, debug=False, argv=["run", *argv])
     rest = list(argv)
     if rest and rest[0].startswith("--label="):  # bash bench.sh's first argument, whatever it looks like
         label = rest.pop(0).removeprefix("--label=")

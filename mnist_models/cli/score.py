@@ -1,4 +1,5 @@
-"""`score`: each machine's score and 95% interval against the reference machine. No torch."""
+"""`score`: each machine's score and 95% interval against its workload version's reference
+machine, and the hardware classes with the spread between their VMs. No torch."""
 
 from __future__ import annotations
 
@@ -10,29 +11,43 @@ from .common import EXIT_CODES, warn
 
 def add(sub) -> None:
     s = sub.add_parser(
-        "score", help="a score per machine and device, with its 95%% interval (reference = 1000)", epilog=EXIT_CODES
+        "score",
+        help="a score per machine and device, with its 95%% interval (reference = 1000)",
+        epilog=EXIT_CODES,
     )
     s.add_argument("files", nargs="+", help="pytest-benchmark JSON files from pytest bench")
     s.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..reporting.classes import class_verdicts, classes
     from ..reporting.results import load_results
-    from ..reporting.score import REFERENCE, leaderboard, scores
+    from ..reporting.score import leaderboard, reference_path, scores
 
     results = load_results(args.files)
     warn(results.problems + results.notes)
     if results.frame.empty:
         raise UsageError("no usable result file among the inputs; pass JSON files from pytest bench")
     table = scores(results.frame)
-    if table.empty:
-        raise UsageError(
-            "no file holds a case of the reference set (a full run's resident train, infer or "
-            "tta cases); run bash bench.sh without --quick"
+    if not table["ranked"].any():
+        why = "; ".join(dict.fromkeys(n for n in table["note"] if n)) or (
+            "no file holds a case of the reference set (a full run's resident train, infer or tta cases)"
         )
-    print(f"reference: {REFERENCE.stem} = 1000; 95% intervals from each case's rounds\n")
+        raise UsageError(f"nothing to score: {why}; run bash bench.sh or mnist-bench run --score without --quick")
+    for version in dict.fromkeys(table["version"]):
+        ref = reference_path(version)
+        print(
+            f"workload v{version}: reference {ref.stem if ref else '(none)'} = 1000; 95% intervals that cover "
+            "the machine's drift during the run"
+        )
+    print()
     print(leaderboard(table).to_markdown(index=False, tablefmt="simple"))
+    found = classes(table, results.machines)
+    if len(found):
+        print("\nhardware classes (every ranked file of a class; its spread is between its VMs):\n")
+        print(class_verdicts(found).to_markdown(index=False, tablefmt="simple"))
     for _, r in table.iterrows():
-        for why in r["left_out"]:
-            print(f"left out: {r['machine']} {r['device']}: {why}")
+        for line in [*r["left_out"], r["note"]] if isinstance(r["left_out"], list) else [r["note"]]:
+            if line:
+                print(f"{'note' if line == r['note'] else 'left out'}: {r['machine']} {r['device']}: {line}")
     return EXIT_OK

@@ -173,17 +173,15 @@ def _main_job(job: MainJob, say: Callable[[str], None]) -> int:
 
 
 def report(job: MainJob, say: Callable[[str], None]) -> int:
-    """The report over every result file in the job's folder (and README's leaderboard, for
-    the record in a checkout whose README has the block)."""
-    from ..reporting.report import LEADERBOARD, write_report
+    """The report over every result file in the job's folder (never a tracked doc: README's
+    leaderboard is `mnist-bench docs`'s)."""
+    from ..reporting.report import write_report
     from ..reporting.results import load_results
 
     results = load_results(sorted(job.folder.glob("*.json")))
     for line in results.problems + results.notes:
         print(f"mnist-bench: warning: {line}", file=sys.stderr)
-    readme = job.root / "README.md"
-    board = not job.quick and readme.is_file() and LEADERBOARD[0] in readme.read_text(errors="replace")
     with one_writer(job.folder / "report"):
-        for path in write_report(results, job.folder / "report", force=True, readme=readme if board else None):
+        for path in write_report(results, job.folder / "report", force=True):
             say(f"wrote {path}")
     return EXIT_OK

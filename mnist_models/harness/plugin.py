@@ -210,6 +210,13 @@ def _say(config, line: str) -> None:
     reporter.write_line(f"mnist-bench: {line}")
 
 
+def pytest_runtest_setup(item) -> None:
+    if ours(item.config) and CASE_FIXTURE in getattr(item, "fixturenames", ()):
+        from .record import mark_speed
+
+        mark_speed(item.config)  # the machine's speed before each case: the run's drift
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_runtest_teardown(item) -> None:
     path = item.config.getoption("benchmark_json", None)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import subprocess
 from pathlib import Path
 from typing import Callable
@@ -19,6 +20,9 @@ import pytest
 
 from ..files import write_files
 from ..machine.facts import build_machine_facts
+from ..machine.process import busy_since, cpu_snapshot, not_quiet
+from ..machine.sentinel import Trajectory
+from ..reporting.drift import movement
 from ..reporting.fields import FORMAT
 from ..reporting.stats import stats_of
 from .cases import BenchOptions
@@ -26,6 +30,7 @@ from .cases import BenchOptions
 _RUN = pytest.StashKey[dict]()  # the run's facts and probe, measured once per session
 _PARTIAL = pytest.StashKey[dict]()
 _BUSY = pytest.StashKey[dict]()  # the CPU times at the run's start
+_TRAJECTORY = pytest.StashKey[Trajectory]()  # the sentinel's speed before each case
 AXES = (
     "operation",
     "model",
@@ -56,7 +61,11 @@ def run_facts(config, opts: BenchOptions, say: Callable[[str], None]) -> dict:
             "rounds": opts.rounds,
             **probe(opts.probe_plan(), say),
             **busy(config, say),
+            **trajectory(config),
         }
+        line = moved_line(config.stash[_RUN])
+        if line:
+            say(f"warning: {line}")
     return config.stash[_RUN]
 
 
@@ -75,10 +84,39 @@ def workload_facts(opts: BenchOptions) -> dict:
 
 
 def start_clock(config) -> None:
-    """How busy the machine is, measured from here to the run's end (busy())."""
-    from ..machine.process import cpu_snapshot
-
+    """How busy the machine is, and how fast, measured from here to the run's end (busy(),
+    mark_speed())."""
     config.stash[_BUSY] = cpu_snapshot()
+    config.stash[_TRAJECTORY] = Trajectory()
+
+
+def mark_speed(config) -> None:
+    """The sentinel's speed now, before a case: the run's trajectory (machine/sentinel.py)."""
+    if _TRAJECTORY in config.stash:
+        config.stash[_TRAJECTORY].mark()
+
+
+def trajectory(config) -> dict:
+    """{"trajectory": the sentinel's marks} once the run marked any."""
+    found = config.stash.get(_TRAJECTORY, None)
+    if found is None or not found.points:
+        return {}
+    found.mark()  # and at the end
+    return {"trajectory": found.record()}
+
+
+MOVED = 0.05  # a run whose speed moved more than this is named on the console
+
+
+def moved_line(facts: dict) -> str | None:
+    """A warning when the machine's speed moved during the run more than MOVED."""
+    moved = movement((facts.get("trajectory") or {}).get("points"))
+    if moved is None or moved < math.log1p(MOVED):
+        return None
+    return (
+        f"this machine's speed moved {math.expm1(moved):.0%} during the run (the sentinel timed between "
+        "cases); its score's interval is widened by it, and a repeat run may read differently"
+    )
 
 
 def busy(config, say: Callable[[str], None]) -> dict:
@@ -86,8 +124,6 @@ def busy(config, say: Callable[[str], None]) -> dict:
     the machine was not quiet."""
     if _BUSY not in config.stash:
         return {}
-    from ..machine.process import busy_since, not_quiet
-
     facts = busy_since(config.stash[_BUSY])
     line = not_quiet(facts)
     if line:

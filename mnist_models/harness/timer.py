@@ -91,6 +91,20 @@ class CaseTimer:
         self.reset()
         return seconds
 
+    def warm(self) -> float:
+        """An uncounted round for runs that interleave cases (run --score): it warms what a
+        round uses (lazy init, the allocator, a compile kept for the rounds after it, not
+        reset as cold_round's is), through warm_step(); its seconds."""
+        self.setup()
+        _, seconds = timed(self.warm_step, self.device)
+        self.inner.clear()
+        self.reset()
+        return seconds
+
+    def warm_step(self) -> None:
+        """What warm() runs: a whole round, unless the operation has a cheaper one that warms as much."""
+        self.target()
+
     def _first_compile(self) -> contextlib.AbstractContextManager:
         """A compiled case's cold round compiles as a machine's first run would: past
         inductor's caches on disk, which an earlier run (or case) may have filled, and past

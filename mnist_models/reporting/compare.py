@@ -1,39 +1,52 @@
-"""Two sets of result files -> a verdict per case: the regression check CI runs.
+"""Two sets of result files -> a verdict per case and per operation: the regression check.
 
     python -m mnist_models compare base.json new.json --threshold 10%
     python -m mnist_models compare runs/base runs/new --threshold 25%   # folders: runs pooled
 
-The rule (README, "Regression alerts"): slower than the threshold AND beyond the
-round-to-round noise, by a Mann-Whitney U test at ALPHA shared among the matched cases.
-Every row states the smallest change its rounds could have detected; a row whose rounds
-could not have detected the threshold (too few, or too noisy) is `undecided`, with the
-rounds it would need, never `unchanged`. Where both sides counted instructions, they are
-judged too, at their own tight threshold. A case is matched only with the same case on
-the same workload (images per round; a time to accuracy also on the same recipe): a quick
-run's case against a full run's is listed as not comparable, never judged. Files from different machines are said to be so first
-(hardware_difference); the CLI then does not fail on them unless asked.
-Rows are judged in bulk with numpy (50,000 cases: results/scale.md). No torch here.
+Per case (README, "Regression alerts"): `slower` when the median is more than the threshold
+slower, a Welch t-test on the log round times says so at ALPHA shared among the matched
+cases (Holm's step-down), and the change is larger than the drift floor: how far the
+machine itself moved between and during the two runs, as the sentinel between cases saw it
+(files from format 4 on; drift.py). A change the test sees but the floor holds is `within
+the machine's drift`, never `slower`. Every row states the smallest change its rounds could
+have detected; a row that could not see the threshold is `undecided`, with the rounds it
+would need, never `unchanged`. Per operation and precision, the geometric mean of the
+cases' ratios with a 95% interval (each side's rounds resampled) gives the overall change:
+`train fp32: +15.1% [12.8, 17.4], slower`. Where both sides counted instructions, they are
+judged at their own tight threshold. A case is matched only with the same case on the same
+workload (images per round, the recipe, and where both recorded it, the case's definition):
+otherwise it is not comparable, never judged. Files from different machines are said to be
+so first (hardware_difference); the CLI then does not fail on them unless asked. Rows are
+judged in bulk with numpy (50,000 cases: results/scale.md). No torch here.
 """
 
 from __future__ import annotations
 
-from math import comb, log
+import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.stats import t as student
 
 from ..errors import UsageError
+from .drift import level, movement
+from .fields import KEY
+from .paired import holm
 from .results import load_results
-from .fields import KEY, MATCH
 from .schema import HARDWARE
+from .stats import stats_of
 
-ALPHA = 0.05  # family-wise significance level of the Mann-Whitney U tests
+ALPHA = 0.05  # family-wise significance level of the per-case tests
 POWER = 0.80  # for the detectable change
-Z_POWER = 0.8416  # the normal quantile of POWER
 INSTRUCTION_THRESHOLD = 0.01  # instructions per step: slower above this
-VERDICTS = ("slower", "faster", "unchanged", "undecided", "missing", "new", "not comparable")
+DRAWS, SEED = 2000, 0  # the overall change's bootstrap
+DRIFT = "within the machine's drift"
+VERDICTS = ("slower", "faster", DRIFT, "unchanged", "undecided", "missing", "new", "not comparable")
 COLUMNS = ["case", "base_s", "new_s", "change", "p", "test", "detectable", "verdict", "note"]
+SAME = [*KEY, "samples", "recipe"]  # a case and its workload; the definition hash is checked apart
+MIN_ROUNDS = 3  # a side's rounds before its variance means anything to the test
+NO_TEST = f"none (fewer than {MIN_ROUNDS} rounds a side)"
 
 
 def load_side(side: str | Path, warn=lambda line: None) -> pd.DataFrame:
@@ -50,7 +63,7 @@ def load_side(side: str | Path, warn=lambda line: None) -> pd.DataFrame:
         more = f" (and {len(results.problems) - 1} more above)" if len(results.problems) > 1 else ""
         raise UsageError(f"{results.problems[0]}{more}; fix or remove it to compare")
     frame = results.frame
-    frame.attrs["machines"] = results.machines  # for hardware_difference
+    frame.attrs["machines"] = results.machines  # for hardware_difference and the drift floor
     return frame
 
 
@@ -66,7 +79,8 @@ def hardware_difference(base: pd.DataFrame, new: pd.DataFrame) -> str | None:
         return None
 
     def name(kind: tuple, label: str) -> str:
-        return f"{label} ({kind[0] or 'unknown CPU'}, {kind[3] or '?'} logical cores{f', {kind[5] or kind[4]}' if kind[4] else ''})"
+        accel = f", {kind[5] or kind[4]}" if kind[4] else ""
+        return f"{label} ({kind[0] or 'unknown CPU'}, {kind[3] or '?'} logical cores{accel})"
 
     return (
         f"these files come from different machines: base {', '.join(name(k, l) for k, l in a.items())}; "
@@ -75,158 +89,219 @@ def hardware_difference(base: pd.DataFrame, new: pd.DataFrame) -> str | None:
     )
 
 
-def pool(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per case and workload, the rounds of every run of it pooled (median and
-    quartiles recomputed).
-
-    Rounds of one run sit seconds apart and share that moment's machine noise; pooling
-    several runs spreads them over time, so the test below sees the run-to-run noise too.
-    """
-    twice = frame.duplicated(MATCH, keep=False)
-    if not twice.any():
-        return frame
-    rows = []
-    for _, group in frame[twice].groupby(MATCH, sort=False, dropna=False):
-        row = group.iloc[0].to_dict()
-        data = [x for d in group["data"] for x in d]
-        if data:
-            q1, median, q3 = np.percentile(data, [25, 50, 75])
-        else:  # runs without per-round data (autosave files): their medians, and the widest quartiles
-            q1, median, q3 = group["q1"].min(), group["median"].median(), group["q3"].max()
-        rows.append({**row, "data": data, "median": median, "q1": q1, "q3": q3, "rounds": group["rounds"].sum()})
-    return pd.concat([frame[~twice], pd.DataFrame(rows, columns=frame.columns)], ignore_index=True)
-
-
-NO_TEST = "none (too few rounds)"  # for any p-value to reach alpha
-
-
-def _rounds(both: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Per matched row, each side's rounds: those in the file, or the count it recorded where
-    it kept none (autosave files)."""
-    return tuple(
-        np.array([len(d) or r for d, r in zip(both[f"data_{s}"], both[f"rounds_{s}"])], dtype=float)
-        for s in ("base", "new")
+def drift_floor(base: pd.DataFrame, new: pd.DataFrame) -> tuple[float | None, str]:
+    """The change (log units) the machine alone made between and during the two sides' runs:
+    the ratio of the sentinel's median speeds, and half the larger movement within a run.
+    None, and why, where a side's files recorded no trajectory."""
+    sides = []
+    for side in (base, new):
+        points = [
+            p
+            for f in side.attrs.get("machines", {}).values()
+            for p in ((f.get("trajectory") or {}).get("points") or [])
+        ]
+        sides.append((level(points), movement(points)))
+    if any(lv is None for lv, _ in sides):
+        return None, "no drift floor: a side's files record no sentinel trajectory (made before format 4)"
+    between = abs(math.log(sides[1][0] / sides[0][0]))
+    within = max(m or 0.0 for _, m in sides) / 2
+    floor = between + within
+    return floor, (
+        f"drift floor {math.expm1(floor):.1%}: the machine ran {math.expm1(between):.1%} "
+        f"{'slower' if sides[1][0] < sides[0][0] else 'faster'} during the new run by the sentinel "
+        f"between cases, and moved up to {math.expm1(2 * within):.1%} within a run"
     )
 
 
-def _reachable(rounds_base: np.ndarray, rounds_new: np.ndarray, alpha: float) -> np.ndarray:
-    """Whether a two-sided Mann-Whitney test of so many rounds can reach `alpha` at all."""
-    return np.array([2 / comb(int(a + b), int(a)) < alpha for a, b in zip(rounds_base, rounds_new)], dtype=bool)
+def pool(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per case and workload, the rounds of every run of it pooled (statistics
+    recomputed as pytest-benchmark computes them). Rounds of one run sit seconds apart and
+    share that moment's machine noise; pooling several runs spreads them over time, so the
+    test below sees the run-to-run noise too."""
+    keys = [*SAME, "workload"]
+    twice = frame.duplicated(keys, keep=False)
+    if not twice.any():
+        return frame
+    rows = []
+    for _, group in frame[twice].groupby(keys, sort=False, dropna=False):
+        row, data = group.iloc[0].to_dict(), [x for d in group["data"] for x in d]
+        if data:
+            stats = stats_of(data)
+            row.update(data=data, **{k: stats[k] for k in ("median", "q1", "q3", "rounds")})
+        else:  # runs without per-round data (autosave files): their medians, and the widest quartiles
+            row.update(
+                data=[],
+                median=group["median"].median(),
+                q1=group["q1"].min(),
+                q3=group["q3"].max(),
+                rounds=group["rounds"].sum(),
+            )
+        rows.append(row)
+    return pd.concat([frame[~twice], pd.DataFrame(rows, columns=frame.columns)], ignore_index=True)
 
 
-def _tests(both: pd.DataFrame, alpha: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per matched row: is the change beyond the noise, its p-value, and the test that decides.
+def _summary(data: list[float], median: float, q1: float, q3: float, rounds: float) -> tuple[float, float, int]:
+    """A side's log mean, log variance and rounds: from its rounds, or where a file kept only
+    quartiles (pytest-benchmark's autosave), from those (a normal's IQR is 1.349 sd)."""
+    if len(data):
+        logs = np.log(data)
+        return float(logs.mean()), float(logs.var(ddof=1)) if len(logs) > 1 else math.nan, len(logs)
+    return math.log(median), (math.log(q3 / q1) / 1.349) ** 2, int(rounds or 0)
 
-    Where the rounds are enough for a two-sided Mann-Whitney U test to reach `alpha`
-    (e.g. 4 and 4 for 0.05), that test decides; rows with the same round counts are tested
-    together. A file that kept only quartiles (autosave) is judged by them: the
-    interquartile ranges must not overlap. Where the rounds are too few for any p-value to
-    reach `alpha`, no test decides (NO_TEST), and compare calls the row undecided."""
-    from scipy.stats import mannwhitneyu
 
-    n_base, n_new = both["data_base"].map(len).to_numpy(), both["data_new"].map(len).to_numpy()
-    slower = both["ratio"].to_numpy() > 1
-    apart = np.where(slower, both["q1_new"] > both["q3_base"], both["q3_new"] < both["q1_base"])
-    p = np.full(len(both), np.nan)
-    quartiles = (n_base == 0) | (n_new == 0)
-    test = np.select(
-        [~_reachable(*_rounds(both), alpha), quartiles],
-        [NO_TEST, "iqr (recorded quartiles; no rounds in the file)"],
-        "mann-whitney",
-    ).astype(object)
-    for _, rows in pd.Series(range(len(both))).groupby([n_base, n_new]):  # one round count: one outcome
-        idx = rows.to_numpy()
-        if test[idx[0]] != "mann-whitney":  # quartiles only, or too few rounds to decide
+def _welch(both: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per matched row: the two-sided p of a Welch t-test on log round times, its standard
+    error and degrees of freedom (nan where a side has fewer than MIN_ROUNDS rounds), and
+    whether it stood on recorded quartiles rather than rounds."""
+    p, se, df = (np.full(len(both), np.nan) for _ in range(3))
+    quartiles = np.zeros(len(both), dtype=bool)
+    for i, row in enumerate(both.itertuples(index=False)):
+        (ma, va, na), (mb, vb, nb) = (
+            _summary(
+                getattr(row, f"data_{s}"),
+                getattr(row, f"median_{s}"),
+                getattr(row, f"q1_{s}"),
+                getattr(row, f"q3_{s}"),
+                getattr(row, f"rounds_{s}"),
+            )
+            for s in ("base", "new")
+        )
+        quartiles[i] = not (len(row.data_base) and len(row.data_new))
+        if na < MIN_ROUNDS or nb < MIN_ROUNDS:
             continue
-        x = np.array(both["data_new"].iloc[idx].tolist(), dtype=float)
-        y = np.array(both["data_base"].iloc[idx].tolist(), dtype=float)
-        p[idx] = mannwhitneyu(x, y, alternative="two-sided", axis=1).pvalue
-    real = np.where(np.isnan(p), apart, p < alpha)
-    return real.astype(bool), p, test
+        va, vb = va / na, vb / nb
+        se[i] = math.sqrt(va + vb) or 1e-12  # identical rounds: as good as no noise
+        df[i] = min((va + vb) ** 2 / ((va**2 / (na - 1) + vb**2 / (nb - 1)) or 1e-300), na + nb - 2)
+        p[i] = 2 * student.sf(abs(mb - ma) / se[i], df[i])
+    return p, se, df, quartiles
 
 
 def compare(
     base: pd.DataFrame, new: pd.DataFrame, threshold: float = 0.10, instruction_threshold: float = INSTRUCTION_THRESHOLD
 ) -> pd.DataFrame:
-    """Per case: base and new medians, change, test used and verdict (faster, slower,
-    unchanged, missing, new, not comparable). `slower` is a regression. Several runs of a
-    case on one side are pooled first. The tests share ALPHA among the matched cases
-    (Bonferroni), so a file of 60 noisy cases does not raise ~3 false alarms."""
-    cols = [*MATCH, "case", "median", "q1", "q3", "data", "rounds"]
+    """Per case: base and new medians, change, test and verdict (slower, faster, within the
+    machine's drift, unchanged, undecided, missing, new, not comparable). `slower` is a
+    regression. Several runs of a case on one side are pooled first."""
+    cols = [*SAME, "workload", "case", "median", "q1", "q3", "data", "rounds"]
     merged = pool(base)[cols].merge(
-        pool(new)[cols], on=MATCH, how="outer", suffixes=("_base", "_new"), indicator=True, sort=False
+        pool(new)[cols], on=SAME, how="outer", suffixes=("_base", "_new"), indicator=True, sort=False
     )
-    both = merged[merged["_merge"] == "both"].copy()
+    unlike = (
+        (merged["_merge"] == "both")
+        & (merged["workload_base"] != "")
+        & (merged["workload_new"] != "")
+        & (merged["workload_base"] != merged["workload_new"])
+    )
+    both = merged[(merged["_merge"] == "both") & ~unlike].copy()
     both["ratio"] = both["median_new"] / both["median_base"]
-    alpha = ALPHA / max(1, len(both))
-    real, p, test = _tests(both, alpha)
-    detectable, blind_to_threshold, needs = _power(both, alpha, threshold)
-    slower = (both["ratio"] > 1 + threshold).to_numpy() & real & np.isfinite(detectable)
-    faster = (both["ratio"] < 1 / (1 + threshold)).to_numpy() & real & np.isfinite(detectable)
-    blind = ~(slower | faster) & blind_to_threshold
-    judged = pd.DataFrame(
+    floor, _ = drift_floor(base, new)
+    judged = _judge(both, threshold, floor or 0.0)
+    out = pd.concat([judged, _unlike(merged[unlike]), _unmatched(merged)]).sort_index()[COLUMNS]
+    return pd.concat(
+        [out.reset_index(drop=True), compare_instructions(base, new, instruction_threshold)], ignore_index=True
+    )
+
+
+def _judge(both: pd.DataFrame, threshold: float, floor: float) -> pd.DataFrame:
+    p, se, df, quartiles = _welch(both)
+    testable = ~np.isnan(p)
+    rejected = np.zeros(len(both), dtype=bool)
+    rejected[testable] = holm(p[testable], ALPHA)
+    m = max(1, int(testable.sum()))
+    crit = np.where(testable, student.isf(ALPHA / (2 * m), np.nan_to_num(df, nan=1)), np.inf)
+    push = np.where(testable, student.isf(1 - POWER, np.nan_to_num(df, nan=1)), np.inf)
+    bound = math.log1p(threshold)
+    change = np.log(both["ratio"].to_numpy(dtype=float))
+    detectable = np.where(
+        testable, np.expm1(np.maximum.reduce([(crit + push) * se, bound + push * se, floor + push * se])), np.inf
+    )
+    big = np.abs(change) > bound
+    beyond = np.abs(change) > floor
+    slower = big & rejected & beyond & (change > 0)
+    faster = big & rejected & beyond & (change < 0)
+    drift = big & rejected & ~beyond
+    blind = ~(slower | faster | drift) & (~testable | ((crit + push) * se > bound))
+    wanted = np.ceil(both["rounds_new"].to_numpy(dtype=float) * (((crit + push) * se) / bound) ** 2)
+    fewest = np.minimum(both["rounds_base"].to_numpy(dtype=float), both["rounds_new"].to_numpy(dtype=float))
+    needs = [
+        (
+            f"needs {int(MIN_ROUNDS - n)} more rounds a side"
+            if not t
+            else f"needs {int(max(1, w - n))} more rounds a side"
+            if w <= 10_000
+            else "needs 10,000+ more rounds a side"
+        )
+        for t, w, n in zip(testable, wanted, fewest)
+    ]
+    return pd.DataFrame(
         {
             "case": both["case_base"],
             "base_s": both["median_base"],
             "new_s": both["median_new"],
             "change": both["ratio"] - 1,
             "p": p,
-            "test": test,
+            "test": np.select(
+                [~testable, quartiles],
+                [NO_TEST, "welch t (log; recorded quartiles, no rounds in the file)"],
+                "welch t (log)",
+            ),
             "detectable": detectable,
-            "verdict": np.select([slower, faster, blind], ["slower", "faster", "undecided"], "unchanged"),
-            "note": np.where(blind, needs, ""),
+            "verdict": np.select([slower, faster, drift, blind], ["slower", "faster", DRIFT, "undecided"], "unchanged"),
+            "note": np.where(
+                blind, needs, np.where(drift, f"the machine alone moved up to {math.expm1(floor):.1%}", "")
+            ),
         },
         index=both.index,
     )
-    out = pd.concat([judged, _unmatched(merged)]).sort_index()[COLUMNS].reset_index(drop=True)
-    return pd.concat([out, compare_instructions(base, new, instruction_threshold)], ignore_index=True)
 
 
-def _power(both: pd.DataFrame, alpha: float, threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per matched row: the smallest change its rounds detect with POWER probability (the
-    median past the threshold and the test past alpha; inf where the rounds can never reach
-    alpha), whether a change of the threshold's size would have escaped the test (the row
-    is then undecided, not unchanged), and the rounds a side it would need to see it.
+def overall(base: pd.DataFrame, new: pd.DataFrame, table: pd.DataFrame, threshold: float = 0.10) -> pd.DataFrame:
+    """Per operation and precision: the geometric mean of the compared cases' ratios and its
+    95% interval (each side's rounds resampled), and a verdict: slower where the whole interval
+    lies above the threshold and the drift floor, faster where below their negatives."""
+    cols = [*SAME, "case", "data", "median"]
+    both = pool(base)[cols].merge(pool(new)[cols], on=SAME, suffixes=("_base", "_new"))
+    judged = set(table.loc[table["verdict"].isin(["slower", "faster", DRIFT, "unchanged", "undecided"]), "case"])
+    both = both[both["case_base"].isin(judged)]
+    floor, _ = drift_floor(base, new)
+    rng, rows = np.random.default_rng(SEED), []
+    for (operation, precision), part in both.groupby(["operation", "precision"], sort=False):
+        draws = np.mean(
+            [
+                np.log(_medians(n, mn, rng) / _medians(b, mb, rng))
+                for b, mb, n, mn in zip(part["data_base"], part["median_base"], part["data_new"], part["median_new"])
+            ],
+            axis=0,
+        )
+        point = float(np.mean(np.log(part["median_new"] / part["median_base"])))
+        low, high = np.percentile(draws, [2.5, 97.5])
+        bar = max(math.log1p(threshold), floor or 0.0)
+        verdict = (
+            "slower"
+            if low > bar
+            else "faster"
+            if high < -bar
+            else DRIFT
+            if (low > math.log1p(threshold) or high < -math.log1p(threshold))
+            else "not beyond the threshold"
+        )
+        rows.append(
+            {
+                "operation": operation,
+                "precision": precision,
+                "cases": len(part),
+                "change": math.expm1(point),
+                "low": math.expm1(low),
+                "high": math.expm1(high),
+                "verdict": verdict,
+            }
+        )
+    return pd.DataFrame(rows, columns=["operation", "precision", "cases", "change", "low", "high", "verdict"])
 
-    The spread is the rounds' robust one (1.4826 MAD of log seconds, pooled), or the
-    quartiles' where the file kept no rounds."""
-    from scipy.stats import norm
 
-    z = norm.isf(alpha / 2)
-    rounds_base, rounds_new = _rounds(both)
-    spread = np.array(
-        [
-            _spread(a, b, q)
-            for a, b, q in zip(
-                both["data_base"],
-                both["data_new"],
-                zip(both["q1_base"], both["q3_base"], both["q1_new"], both["q3_new"]),
-            )
-        ]
-    )
-    se = 1.05 * spread * np.sqrt(1 / rounds_base + 1 / rounds_new)  # Mann-Whitney's efficiency, ~0.95
-    reachable = _reachable(rounds_base, rounds_new, alpha)
-    bound = np.log1p(threshold)
-    detectable = np.where(reachable, np.expm1(np.maximum(bound + Z_POWER * se, (z + Z_POWER) * se)), np.inf)
-    blind = ~reachable | ((z + Z_POWER) * se > bound).astype(bool)
-    per_side = np.maximum(rounds_base, rounds_new)
-    wanted = np.ceil(2 * (1.05 * spread * (z + Z_POWER) / bound) ** 2)  # each side, for the threshold
-    fewest = next(n for n in range(2, 200) if 2 / comb(2 * n, n) < alpha)
-    wanted = np.maximum(wanted, fewest)
-    needs = [
-        f"needs {int(max(1, w - n))} more rounds a side" if w <= 10_000 else "needs 10,000+ more rounds a side"
-        for w, n in zip(wanted, per_side)
-    ]
-    return detectable, blind, np.array(needs, dtype=object)
-
-
-def _spread(base: list, new: list, quartiles: tuple) -> float:
-    """The rounds' spread in log seconds, robustly (1.4826 MAD), of the noisier side; from
-    the quartiles where the file kept no rounds."""
-    if len(base) > 1 and len(new) > 1:
-        return float(max(1.4826 * np.median(np.abs(np.log(d) - np.median(np.log(d)))) for d in (base, new)))
-    q1b, q3b, q1n, q3n = quartiles
-    return float(max(log(q3b / q1b), log(q3n / q1n)) / 1.349)  # a normal's IQR is 1.349 sd
+def _medians(data: list[float], median: float, rng: np.random.Generator) -> np.ndarray:
+    x = np.asarray(data, dtype=float)
+    return np.median(rng.choice(x, size=(DRAWS, x.size)), axis=1) if x.size else np.full(DRAWS, median)
 
 
 def compare_instructions(
@@ -234,10 +309,10 @@ def compare_instructions(
 ) -> pd.DataFrame:
     """One row per case whose instructions per step both sides counted over the same steps
     (`mnist-bench ab`): deterministic, so a plain tight threshold decides."""
-    cols = [*MATCH, "case", "instructions_per_step", "instruction_steps"]
+    cols = [*SAME, "case", "instructions_per_step", "instruction_steps"]
     if "instructions_per_step" not in base or "instructions_per_step" not in new:
         return pd.DataFrame(columns=COLUMNS)
-    both = base[cols].dropna().merge(new[cols].dropna(), on=[*MATCH, "instruction_steps"], suffixes=("_base", "_new"))
+    both = base[cols].dropna().merge(new[cols].dropna(), on=[*SAME, "instruction_steps"], suffixes=("_base", "_new"))
     change = both["instructions_per_step_new"] / both["instructions_per_step_base"] - 1
     return pd.DataFrame(
         {
@@ -252,6 +327,26 @@ def compare_instructions(
             "note": "",
         }
     )[COLUMNS]
+
+
+def _unlike(rows: pd.DataFrame) -> pd.DataFrame:
+    """Cases on both sides whose recorded definitions differ: not comparable."""
+    return pd.DataFrame(
+        {
+            "case": rows["case_base"],
+            "base_s": rows["median_base"],
+            "new_s": rows["median_new"],
+            "change": np.nan,
+            "p": np.nan,
+            "test": "",
+            "verdict": "not comparable",
+            "note": [
+                f"another workload: the case's definition differs ({a} vs {b}: harness/workload.py)"
+                for a, b in zip(rows["workload_base"], rows["workload_new"])
+            ],
+        },
+        index=rows.index,
+    )
 
 
 def _unmatched(merged: pd.DataFrame) -> pd.DataFrame:
@@ -294,8 +389,11 @@ def _unmatched(merged: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([rows, lone])
 
 
-def render_comparison(table: pd.DataFrame, fmt: str = "text") -> str:
-    """The comparison as an aligned text table or GitHub markdown, with a closing count."""
+def render_comparison(
+    table: pd.DataFrame, fmt: str = "text", summary: pd.DataFrame | None = None, floor_note: str = ""
+) -> str:
+    """The comparison as an aligned text table or GitHub markdown: the overall change per
+    operation and precision first, then every case, then a closing count."""
 
     def cells(column: str, form: str) -> pd.Series:
         return table[column].map(lambda x: "" if pd.isna(x) else format(x, form))
@@ -315,8 +413,18 @@ def render_comparison(table: pd.DataFrame, fmt: str = "text") -> str:
         shown["case"] = shown["case"].map(escape)
     if not shown["note"].any():
         shown = shown.drop(columns="note")
-    body = shown.to_markdown(index=False, tablefmt="github" if fmt == "markdown" else "simple", disable_numparse=True)
+    tablefmt = "github" if fmt == "markdown" else "simple"
+    body = shown.to_markdown(index=False, tablefmt=tablefmt, disable_numparse=True)
+    head = ""
+    if summary is not None and len(summary):
+        lines = [
+            f"{r['operation']} {r['precision']}: {r['change']:+.1%} [{r['low']:+.1%}, {r['high']:+.1%}] over "
+            f"{r['cases']} case{'s' * (r['cases'] != 1)}, {r['verdict']}"
+            for _, r in summary.iterrows()
+        ]
+        head = "\n".join(f"- {line}" if fmt == "markdown" else line for line in lines) + "\n\n"
+    head += f"{floor_note}\n\n" if floor_note else ""
     counts = table["verdict"].value_counts()
-    summary = ", ".join(f"{counts[v]} {v}" for v in VERDICTS if v in counts)
+    closing = ", ".join(f"{counts[v]} {v}" for v in VERDICTS if v in counts)
     title = "## mnist-bench comparison\n\n" if fmt == "markdown" else ""
-    return f"{title}{body}\n\n{summary}\n"
+    return f"{title}{head}{body}\n\n{closing}\n"

@@ -119,7 +119,7 @@ ENTRY = (
         column=True,
         since=4,
     ),
-    _f("dtype", "text", "what the case computes in: `float32`, `bfloat16 autocast` or `bfloat16 weights`"),
+    _f("dtype", "text", "what the case computes in: `float32`, `bfloat16 autocast` or `bfloat16 weights`", column=True),
     _f("native", "flag", "false for bf16 on a device without bf16 arithmetic (emulated)", column=True),
     _f("compiled", "flag", "whether the case ran under torch.compile", column=True),
     _f(
@@ -231,6 +231,12 @@ RUN = (
     _f("quick", "flag", "`--quick`: a few thousand images and one round a case"),
     _f("rounds", "number", "timed rounds a case"),
     _f("passes", "number", "`run --score`: interleaved passes over the score's cases, one round each", since=4),
+    _f(
+        "stopped",
+        "text",
+        "`run --score`: why it added no more passes (the interval narrow enough, or its budget)",
+        since=4,
+    ),
     _f("partial", "flag", "the cases finished before a stop, kept"),
     _f("peak_gflops", "object", "best GFLOP/s of square matmuls per device and precision (`cpu_fp32`, ...)"),
     _f("peak_probe_size", "object", "the matrix size the matmul probe settled on"),

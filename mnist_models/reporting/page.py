@@ -19,7 +19,8 @@ import pandas as pd
 from . import plots
 from .history import Step, series
 from .results import Results
-from .score import REFERENCE, TOLERANCE, accelerator_over_cpu, leaderboard
+from .classes import class_verdicts, classes
+from .score import TOLERANCE, accelerator_over_cpu, leaderboard, reference_path
 from .tables import machine_matrix, machine_table, scaling_table, speedup_table, tta_table
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -62,13 +63,15 @@ def _note(text: str) -> str:
 
 def leaderboard_figure(table: pd.DataFrame):
     """Each machine and device's score as a point on its 95% interval, best at the top (log scale)."""
+    table = table[table["ranked"]]
     if table.empty:
         return None
     import matplotlib.pyplot as plt
 
     t = table.iloc[::-1]
     labels = [
-        plots._label([m, d, "(partial)" if p else ""]) for m, d, p in zip(t["machine"], t["device"], t["partial"])
+        plots._label([f"v{v}", m, d, "(partial)" if p else ""])
+        for v, m, d, p in zip(t["version"], t["machine"], t["device"], t["partial"])
     ]
     fig, ax = plt.subplots(figsize=(9, 0.45 * len(t) + 1.2))
     y = range(len(t))
@@ -91,6 +94,43 @@ def leaderboard_figure(table: pd.DataFrame):
     )
     ax.axvline(1000, color="grey", lw=0.8, ls="--")
     ax.set(xlabel="score (reference machine = 1000; double is twice as fast), 95% interval", title="Leaderboard")
+    ax.grid(axis="x", alpha=0.3, which="both")
+    fig.tight_layout()
+    return fig
+
+
+def class_figure(found: pd.DataFrame, table: pd.DataFrame, machines: dict):
+    """Each hardware class's files as dots on the range between its lowest and highest score,
+    its median marked, best at the top (log scale), one row a class and workload version."""
+    if found.empty:
+        return None
+    import matplotlib.pyplot as plt
+
+    from .classes import with_classes
+
+    ranked = with_classes(table[table["ranked"] & ~table["partial"]], machines)
+    rows = found.iloc[::-1].reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(9, 0.55 * len(rows) + 1.3))
+    for y, r in rows.iterrows():
+        mine = ranked[(ranked["hardware"] == r["class"]) & (("v" + ranked["version"].astype(str)) == r["workload"])]
+        ax.hlines(y, r["lowest"], r["highest"], color="#1f77b4", lw=6, alpha=0.35)
+        ax.plot(mine["score"], [y] * len(mine), "o", color="#1f77b4")
+        ax.plot([r["median"]], [y], "|", color="black", ms=16, mew=2)
+        ax.annotate(
+            f"{r['files']} file{'s' * (r['files'] != 1)}",
+            (r["highest"], y),
+            xytext=(8, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=9,
+        )
+    ax.set_yticks(list(range(len(rows))), [plots._label([r["workload"], r["class"]]) for _, r in rows.iterrows()])
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(plots.matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:,.0f}"))
+    ax.xaxis.set_minor_formatter(
+        plots.matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:,.0f}" if str(int(x))[0] in "25" else "")
+    )
+    ax.set(xlabel="score of each file (dots), the class's range (bar) and median (tick)", title="Hardware classes")
     ax.grid(axis="x", alpha=0.3, which="both")
     fig.tight_layout()
     return fig
@@ -122,10 +162,26 @@ def render_page(results: Results, table: pd.DataFrame, found: list[Step], baseli
     ranks, speedups, scaling = leaderboard(table), speedup_table(f), scaling_table(f)
     left = pd.DataFrame(
         [
-            {"machine": r["machine"], "device": r["device"], "case left out": why}
+            {"workload": f"v{r['version']}", "machine": r["machine"], "device": r["device"], "case left out": why}
             for _, r in table.iterrows()
-            for why in r["left_out"]
+            for why in (r["left_out"] if isinstance(r["left_out"], list) else [])
         ]
+    )
+    moved = pd.DataFrame(
+        [
+            {
+                "workload": f"v{r['version']}",
+                "machine": r["machine"],
+                "device": r["device"],
+                "what the run saw": r["note"],
+            }
+            for _, r in table.iterrows()
+            if r["note"]
+        ]
+    )
+    found_classes = classes(table, results.machines)
+    references = ", ".join(
+        f"v{v}: {p.stem}" for v in sorted(set(table["version"]), reverse=True) if (p := reference_path(v)) is not None
     )
     matrix = machine_matrix(f, baseline)
     speeds = (
@@ -151,17 +207,36 @@ def render_page(results: Results, table: pd.DataFrame, found: list[Step], baseli
     body = [
         "<h1>mnist-bench: which machine is faster</h1>",
         _note(
-            f"Score: 1000 x the geometric mean, over a frozen reference set of cases, of each device's speed "
-            f"over the reference machine's ({REFERENCE.stem}) on the same case; double the score, twice "
-            "as fast. The interval resamples every case's recorded rounds (bootstrap, 95%): two entries "
-            "whose intervals overlap are not distinguishable. A bf16 case counts only where bf16 training "
-            f"kept its accuracy within {TOLERANCE:.1%} of fp32's; a partial entry is never ranked as complete."
+            "Score: 1000 x the geometric mean, over a frozen reference set of cases, of each device's speed "
+            f"over its workload version's reference machine ({references}) on the same case; double the "
+            "score, twice as fast. Files are ranked only beside files of the same workload version (what "
+            "each case times, frozen per version); older versions are shown under their own. The 95% "
+            "interval covers the machine's own drift during the run: a run of interleaved passes (run "
+            "--score) takes each pass as one score and half their range; a run of consecutive rounds is "
+            "resampled and widened by how far a sentinel timed between cases moved. Two entries whose "
+            f"intervals overlap are not distinguishable. A bf16 case counts only where bf16 training kept "
+            f"its accuracy within {TOLERANCE:.1%} of fp32's; a partial entry is never ranked as complete."
         ),
         _section(
             "Leaderboard",
             _svg(leaderboard_figure(table)),
             _table(ranks, "leaderboard"),
-            _table(left) if len(left) else "",
+            _table(moved, "moved") if len(moved) else "",
+            f"<details><summary>Cases left out of a score ({len(left)})</summary>{_table(left)}</details>"
+            if len(left)
+            else "",
+        ),
+        _section(
+            "Hardware classes",
+            _note(
+                "Files grouped by CPU vendor, family, model and stepping, its widest vector unit and the "
+                "vCPU count (or the accelerator and its count). Two VMs of one class can differ by 2x, so "
+                "one class is faster than the next only where every VM of it scored above every VM of the "
+                "other; a class with one file says that the spread between its VMs is unknown."
+            ),
+            _svg(class_figure(found_classes, table, results.machines)),
+            _table(class_verdicts(found_classes), "classes"),
+            _table(found_classes[["workload", "device", "class", "files", "machines"]]) if len(found_classes) else "",
         ),
         _section(
             "Accelerator over CPU (Q7)",

@@ -17,13 +17,13 @@ from . import labels
 from .markdown import escape, md_table
 from .results import Results
 from .schema import ResultError
+from .classes import class_verdicts, classes
 from .fields import OPERATIONS
 from .sections import SECTIONS, operation_sections
 from .tables import compile_table, machine_matrix, machine_table, scaling_table, speedup_table
 
 FIGURES = ("throughput.png", "scaling.png", "training.png", "loaders.png", "machines.png")
 FILES = ("report.md", "results.csv", "index.html", *FIGURES)
-LEADERBOARD = ("<!-- leaderboard: made by the report command; edits here are replaced -->", "<!-- /leaderboard -->")
 
 
 def _matrix_md(matrix: pd.DataFrame, results: Results) -> str:
@@ -136,31 +136,9 @@ def leaderboard_md(table: pd.DataFrame) -> str:
     return md_table(leaderboard(table)) if len(table) else "(no machine ran the reference set)"
 
 
-def readme_blocks(readme: Path) -> tuple[str, str]:
-    """`readme`'s text before its leaderboard block and after it (ResultError, naming the file,
-    where it cannot be read or has no block): read before anything is drawn."""
-    try:
-        text = readme.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise ResultError(
-            f"--readme {readme}: cannot read it ({why}); pass a markdown file, or drop --readme"
-        ) from None
-    start, end = LEADERBOARD
-    if text.count(start) != 1 or text.count(end) != 1 or text.index(start) > text.index(end):
-        raise ResultError(
-            f"{readme} has no leaderboard block to replace (a line {start} and a line {end}); "
-            "add them, or drop --readme"
-        )
-    head, rest = text.split(start)
-    return f"{head}{start}\n", f"\n{end}{rest.split(end, 1)[1]}"
-
-
-def write_report(
-    results: Results, out: Path, baseline: str | None = None, force: bool = False, readme: Path | None = None
-) -> list[Path]:
-    """report.md, results.csv, index.html and the plots into `out`, all or none (and the
-    leaderboard into `readme`'s block, with them); returns the paths written.
+def write_report(results: Results, out: Path, baseline: str | None = None, force: bool = False) -> list[Path]:
+    """report.md, results.csv, index.html and the plots into `out`, all or none; returns the
+    paths written.
 
     Refuses, before drawing anything, an `out` that cannot be written or that holds a
     report already (unless `force`); never writes through a symlink planted there.
@@ -174,7 +152,6 @@ def write_report(
     baseline = _baseline(results, baseline)
     check_not_inputs([out / n for n in FILES], list(results.frame["file"].unique()))
     check_writable(out, list(FILES), force)
-    around = readme_blocks(readme) if readme is not None else None
     matrix = machine_matrix(results.frame, baseline)
     base = baseline or (results.frame["machine"].iloc[0] if len(results.frame) else None)
     drawn = {
@@ -188,15 +165,19 @@ def write_report(
     names = [p.name for p in contents]
     table = scores(results.frame)
     contents[out / "results.csv"] = flat_csv(results).encode()
-    contents[out / "report.md"] = render_markdown(results, baseline, names, leaderboard_md(table)).encode()
+    found = classes(table, results.machines)
+    board = leaderboard_md(table) + (
+        "\n\nHardware classes (every ranked file of a class; its spread is between its VMs):\n\n"
+        + md_table(class_verdicts(found))
+        if len(found)
+        else ""
+    )
+    contents[out / "report.md"] = render_markdown(results, baseline, names, board).encode()
     contents[out / "index.html"] = render_page(results, table, steps(results.frame), baseline).encode()
-    if readme is not None:
-        contents[readme] = f"{around[0]}{leaderboard_md(table)}{around[1]}".encode()
     write_files(contents)
     return [
         out / "report.md",
         out / "results.csv",
         out / "index.html",
         *(out / n for n in names),
-        *([readme] if readme is not None else []),
     ]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from .drift import movement
 from .fields import COLUMNS as FIGURES
 from .fields import KEY, KEY_DEFAULTS, OPERATIONS
 from .roofline import UncostedLayer, bound, layers_of
@@ -23,7 +24,8 @@ from .schema import BF16_WEIGHTS, ResultError, read_machine_facts, read_result, 
 
 STATS = ["median", "mean", "min", "max", "stddev", "q1", "q3", "iqr", "rounds"]
 DERIVED = ["scaling_efficiency", "peak_fraction", "peak_over", "attainable", "attainable_fraction", "bound_by"]
-COLUMNS = ["machine", "file", "case", *KEY, "recipe", *STATS, *FIGURES, "data", *DERIVED, "commit", "run_at"]
+RUN = ["workload_version", "workload_fingerprint", "passes", "moved"]  # the run's, on each of its rows
+COLUMNS = ["machine", "file", "case", *KEY, "recipe", *STATS, *FIGURES, "data", *DERIVED, *RUN, "commit", "run_at"]
 NO_BANDWIDTH = "no bandwidth probe"  # bound_by of a file whose run made no bandwidth probe
 
 
@@ -39,6 +41,13 @@ class Results:
 
 def _rows(doc: dict, machine: str, path: Path, facts: dict) -> list[dict]:
     peaks, models = facts["peak_gflops"], facts.get("models") or {}
+    trajectory = facts.get("trajectory") if isinstance(facts.get("trajectory"), dict) else {}
+    run = {
+        "workload_version": facts.get("workload_version") or 1,
+        "workload_fingerprint": facts.get("workload_fingerprint") or "",
+        "passes": facts.get("passes") or 0,
+        "moved": movement(trajectory.get("points")),
+    }
     rows = []
     for b in doc["benchmarks"]:
         info, stats = b["extra_info"], b["stats"]
@@ -55,6 +64,7 @@ def _rows(doc: dict, machine: str, path: Path, facts: dict) -> list[dict]:
             "data": stats["data"] or [],
             "recipe": recipe_name(info),
             "workload": info.get("workload") or "",  # "": a file made before cases were hashed
+            **run,
         }
         peak = peaks.get(f"{row['device']}_{row['precision']}")
         fraction = row["gflops"] / peak if peak and row["gflops"] else None

@@ -1,35 +1,87 @@
-"""A score per machine and device, with its 95% interval: which machine is faster, by how
-much, and how sure that is.
+"""A score per machine and device, with a 95% interval that holds on a repeat run: which
+machine is faster, by how much, and how sure that is.
 
     mnist-bench score results/*.json
-    scores(load_results(paths).frame)      # a row per machine and device
+    scores(load_results(paths).frame)      # a row per workload version, machine and device
 
 The score is 1000 x the geometric mean, over a frozen reference set of cases, of this
-device's speed over the reference machine's on the same case (its file ships inside the
-package: reference/, with its commit), so double the score is double the speed and scores
-stay comparable as results/ grows. The reference set: full workload, the resident tuned
-loop, train and infer for both models at batch 64, 256 and 1024 in fp32 and bf16, and
-time to accuracy (speed: 1 / seconds, whatever precision its recipe ran in). A case
-counts only where the device ran it natively, and a bf16 case only where bf16 training
-kept its test accuracy within TOLERANCE of fp32's on the same case; time to accuracy
-counts only when every seed reached the target, and only with the reference's recipe (a
-device that ran another leaves that case out of its set, and says so). The interval
-resamples each case's recorded rounds, on both machines (bootstrap). No torch here.
+device's speed over the reference machine's on the same case (one reference file per
+workload version ships inside the package: reference/vN/), so double the score is double
+the speed. Files are scored only against their own version's reference, and a version-2-on
+file whose workload fingerprint is not its version's ran modified code: another workload,
+never ranked. The reference set: full workload, the resident tuned loop, train and infer for
+both models at batch 64, 256 and 1024 in fp32 and bf16, and time to accuracy (speed: 1 /
+seconds). A case counts only where the device ran it natively, a bf16 case only where bf16
+training kept its test accuracy within TOLERANCE of fp32's on the same case, and a time to
+accuracy only when every seed reached the target with the reference's recipe.
+
+The interval is the machine's own (the reference is a fixed yardstick shared by every
+machine, so its noise cancels in any comparison). A run of interleaved passes (`run
+--score`) gives one score per pass, and the interval covers the passes' mean and half their
+range, the machine's movement during the run (drift.pass_interval); a run of consecutive
+rounds is resampled (bootstrap) and widened by the sentinel's movement through the run
+(drift.with_drift). No torch here.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-REFERENCE = Path(__file__).parent / "reference" / "epyc-zen5-2core.json"  # score 1000
+from .drift import moved_line, pass_interval, with_drift
+from .fields import OPERATIONS
+from .results import load_results
+
+REFERENCES = Path(__file__).parent / "reference"  # vN/<machine>.json: score 1000 for workload version N
 BATCHES = (64, 256, 1024)  # the default matrix's batch sizes
 TOLERANCE = 0.003  # bf16's test accuracy may sit at most 0.3 points from fp32's on the same case
 DRAWS, SEED = 2000, 0  # bootstrap resamples, and their seed (the intervals are reproducible)
+MOST_ROUNDS = 200  # rounds a case resamples at most (a file with more: an evenly spaced 200 of them)
 ANOTHER_RECIPE = "another recipe than the reference's"  # why a time to accuracy is left out of the set
+ANOTHER_WORKLOAD = "another workload"  # why a whole file is left out of its version's ranking
 KEY = ["operation", "model", "batch_size", "precision"]  # a reference case, whatever the device
+COLUMNS = [
+    "version",
+    "machine",
+    "device",
+    "score",
+    "low",
+    "high",
+    "fp32",
+    "bf16",
+    "cases",
+    "of",
+    "left_out",
+    "passes",
+    "moved",
+    "note",
+]
+
+
+def reference_path(version: int) -> Path | None:
+    """The reference file of a workload version, or None where none was made for it."""
+    found = sorted((REFERENCES / f"v{int(version)}").glob("*.json"))
+    return found[0] if found else None
+
+
+@functools.lru_cache(maxsize=None)
+def _reference(version: int) -> tuple[pd.DataFrame, str | None] | None:
+    path = reference_path(version)
+    if path is None:
+        return None
+    results = load_results([path])
+    facts = next(iter(results.machines.values()))
+    return results.frame, facts.get("workload_fingerprint")
+
+
+def reference(version: int) -> tuple[pd.DataFrame, str | None] | None:
+    """A version's reference frame and its workload fingerprint (None: no reference yet)."""
+    found = _reference(int(version))
+    return None if found is None else (found[0].copy(), found[1])
 
 
 def _key(frame: pd.DataFrame) -> pd.Series:
@@ -39,14 +91,13 @@ def _key(frame: pd.DataFrame) -> pd.Series:
 
 
 def candidates(frame: pd.DataFrame) -> pd.DataFrame:
-    """The rows that could belong to the reference set: resident tuned loop, default batches,
-    train, infer or tta; `key` names the case across devices and machines."""
-    f = frame[
-        frame["operation"].isin(["train", "infer", "tta"])
-        & (frame["loader"] == "resident")
-        & (frame["variant"] == "tuned")
-    ]
-    f = f[(f["operation"] == "tta") | f["batch_size"].isin(BATCHES)]
+    """The rows that could belong to the reference set: resident tuned loop, the operations
+    the score counts (fields.OPERATIONS' `scored`), the default batches for those of images;
+    `key` names the case across devices and machines."""
+    scored = [name for name, op in OPERATIONS.items() if op.scored]
+    f = frame[frame["operation"].isin(scored) & (frame["loader"] == "resident") & (frame["variant"] == "tuned")]
+    per_image = f["operation"].map(lambda name: OPERATIONS[name].per_image)
+    f = f[~per_image | f["batch_size"].isin(BATCHES)]
     return f.assign(key=_key(f))
 
 
@@ -59,14 +110,21 @@ def why_left_out(rows: pd.DataFrame, reference: pd.DataFrame) -> pd.Series:
         if r["key"] not in ref.index:
             return "not in the reference set"
         if r["samples"] != ref.loc[r["key"], "samples"]:
-            return f"another workload ({int(r['samples']):,} images a round, the reference's {int(ref.loc[r['key'], 'samples']):,})"
-        if r["operation"] == "tta":
+            return (
+                f"another workload ({int(r['samples']):,} images a round, the reference's "
+                f"{int(ref.loc[r['key'], 'samples']):,})"
+            )
+        if not OPERATIONS[r["operation"]].per_image:
             if r["recipe"] != ref.loc[r["key"], "recipe"]:
                 return f"{ANOTHER_RECIPE} ({ref.loc[r['key'], 'recipe']})"
             return "" if r["reached"] is not None and all(r["reached"]) else "not every seed reached the target"
+        if r["workload_version"] == 1 and _path(r) != _path(ref.loc[r["key"]]):
+            # before versions, a file's tuned path was whatever its commit ran: the same only where it says so
+            return f"another path than the reference's ({_path(r)}, the reference's {_path(ref.loc[r['key']])})"
         if r["precision"] == "bf16":
             if r["native"] is not True:
                 return "bf16 emulated on this device"
+            key = (r["machine"], r["device"], "train", r["model"], r["batch_size"])
             train = rows[
                 (rows["machine"] == r["machine"])
                 & (rows["device"] == r["device"])
@@ -75,7 +133,6 @@ def why_left_out(rows: pd.DataFrame, reference: pd.DataFrame) -> pd.Series:
                 & (rows["batch_size"] == r["batch_size"])
                 & (rows["precision"] == "bf16")
             ]
-            key = (r["machine"], r["device"], "train", r["model"], r["batch_size"])
             if train.empty or key not in twins.index:
                 return "no bf16 and fp32 training pair to check its accuracy against"
             gap = abs(train["test_accuracy"].iloc[0] - twins.loc[key, "test_accuracy"])
@@ -86,90 +143,167 @@ def why_left_out(rows: pd.DataFrame, reference: pd.DataFrame) -> pd.Series:
     return rows.apply(reason, axis=1) if len(rows) else pd.Series(dtype=object)
 
 
-def _medians(rounds: list[float], fallback: float, rng: np.random.Generator) -> np.ndarray:
-    """DRAWS bootstrap medians of a case's rounds (its median alone where none were recorded)."""
-    data = np.asarray(rounds, dtype=float)
-    if data.size == 0:
-        return np.full(DRAWS, fallback)
-    return np.median(rng.choice(data, size=(DRAWS, data.size), replace=True), axis=1)
+def _path(r) -> str:
+    """What a case's tuned path ran, as every file records it: compiled or eager, its dtype."""
+    return f"{'compiled' if r['compiled'] is True else 'eager'}, {r.get('dtype') or 'float32'}"
 
 
-def _score(rows: pd.DataFrame, reference: pd.DataFrame, rng: np.random.Generator) -> tuple[float, float, float]:
-    """(score, low, high) over `rows`, each matched with its reference case by key."""
-    ref = reference.set_index("key")
+def _rounds(data: list[float]) -> np.ndarray:
+    """A case's rounds, at most MOST_ROUNDS of them, evenly spaced through the run."""
+    x = np.asarray(data, dtype=float)
+    return x if len(x) <= MOST_ROUNDS else x[np.linspace(0, len(x) - 1, MOST_ROUNDS).astype(int)]
+
+
+def _bootstrap(rows: pd.DataFrame, ref: pd.DataFrame, rng: np.random.Generator) -> tuple[float, float, float]:
+    """(score, low, high): the geometric mean of the per-case speed ratios, and the interval
+    of DRAWS resamples of each case's own rounds (its median alone where it kept none)."""
     logs, draws = [], []
     for _, r in rows.iterrows():
-        base = ref.loc[r["key"]]
-        logs.append(np.log(base["median"] / r["median"]))  # speed ratio: the same work, in less time
-        draws.append(np.log(_medians(base["data"], base["median"], rng) / _medians(r["data"], r["median"], rng)))
-    point = 1000 * np.exp(np.mean(logs))
+        base, data = ref.loc[r["key"], "median"], _rounds(r["data"])
+        logs.append(math.log(base / r["median"]))
+        medians = (
+            np.median(rng.choice(data, size=(DRAWS, data.size)), axis=1) if data.size else np.full(DRAWS, r["median"])
+        )
+        draws.append(np.log(base / medians))
     low, high = 1000 * np.exp(np.percentile(np.mean(draws, axis=0), [2.5, 97.5]))
-    return float(point), float(low), float(high)
+    return 1000 * math.exp(float(np.mean(logs))), float(low), float(high)
 
 
-def scores(frame: pd.DataFrame, reference: pd.DataFrame | None = None) -> pd.DataFrame:
-    """A row per machine and device: score and 95% interval overall and per precision, the
-    cases it stands on (`cases` of `of`), partial or complete, and what was left out."""
-    from .results import load_results
+def _by_pass(rows: pd.DataFrame, ref: pd.DataFrame, passes: int) -> tuple[float, float, float]:
+    """(score, low, high) from a run of interleaved passes: a score a pass, drift.pass_interval."""
+    logs = [
+        np.mean([math.log(ref.loc[k, "median"] / d[p]) for k, d in zip(rows["key"], rows["data"])])
+        for p in range(passes)
+    ]
+    mean, half = pass_interval(logs)
+    return 1000 * math.exp(mean), 1000 * math.exp(mean - half), 1000 * math.exp(mean + half)
 
-    ref = candidates(reference if reference is not None else load_results([REFERENCE]).frame)
-    rows = candidates(frame)
-    rows = rows.assign(left_out=why_left_out(rows, ref))
-    rng = np.random.default_rng(SEED)
-    out = []
-    for (machine, device), part in rows.groupby(["machine", "device"], sort=False):
-        used = part[part["left_out"] == ""]
-        if used.empty:
+
+def _score(
+    rows: pd.DataFrame, ref: pd.DataFrame, passes: int, moved: float | None, rng: np.random.Generator
+) -> tuple[float, float, float]:
+    if passes >= 3 and all(len(d) >= passes for d in rows["data"]):
+        return _by_pass(rows, ref, passes)
+    point, low, high = _bootstrap(rows, ref, rng)
+    return point, *with_drift(low, point, high, moved)
+
+
+def _record(machine: str, device: str, part: pd.DataFrame, ref: pd.DataFrame, rng) -> dict | None:
+    used = part[part["left_out"] == ""]
+    if used.empty:
+        return None
+    # a time to accuracy whose recipe is not the reference's is no case of this device's set
+    other = int(part["left_out"].str.startswith(ANOTHER_RECIPE).sum())
+    passes, moved = int(part["passes"].iloc[0] or 0), part["moved"].iloc[0]
+    moved = None if pd.isna(moved) else float(moved)
+    record = {
+        "machine": machine,
+        "device": device,
+        "cases": len(used),
+        "of": len(ref) - other,
+        "passes": passes,
+        "moved": moved,
+        "left_out": [f"{k}: {why}" for k, why in zip(part["key"], part["left_out"]) if why],
+    }
+    record["score"], record["low"], record["high"] = _score(used, ref, passes, moved, rng)
+    for precision in ("fp32", "bf16"):
+        mine = used[used["precision"] == precision]
+        record[precision] = _score(mine, ref, passes, moved, rng) if len(mine) else None
+    half = math.log(record["high"] / record["low"]) / 2 if record["low"] > 0 else math.inf
+    record["note"] = moved_line(moved, half) or ""
+    return record
+
+
+def scores(frame: pd.DataFrame, reference_frame: pd.DataFrame | None = None) -> pd.DataFrame:
+    """A row per workload version, machine and device: score and 95% interval overall and per
+    precision, the cases it stands on (`cases` of `of`), partial or complete, what was left
+    out, and how far the machine moved during the run (`moved`, log units)."""
+    rng, out = np.random.default_rng(SEED), []
+    for version, part in candidates(frame).groupby("workload_version", sort=False):
+        found = (reference_frame, None) if reference_frame is not None else reference(version)
+        if found is None:
+            out += [
+                {"version": version, "machine": m, "device": d, "note": f"no reference for workload v{version}"}
+                for m, d in part[["machine", "device"]].drop_duplicates().itertuples(index=False)
+            ]
             continue
-        # a time to accuracy whose recipe is not the reference's is no case of this device's set
-        other = int(part["left_out"].str.startswith(ANOTHER_RECIPE).sum())
-        record = {
-            "machine": machine,
-            "device": device,
-            "cases": len(used),
-            "of": len(ref) - other,
-            "left_out": [f"{k}: {why}" for k, why in zip(part["key"], part["left_out"]) if why],
-        }
-        record["score"], record["low"], record["high"] = _score(used, ref, rng)
-        for precision in ("fp32", "bf16"):
-            mine = used[used["precision"] == precision]
-            record[precision] = _score(mine, ref, rng) if len(mine) else None
-        out.append(record)
-    table = pd.DataFrame(
-        out, columns=["machine", "device", "score", "low", "high", "fp32", "bf16", "cases", "of", "left_out"]
-    )
-    table["partial"] = table["cases"] < table["of"]
-    return table.sort_values(["partial", "score"], ascending=[True, False], ignore_index=True)
+        ref = candidates(found[0]).set_index("key")
+        rows = part.assign(left_out=why_left_out(part, ref.reset_index()))
+        for (machine, device), mine in rows.groupby(["machine", "device"], sort=False):
+            fingerprint = mine["workload_fingerprint"].iloc[0]
+            if found[1] and fingerprint and fingerprint != found[1]:
+                out.append(
+                    {
+                        "version": version,
+                        "machine": machine,
+                        "device": device,
+                        "note": (
+                            f"{ANOTHER_WORKLOAD}: its cases' definitions (fingerprint {fingerprint}) are not workload "
+                            f"v{version}'s ({found[1]}): code changed without a new version; never ranked"
+                        ),
+                    }
+                )
+                continue
+            record = _record(machine, device, mine, ref, rng)
+            if record is not None:
+                out.append({"version": version, **record})
+    table = pd.DataFrame(out, columns=COLUMNS)
+    table["partial"] = table["cases"].isna() | (table["cases"] < table["of"])
+    table["ranked"] = table["score"].notna()
+    return table.sort_values(["version", "partial", "score"], ascending=[False, True, False], ignore_index=True)
 
 
 def leaderboard(table: pd.DataFrame) -> pd.DataFrame:
-    """The scores as a reader ranks them: complete entries by score, each beside the next one
-    down (faster, or not distinguishable where the intervals overlap); partial ones after,
-    unranked, with how many cases they stand on."""
+    """The scores as a reader ranks them, newest workload version first: complete entries by
+    score, each beside the next one down (faster, or not distinguishable where the intervals
+    overlap); partial ones after, unranked, with how many cases they stand on; files of
+    another workload or without a reference, named, never ranked."""
     rows = []
-    complete = table[~table["partial"]].reset_index(drop=True)
-    for i, r in complete.iterrows():
-        below = complete.iloc[i + 1] if i + 1 < len(complete) else None
-        versus = (
-            ""
-            if below is None
-            else (
-                f"not distinguishable from {below['machine']} {below['device']}"
-                if r["low"] <= below["high"]
-                else f"faster than {below['machine']} {below['device']} ({r['score'] / below['score']:.2f}x)"
+    for version, part in table.groupby("version", sort=False):
+        complete = part[part["ranked"] & ~part["partial"]].reset_index(drop=True)
+        for i, r in complete.iterrows():
+            below = complete.iloc[i + 1] if i + 1 < len(complete) else None
+            rows.append(
+                {"workload": f"v{version}", "rank": str(i + 1), **_shown(r), "next one down": _versus(r, below)}
             )
-        )
-        rows.append({"rank": str(i + 1), **_shown(r), "next one down": versus})
-    for _, r in table[table["partial"]].iterrows():
-        rows.append({"rank": f"partial, {r['cases']} of {r['of']} cases", **_shown(r), "next one down": "not ranked"})
+        for _, r in part[part["ranked"] & part["partial"]].iterrows():
+            rows.append(
+                {
+                    "workload": f"v{version}",
+                    "rank": f"partial, {r['cases']} of {r['of']} cases",
+                    **_shown(r),
+                    "next one down": "not ranked",
+                }
+            )
+        for _, r in part[~part["ranked"]].iterrows():
+            rows.append(
+                {
+                    "workload": f"v{version}",
+                    "rank": "not scored",
+                    "machine": r["machine"],
+                    "device": r["device"],
+                    "next one down": r["note"],
+                }
+            )
     return pd.DataFrame(
-        rows, columns=["rank", "machine", "device", "score", "95% interval", "fp32", "bf16", "next one down"]
-    )
+        rows,
+        columns=["workload", "rank", "machine", "device", "score", "95% interval", "fp32", "bf16", "next one down"],
+    ).fillna("")
+
+
+def _versus(r, below) -> str:
+    if below is None:
+        return ""
+    if r["low"] <= below["high"]:
+        return f"not distinguishable from {below['machine']} {below['device']}"
+    return f"faster than {below['machine']} {below['device']} ({r['score'] / below['score']:.2f}x)"
 
 
 def _shown(r) -> dict:
     def one(s) -> str:
-        return "" if s is None else f"{s[0]:,.0f} [{s[1]:,.0f}, {s[2]:,.0f}]"
+        return (
+            "" if s is None or (isinstance(s, float) and math.isnan(s)) else f"{s[0]:,.0f} [{s[1]:,.0f}, {s[2]:,.0f}]"
+        )
 
     return {
         "machine": r["machine"],
@@ -183,7 +317,8 @@ def _shown(r) -> dict:
 
 def accelerator_over_cpu(table: pd.DataFrame) -> pd.DataFrame:
     """Q7 at a glance: each machine's accelerator score over its own CPU's, where it has both."""
-    wide = table.pivot_table(index="machine", columns="device", values="score", aggfunc="first")
+    ranked = table[table["ranked"]]
+    wide = ranked.pivot_table(index="machine", columns="device", values="score", aggfunc="first")
     if "cpu" not in wide.columns:
         return pd.DataFrame(columns=["machine", "accelerator", "accelerator over cpu"])
     rows = [
