@@ -219,3 +219,52 @@ def test_busy_since_measures_this_machine():
     busy = busy_since(before)
     assert busy["seconds"] >= 0.5 and len(busy["load_average"]) == 3
     assert 0 <= busy["others_percent"] <= 100 and 0 <= busy["steal_percent"] <= 100
+
+
+def _renamed(copy):
+    """The copy's internals renamed, its contract (harness/ab_side.py's calls) kept: a
+    refactor as a pull request would make one."""
+    harness = copy / "mnist_models" / "harness"
+    (harness / "timer.py").rename(harness / "clocking.py")
+    for path in (copy / "mnist_models").rglob("*.py"):
+        text = path.read_text()
+        new = (text.replace("from .timer import", "from .clocking import").replace("make_timer", "build_case_timer")
+               .replace("CaseTimer", "RoundClock").replace("harness.timer import", "harness.clocking import"))
+        if new != text:
+            path.write_text(new)
+    return copy
+
+
+@pytest.mark.slow
+def test_ab_judges_a_copy_whose_internals_are_renamed_through_its_contract(cli, repo, tmp_path, mnist_root):
+    renamed = _renamed(plant_copy(repo, tmp_path / "renamed"))
+    assert not (renamed / "mnist_models" / "harness" / "timer.py").exists()
+    out = tmp_path / "ab"
+    assert _ab(cli, repo, renamed, out, "--pairs", "4", "--workers", "2", "--no-instructions") == 0
+    assert json.loads((out / "new.json").read_text())["mnist_bench"]["ab"]["code"].startswith(str(renamed))
+
+
+def test_a_side_that_speaks_another_contract_is_refused_in_one_line(cli, capsys, repo, tmp_path, mnist_root):
+    future = plant_copy(repo, tmp_path / "future")
+    side = future / "mnist_models" / "harness" / "ab_side.py"
+    side.write_text(side.read_text().replace("CONTRACT = 1", "CONTRACT = 99"))
+    assert cli("ab", str(repo), str(future), "--out", str(tmp_path / "o")) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "speaks ab contract 99, and this mnist-bench speaks 0, 1" in err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.slow
+def test_ab_judges_a_main_from_before_the_contract(cli, repo, tmp_path, mnist_root):
+    """The commit before the contract has no ab_side.py: ab drives it with contract 0."""
+    import subprocess
+
+    old = tmp_path / "old"
+    old.mkdir()
+    archive = subprocess.run(["git", "-C", str(repo), "archive", "eeea6eb", "mnist_models"], capture_output=True)
+    if archive.returncode:
+        pytest.skip(f"this checkout lacks the commit before the contract (a shallow clone?): {archive.stderr[:200]!r}")
+    subprocess.run(["tar", "-x", "-C", str(old)], input=archive.stdout, check=True)
+    out = tmp_path / "ab"
+    assert _ab(cli, old, repo, out, "--pairs", "4", "--workers", "2", "--no-instructions") == 0
+    assert not (old / "mnist_models" / "harness" / "ab_side.py").exists()

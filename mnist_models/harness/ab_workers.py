@@ -64,16 +64,19 @@ class Side:
         return self.pythonpath or tempfile.gettempdir()  # no stray mnist_models beside an installed one
 
     def contract(self) -> int:
-        """0 where the side's code has no contract module (it predates it), else 1 or more
-        (hello says which); UsageError where it is no python with mnist_models at all."""
+        """The ab contract the side's code speaks: 0 where it has no contract module (its code
+        predates it); UsageError, in one line, where it speaks none this driver knows or is no
+        python with mnist_models at all."""
         probe = (
             "import importlib.util, sys\n"
             "if importlib.util.find_spec('mnist_models') is None: sys.exit(4)\n"
-            f"sys.exit(0 if importlib.util.find_spec({CONTRACT_MODULE!r}) is None else 5)\n"
+            f"if importlib.util.find_spec({CONTRACT_MODULE!r}) is None: print(0); sys.exit(0)\n"
+            f"from {CONTRACT_MODULE} import CONTRACT\n"
+            "print(CONTRACT)\n"
         )
         try:
             done = subprocess.run(
-                [self.python, "-c", probe], cwd=self.cwd, env=self.env(1), capture_output=True, text=True, timeout=120
+                [self.python, "-c", probe], cwd=self.cwd, env=self.env(1), capture_output=True, text=True, timeout=300
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise UsageError(
@@ -85,13 +88,19 @@ class Side:
                 f"the {self.name} side ({self.path}) has no mnist_models to import; "
                 "pass a checkout or an environment where mnist-bench is installed"
             )
-        if done.returncode not in (0, 5):
-            why = (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]
+        said = done.stdout.strip().splitlines()[-1:] if done.returncode == 0 else []
+        if not said or not said[0].isdigit():
+            why = (done.stderr.strip().splitlines() or [f"exit {done.returncode}, no answer"])[-1]
             raise UsageError(
                 f"the {self.name} side's python ({self.python}) is not a Python that can import "
                 f"mnist_models ({why}); pass a checkout or a working environment"
             )
-        return 0 if done.returncode == 0 else 1
+        if int(said[0]) not in SPOKEN:
+            raise UsageError(
+                f"the {self.name} side ({self.path}) speaks ab contract {said[0]}, and this "
+                f"mnist-bench speaks {', '.join(map(str, SPOKEN))}; run ab from the newer side's checkout"
+            )
+        return int(said[0])
 
 
 def same_cpus(threads: int) -> set[int] | None:
@@ -129,11 +138,11 @@ class Worker:
         self.code = ""
         if self.contract:
             hello = self.ask(op="hello")
-            if hello.get("contract") not in SPOKEN:
+            if hello.get("contract") != self.contract:  # it changed under us: refuse, as plan() would have
                 self.close()
                 raise UsageError(
-                    f"the {side.name} side ({side.path}) speaks ab contract {hello.get('contract')}, and this "
-                    f"mnist-bench speaks {', '.join(map(str, SPOKEN))}; run ab from the newer side's checkout"
+                    f"the {side.name} side ({side.path}) answered as contract {hello.get('contract')} "
+                    f"after its code said {self.contract}; it changed during the run"
                 )
             self.code = hello["code"]
 

@@ -25,6 +25,7 @@ from typing import Callable
 
 from ..errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE, Terminated, UsageError
 from ..files import check_writable, default_mode, one_writer
+from . import progress
 
 LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", re.ASCII)  # a plain file name, in any locale
 SUITE = "mnist_models.harness.suite"
@@ -87,6 +88,26 @@ def check(job: MainJob) -> None:
         check_writable(folder, [], force=True, option="folder (run from a writable checkout)")
 
 
+NEEDED = ("torch", "torchvision", "pytest_benchmark", "pandas", "matplotlib")  # what the cases' run imports
+
+
+def check_ready(job: MainJob) -> None:
+    """UsageError, in one line, for what the cases' pytest run would stumble on before its
+    first case: a dependency that is not installed, or MNIST not found (and not downloadable)."""
+    import importlib.util
+
+    missing = [name for name in NEEDED if importlib.util.find_spec(name) is None]
+    if missing:
+        raise UsageError(
+            f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed in this Python "
+            f"({sys.executable}); install mnist-bench with its dependencies (pip install -e '.[dev]'), "
+            "or run bash bench.sh, which makes .venv with them"
+        )
+    from ..core.data import ensure_mnist  # torch is there: checked just above
+
+    ensure_mnist()  # DatasetError (a UsageError) naming MNIST_ROOT, before pytest starts
+
+
 def run_cases(job: MainJob, target: Path) -> int:
     """The cases' pytest process, writing `target`; pytest's exit code (130 for Ctrl-C, 143 for
     SIGTERM, which is passed on to pytest as Ctrl-C so that it stops at a case's end)."""
@@ -105,14 +126,15 @@ def run_cases(job: MainJob, target: Path) -> int:
         str(target),
         *job.pytest_args,
     ]
-    proc = subprocess.Popen(cmd)
-    try:
-        code = proc.wait()
-    except KeyboardInterrupt as stop:  # Ctrl-C reached both; SIGTERM (CI's cancel) only this process
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-        proc.wait()
-        return EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED
+    with progress.watching(dict(os.environ)) as (env, fd):
+        proc = subprocess.Popen(cmd, env=env, pass_fds=(fd,))
+        try:
+            code = proc.wait()
+        except KeyboardInterrupt as stop:  # Ctrl-C reached both; SIGTERM (CI's cancel) only this process
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+            proc.wait()
+            return EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED
     if code < 0:  # killed by a signal: the shell's convention
         return 128 - code
     return code
@@ -151,6 +173,7 @@ def main_job(job: MainJob, say: Callable[[str], None] = print) -> int:
 
 def _main_job(job: MainJob, say: Callable[[str], None]) -> int:
     check(job)
+    check_ready(job)
     job.folder.mkdir(parents=True, exist_ok=True)
     job.partial.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=job.folder, prefix=f".{job.label}.", suffix=".json")  # unique per run

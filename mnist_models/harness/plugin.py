@@ -25,6 +25,9 @@ from .cases import BENCH_DEVICES, DDP_BATCH, PLANS, QUICK_TEST, QUICK_TRAIN, Ben
 DATA_FIXTURES = {"mnist_root", "train_split", "test_split", "root_copy", "bench_data"}
 CASE_FIXTURE = "mnist_case"  # the suite's one test takes every operation's cases through it
 OURS = pytest.StashKey[bool]()  # set at collection: this run holds the suite's cases or data
+PROGRESS = pytest.StashKey["Events"]()  # the run's progress, where mnist-bench run listens for it
+OUTCOMES: dict[str, list[str]] = {}  # a case's outcomes so far, by node id, until it is said
+SHOWN: list[bool] = []  # non-empty once this process shows progress: only then are outcomes kept
 # pytest-benchmark's own knobs that the suite's pedantic rounds ignore: set to anything but
 # their defaults they would be silently ignored, so they are refused and --rounds named instead
 IGNORED = (
@@ -108,8 +111,31 @@ def ours(config) -> bool:
     return config.stash.get(OURS, False)
 
 
+PARALLEL = "parallel workers (pytest-xdist -n) would share the cores the cases measure; run without -n"
+
+
 def pytest_configure(config) -> None:
     options(config)  # the matrix options checked once, before collection: one line if wrong
+    if _parallel(config) and not hasattr(config, "workerinput") and _targets_suite(config):
+        # xdist's controller collects nothing, so the refusal at collection would never run here
+        raise pytest.UsageError(f"mnist-bench: {PARALLEL}")
+
+
+def _parallel(config) -> bool:
+    return bool(getattr(config.option, "numprocesses", None)) or getattr(config.option, "dist", "no") != "no"
+
+
+def _targets_suite(config) -> bool:
+    """Does this run collect the suite's cases? Its module named with --pyargs, or a folder or
+    file whose test module imports it (a checkout's bench/)."""
+    for arg in config.args:
+        if "mnist_models.harness.suite" in arg:
+            return True
+        path = Path(arg.split("::")[0])
+        files = [path] if path.is_file() else list(path.glob("test_*.py")) if path.is_dir() else []
+        if any("mnist_models.harness.suite" in f.read_text(errors="replace") for f in files):
+            return True
+    return False
 
 
 def pytest_generate_tests(metafunc) -> None:
@@ -139,8 +165,8 @@ def json_problem(path) -> str | None:
 
 def refusal(config, has_cases: bool) -> str | None:
     """Why this pytest-benchmark setting would leave no honest result file, or None."""
-    if getattr(config.option, "numprocesses", None) or getattr(config.option, "dist", "no") != "no":
-        return "parallel workers (pytest-xdist -n) would share the cores the cases measure; run without -n"
+    if _parallel(config):
+        return PARALLEL
     json_path = config.getoption("benchmark_json", None)
     if json_path is not None and has_cases and json_problem(json_path):
         return json_problem(json_path)
@@ -210,11 +236,46 @@ def _say(config, line: str) -> None:
     reporter.write_line(f"mnist-bench: {line}")
 
 
+def _case_id(item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params[CASE_FIXTURE].id if callspec and CASE_FIXTURE in callspec.params else None
+
+
+def pytest_collection_finish(session) -> None:
+    """The run's progress, where `mnist-bench run` listens for it (harness/progress.py)."""
+    from .progress import ENV, Events
+
+    if ours(session.config) and os.environ.get(ENV):
+        session.config.stash[PROGRESS] = Events()
+        session.config.stash[PROGRESS].say("collected", ids=[c for c in map(_case_id, session.items) if c])
+        SHOWN.append(True)
+
+
 def pytest_runtest_setup(item) -> None:
-    if ours(item.config) and CASE_FIXTURE in getattr(item, "fixturenames", ()):
+    if ours(item.config) and _case_id(item):
         from .record import mark_speed
 
+        if PROGRESS in item.config.stash:
+            item.config.stash[PROGRESS].say("start", case=_case_id(item))
         mark_speed(item.config)  # the machine's speed before each case: the run's drift
+
+
+def pytest_runtest_logreport(report) -> None:
+    """A case's outcome, said as it finishes (its teardown, the last of its phases)."""
+    if not SHOWN:
+        return
+    found = OUTCOMES.setdefault(report.nodeid, [])
+    if report.outcome != "passed" or report.when == "call":
+        found.append(report.outcome)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_report_teststatus(report, config):
+    """With the progress shown, the cases' own dots and letters stay out of its way (a failure
+    still shows, and pytest's summary at the end is unchanged)."""
+    if PROGRESS in config.stash and report.outcome in ("passed", "skipped") and "[" in report.nodeid:
+        return report.outcome, "", ""
+    return None
 
 
 @pytest.hookimpl(trylast=True)
@@ -224,6 +285,10 @@ def pytest_runtest_teardown(item) -> None:
         from .record import write_partial
 
         write_partial(item.config, path, options(item.config))  # finished cases survive a crash
+    if PROGRESS in item.config.stash and _case_id(item):
+        said = OUTCOMES.pop(item.nodeid, [])
+        outcome = next((o for o in said if o != "passed"), "passed")
+        item.config.stash[PROGRESS].say("done", case=_case_id(item), outcome=outcome)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
