@@ -16,8 +16,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from .errors import UsageError
 
@@ -123,10 +123,21 @@ def torch_bytes(obj) -> bytes:
     return buffer.getvalue()
 
 
+def real(path: str | Path) -> Path:
+    """Where `path` really is: its folder with every symbolic link resolved (as far as it
+    exists), then its own name, unfollowed (a link there is what a writer would replace).
+    Two spellings of one place (a linked parent, `..`) give the same path."""
+    p = Path(path)
+    if p.name in ("", ".."):
+        return Path(os.path.realpath(p))
+    return Path(os.path.realpath(p.parent)) / p.name
+
+
 def _lock_path(target: Path) -> Path:
     """Where the lock for writing `target` lives: in its nearest folder that exists (so taking
-    it creates nothing), named by the target's absolute path."""
-    target = Path(os.path.abspath(target))
+    it creates nothing), named by the target's real path (real()), so that a second run
+    reaching the same place through a symbolic link takes the same lock."""
+    target = real(target)
     home = next(p for p in [target.parent, *target.parents] if p.is_dir())
     return home / f".mnist-bench-{hashlib.sha1(str(target).encode()).hexdigest()[:12]}.lock"
 
