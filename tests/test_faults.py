@@ -164,7 +164,7 @@ def test_no_command_writes_over_its_own_inputs_or_a_folder(cli, capsys, cpu_resu
         (["export", "--format", "bencher", "--out", str(tmp_path / "folder"), "--force", str(copy)], "is a folder"),
         (
             ["ab", str(repo), str(repo), "--out", str(tmp_path / "ab"), "--json", str(tmp_path / "ab" / "base.json")],
-            "is one of the files --out gets",
+            "is the same place as --out",
         ),
     ]:
         assert cli(*argv) == 2, argv

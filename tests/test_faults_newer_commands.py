@@ -57,3 +57,54 @@ def test_a_second_ab_through_a_linked_parent_is_refused_naming_the_first(tmp_pat
     assert first.returncode == 0, err
     assert json.loads((tmp_path / "ab15" / "base.json").read_text())["machine_info"]["mnist_bench"]["label"] == "FIRST"
     assert not list(tmp_path.glob(".mnist-bench-*.lock"))
+
+
+# 2. every output of ab against every other and the inputs, before any work
+
+
+@pytest.mark.parametrize(
+    "json_at,message",
+    [
+        ("x", "--json {w}/x is the same place as --out {w}/x; choose another --json"),
+        ("lp/x", "--json {w}/lp/x is the same place as --out {w}/x"),  # through a linked parent
+        ("lp/x/new.json", "is the same place as --out {w}/x/new.json"),
+        ("y", None),  # apart: accepted as far as this check goes (the run itself is not started)
+    ],
+)
+def test_abs_outputs_are_checked_against_each_other_before_any_round(tmp_path, cli, capsys, json_at, message):
+    (tmp_path / "lp").symlink_to(tmp_path, target_is_directory=True)
+    if message is None:
+        from mnist_models.files import check_apart
+
+        check_apart([(tmp_path / "x", "--out", False), (tmp_path / "lp" / json_at, "--json", True)])
+        return
+    assert cli("ab", str(REPO), str(REPO), "--out", str(tmp_path / "x"), "--json", str(tmp_path / json_at)) == 2
+    _one_line(capsys.readouterr().err, message.format(w=tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lp"]  # nothing made, no lock left
+
+
+def test_a_json_that_would_hold_the_out_folder_or_overwrite_a_side_is_refused(tmp_path, cli, capsys):
+    assert cli("ab", str(REPO), str(REPO), "--out", str(tmp_path / "x" / "y"), "--json", str(tmp_path / "x")) == 2
+    _one_line(capsys.readouterr().err, f"--json {tmp_path}/x would be a file with --out {tmp_path}/x/y inside it")
+    python = tmp_path / "venv" / "bin" / "python"  # an environment's python: a side, and an input
+    python.parent.mkdir(parents=True)
+    python.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    python.chmod(0o755)
+    side, before = str(tmp_path / "venv"), python.read_text()
+    assert cli("ab", side, side, "--out", str(tmp_path / "o"), "--json", str(python), "--force") == 2
+    _one_line(capsys.readouterr().err, f"--json {python} is one of the inputs")
+    assert python.read_text() == before and not (tmp_path / "o").exists()
+
+
+def test_write_files_writes_none_when_one_target_is_a_folder_or_holds_another(tmp_path):
+    from mnist_models.errors import UsageError
+    from mnist_models.files import write_files
+
+    (tmp_path / "d").mkdir()
+    for contents in (
+        {tmp_path / "a.json": b"a", tmp_path / "d": b"d"},
+        {tmp_path / "x" / "b.json": b"b", tmp_path / "x": b"x"},
+    ):
+        with pytest.raises(UsageError):
+            write_files(contents)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"] and not list((tmp_path / "d").iterdir())

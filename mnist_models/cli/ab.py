@@ -7,8 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import EXIT_OK, EXIT_REGRESSION, UsageError
-from ..files import check_writable, json_bytes, one_writer, write_files
+from ..errors import EXIT_OK, EXIT_REGRESSION
+from ..files import check_apart, check_writable, json_bytes, one_writer, write_files
 from ..parsing import choices, positive, seconds, threshold
 from .common import EXIT_CODES, ROOT_HELP, warn
 
@@ -102,10 +102,11 @@ def run(args: argparse.Namespace) -> int:
     opts = AbOptions(**{k: getattr(args, k) for k in AbOptions.__dataclass_fields__ if k != "new"}, new=args.new)
     checked = plan(opts)  # every problem with the options in one line now, before --out is touched
     out, verdicts = Path(args.out), Path(args.json) if args.json else None
-    if verdicts is not None and verdicts.resolve() in {(out / n).resolve() for n in FILES}:
-        raise UsageError(
-            f"--json {verdicts} is one of the files --out gets ({', '.join(FILES)}); choose another --json"
-        )
+    check_apart(  # every output against the others and the sides, links resolved, before any round
+        [(out, "--out", False), *((out / n, "--out", True) for n in FILES)]
+        + ([(verdicts, "--json", True)] if verdicts is not None else []),
+        inputs=[opts.base, opts.new, *(side.python for side in checked.sides if side.pythonpath is None)],
+    )
     with one_writer(out):
         check_writable(out, FILES, args.force)
         if verdicts is not None:
