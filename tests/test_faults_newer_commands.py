@@ -108,3 +108,54 @@ def test_write_files_writes_none_when_one_target_is_a_folder_or_holds_another(tm
         with pytest.raises(UsageError):
             write_files(contents)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d"] and not list((tmp_path / "d").iterdir())
+
+
+# 3. history: undecided where the rounds cannot reach its cutoff, never "no step change"
+
+
+def _commits(tmp_path, cpu_result, factors, rounds=5, label="lab") -> list[Path]:
+    """One result file per commit, `rounds` rounds a case, each commit's times x its factor."""
+    paths = []
+    for i, factor in enumerate(factors):
+
+        def edit(doc, i=i, factor=factor):
+            doc["machine_info"]["mnist_bench"]["label"] = label
+            doc["commit_info"] = {"id": f"c{i}" + "0" * 39, "dirty": False}
+            doc["datetime"] = f"2026-12-01T00:0{i}:00"
+            for b in doc["benchmarks"]:
+                data = [b["stats"]["median"] * factor * (1 + 0.01 * (k - rounds // 2)) for k in range(rounds)]
+                b["stats"].update(
+                    data=data, rounds=rounds, median=sorted(data)[rounds // 2], q1=min(data), q3=max(data)
+                )
+
+        paths.append(_edited(cpu_result, edit, tmp_path / f"run{i}.json"))
+    return paths
+
+
+def _edited(src: Path, edit, path: Path) -> Path:
+    doc = json.loads(src.read_text())
+    edit(doc)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc))
+    return path
+
+
+@pytest.mark.parametrize("factor", [1.3, 2.0])
+def test_history_says_undecided_where_five_rounds_a_side_cannot_reach_its_cutoff(
+    tmp_path, cpu_result, cli, capsys, factor
+):
+    _commits(tmp_path, cpu_result, [1.0, factor])
+    assert cli("history", str(tmp_path)) == 0
+    out = capsys.readouterr().out
+    assert "no step change" not in out, out
+    lines = out.splitlines()
+    assert len(lines) == 4 and all(line.startswith("undecided: lab ") for line in lines[:3])
+    assert "its 10 rounds over 2 commits cannot reach p < 0.0033 at any split; needs 1 more rounds a side" in lines[0]
+    assert lines[-1] == "undecided in all 3 series: too few rounds to tell a step from the noise"
+
+
+def test_history_judges_the_same_step_once_the_rounds_can_reach_the_cutoff(tmp_path, cpu_result, cli, capsys):
+    _commits(tmp_path, cpu_result, [1.0, 1.3], rounds=6)  # 6 and 6: 2 / C(12, 6) = 0.0022 < 0.0033
+    assert cli("history", str(tmp_path)) == 0
+    out = capsys.readouterr().out
+    assert out.count("+30.0% after c0") == 3 and "undecided" not in out

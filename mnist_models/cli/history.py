@@ -16,7 +16,7 @@ def add(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..reporting.history import render_steps, steps
+    from ..reporting.history import render_steps, steps, undecided
     from ..reporting.results import load_results
 
     folder = Path(args.folder)
@@ -30,5 +30,6 @@ def run(args: argparse.Namespace) -> int:
             f"{folder}: no usable result file among its {len(paths)} JSON files; "
             "pass a folder of files from pytest bench --benchmark-json"
         )
-    print(render_steps(steps(results.frame), results.frame), end="")
+    frame = results.frame
+    print(render_steps(steps(frame), frame, undecided(frame)), end="")
     return EXIT_OK

@@ -17,7 +17,7 @@ import io
 import pandas as pd
 
 from . import plots
-from .history import Step, series
+from .history import Step, series, undecided
 from .results import Results
 from .score import REFERENCE, TOLERANCE, accelerator_over_cpu, leaderboard
 from .tables import machine_matrix, machine_table, scaling_table, speedup_table, tta_table
@@ -116,6 +116,13 @@ def trend_figure(frame: pd.DataFrame):
     return fig
 
 
+def _no_step(frame: pd.DataFrame) -> str:
+    """What the trends say when no step was found: where the rounds were too few to tell, that."""
+    blind = undecided(frame)
+    why = "too few rounds to tell a step from the noise (mnist-bench history lists them)"
+    return "No step change found." + (f" {len(blind)} series undecided: {why}." if blind else "")
+
+
 def render_page(results: Results, table: pd.DataFrame, found: list[Step], baseline: str | None = None) -> str:
     """The whole index.html."""
     f = results.frame
@@ -181,7 +188,7 @@ def render_page(results: Results, table: pd.DataFrame, found: list[Step], baseli
             _section(
                 "Trends across commits",
                 _svg(trend_figure(f)),
-                _table(steps) if len(steps) else _note("No step change found."),
+                _table(steps) if len(steps) else _note(_no_step(f)),
             )
         )
     if results.problems or results.notes:
