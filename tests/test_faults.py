@@ -174,9 +174,9 @@ def test_no_command_writes_over_its_own_inputs_or_a_folder(cli, capsys, cpu_resu
 
 
 def test_one_file_given_twice_or_beside_its_copy_is_read_once_or_named_apart(cli, capsys, cpu_result, tmp_path):
-    copy = tmp_path / "data" / cpu_result.name  # the same stem and label in another folder
+    copy = tmp_path / "data" / cpu_result.name  # the same stem and label in another folder, another run
     copy.parent.mkdir()
-    copy.write_bytes(cpu_result.read_bytes())
+    copy.write_text(json.dumps({**json.loads(cpu_result.read_text()), "datetime": "2026-12-02T00:00:00"}))
     assert cli("score", str(cpu_result), str(cpu_result)) == 0
     out = capsys.readouterr()
     assert "given twice; read once" in out.err and out.out.count("fixture-cpu") == 1

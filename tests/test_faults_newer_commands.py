@@ -159,3 +159,28 @@ def test_history_judges_the_same_step_once_the_rounds_can_reach_the_cutoff(tmp_p
     assert cli("history", str(tmp_path)) == 0
     out = capsys.readouterr().out
     assert out.count("+30.0% after c0") == 3 and "undecided" not in out
+
+
+# 4. copies of one file under other names count once, everywhere files are read
+
+
+def test_copies_under_other_names_count_once_in_history_and_score(tmp_path, cpu_result, cli, capsys):
+    runs = _commits(tmp_path / "h", cpu_result, [1.0, 1.3])
+    copies = []
+    for run in runs:  # each commit's 5 rounds, three times over under other names
+        for name in ("again", "once-more"):
+            copies.append(tmp_path / "h" / f"{run.stem}-{name}.json")
+            copies[-1].write_bytes(run.read_bytes())
+    assert cli("history", str(tmp_path / "h")) == 0
+    out, err = capsys.readouterr()
+    assert "p = " not in out and "15 rounds before" not in out, out  # no step from 5 real rounds a side
+    assert out.startswith("undecided: lab ") and "its 10 rounds over 2 commits" in out
+    for run in runs:  # read first in sorted order: run0-again.json; the others are named as its copies
+        assert f"{run}: the same content as {run.with_name(run.stem + '-again.json')}, a copy; read once" in err
+    assert err.count("a copy; read once") == 4
+    three = [tmp_path / f"copy{i}.json" for i in range(3)]
+    for copy in three:
+        copy.write_bytes(cpu_result.read_bytes())
+    assert cli("score", *map(str, three)) == 0
+    out, err = capsys.readouterr()
+    assert out.count("fixture-cpu") == 1 and err.count("a copy; read once") == 2, (out, err)

@@ -3,14 +3,16 @@
     from mnist_models.reporting.results import load_results
     results = load_results(["results/epyc-2core.json"])   # .frame, .machines, .problems
 
-Each file is read once, upgraded to the current format and every entry checked (schema.py);
-an entry that fails is dropped and named with its file and index, a file with nothing
-usable is named, and nothing here raises on what a file holds. The frame holds numbers and
+Each file is read once (its copies under other names are named and passed over), upgraded
+to the current format and every entry checked (schema.py); an entry that fails is dropped
+and named with its file and index, a file with nothing usable is named, and nothing here
+raises on what a file holds. The frame holds numbers and
 categories only; labels are made where they are drawn (labels.py). No torch here.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -136,12 +138,18 @@ def load_results(paths: list[str | Path], include_quick: bool = False) -> Result
     Quick runs (`--quick`: a few thousand images per round) are left out, and listed, when
     full runs are among the files, unless `include_quick`.
     """
-    docs, problems, notes, read = [], [], [], set()
+    docs, problems, notes, read, contents = [], [], [], set(), {}
     for path in paths:
         if Path(path).resolve() in read:  # its rounds counted twice would be pooled as two runs
             problems.append(f"{path}: given twice; read once")
             continue
         read.add(Path(path).resolve())
+        digest = _digest(path)
+        if digest in contents:  # a copy under another name: the same rounds, not another run
+            problems.append(f"{path}: the same content as {contents[digest]}, a copy; read once")
+            continue
+        if digest is not None:
+            contents[digest] = path
         try:
             doc, dropped = read_result(path)
         except ResultError as exc:
@@ -165,6 +173,14 @@ def load_results(paths: list[str | Path], include_quick: bool = False) -> Result
         machines[machine] = facts
         rows += _rows(doc, machine, path, facts)
     return Results(pd.DataFrame(rows, columns=COLUMNS), machines, problems, notes)
+
+
+def _digest(path: str | Path) -> str | None:
+    """The file's content hash (None where it cannot be read: read_result says why)."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def _machine_name(path: Path, label: str, docs: list) -> str:
