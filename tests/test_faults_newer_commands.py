@@ -184,3 +184,33 @@ def test_copies_under_other_names_count_once_in_history_and_score(tmp_path, cpu_
     assert cli("score", *map(str, three)) == 0
     out, err = capsys.readouterr()
     assert out.count("fixture-cpu") == 1 and err.count("a copy; read once") == 2, (out, err)
+
+
+# 5. the option a quick file's warning names exists wherever the warning is given
+
+
+@pytest.mark.parametrize("command", ["report", "score", "history", "export"])
+def test_the_include_quick_the_warning_names_is_taken_by_every_command_that_warns(
+    tmp_path, cpu_result, cli, capsys, command
+):
+    folder = tmp_path / "files"
+    full = _edited(cpu_result, lambda doc: doc.update(commit_info={"id": "a" * 40}), folder / "full.json")
+
+    def quick(doc):
+        doc["machine_info"]["mnist_bench"].update(quick=True)
+        doc["commit_info"] = {"id": "b" * 40}
+        for b in doc["benchmarks"]:
+            b["extra_info"]["samples"] = 4096
+
+    quick_file = _edited(cpu_result, quick, folder / "quick.json")
+    argv = {
+        "report": lambda out: ["report", str(full), str(quick_file), "--out", str(out)],
+        "score": lambda out: ["score", str(full), str(quick_file)],
+        "history": lambda out: ["history", str(folder)],
+        "export": lambda out: ["export", str(full), str(quick_file), "--format", "bencher", "--out", f"{out}.json"],
+    }[command]
+    assert cli(*argv(tmp_path / "without")) == 0
+    err = capsys.readouterr().err
+    assert f"{quick_file}: a --quick run, left out beside full runs (pass --include-quick to include it" in err
+    assert cli(*argv(tmp_path / "with"), "--include-quick") == 0
+    assert "a --quick run, left out" not in capsys.readouterr().err

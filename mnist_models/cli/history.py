@@ -6,12 +6,13 @@ import argparse
 from pathlib import Path
 
 from ..errors import EXIT_OK, UsageError
-from .common import EXIT_CODES, warn
+from .common import EXIT_CODES, add_include_quick, warn
 
 
 def add(sub) -> None:
     h = sub.add_parser("history", help="step changes across commits in one machine's result files", epilog=EXIT_CODES)
     h.add_argument("folder", help="a folder of result JSON files (several commits of a machine label)")
+    add_include_quick(h)
     h.set_defaults(func=run)
 
 
@@ -23,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     paths = sorted(folder.rglob("*.json")) if folder.is_dir() else []
     if not paths:
         raise UsageError(f"{folder}: not a folder of result JSON files")
-    results = load_results(paths)
+    results = load_results(paths, include_quick=args.include_quick)
     warn(results.problems + results.notes)
     if results.frame.empty:
         raise UsageError(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import EXIT_OK, UsageError
-from .common import EXIT_CODES, warn
+from .common import EXIT_CODES, add_include_quick, warn
 
 
 def add(sub) -> None:
@@ -13,6 +13,7 @@ def add(sub) -> None:
         "score", help="a score per machine and device, with its 95%% interval (reference = 1000)", epilog=EXIT_CODES
     )
     s.add_argument("files", nargs="+", help="pytest-benchmark JSON files from pytest bench")
+    add_include_quick(s)
     s.set_defaults(func=run)
 
 
@@ -20,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
     from ..reporting.results import load_results
     from ..reporting.score import REFERENCE, leaderboard, scores
 
-    results = load_results(args.files)
+    results = load_results(args.files, include_quick=args.include_quick)
     warn(results.problems + results.notes)
     if results.frame.empty:
         raise UsageError("no usable result file among the inputs; pass JSON files from pytest bench")

@@ -162,7 +162,7 @@ def load_results(paths: list[str | Path], include_quick: bool = False) -> Result
     if not include_quick and not all(f["quick"] for _, _, f in docs):
         problems += [
             f"{p}: a --quick run, left out beside full runs (pass --include-quick to "
-            "report it; its cases are compared only with runs of the same workload)"
+            "include it; its cases are compared only with runs of the same workload)"
             for p, _, f in docs
             if f["quick"]
         ]
