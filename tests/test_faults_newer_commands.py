@@ -214,3 +214,37 @@ def test_the_include_quick_the_warning_names_is_taken_by_every_command_that_warn
     assert f"{quick_file}: a --quick run, left out beside full runs (pass --include-quick to include it" in err
     assert cli(*argv(tmp_path / "with"), "--include-quick") == 0
     assert "a --quick run, left out" not in capsys.readouterr().err
+
+
+# 6. ab's numbers bounded by what one run can do, refused in one line before any side starts
+
+
+def _capped(limit: int = 8 * 2**30):
+    """A memory cap for a child: an unbounded ab would fail (MemoryError) instead of filling the machine."""
+    import resource
+
+    return lambda: resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+@pytest.mark.parametrize(
+    "option,value,message",
+    [
+        ("--pairs", "100000000000", "--pairs 100,000,000,000 would be about 50,000,000 hours of rounds"),
+        ("--pairs", "48001", "over ab's 24 hours; pass at most 48,000 pairs"),
+        ("--threads", "100000", "--threads 100,000 is more than the"),
+        ("--workers", "1000", "--workers 1,000: at most 16 a side"),
+    ],
+)
+def test_abs_numbers_are_bounded_and_the_bound_is_named(tmp_path, mnist_root, option, value, message):
+    done = subprocess.run(
+        [*CLI, "ab", ".", ".", "--out", str(tmp_path / "ab"), option, value],
+        cwd=REPO,
+        env=_env(mnist_root),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=_capped(),
+    )
+    assert done.returncode == 2, done.stderr
+    _one_line(done.stderr, message)
+    assert not (tmp_path / "ab").exists()

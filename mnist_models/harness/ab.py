@@ -13,10 +13,11 @@ instructions of a few steps of the CPU cases under callgrind (instructions.py).
 
 from __future__ import annotations
 
+import os
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from ..errors import RunError, UsageError
 from .cases import BenchOptions, Case, cases
@@ -33,6 +34,8 @@ CASES = (
 )
 FIRST_IMAGES = {"train": 1024, "infer": 2048}  # the round that sizes the rest (sizes())
 COUNTED = ("train-mlp-cpu-bs64", "train-cnn-cpu-bs64", "infer-mlp-cpu-bs256", "infer-cnn-cpu-bs256")
+HOURS = 24  # the clock's rounds of one run at most (pairs x cases x 2 sides x seconds): a day
+MOST_WORKERS = 16  # processes a side; each loads torch and MNIST (~0.5 GB) and starts after the last
 
 
 def known_cases() -> dict[str, Case]:
@@ -179,10 +182,34 @@ def plan(opts: AbOptions) -> Plan:
             f"--detect {opts.detect:.1%} must be above --threshold {opts.threshold:.1%}: a case is "
             "slower only when surely above the threshold, so no smaller change can be seen"
         )
+    _bounded(opts)
     from ..core.data import ensure_mnist
 
     ensure_mnist(opts.root)  # here, a usage error; inside a side's worker, it would read as that side failing
     return Plan(opts, sides, [c for c in counted if c not in compiled], compiled)
+
+
+def _bounded(opts: AbOptions) -> None:
+    """UsageError for a number beyond what one run can do: rounds past HOURS of clock time,
+    more threads than the CPUs this process may use, more than MOST_WORKERS workers a side."""
+    per_pair = len(opts.cases) * 2 * opts.seconds  # seconds of rounds a pair takes
+    if opts.pairs * per_pair > HOURS * 3600:
+        raise UsageError(
+            f"--pairs {opts.pairs:,} would be about {opts.pairs * per_pair / 3600:,.0f} hours of rounds "
+            f"({len(opts.cases)} cases x 2 sides x --seconds {opts.seconds:g}), over ab's {HOURS} hours; "
+            f"pass at most {int(HOURS * 3600 / per_pair):,} pairs"
+        )
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if opts.threads > cpus:
+        raise UsageError(
+            f"--threads {opts.threads:,} is more than the {cpus} CPUs this process may use, whose "
+            f"threads would wait on each other; pass at most {cpus}"
+        )
+    if opts.workers > MOST_WORKERS:
+        raise UsageError(
+            f"--workers {opts.workers:,}: at most {MOST_WORKERS} a side (each loads torch and MNIST, "
+            "one after another, before the first round)"
+        )
 
 
 def run_ab(checked: Plan, progress: Callable[[str], None] = lambda line: None) -> AbResult:
