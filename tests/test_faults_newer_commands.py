@@ -3,6 +3,7 @@ processes, real signals, real symbolic links and real copies of files."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -248,3 +249,90 @@ def test_abs_numbers_are_bounded_and_the_bound_is_named(tmp_path, mnist_root, op
     assert done.returncode == 2, done.stderr
     _one_line(done.stderr, message)
     assert not (tmp_path / "ab").exists()
+
+
+# 7. a stopped ab keeps the rounds that finished, marked partial, and says where
+
+
+def _partial_sides(out: Path) -> list[dict]:
+    docs = [json.loads((out / "partial" / f"{side}.json").read_text()) for side in ("base", "new")]
+    assert all(doc["mnist_bench"]["partial"] is True for doc in docs)
+    assert not (out / "base.json").exists() and not (out / "comparison.md").exists()
+    return docs
+
+
+@pytest.mark.slow
+def test_sigterm_during_the_instruction_counts_keeps_the_timed_rounds(tmp_path, mnist_root):
+    import shutil
+
+    import psutil
+
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        pytest.skip("valgrind is not installed: ab counts no instructions here")
+    out = tmp_path / "ab"
+    cmd = [*CLI, "ab", ".", ".", "--out", str(out), "--pairs", "2", "--cases", "train-mlp-cpu-bs64", "--workers", "1"]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=_env(mnist_root), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    me, deadline = psutil.Process(proc.pid), time.monotonic() + 300
+
+    def counting() -> bool:  # the rounds are done once a side runs under valgrind
+        for child in me.children():
+            try:
+                if "valgrind" in Path((child.cmdline() or [""])[0]).name:  # /usr/bin/valgrind.bin
+                    return True
+            except psutil.Error:  # a worker just closed
+                pass
+        return False
+
+    while proc.poll() is None and time.monotonic() < deadline and not counting():
+        time.sleep(0.1)
+    assert proc.poll() is None, "ab ended before it counted instructions"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143
+    _one_line(
+        err.decode(),
+        "terminated (SIGTERM); the rounds that finished (2 pairs of 1 case) are in",
+        f"{out}/partial/base.json and new.json, marked partial",
+    )
+    for doc in _partial_sides(out):
+        assert [len(b["stats"]["data"]) for b in doc["benchmarks"]] == [2]
+    from mnist_models.reporting.results import load_results
+
+    assert len(load_results(list((out / "partial").glob("*.json")), include_quick=True).frame) == 2
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_the_rounds_keeps_the_complete_pairs(tmp_path, mnist_root):
+    import pty
+    import select
+
+    out = tmp_path / "ab"
+    cmd = [*CLI, "ab", ".", ".", "--out", str(out), "--pairs", "400", "--seconds", "0.05", "--no-instructions"]
+    cmd += ["--cases", "train-mlp-cpu-bs64,infer-mlp-cpu-bs256", "--workers", "1"]
+    primary, secondary = pty.openpty()  # a terminal for its stderr: ab then says how far it got
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=_env(mnist_root), stdout=subprocess.PIPE, stderr=secondary, start_new_session=True
+    )
+    os.close(secondary)
+    said, deadline = b"", time.monotonic() + 300
+    while b"pair 3/400 timed" not in said and time.monotonic() < deadline and proc.poll() is None:
+        if select.select([primary], [], [], 0.5)[0]:
+            said += os.read(primary, 4096)
+    assert proc.poll() is None, said
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C at a terminal: to the whole group, workers included
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        if select.select([primary], [], [], 0.5)[0]:
+            try:
+                said += os.read(primary, 4096)
+            except OSError:
+                break
+    assert proc.wait(timeout=60) == 130, said
+    os.close(primary)
+    last = said.decode().strip().splitlines()[-1]
+    assert "mnist-bench: interrupted; the rounds that finished (" in last and f"{out}/partial/base.json" in last
+    base, new = _partial_sides(out)
+    pairs = base["mnist_bench"]["rounds"]
+    assert pairs >= 3 and f"({pairs} pairs of 2 cases)" in last
+    for doc in (base, new):  # complete pairs only: the same rounds on both sides, every case
+        assert [len(b["stats"]["data"]) for b in doc["benchmarks"]] == [pairs, pairs]

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import EXIT_OK, EXIT_REGRESSION
+from ..errors import EXIT_OK, EXIT_REGRESSION, UsageError
 from ..files import check_apart, check_writable, json_bytes, one_writer, write_files
 from ..parsing import choices, positive, seconds, threshold
 from .common import EXIT_CODES, ROOT_HELP, warn
@@ -114,6 +114,23 @@ def run(args: argparse.Namespace) -> int:
         return _compare(checked, out, verdicts, args.format)
 
 
+def _keep(docs: list[dict] | None, out: Path) -> str:
+    """A stopped run's finished rounds (each side's result document, marked partial) into
+    OUT/partial/; the line that says where, or that nothing was kept."""
+    if not docs:
+        return "no pair of rounds had finished; nothing kept"
+    folder = out / "partial"
+    try:
+        write_files({folder / "base.json": json_bytes(docs[0]), folder / "new.json": json_bytes(docs[1])})
+    except (OSError, UsageError) as exc:
+        return f"the rounds that finished could not be kept ({exc})"
+    pairs, cases = docs[0]["mnist_bench"]["rounds"], len(docs[0]["benchmarks"])
+    return (
+        f"the rounds that finished ({pairs} pairs of {cases} case{'s' if cases > 1 else ''}) are in "
+        f"{folder}/base.json and new.json, marked partial"
+    )
+
+
 def _compare(checked, out: Path, verdicts: Path | None, fmt: str) -> int:
     from ..harness.ab import run_ab
     from ..reporting.paired import render, verdict_records
@@ -124,7 +141,10 @@ def _compare(checked, out: Path, verdicts: Path | None, fmt: str) -> int:
         if sys.stderr.isatty()
         else (lambda line: None)
     )
-    result = run_ab(checked, progress)
+    try:
+        result = run_ab(checked, progress)
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: what finished is kept, and where said
+        raise type(stop)(_keep(getattr(stop, "docs", None), out)) from None
     title = f"mnist-bench ab: {opts.base} (base) against {opts.new} (new)"
     text = render(result.table, fmt, title=title)
     notes = "".join(f"\n- {n}" for n in result.notes)

@@ -13,9 +13,10 @@ instructions of a few steps of the CPU cases under callgrind (instructions.py).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,6 +69,7 @@ class Timed:
     rounds: list[dict[str, list[float]]] = field(default_factory=lambda: [{}, {}])
     finished: list[dict] = field(default_factory=list)  # per side: {"entries": [...], "machine": {...}}
     code: list[str] = field(default_factory=list)
+    partial: bool = False  # stopped early: the rounds are the complete pairs of those timed
 
 
 def time_sides(
@@ -80,11 +82,14 @@ def time_sides(
     seconds: float,
     per_side: int = 1,
     progress: Callable[[str], None] = lambda line: None,
+    timed: Timed | None = None,
 ) -> Timed:
     """Every case's pairs, case by case within each pair index, from `per_side` workers a side
     started one after another (so no start overlaps a round); pair i runs on workers
-    (i // 2) % per_side, so each ABBA block stays on one pair of processes."""
-    timed = Timed(rounds=[{c: [] for c in cases}, {c: [] for c in cases}])
+    (i // 2) % per_side, so each ABBA block stays on one pair of processes. Filled into
+    `timed` as it goes; stopped (Ctrl-C, SIGTERM), it holds the pairs that finished (_stopped)."""
+    timed = timed if timed is not None else Timed()
+    timed.rounds = [{c: [] for c in cases}, {c: [] for c in cases}]
     workers: list[list[Worker]] = [[], []]
     try:
         for k in range(per_side):
@@ -107,10 +112,32 @@ def time_sides(
                     timed.rounds[s][case].append(workers[s][k].ask(op="round", case=case)["seconds"])
             progress(f"pair {i + 1}/{pairs} timed")
         timed.finished = [w[0].ask(op="finish", rounds=timed.rounds[s]) for s, w in enumerate(workers)]
+    except KeyboardInterrupt:
+        _stopped(timed, workers)
+        raise
     finally:
         for w in workers[0] + workers[1]:
             w.close()
     return timed
+
+
+def _stopped(timed: Timed, workers: list[list[Worker]]) -> None:
+    """After a stop during the rounds: each case's complete pairs, finished by each side's
+    first worker (the entries a result file needs), so that they can be kept. Nothing where
+    no pair was complete or a side cannot answer."""
+    if timed.finished:
+        return
+    done = {c: min(len(timed.rounds[0][c]), len(timed.rounds[1][c])) for c in timed.rounds[0]}
+    kept = [{c: rounds[c][: done[c]] for c in rounds if done[c]} for rounds in timed.rounds]
+    if not kept[0] or not all(workers):
+        return
+    try:
+        for w in workers[0] + workers[1]:
+            w.drain()
+        timed.finished = [w[0].ask(op="finish", rounds=kept[s]) for s, w in enumerate(workers)]
+    except RunError:
+        return
+    timed.rounds, timed.partial = kept, True
 
 
 def _distinct(sides: tuple[Side, Side], code: list[str]) -> None:
@@ -220,10 +247,20 @@ def run_ab(checked: Plan, progress: Callable[[str], None] = lambda line: None) -
     from ..reporting.paired import judge_counts, judge_pairs
 
     opts, sides, counted = checked.opts, checked.sides, checked.counted
-    notes, before = [], cpu_snapshot()
-    timed = time_sides(
-        sides, list(opts.cases), opts.pairs, opts.threads, opts.root, FIRST_IMAGES, opts.seconds, opts.workers, progress
-    )
+    notes, before, timed = [], cpu_snapshot(), Timed()
+    with _kept_on_stop(sides, timed, opts, before):
+        time_sides(
+            sides,
+            list(opts.cases),
+            opts.pairs,
+            opts.threads,
+            opts.root,
+            FIRST_IMAGES,
+            opts.seconds,
+            opts.workers,
+            progress,
+            timed,
+        )
     busy = busy_since(before)
     notes += [line for line in [not_quiet(busy)] if line]
     table = judge_pairs({c: (timed.rounds[0][c], timed.rounds[1][c]) for c in opts.cases}, opts.threshold, opts.detect)
@@ -235,7 +272,8 @@ def run_ab(checked: Plan, progress: Callable[[str], None] = lambda line: None) -
     why = why or unavailable()
     if not why:
         try:
-            counts = count_sides(sides, counted, opts.root, progress=progress)
+            with _kept_on_stop(sides, timed, opts, before):
+                counts = count_sides(sides, counted, opts.root, progress=progress)
         except RunError as exc:  # the clock's verdicts stand; the counts are absent, and why
             why, counts = f"no instruction counts: {exc}", [{}, {}]
     notes += [f"{case} is timed, not counted: it {COMPILED_NOTE}" for case in checked.uncounted]
@@ -254,6 +292,21 @@ def run_ab(checked: Plan, progress: Callable[[str], None] = lambda line: None) -
         )
     docs = [document(side, timed, s, counts[s], opts, busy) for s, side in enumerate(sides)]
     return AbResult(table, docs, notes, busy)
+
+
+@contextlib.contextmanager
+def _kept_on_stop(sides: tuple[Side, Side], timed: Timed, opts: AbOptions, before) -> Iterator[None]:
+    """A stop (Ctrl-C, SIGTERM) inside: the rounds that finished ride on it as each side's
+    result document, marked partial (`stop.docs`), for the caller to keep."""
+    try:
+        yield
+    except KeyboardInterrupt as stop:
+        if timed.finished:
+            from ..machine.process import busy_since
+
+            busy = busy_since(before)
+            stop.docs = [document(side, timed, s, {}, opts, busy, partial=True) for s, side in enumerate(sides)]
+        raise
 
 
 def _stats(data: list[float]) -> dict:
@@ -295,8 +348,11 @@ def _commit(side: Side) -> dict:
     return {"id": head.stdout.strip(), "dirty": bool(dirty.stdout.strip())} if head.returncode == 0 else {}
 
 
-def document(side: Side, timed: Timed, s: int, counts: dict, opts: AbOptions, busy: dict) -> dict:
-    """One side's rounds as a result file of the suite's own shape (compare and report read it)."""
+def document(
+    side: Side, timed: Timed, s: int, counts: dict, opts: AbOptions, busy: dict, partial: bool = False
+) -> dict:
+    """One side's rounds as a result file of the suite's own shape (compare and report read it);
+    `partial`: a stopped run's, holding the pairs that finished (`partial: true` says so)."""
     import datetime
     import socket
 
@@ -327,7 +383,8 @@ def document(side: Side, timed: Timed, s: int, counts: dict, opts: AbOptions, bu
     run = {
         "format": FORMAT,
         "quick": True,
-        "rounds": opts.pairs,
+        "rounds": max(map(len, timed.rounds[s].values())) if partial else opts.pairs,
+        **({"partial": True} if partial else {}),
         "busy": busy,
         "ab": {
             "side": side.name,

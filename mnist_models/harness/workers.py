@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import selectors
+import signal
 import subprocess
 import sys
 import tempfile
@@ -35,7 +36,7 @@ class Side:
     pythonpath: str | None  # a checkout's root, first on sys.path; None for an installed environment
 
     @classmethod
-    def find(cls, name: str, path: str) -> "Side":
+    def find(cls, name: str, path: str) -> Side:
         p = Path(path)
         if (p / "mnist_models" / "__init__.py").is_file():
             return cls(name, path, sys.executable, str(p.resolve()))
@@ -74,8 +75,15 @@ class Worker:
 
     def __init__(self, side: Side, threads: int, prefix: list[str] | None = None, pin: bool = True):
         self.side = side
+        self.waiting = 0  # messages sent whose answer is not read yet
         cpus = same_cpus(threads) if pin else None
         self.log = tempfile.TemporaryFile(mode="w+")  # its stderr: a pipe nobody reads could fill and stall it
+
+        def child() -> None:  # Ctrl-C reaches the whole group: the driver stops the workers, after
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # keeping the rounds they finished
+            if cpus:
+                os.sched_setaffinity(0, cpus)
+
         self.proc = subprocess.Popen(
             [*(prefix or []), side.python, "-c", WORKER.read_text()],
             stdin=subprocess.PIPE,
@@ -84,7 +92,7 @@ class Worker:
             text=True,
             cwd=side.cwd,
             env=side.env(threads),
-            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
+            preexec_fn=child,
         )
 
     def ask(self, **msg) -> dict:
@@ -95,6 +103,7 @@ class Worker:
         try:
             self.proc.stdin.write(json.dumps(msg) + "\n")
             self.proc.stdin.flush()
+            self.waiting += 1
         except BrokenPipeError:
             pass  # it died; reply() says how
 
@@ -110,12 +119,19 @@ class Worker:
                     "its code hung or is far slower than a round should be"
                 )
         line = self.proc.stdout.readline()
+        self.waiting = max(0, self.waiting - 1)
         reply = json.loads(line) if line.startswith("{") else None
         if reply is None or "error" in reply:
             self.close()
             why = reply["error"] if reply else (self.stderr_tail() or f"exit {self.proc.returncode}")
             raise RunError(f"the {self.side.name} side ({self.side.path}) failed: {why}")
         return reply
+
+    def drain(self) -> None:
+        """Read and drop the answers to messages sent before a stop (a round under way), so
+        that the next message's answer is its own."""
+        while self.waiting:
+            self.reply(WAIT["round"])
 
     def stderr_tail(self) -> str:
         self.log.seek(0)
