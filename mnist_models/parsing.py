@@ -5,6 +5,7 @@ the option it reads in its message, so a bad value is refused in one line that s
     --world-sizes  positives("world sizes", "1,2,4")("1,2") -> (1, 2)
     --devices      choices("device", ("cpu", "accel"))("cpu") -> ("cpu",)
     --comparisons  action=phrases("comparison", ("mlp bs64",)): mlp bs64 -> ("mlp bs64",)
+    --machine-label  label("epyc-2core") -> "epyc-2core"
 
 Each returns a function for argparse's (or pytest's addoption's) `type=`. No torch here.
 """
@@ -13,7 +14,8 @@ from __future__ import annotations
 
 import argparse
 import math
-from typing import Callable, Iterable
+import re
+from collections.abc import Callable, Iterable
 
 
 def positive(what: str) -> Callable[[str], int]:
@@ -119,6 +121,35 @@ def seconds(option: str, most: float) -> Callable[[str], float]:
         return value
 
     return parse
+
+
+LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*", re.ASCII)  # a plain file name, in any locale
+LABEL_MOST = 100  # characters
+BIDI = "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"  # reorder the text shown
+
+
+def label_problem(text: str) -> str | None:
+    """Why `text` cannot be a machine label (it names results/LABEL.json), or None: the one
+    rule for `run`'s LABEL and every --machine-label."""
+    bidi = [c for c in text if c in BIDI]
+    if bidi:
+        return (
+            f"must not hold bidirectional control characters (U+{ord(bidi[0]):04X} here), which show "
+            f"text in another order than it is stored; got {text!r}"
+        )
+    if len(text) > LABEL_MOST:
+        return f"must be at most {LABEL_MOST} characters (got {len(text)})"
+    if not LABEL.fullmatch(text):
+        return f"must be a plain file name (letters, digits, . _ -), got {text!r}"
+    return None
+
+
+def label(text: str) -> str:
+    """A machine label (label_problem's rule); "" stands for the default, the hostname."""
+    why = label_problem(text) if text else None
+    if why:
+        raise argparse.ArgumentTypeError(f"a label {why}")
+    return text
 
 
 def seed(text: str) -> int:

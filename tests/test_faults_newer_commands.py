@@ -336,3 +336,84 @@ def test_ctrl_c_during_the_rounds_keeps_the_complete_pairs(tmp_path, mnist_root)
     assert pairs >= 3 and f"({pairs} pairs of 2 cases)" in last
     for doc in (base, new):  # complete pairs only: the same rounds on both sides, every case
         assert [len(b["stats"]["data"]) for b in doc["benchmarks"]] == [pairs, pairs]
+
+
+# 8. run's messages name the real cause; LABEL anywhere among the options; one label rule
+
+
+def _run(where: Path, *argv: str, root) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, "run", *argv], cwd=where, env=_env(root), capture_output=True, text=True, timeout=300)
+
+
+def test_runs_refusal_quotes_pytests_own_error_line(tmp_path, mnist_root):
+    done = _run(tmp_path, "lab1", "--quick", "--rounds", "0", root=mnist_root)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == (
+        "mnist-bench: pytest refused an option: argument --rounds: rounds must be a positive whole number "
+        "(got '0'); no case ran (exit 2)"
+    )
+
+
+@pytest.mark.parametrize(
+    "argv,label,rest",
+    [
+        (["--quick", "lab1"], "lab1", ["--quick"]),
+        (["--force", "lab2", "--quick"], "lab2", ["--quick"]),
+        (
+            ["-k", "train", "--devices", "cpu", "lab3", "--rounds", "3"],
+            "lab3",
+            ["-k", "train", "--devices", "cpu", "--rounds", "3"],
+        ),
+        (["--models", "mlp", "--batch-sizes", "64", "--precisions", "fp32", "lab4"], "lab4", None),
+        (["--world-sizes", "1,2", "-m", "slow", "-p", "no:randomly", "lab5", "--machine-label", "x"], "lab5", None),
+        (["--rounds=3", "-ktrain", "lab6"], "lab6", ["--rounds=3", "-ktrain"]),
+        (["--quick", "-k", "lab7"], None, ["--quick", "-k", "lab7"]),  # -k's expression, not a label
+    ],
+)
+def test_run_finds_label_wherever_it_stands_among_the_options(argv, label, rest):
+    from mnist_models.cli.run import split
+
+    args = split(argv)
+    assert args.label == label
+    assert list(args.pytest_args) == (rest if rest is not None else [a for a in argv if a != label])
+
+
+def test_a_label_after_an_option_is_the_label_not_a_pytest_file(tmp_path, mnist_root):
+    done = _run(tmp_path, "--quick", "lab1", "-k", "no_case_has_this_name", root=mnist_root)
+    assert done.returncode == 2
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("mnist-bench: no case was selected") and "lab1" not in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize(
+    "label,message",
+    [
+        ("a" * 300, "LABEL must be at most 100 characters (got 300)"),
+        ("lab\u202eevil", "LABEL must not hold bidirectional control characters (U+202E here)"),
+        ("x\u2066y", "(U+2066 here)"),
+        ("a\u200fb", "(U+200F here)"),
+    ],
+)
+def test_runs_label_rule_says_the_length_limit_and_refuses_bidi_controls(tmp_path, mnist_root, label, message):
+    done = _run(tmp_path, label, "--quick", root=mnist_root)
+    assert done.returncode == 2
+    _one_line(done.stderr, message)
+    assert not list(tmp_path.iterdir())  # nothing made
+
+
+def test_ab_and_pytest_take_a_machine_label_by_the_same_rule(tmp_path, mnist_root, cli, capsys):
+    evil = "lab\u202eevil"
+    assert cli("ab", str(REPO), str(REPO), "--out", str(tmp_path / "ab"), "--machine-label", evil) == 2
+    assert "argument --machine-label: a label must not hold bidirectional control characters" in capsys.readouterr().err
+    assert cli("ab", str(REPO), str(REPO), "--out", str(tmp_path / "ab"), "--machine-label", "a" * 101) == 2
+    assert "a label must be at most 100 characters (got 101)" in capsys.readouterr().err
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "--machine-label", evil],
+        cwd=tmp_path,
+        env=_env(mnist_root),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 4 and "a label must not hold bidirectional control characters" in done.stderr
+    assert not (tmp_path / "ab").exists()

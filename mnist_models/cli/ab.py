@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import EXIT_OK, EXIT_REGRESSION, UsageError
 from ..files import check_apart, check_writable, json_bytes, one_writer, write_files
-from ..parsing import choices, positive, seconds, threshold
+from ..parsing import choices, label, positive, seconds, threshold
 from .common import EXIT_CODES, ROOT_HELP, warn
 
 FILES = ["base.json", "new.json", "comparison.md"]
@@ -90,7 +90,9 @@ def add(sub) -> None:
         help="the clock only, even where valgrind is installed",
     )
     a.add_argument("--format", choices=["text", "markdown"], default="text")
-    a.add_argument("--machine-label", dest="label", default="", help="label for this machine (default: hostname)")
+    a.add_argument(
+        "--machine-label", dest="label", type=label, default="", help="label for this machine (default: hostname)"
+    )
     a.add_argument("--root", help=ROOT_HELP)
     a.add_argument("--force", action="store_true", help="overwrite files already in --out and --json")
     a.set_defaults(func=run)
