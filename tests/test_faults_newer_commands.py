@@ -417,3 +417,14 @@ def test_ab_and_pytest_take_a_machine_label_by_the_same_rule(tmp_path, mnist_roo
     )
     assert done.returncode == 4 and "a label must not hold bidirectional control characters" in done.stderr
     assert not (tmp_path / "ab").exists()
+
+
+def test_a_bidi_control_already_in_a_file_is_shown_escaped_in_report_md_and_index_html(tmp_path, cpu_result, cli):
+    from mnist_models.parsing import BIDI
+
+    evil = "lab\u202eevil"  # from a file made before labels were checked
+    path = _edited(cpu_result, lambda doc: doc["machine_info"]["mnist_bench"].update(label=evil), tmp_path / "old.json")
+    assert cli("report", str(path), "--out", str(tmp_path / "r")) == 0
+    md, page = ((tmp_path / "r" / name).read_text() for name in ("report.md", "index.html"))
+    assert not any(c in md or c in page for c in BIDI)
+    assert "lab\\\\u202eevil" in md and "lab\\u202eevil" in page  # markdown escapes its backslash

@@ -6,7 +6,7 @@ leave the file even if a string from a result file tried.
     html = render_page(results, scores(results.frame), steps(results.frame))
 
 Every number drawn is also in a table. Strings from files are escaped (pandas' to_html, and
-html.escape for the rest). No torch here.
+html.escape for the rest; bidirectional controls shown as escapes, markdown.visible). No torch here.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import pandas as pd
 
 from . import plots
 from .history import Step, series, undecided
+from .markdown import visible
 from .results import Results
 from .score import REFERENCE, TOLERANCE, accelerator_over_cpu, leaderboard
 from .tables import machine_matrix, machine_table, scaling_table, speedup_table, tta_table
@@ -198,7 +199,7 @@ def render_page(results: Results, table: pd.DataFrame, found: list[Step], baseli
                 "<ul>" + "".join(f"<li>{html.escape(p)}</li>" for p in [*results.problems, *results.notes]) + "</ul>",
             )
         )
-    return (
+    return visible(  # a bidirectional control from a file, anywhere on the page, shown as its escape
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
         f"<meta http-equiv='Content-Security-Policy' content=\"{CSP}\">"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
