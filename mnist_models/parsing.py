@@ -17,12 +17,14 @@ import math
 import re
 from collections.abc import Callable, Iterable
 
+DIGITS = re.compile(r"\s*[0-9]+\s*")  # ASCII digits only: str.isdigit() takes '²', which int() refuses
+
 
 def positive(what: str) -> Callable[[str], int]:
     """A positive whole number."""
 
     def parse(text: str) -> int:
-        if not text.strip().isdigit() or int(text) < 1:
+        if not DIGITS.fullmatch(text) or int(text) < 1:
             raise argparse.ArgumentTypeError(f"{what} must be a positive whole number (got {text!r})")
         return int(text)
 
@@ -34,7 +36,7 @@ def positives(what: str, example: str) -> Callable[[str], tuple[int, ...]]:
 
     def parse(text: str) -> tuple[int, ...]:
         items = [s.strip() for s in text.split(",")]
-        if not items or not all(s.isdigit() and int(s) >= 1 for s in items):
+        if not items or not all(DIGITS.fullmatch(s) and int(s) >= 1 for s in items):
             raise argparse.ArgumentTypeError(
                 f"{what} must be positive whole numbers separated by commas, e.g. {example} (got {text!r})"
             )
@@ -93,6 +95,14 @@ def _once(what: str, items: tuple) -> tuple:
     if twice:
         raise argparse.ArgumentTypeError(f"{what} listed twice: {', '.join(twice)}; list each once")
     return items
+
+
+def values_may_start_with_minus(parser: argparse.ArgumentParser) -> None:
+    """Let `parser` take a word that starts with '-' and a digit (-2%, -0.1) as an option's
+    value, as argparse already does for plain negative numbers: its type then refuses it
+    with its own message ("threshold must be a positive number"), not "expected one
+    argument". For parsers with no option of that shape (argparse keeps the matcher private)."""
+    parser._negative_number_matcher = re.compile(r"^-\.?[0-9]")
 
 
 def threshold(text: str) -> float:
@@ -155,13 +165,13 @@ def label(text: str) -> str:
 def seed(text: str) -> int:
     """A random seed: 0 to 2**32 - 1 (torch's generators take larger ones, but not every
     seed plus an epoch or a rank fits them)."""
-    if not text.strip().isdigit() or int(text) > 2**32 - 1:
+    if not DIGITS.fullmatch(text) or int(text) > 2**32 - 1:
         raise argparse.ArgumentTypeError(f"--seed must be a whole number from 0 to {2**32 - 1} (got {text!r})")
     return int(text)
 
 
 def port(text: str) -> int:
     """A TCP port: 0 (a free one) to 65535."""
-    if not text.strip().isdigit() or int(text) > 65535:
+    if not DIGITS.fullmatch(text) or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"--port must be a whole number from 0 (a free one) to 65535 (got {text!r})")
     return int(text)

@@ -428,3 +428,49 @@ def test_a_bidi_control_already_in_a_file_is_shown_escaped_in_report_md_and_inde
     md, page = ((tmp_path / "r" / name).read_text() for name in ("report.md", "index.html"))
     assert not any(c in md or c in page for c in BIDI)
     assert "lab\\\\u202eevil" in md and "lab\\u202eevil" in page  # markdown escapes its backslash
+
+
+# 9. ab's small messages name the real cause
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--pairs", "\u00b2"], "argument --pairs: pairs must be a positive whole number (got '\u00b2')"),
+        (["--workers", "\u0663"], "argument --workers: workers must be a positive whole number (got '\u0663')"),
+        (
+            ["--threshold", "-2%"],
+            "argument --threshold: threshold must be a positive number, e.g. 10% or 0.1 (got '-2%')",
+        ),
+        (["--detect", "-.5"], "argument --detect: threshold must be a positive number"),
+    ],
+)
+def test_abs_number_refusals_name_the_real_cause(tmp_path, cli, capsys, argv, message):
+    assert cli("ab", str(REPO), str(REPO), "--out", str(tmp_path / "ab"), *argv) == 2
+    err = capsys.readouterr().err
+    assert message in err.strip().splitlines()[-1], err
+    assert not (tmp_path / "ab").exists()
+
+
+def test_compare_takes_a_negative_threshold_as_a_value_to_refuse(cli, capsys, cpu_result):
+    assert cli("compare", str(cpu_result), str(cpu_result), "--threshold", "-2%") == 2
+    assert "argument --threshold: threshold must be a positive number" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("program", ["/bin/true", "/bin/false"])
+def test_a_side_that_is_no_python_is_named_as_such(tmp_path, mnist_root, program):
+    done = subprocess.run(
+        [*CLI, "ab", program, ".", "--out", str(tmp_path / "ab"), *SMALL_AB],
+        cwd=REPO,
+        env=_env(mnist_root),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2
+    _one_line(
+        done.stderr,
+        f"the base side's python ({program}) exited (code {int(program == '/bin/false')}) without answering: "
+        "not a Python that can import mnist_models",
+    )
+    assert not (tmp_path / "ab").exists()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import EXIT_OK, EXIT_REGRESSION, UsageError
 from ..files import check_apart, check_writable, json_bytes, one_writer, write_files
-from ..parsing import choices, label, positive, seconds, threshold
+from ..parsing import choices, label, positive, seconds, threshold, values_may_start_with_minus
 from .common import EXIT_CODES, ROOT_HELP, warn
 
 FILES = ["base.json", "new.json", "comparison.md"]
@@ -95,6 +95,7 @@ def add(sub) -> None:
     )
     a.add_argument("--root", help=ROOT_HELP)
     a.add_argument("--force", action="store_true", help="overwrite files already in --out and --json")
+    values_may_start_with_minus(a)  # --threshold -2%: refused for what it is
     a.set_defaults(func=run)
 
 

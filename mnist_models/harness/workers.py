@@ -60,6 +60,10 @@ class Side:
         return self.pythonpath or tempfile.gettempdir()  # no stray mnist_models beside an installed one
 
 
+def _how(code: int) -> str:
+    return f"killed by signal {-code}" if code < 0 else f"code {code}"
+
+
 def same_cpus(threads: int) -> set[int] | None:
     """The CPUs both sides are pinned to: the same ones, so that a vCPU slower than its
     sibling (a busy neighbour on its core) slows both sides alike. None where the OS has
@@ -123,7 +127,14 @@ class Worker:
         reply = json.loads(line) if line.startswith("{") else None
         if reply is None or "error" in reply:
             self.close()
-            why = reply["error"] if reply else (self.stderr_tail() or f"exit {self.proc.returncode}")
+            code, said = self.proc.returncode, self.stderr_tail()
+            if reply is None and not said and code >= 0:  # any python running the worker answers, or says why
+                raise UsageError(
+                    f"the {self.side.name} side's python ({self.side.python}) exited (code {code}) without "
+                    "answering: not a Python that can import mnist_models; pass a checkout, or an "
+                    "environment (its folder or its python) with mnist_models installed"
+                )
+            why = reply["error"] if reply else (said or f"its python exited ({_how(code)}) without answering")
             raise RunError(f"the {self.side.name} side ({self.side.path}) failed: {why}")
         return reply
 
