@@ -474,3 +474,16 @@ def test_a_side_that_is_no_python_is_named_as_such(tmp_path, mnist_root, program
         "not a Python that can import mnist_models",
     )
     assert not (tmp_path / "ab").exists()
+
+
+# 10. run leaves no .benchmarks/ behind
+
+
+@pytest.mark.slow
+def test_run_leaves_no_benchmarks_folder_where_it_ran(tmp_path, mnist_root):
+    one_case = ["--devices", "cpu", "--models", "mlp", "--batch-sizes", "64", "--precisions", "fp32"]
+    done = _run(tmp_path, "lab1", "--quick", *one_case, "-k", "train and not tta", root=mnist_root)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "runs" / "quick" / "lab1.json").is_file()
+    assert not (tmp_path / ".benchmarks").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]

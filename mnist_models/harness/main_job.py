@@ -89,10 +89,18 @@ def check(job: MainJob) -> None:
         check_writable(folder, [], force=True, option="folder (run from a writable checkout)")
 
 
+# pytest-benchmark's options that use its storage folder: asked for, it stays where it is
+STORAGE = ("--benchmark-storage", "--benchmark-save", "--benchmark-autosave", "--benchmark-compare")
+
+
 def run_cases(job: MainJob, target: Path, refused: list[str] | None = None) -> int:
     """The cases' pytest process, writing `target`; pytest's exit code (130 for Ctrl-C, 143 for
     SIGTERM, which is passed on to pytest as Ctrl-C so that it stops at a case's end). Its
-    stderr passes through, and its own error lines are added to `refused`."""
+    stderr passes through, and its own error lines are added to `refused`. pytest-benchmark
+    makes its storage folder even when it saves nothing: unless asked for, it goes to a
+    temporary folder, not to .benchmarks/ in the folder the job runs from."""
+    storage = tempfile.TemporaryDirectory(prefix="mnist-bench-storage-")
+    asked = any(arg.split("=", 1)[0] in STORAGE for arg in job.pytest_args)
     cmd = [
         sys.executable,
         "-m",
@@ -106,6 +114,7 @@ def run_cases(job: MainJob, target: Path, refused: list[str] | None = None) -> i
         job.label,
         "--benchmark-json",
         str(target),
+        *([] if asked else ["--benchmark-storage", f"file://{storage.name}"]),
         *job.pytest_args,
     ]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, errors="replace")
@@ -120,6 +129,7 @@ def run_cases(job: MainJob, target: Path, refused: list[str] | None = None) -> i
         return EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED
     finally:
         tee.join(timeout=10)
+        storage.cleanup()
     if code < 0:  # killed by a signal: the shell's convention
         return 128 - code
     return code
