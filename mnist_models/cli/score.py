@@ -36,4 +36,6 @@ def run(args: argparse.Namespace) -> int:
     for _, r in table.iterrows():
         for why in r["left_out"]:
             print(f"left out: {r['machine']} {r['device']}: {why}")
+        for note in r["notes"]:
+            print(f"note: {r['machine']} {r['device']}: {note}")
     return EXIT_OK

@@ -14,7 +14,8 @@ counts only where the device ran it natively, and a bf16 case only where bf16 tr
 kept its test accuracy within TOLERANCE of fp32's on the same case; time to accuracy
 counts only when every seed reached the target, and only with the reference's recipe (a
 device that ran another leaves that case out of its set, and says so). The interval
-resamples each case's recorded rounds, on both machines (bootstrap). No torch here.
+resamples each case's recorded rounds, on both machines (bootstrap; at most MOST_ROUNDS of
+them, and a note says where). No torch here.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ REFERENCE = Path(__file__).parent / "reference" / "epyc-zen5-2core.json"  # scor
 BATCHES = (64, 256, 1024)  # the default matrix's batch sizes
 TOLERANCE = 0.003  # bf16's test accuracy may sit at most 0.3 points from fp32's on the same case
 DRAWS, SEED = 2000, 0  # bootstrap resamples, and their seed (the intervals are reproducible)
+MOST_ROUNDS = 1000  # a case's rounds the bootstrap resamples at most: a random subset of more (seconds, not minutes)
 ANOTHER_RECIPE = "another recipe than the reference's"  # why a time to accuracy is left out of the set
 KEY = ["operation", "model", "batch_size", "precision"]  # a reference case, whatever the device
 
@@ -87,10 +89,13 @@ def why_left_out(rows: pd.DataFrame, reference: pd.DataFrame) -> pd.Series:
 
 
 def _medians(rounds: list[float], fallback: float, rng: np.random.Generator) -> np.ndarray:
-    """DRAWS bootstrap medians of a case's rounds (its median alone where none were recorded)."""
+    """DRAWS bootstrap medians of a case's rounds (its median alone where none were recorded),
+    resampling at most MOST_ROUNDS of them (scores() notes where: the interval is then wider)."""
     data = np.asarray(rounds, dtype=float)
     if data.size == 0:
         return np.full(DRAWS, fallback)
+    if data.size > MOST_ROUNDS:
+        data = rng.choice(data, size=MOST_ROUNDS, replace=False)
     return np.median(rng.choice(data, size=(DRAWS, data.size), replace=True), axis=1)
 
 
@@ -109,7 +114,8 @@ def _score(rows: pd.DataFrame, reference: pd.DataFrame, rng: np.random.Generator
 
 def scores(frame: pd.DataFrame, reference: pd.DataFrame | None = None) -> pd.DataFrame:
     """A row per machine and device: score and 95% interval overall and per precision, the
-    cases it stands on (`cases` of `of`), partial or complete, and what was left out."""
+    cases it stands on (`cases` of `of`), partial or complete, what was left out, and notes
+    (a case whose interval resampled only MOST_ROUNDS of its rounds)."""
     from .results import load_results
 
     ref = candidates(reference if reference is not None else load_results([REFERENCE]).frame)
@@ -129,6 +135,11 @@ def scores(frame: pd.DataFrame, reference: pd.DataFrame | None = None) -> pd.Dat
             "cases": len(used),
             "of": len(ref) - other,
             "left_out": [f"{k}: {why}" for k, why in zip(part["key"], part["left_out"]) if why],
+            "notes": [
+                f"{k}: {len(d):,} rounds; its interval resamples {MOST_ROUNDS:,} of them (wider than all would give)"
+                for k, d in zip(used["key"], used["data"], strict=True)
+                if len(d) > MOST_ROUNDS
+            ],
         }
         record["score"], record["low"], record["high"] = _score(used, ref, rng)
         for precision in ("fp32", "bf16"):
@@ -136,7 +147,7 @@ def scores(frame: pd.DataFrame, reference: pd.DataFrame | None = None) -> pd.Dat
             record[precision] = _score(mine, ref, rng) if len(mine) else None
         out.append(record)
     table = pd.DataFrame(
-        out, columns=["machine", "device", "score", "low", "high", "fp32", "bf16", "cases", "of", "left_out"]
+        out, columns=["machine", "device", "score", "low", "high", "fp32", "bf16", "cases", "of", "left_out", "notes"]
     )
     table["partial"] = table["cases"] < table["of"]
     return table.sort_values(["partial", "score"], ascending=[True, False], ignore_index=True)
