@@ -1,22 +1,29 @@
-"""How well the CI gate sees a slowdown on this machine, and how often it cries wolf:
-`mnist-bench ab` (paired rounds + instruction counts) against the old recipe (three
-interleaved quick runs a side, `compare --threshold 25%`), on A/A runs and planted slowdowns.
+"""How well the CI gate sees a slowdown on this machine, and how often it cries wolf: the new
+gate (`mnist-bench ab` with its defaults: many short-lived processes a side, each block of
+pairs its own unit) beside today's before it (commit eeea6eb: two long-lived processes a
+side), on A/A comparisons and planted slowdowns; and `compare` on two real full runs.
 
-    python experiments/ci_noise.py run --work /tmp/ci-noise     # about an hour on 2 vCPUs; resumes
-    python experiments/ci_noise.py render --work /tmp/ci-noise > results/ci-noise.md   # + W/conditions.md
+    python experiments/ci_noise.py run --work /tmp/ci-noise          # ~3.5 h on 2 vCPUs; resumes
+    python experiments/ci_noise.py render --work /tmp/ci-noise --full A.json B.json > results/ci-noise.md
 
 The plants go into throwaway copies of the code under --work, never into the product:
 - clock +10%, +5%, +2%: every training step spins for that fraction of its own time
   afterwards, so the clock of every training case grows by exactly that much and
   inference is untouched (the control);
 - instructions +2%: every training step runs a Python loop of 2% of the step's own
-  instructions per step (sized from the first A/A run's counts, ~198 instructions an iteration).
+  instructions (sized from the first A/A run's counts, ~198 instructions an iteration).
+Today's gate runs its own driver over copies of its own code (git archive of eeea6eb),
+planted the same way; it counts instructions in its first A/A and its instruction plant.
+`--full A B`: two back-to-back full runs (`bash bench.sh`) of the same code, read by compare
+as an A/A, and A against a copy of itself whose training rounds are 15% slower.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
+import math
 import re
 import statistics
 import subprocess
@@ -24,27 +31,44 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 REPO = Path(__file__).resolve().parents[1]
-AA = 10  # A/A comparisons of the new gate
-OLD_AA = 3  # ... of the old recipe (each costs six quick runs)
+TODAY = "eeea6eb"  # the gate before this change: two long-lived processes a side, 40 pairs
+AA = 10  # A/A comparisons of each gate
 CLOCK_PLANTS = {"clock10": 0.10, "clock5": 0.05, "clock2": 0.02}
 INSTRUCTION_PLANT = ("instr2", 0.02)
 LOOP_INSTRUCTIONS = 198  # callgrind's count per iteration of `for _ in range(n): pass` (CPython 3.11)
-OLD_CASES = ["--devices", "cpu", "--batch-sizes", "64,256", "--precisions", "fp32", "-k", "train or infer"]
 sys.path.insert(0, str(REPO / "tests"))
 from plants import plant_copy  # noqa: E402  (the tests plant the same way)
 
 
-def copy_code(dest: Path, clock: float = 0.0, loops: dict | None = None) -> Path:
+def today_tree(work: Path) -> Path:
+    """TODAY's code, archived once under work/today (its driver and the copies it compares)."""
+    tree = work / "today"
+    if not tree.exists():
+        tree.mkdir(parents=True)
+        archive = subprocess.run(
+            ["git", "-C", str(REPO), "archive", TODAY, "mnist_models", "bench", "conftest.py", "pyproject.toml"],
+            check=True,
+            capture_output=True,
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    return tree
+
+
+def copy_code(src: Path, dest: Path, clock: float = 0.0, loops: dict | None = None) -> Path:
     """A copy of the code to run as one side (made once: a rerun resumes with it)."""
-    return dest if dest.exists() else plant_copy(REPO, dest, clock, loops)
+    return dest if dest.exists() else plant_copy(src, dest, clock, loops)
 
 
-def ab(work: Path, name: str, base: Path, new: Path) -> dict:
-    """One CI comparison with the new gate; its verdicts and wall time, kept in work/name.json."""
-    done = work / f"{name}.json"
+def ab(work: Path, gate: str, name: str, base: Path, new: Path, driver: Path, counts: bool = True) -> dict:
+    """One comparison by a gate's driver with its defaults; its verdicts and wall time, kept in work."""
+    done = work / gate / f"{name}.json"
     if done.exists():
         return json.loads(done.read_text())
+    done.parent.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     proc = subprocess.run(
         [
@@ -55,133 +79,72 @@ def ab(work: Path, name: str, base: Path, new: Path) -> dict:
             str(base),
             str(new),
             "--out",
-            str(work / name),
+            str(work / gate / name),
             "--json",
-            str(work / f"{name}.verdicts.json"),
+            str(work / gate / f"{name}.verdicts.json"),
             "--force",
+            *([] if counts else ["--no-instructions"]),
         ],
-        cwd=REPO,
+        cwd=driver,
         capture_output=True,
         text=True,
+        env=_env(driver),
     )
     if proc.returncode not in (0, 1):
-        raise SystemExit(f"{name}: ab exited {proc.returncode}: {proc.stderr.strip()[-400:]}")
+        raise SystemExit(f"{gate} {name}: ab exited {proc.returncode}: {proc.stderr.strip()[-600:]}")
     result = {
         "seconds": round(time.monotonic() - start, 1),
         "exit": proc.returncode,
-        **json.loads((work / f"{name}.verdicts.json").read_text()),
+        **json.loads((work / gate / f"{name}.verdicts.json").read_text()),
     }
     done.write_text(json.dumps(result, indent=1))
-    print(f"{name}: exit {proc.returncode}, {result['seconds']:.0f} s", file=sys.stderr, flush=True)
+    print(f"{gate} {name}: exit {proc.returncode}, {result['seconds']:.0f} s", file=sys.stderr, flush=True)
     return result
 
 
-def old_recipe(work: Path, name: str, base: Path, new: Path) -> dict:
-    """The old workflow: three quick runs a side, interleaved, 3 rounds a case, compared at 25%."""
-    done = work / f"old-{name}.json"
-    if done.exists():
-        return json.loads(done.read_text())
-    sys.path.insert(0, str(REPO))
-    from mnist_models.reporting.compare import compare, load_side
-
-    start, runs = time.monotonic(), work / f"old-{name}"
-    for i in range(1, 4):
-        for side, code in (("base", base), ("new", new)):
-            out = runs / side / f"quick-{i}.json"
-            out.parent.mkdir(parents=True, exist_ok=True)
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "pytest",
-                    "bench",
-                    "--quick",
-                    "--rounds",
-                    "3",
-                    "-q",
-                    "-p",
-                    "no:cacheprovider",
-                    *OLD_CASES,
-                    "--benchmark-json",
-                    str(out),
-                ],
-                cwd=code,
-                env={**_env(), "PYTHONPATH": str(code)},
-                check=True,
-                capture_output=True,
-            )
-    table = compare(load_side(runs / "base"), load_side(runs / "new"), threshold=0.25)
-    result = {
-        "seconds": round(time.monotonic() - start, 1),
-        "cases": [{"case": r.case, "change": r.change, "verdict": r.verdict} for r in table.itertuples()],
-    }
-    done.write_text(json.dumps(result, indent=1))
-    print(f"old-{name}: {result['seconds']:.0f} s", file=sys.stderr, flush=True)
-    return result
-
-
-def _env() -> dict:
+def _env(driver: Path) -> dict:
     import os
 
-    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, "PYTHONPATH": str(driver)}
 
 
-def run(work: Path) -> None:
-    work.mkdir(parents=True, exist_ok=True)
-    same = copy_code(work / "code" / "same")
-    first = ab(work, "aa-1", same, same)
+def _loops(first: dict) -> dict:
+    """The Python loop iterations that add INSTRUCTION_PLANT to each training case's step."""
     per_step = {
         tuple(re.match(r"train-(\w+)-cpu-bs(\d+)", r["case"]).groups()): r["base"]
         for r in first["cases"]
         if r["signal"] == "instructions" and r["case"].startswith("train")
     }
-    loops = {
-        (model, int(bs)): round(INSTRUCTION_PLANT[1] * n / LOOP_INSTRUCTIONS) for (model, bs), n in per_step.items()
+    return {(m, int(bs)): round(INSTRUCTION_PLANT[1] * n / LOOP_INSTRUCTIONS) for (m, bs), n in per_step.items()}
+
+
+def run(work: Path) -> None:
+    work.mkdir(parents=True, exist_ok=True)
+    old = today_tree(work)
+    sides = {
+        "new": (REPO, copy_code(REPO, work / "code" / "new-same")),
+        "today": (old, copy_code(old, work / "code" / "today-same")),
     }
-    plants = {name: copy_code(work / "code" / name, clock=p) for name, p in CLOCK_PLANTS.items()}
-    plants[INSTRUCTION_PLANT[0]] = copy_code(work / "code" / INSTRUCTION_PLANT[0], loops=loops)
-    for name, code in plants.items():  # the plants first: they are what the file is about
-        ab(work, f"ab-{name}", same, code)
-    for name in ("clock10", "clock5"):  # the old recipe beside them
-        old_recipe(work, name, same, plants[name])
-    old_recipe(work, "aa-1", same, same)
-    for k in range(2, AA + 1):
-        ab(work, f"aa-{k}", same, same)
-    old_recipe(work, "clock2", same, plants["clock2"])
-    for k in range(2, OLD_AA + 1):
-        old_recipe(work, f"aa-{k}", same, same)
+    first = {gate: ab(work, gate, "aa-1", same, same, driver) for gate, (driver, same) in sides.items()}
+    for gate, (driver, same) in sides.items():  # the plants first: they are what the file is about
+        src = REPO if gate == "new" else old
+        plants = {n: copy_code(src, work / "code" / f"{gate}-{n}", clock=p) for n, p in CLOCK_PLANTS.items()}
+        for name, code in plants.items():
+            ab(work, gate, f"ab-{name}", same, code, driver, counts=gate == "new")
+        instr = copy_code(src, work / "code" / f"{gate}-{INSTRUCTION_PLANT[0]}", loops=_loops(first["new"]))
+        ab(work, gate, f"ab-{INSTRUCTION_PLANT[0]}", same, instr, driver)
+    for k in range(2, AA + 1):  # the A/A comparisons, the gates in turn
+        for gate, (driver, same) in sides.items():
+            ab(work, gate, f"aa-{k}", same, same, driver, counts=gate == "new")
 
 
-def _load(work: Path, pattern: str) -> dict[str, dict]:
-    """Each comparison's record, its verdicts judged again from the rounds its result files
-    hold (so the table always shows the current statistics' reading of the same rounds)."""
+def _judged(work: Path, gate: str, pattern: str) -> dict[str, dict]:
+    """Each comparison's record (its verdicts as the gate judged them)."""
     out = {}
-    for p in sorted(work.glob(pattern), key=_order):
-        if p.stem.endswith(".verdicts"):
-            continue
-        record = json.loads(p.read_text())
-        if (work / p.stem / "base.json").exists():
-            record["cases"] = _judge(work / p.stem)
-        out[p.stem] = record
+    for p in sorted((work / gate).glob(pattern), key=_order):
+        if not p.stem.endswith(".verdicts"):
+            out[p.stem] = json.loads(p.read_text())
     return out
-
-
-def _judge(folder: Path) -> list[dict]:
-    sys.path.insert(0, str(REPO))
-    import pandas as pd
-
-    from mnist_models.reporting.paired import judge_counts, judge_pairs, verdict_records
-
-    sides = [
-        {b["param"]: b for b in json.loads((folder / f"{s}.json").read_text())["benchmarks"]} for s in ("base", "new")
-    ]
-    clock = judge_pairs({c: (sides[0][c]["stats"]["data"], sides[1][c]["stats"]["data"]) for c in sides[0]})
-    counted = {
-        c: (sides[0][c]["extra_info"]["instructions_per_step"], sides[1][c]["extra_info"]["instructions_per_step"])
-        for c in sides[0]
-        if "instructions_per_step" in sides[0][c]["extra_info"]
-    }
-    return verdict_records(pd.concat([clock, judge_counts(counted)], ignore_index=True))
 
 
 def _order(p: Path):
@@ -189,47 +152,34 @@ def _order(p: Path):
     return (re.sub(r"\d+$", "", p.stem), int(m.group(1)) if m else 0)
 
 
-def _flagged(rows: list[dict], signal: str, operation: str, verdict: str = "slower") -> tuple[int, int]:
+def _flagged(rows: list[dict], signal: str, operation: str) -> tuple[int, int]:
     mine = [r for r in rows if r.get("signal", "clock") == signal and r["case"].startswith(operation)]
-    return sum(r["verdict"] == verdict for r in mine), len(mine)
+    return sum(r["verdict"] == "slower" for r in mine), len(mine)
 
 
 def _pct(x, signal: str = "clock") -> str:
     return "" if x is None else f"{x:+.1%}" if signal == "clock" else f"{x:+.2%}"
 
 
-def render(work: Path) -> str:
-    aa, plants = _load(work, "aa-*.json"), _load(work, "ab-*.json")
-    old = _load(work, "old-*.json")
-    facts = json.loads((work / "aa-1" / "base.json").read_text())["machine_info"]["mnist_bench"]
-    run = json.loads((work / "aa-1" / "base.json").read_text())["mnist_bench"]
-    cpu = (
-        f"{facts['cpu_model']} (family {facts['cpu_family']}, model {facts['cpu_model_number']}, "
-        f"{facts['cpu_capability']}), {facts['logical_cores']} vCPUs, torch {facts['torch']}"
-    )
+NAMES = {
+    "ab-clock10": "clock +10%",
+    "ab-clock5": "clock +5%",
+    "ab-clock2": "clock +2%",
+    "ab-instr2": "instructions +2%",
+}
+
+
+def gate_table(work: Path, gate: str) -> list[str]:
+    aa, plants = _judged(work, gate, "aa-*.json"), _judged(work, gate, "ab-*.json")
     out = [
-        "# The CI gate on a shared VM: what it sees and how often it cries wolf\n",
-        f"Machine: {cpu}. Made by `python experiments/ci_noise.py run --work W` then `render`",
-        "(the script's docstring says how the plants are made). Each new-gate comparison is",
-        f"`mnist-bench ab` with its defaults: {run['ab']['pairs']} ABBA pairs a case, {run['ab']['workers']} "
-        f"worker processes a side, {run['ab']['threads']} thread, rounds sized to about 0.15 s, clock "
-        f"threshold 2% with Holm across the cases, instructions per step at 1%.\n",
-    ]
-    out += [
-        "## The new gate (`mnist-bench ab`)\n",
         "| planted | clock: train flagged slower | clock: infer flagged | instructions: train flagged | "
-        "instructions: infer flagged | train change seen on the clock (median over cases) | minutes |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "instructions: infer flagged | train change on the clock (median) | undecided clock rows | minutes |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    rows = [("nothing (A/A, %d runs)" % len(aa), list(aa.values()))]
-    names = {
-        "ab-clock10": "clock +10%",
-        "ab-clock5": "clock +5%",
-        "ab-clock2": "clock +2%",
-        "ab-instr2": "instructions +2%",
-    }
-    rows += [(names.get(k, k), [v]) for k, v in plants.items()]
-    for label, runs in rows:
+    for label, runs in [
+        (f"nothing (A/A, {len(aa)} runs)", list(aa.values())),
+        *[(NAMES.get(k, k), [v]) for k, v in plants.items()],
+    ]:
         cells = []
         for signal, op in (
             ("clock", "train"),
@@ -238,106 +188,180 @@ def render(work: Path) -> str:
             ("instructions", "infer"),
         ):
             hit = [_flagged(r["cases"], signal, op) for r in runs]
-            cells.append(f"{sum(h for h, _ in hit)} of {sum(n for _, n in hit)}")
+            total = sum(n for _, n in hit)
+            cells.append(f"{sum(h for h, _ in hit)} of {total}" if total else "not counted")
         seen = [
             r["change"] for v in runs for r in v["cases"] if r["signal"] == "clock" and r["case"].startswith("train")
         ]
+        undecided = sum(r["verdict"] == "undecided" for v in runs for r in v["cases"] if r["signal"] == "clock")
         minutes = [v["seconds"] / 60 for v in runs]
         out.append(
-            f"| {label} | {' | '.join(cells)} | {_pct(statistics.median(seen))} | "
+            f"| {label} | {' | '.join(cells)} | {_pct(statistics.median(seen))} | {undecided} | "
             f"{statistics.median(minutes):.1f}{f' (max {max(minutes):.1f})' if len(minutes) > 1 else ''} |"
-        )
-    out += [
-        "",
-        "Each A/A comparison, and how quiet the machine was during its clock part:\n",
-        "| run | slower | faster | unchanged | undecided | other processes' CPU share | steal | minutes |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for name, v in aa.items():
-        got = [r["verdict"] for r in v["cases"]]
-        out.append(
-            f"| {name} | {got.count('slower')} | {got.count('faster')} | {got.count('unchanged')} | "
-            f"{got.count('undecided')} | {v['busy']['others_percent']}% | {v['busy']['steal_percent']}% | "
-            f"{v['seconds'] / 60:.1f} |"
         )
     alarms = [sum(r["verdict"] == "slower" for r in v["cases"]) for v in aa.values()]
     out += [
         "",
-        f"A/A: {sum(alarms)} false alarm(s) in {len(aa)} comparisons ({sum(a > 0 for a in alarms)} "
-        f"comparison(s) that would have failed CI); `faster` verdicts in A/A: "
-        f"{sum(r['verdict'] == 'faster' for v in aa.values() for r in v['cases'])}.\n",
-    ]
-    out += [
-        "### Per case: change, 95% interval and detectable change\n",
-        "| run | case | signal | change | interval | detectable | verdict |",
-        "|---|---|---|---:|---|---:|---|",
-    ]
-    for name, v in [*plants.items(), ("aa-1", aa.get("aa-1"))]:
-        for r in v["cases"]:
-            interval = f"{_pct(r['low'])} .. {_pct(r['high'])}" if r["signal"] == "clock" else ""
-            detect = "never" if r["detectable"] is None else f"{r['detectable']:.1%}"
-            note = f" ({r['note']})" if r.get("note") else ""
-            out.append(
-                f"| {names.get(name, name)} | {r['case']} | {r['signal']} | {_pct(r['change'], r['signal'])} | {interval} | "
-                f"{detect} | {r['verdict']}{note} |"
-            )
-    out += [
+        f"A/A: {sum(alarms)} false alarm(s) in {len(aa)} comparisons ({sum(a > 0 for a in alarms)} that "
+        f"would have failed CI); `faster` in A/A: "
+        f"{sum(r['verdict'] == 'faster' for v in aa.values() for r in v['cases'])}.",
         "",
-        "### Spread over the A/A runs\n",
-        "| case | signal | A/A changes, lowest .. highest | median detectable |",
-        "|---|---|---|---:|",
     ]
-    keys = dict.fromkeys((r["case"], r["signal"]) for v in aa.values() for r in v["cases"])
-    for case, signal in keys:
-        got = [r for v in aa.values() for r in v["cases"] if (r["case"], r["signal"]) == (case, signal)]
-        changes = [r["change"] for r in got]
+    out += [
+        "| case | A/A clock changes, lowest .. highest | median detectable | +5% plant: change (interval) | verdict |",
+        "|---|---|---:|---|---|",
+    ]
+    five = {r["case"]: r for r in plants.get("ab-clock5", {}).get("cases", []) if r["signal"] == "clock"}
+    for case in dict.fromkeys(r["case"] for v in aa.values() for r in v["cases"] if r["signal"] == "clock"):
+        got = [r for v in aa.values() for r in v["cases"] if r["case"] == case and r["signal"] == "clock"]
         detect = [r["detectable"] for r in got if r["detectable"] is not None]
-        span = f"{_pct(min(changes), signal)} .. {_pct(max(changes), signal)}"
-        out.append(f"| {case} | {signal} | {span} | " + (f"{statistics.median(detect):.1%} |" if detect else "never |"))
-    busy = [v["busy"] for v in aa.values()]
-    counting = [v["seconds"] - v["busy"]["seconds"] for v in aa.values()]
-    out += [
+        p = five.get(case)
+        planted = f"{_pct(p['change'])} ({_pct(p['low'])} .. {_pct(p['high'])})" if p else ""
+        out.append(
+            f"| {case} | {_pct(min(r['change'] for r in got))} .. {_pct(max(r['change'] for r in got))} | "
+            f"{statistics.median(detect):.1%} | {planted} | {p['verdict'] if p else ''} |"
+        )
+    return out
+
+
+def components(work: Path) -> tuple[dict, int, int]:
+    """Per clock case, from the new gate's A/A runs: the variance of one pair's log-ratio
+    within a process pair, and of a process pair's own bias between them (one-way random
+    effects, method of moments), pooled over the runs; and the gate's pairs and processes."""
+    within, between, shape = {}, {}, None
+    for folder in sorted((work / "new").glob("aa-*")):
+        if not folder.is_dir():
+            continue
+        docs = [json.loads((folder / f"{s}.json").read_text()) for s in ("base", "new")]
+        ab = docs[0]["mnist_bench"]["ab"]
+        pairs, workers = ab["pairs"], ab["workers"]
+        shape = (pairs, workers)
+        from mnist_models.harness.ab import blocks
+
+        ids = np.array(blocks(pairs, workers))
+        for b0, b1 in zip(docs[0]["benchmarks"], docs[1]["benchmarks"]):
+            d = np.log(np.array(b1["stats"]["data"]) / np.array(b0["stats"]["data"]))
+            groups = [d[ids == k] for k in range(workers)]
+            k = np.mean([len(g) for g in groups])
+            msw = np.mean([g.var(ddof=1) for g in groups])
+            msb = k * np.var([g.mean() for g in groups], ddof=1)
+            within.setdefault(b0["param"], []).append(msw)
+            between.setdefault(b0["param"], []).append(max(0.0, (msb - msw) / k))
+    return {c: (float(np.mean(within[c])), float(np.mean(between[c]))) for c in within}, *(shape or (0, 0))
+
+
+def processes_table(work: Path) -> list[str]:
+    """How the A/A wander (the estimate's standard deviation) and the detectable change move
+    as processes are added, at the gate's pairs: sqrt(between / W + within / pairs)."""
+    found, pairs, workers = components(work)
+    if not found:
+        return []
+    ws = [2, 4, 8, 12, 16, 24, 32]
+    out = [
+        f"From the new gate's A/A runs ({pairs} pairs over {workers} process pairs each): per case, the "
+        "spread of one pair's log-ratio within a process pair, and of a process pair's own bias between "
+        f"them; from those, each design's A/A wander at {pairs} pairs, and its detectable change (the "
+        "2% threshold, plus (z of Holm's first level + z of 80% power) x that wander). 2 process pairs "
+        "is today's design.",
         "",
-        f"Clock part per comparison (worker starts and rounds): {statistics.median(b['seconds'] for b in busy):.0f} s "
-        f"median; the instruction counts after it (both sides at once under callgrind, torch imported with "
-        f"instrumentation off): {statistics.median(counting):.0f} s median; "
-        f"steal up to {max(b['steal_percent'] for b in busy)}%, other processes up to "
-        f"{max(b['others_percent'] for b in busy)}% of the CPUs during it.\n",
+        "| case | within: sd of a pair | between: sd of a process's bias | "
+        + " | ".join(f"{w} processes: wander / detectable" for w in ws)
+        + " |",
+        "|---|---:|---:|" + "---:|" * len(ws),
     ]
-    if old:
+    z = 2.87 + 0.84  # Holm's first step over 6 cases at 0.025 one-sided, and 80% power
+    for case, (w, b) in found.items():
+        cells = []
+        for n in ws:
+            sd = math.sqrt(b / n + w / pairs)
+            cells.append(f"{sd:.1%} / {math.expm1(math.log1p(0.02) + z * sd):.1%}")
+        out.append(f"| {case} | {math.sqrt(w):.1%} | {math.sqrt(b):.2%} | " + " | ".join(cells) + " |")
+    return out
+
+
+def full_runs(a: Path, b: Path) -> list[str]:
+    """compare on two back-to-back full runs (A/A), and on A against itself 15% slower in training."""
+    sys.path.insert(0, str(REPO))
+    from mnist_models.reporting.compare import compare, drift_floor, load_side, overall
+
+    slow = copy.deepcopy(json.loads(a.read_text()))
+    for bench in slow["benchmarks"]:
+        if bench["extra_info"]["operation"] == "train":
+            s = bench["stats"]
+            s["data"] = [x * 1.15 for x in s["data"]]
+            for k in ("min", "max", "mean", "median", "q1", "q3"):
+                s[k] *= 1.15
+    planted = a.with_name(a.stem + "-train-15pct-slower.json")
+    planted.write_text(json.dumps(slow))
+    out = [
+        "| comparison | per case: slower / within drift / unchanged / undecided | overall (train fp32, train "
+        "bf16, infer fp32, infer bf16) | drift floor | exit |",
+        "|---|---|---|---|---:|",
+    ]
+    for label, (x, y) in (("two back-to-back full runs (A/A)", (a, b)), ("A against A, training +15%", (a, planted))):
+        base, new = load_side(x), load_side(y)
+        table = compare(base, new, 0.10)
+        summary = overall(base, new, table, 0.10)
+        counts = table["verdict"].value_counts()
+        per_case = " / ".join(
+            str(counts.get(v, 0)) for v in ("slower", "within the machine's drift", "unchanged", "undecided")
+        )
+        lines = "; ".join(
+            f"{r['operation']} {r['precision']} {r['change']:+.1%} [{r['low']:+.1%}, {r['high']:+.1%}] {r['verdict']}"
+            for _, r in summary.iterrows()
+        )
+        floor, _ = drift_floor(base, new)
+        exit_code = int((table["verdict"] == "slower").any() or (summary["verdict"] == "slower").any())
+        out.append(
+            f"| {label} | {per_case} | {lines} | {'' if floor is None else f'{math.expm1(floor):.1%}'} | {exit_code} |"
+        )
+    return out
+
+
+def render(work: Path, full: list[Path] | None) -> str:
+    facts = json.loads((work / "new" / "aa-1" / "base.json").read_text())["machine_info"]["mnist_bench"]
+    run = json.loads((work / "new" / "aa-1" / "base.json").read_text())["mnist_bench"]["ab"]
+    old = json.loads((work / "today" / "aa-1" / "base.json").read_text())["mnist_bench"]["ab"]
+    cpu = (
+        f"{facts['cpu_model']} (family {facts['cpu_family']}, model {facts['cpu_model_number']}, "
+        f"stepping {facts.get('cpu_stepping')}, {facts['cpu_capability']}), {facts['logical_cores']} vCPUs, "
+        f"torch {facts['torch']}"
+    )
+    out = [
+        "# The CI gate on a shared VM: what it sees and how often it cries wolf",
+        "",
+        f"Machine: {cpu}. Made by `python experiments/ci_noise.py run --work W`, then `render --work W "
+        "--full A.json B.json` (the script's docstring says how the plants are made).",
+        "",
+        f"## The new gate: `mnist-bench ab` with its defaults ({run['pairs']} ABBA pairs a case over "
+        f"{run['workers']} short-lived process pairs, a block of pairs each, judged block by block)",
+        "",
+        *gate_table(work, "new"),
+        "",
+        f"## Today's gate before this change (commit {TODAY}: {old['pairs']} pairs over {old['workers']} "
+        "long-lived processes a side, judged pair by pair)",
+        "",
+        *gate_table(work, "today"),
+        "",
+        "## Processes a side: what the A/A wander and the detectable change do as they are added",
+        "",
+        *processes_table(work),
+        "",
+    ]
+    if full:
         out += [
-            "## The old recipe (three interleaved quick runs a side, 3 rounds, `compare --threshold 25%`)\n",
-            "Restricted to the CPU fp32 train and infer cases at batch 64 and 256, two threads, as the old "
-            "workflow ran them.\n",
-            "| planted | train flagged slower | infer flagged | train median change | minutes |",
-            "|---|---:|---:|---:|---:|",
+            "## compare on the main job's own files",
+            "",
+            f"`{full[0].name}` and `{full[1].name}`: two full runs of the same code made back to back "
+            "(`bash bench.sh`), five rounds a case; the second row plants a uniform 15% in every "
+            "training round of a copy of the first.",
+            "",
+            *full_runs(*full),
+            "",
         ]
-        oldnames = {"old-clock10": "clock +10%", "old-clock5": "clock +5%", "old-clock2": "clock +2%"}
-        olds = [
-            ("nothing (A/A, %d runs)" % len([k for k in old if "aa" in k]), [v for k, v in old.items() if "aa" in k])
-        ]
-        olds += [(oldnames.get(k, k), [v]) for k, v in old.items() if "aa" not in k]
-        for label, runs in olds:
-            if not runs:
-                continue
-            train = [_flagged(r["cases"], "clock", "train") for r in runs]
-            infer = [_flagged(r["cases"], "clock", "infer") for r in runs]
-            seen = [
-                r["change"]
-                for v in runs
-                for r in v["cases"]
-                if r["case"].startswith("train") and r["change"] is not None
-            ]
-            out.append(
-                f"| {label} | {sum(h for h, _ in train)} of {sum(n for _, n in train)} | "
-                f"{sum(h for h, _ in infer)} of {sum(n for _, n in infer)} | "
-                f"{_pct(statistics.median(seen)) if seen else ''} | "
-                f"{statistics.median(v['seconds'] for v in runs) / 60:.1f} |"
-            )
-        out.append("")
     notes = work / "conditions.md"  # what the person who ran it saw and should say: kept with the runs
     if notes.exists():
-        out += ["## Conditions and reading\n", notes.read_text().strip(), ""]
+        out += ["## Conditions and reading", "", notes.read_text().strip(), ""]
     return "\n".join(out) + "\n"
 
 
@@ -345,11 +369,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("command", choices=["run", "render"])
     p.add_argument("--work", type=Path, default=Path("/tmp/ci-noise"), help="where the copies and runs go")
+    p.add_argument("--full", type=Path, nargs=2, help="two back-to-back full runs, for compare")
     args = p.parse_args()
     if args.command == "run":
         run(args.work)
     else:
-        print(render(args.work), end="")
+        print(render(args.work, args.full), end="")
 
 
 if __name__ == "__main__":

@@ -16,8 +16,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from .errors import UsageError
 
@@ -37,6 +37,30 @@ def check_not_inputs(targets: list[Path], inputs: list, option: str = "--out") -
     clash = [t for t in targets if Path(t).resolve() in given or Path(t).resolve().parent in given]
     if clash:
         raise UsageError(f"{clash[0]} is one of the input files (whatever --force says); choose another {option}")
+
+
+def check_apart(outputs: list[tuple[Path, str, bool]], inputs: list = ()) -> None:
+    """Before any work: refuse (UsageError) two outputs at one place once links are resolved
+    (real()), a file that another output would be made inside, or an output file that is one
+    of `inputs`. `outputs`: (path, the option that named it, whether it is a file rather than
+    a folder written into); of two that clash, the later one is the option asked to change."""
+    taken = {real(p) for p in inputs} | {Path(p).resolve() for p in inputs}
+    seen: list[tuple[Path, Path, str, bool]] = []
+    for path, option, is_file in outputs:
+        here = real(path)
+        if is_file and here in taken:
+            raise UsageError(f"{option} {path} is one of the inputs; choose another {option}")
+        for there, other, other_option, other_is_file in seen:
+            if here == there and (is_file or other_is_file):
+                why = f"is the same place as {other_option} {other}"
+            elif is_file and here in there.parents:
+                why = f"would be a file with {other_option} {other} inside it"
+            elif other_is_file and there in here.parents:
+                why = f"would be inside {other_option} {other}, a file"
+            else:
+                continue
+            raise UsageError(f"{option} {path} {why}; choose another {option}")
+        seen.append((here, Path(path), option, is_file))
 
 
 def check_writable(folder: Path, names: list[str], force: bool, option: str = "--out") -> None:
@@ -85,6 +109,7 @@ def write_files(contents: dict[Path, bytes]) -> None:
     """Write every file or none: each goes to a fresh temporary file beside its target
     (never through a symlink planted there), is synced to disk, and only when all are
     written are they renamed into place. Temporary files are removed on every path."""
+    _check_targets(list(contents))
     temps: dict[Path, str] = {}
     try:
         for path, data in contents.items():
@@ -101,6 +126,15 @@ def write_files(contents: dict[Path, bytes]) -> None:
         for temp in temps.values():
             if os.path.lexists(temp):
                 os.unlink(temp)
+
+
+def _check_targets(paths: list[Path]) -> None:
+    """Refuse (UsageError), before a byte is written, files whose renames could not all
+    succeed: a target that is a folder, or one that another target would be inside."""
+    folders = [p for p in paths if p.is_dir() and not p.is_symlink()]
+    if folders:
+        raise UsageError(f"{folders[0]} is a folder, where a file was to be written; nothing was written")
+    check_apart([(p, "file", True) for p in paths])
 
 
 def default_mode() -> int:
@@ -123,10 +157,21 @@ def torch_bytes(obj) -> bytes:
     return buffer.getvalue()
 
 
+def real(path: str | Path) -> Path:
+    """Where `path` really is: its folder with every symbolic link resolved (as far as it
+    exists), then its own name, unfollowed (a link there is what a writer would replace).
+    Two spellings of one place (a linked parent, `..`) give the same path."""
+    p = Path(path)
+    if p.name in ("", ".."):
+        return Path(os.path.realpath(p))
+    return Path(os.path.realpath(p.parent)) / p.name
+
+
 def _lock_path(target: Path) -> Path:
     """Where the lock for writing `target` lives: in its nearest folder that exists (so taking
-    it creates nothing), named by the target's absolute path."""
-    target = Path(os.path.abspath(target))
+    it creates nothing), named by the target's real path (real()), so that a second run
+    reaching the same place through a symbolic link takes the same lock."""
+    target = real(target)
     home = next(p for p in [target.parent, *target.parents] if p.is_dir())
     return home / f".mnist-bench-{hashlib.sha1(str(target).encode()).hexdigest()[:12]}.lock"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -121,8 +122,10 @@ def edited_result(tmp_path):
 
 
 @pytest.fixture
-def repo_copy(tmp_path, repo) -> Path:
-    """What bash bench.sh needs, copied to a folder of its own: run it there, not in the checkout."""
+def repo_copy(tmp_path, repo, monkeypatch) -> Path:
+    """What bash bench.sh needs, copied to a folder of its own: run it there, not in the checkout,
+    with this test run's python (PYTHON), which has mnist-bench installed: no .venv is made."""
+    monkeypatch.setenv("PYTHON", sys.executable)
     for name in ("bench.sh", "conftest.py", "pyproject.toml"):
         shutil.copy(repo / name, tmp_path / name)
     for folder in ("bench", "results"):

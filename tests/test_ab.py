@@ -228,8 +228,12 @@ def _renamed(copy):
     (harness / "timer.py").rename(harness / "clocking.py")
     for path in (copy / "mnist_models").rglob("*.py"):
         text = path.read_text()
-        new = (text.replace("from .timer import", "from .clocking import").replace("make_timer", "build_case_timer")
-               .replace("CaseTimer", "RoundClock").replace("harness.timer import", "harness.clocking import"))
+        new = (
+            text.replace("from .timer import", "from .clocking import")
+            .replace("make_timer", "build_case_timer")
+            .replace("CaseTimer", "RoundClock")
+            .replace("harness.timer import", "harness.clocking import")
+        )
         if new != text:
             path.write_text(new)
     return copy

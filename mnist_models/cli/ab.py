@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from ..errors import EXIT_OK, EXIT_REGRESSION, UsageError
-from ..files import check_writable, json_bytes, one_writer, write_files
-from ..parsing import choices, positive, seconds, threshold
+from ..files import check_apart, check_writable, json_bytes, one_writer, write_files
+from ..parsing import choices, label, positive, seconds, threshold, values_may_start_with_minus
 from .common import EXIT_CODES, ROOT_HELP, warn
 
 FILES = ["base.json", "new.json", "comparison.md"]
@@ -90,9 +90,12 @@ def add(sub) -> None:
         help="the clock only, even where valgrind is installed",
     )
     a.add_argument("--format", choices=["text", "markdown"], default="text")
-    a.add_argument("--machine-label", dest="label", default="", help="label for this machine (default: hostname)")
+    a.add_argument(
+        "--machine-label", dest="label", type=label, default="", help="label for this machine (default: hostname)"
+    )
     a.add_argument("--root", help=ROOT_HELP)
     a.add_argument("--force", action="store_true", help="overwrite files already in --out and --json")
+    values_may_start_with_minus(a)  # --threshold -2%: refused for what it is
     a.set_defaults(func=run)
 
 
@@ -102,15 +105,33 @@ def run(args: argparse.Namespace) -> int:
     opts = AbOptions(**{k: getattr(args, k) for k in AbOptions.__dataclass_fields__ if k != "new"}, new=args.new)
     checked = plan(opts)  # every problem with the options in one line now, before --out is touched
     out, verdicts = Path(args.out), Path(args.json) if args.json else None
-    if verdicts is not None and verdicts.resolve() in {(out / n).resolve() for n in FILES}:
-        raise UsageError(
-            f"--json {verdicts} is one of the files --out gets ({', '.join(FILES)}); choose another --json"
-        )
+    check_apart(  # every output against the others and the sides, links resolved, before any round
+        [(out, "--out", False), *((out / n, "--out", True) for n in FILES)]
+        + ([(verdicts, "--json", True)] if verdicts is not None else []),
+        inputs=[opts.base, opts.new, *(side.python for side in checked.sides if side.pythonpath is None)],
+    )
     with one_writer(out):
         check_writable(out, FILES, args.force)
         if verdicts is not None:
             check_writable(verdicts.parent, [verdicts.name], args.force, option="--json")
         return _compare(checked, out, verdicts, args.format)
+
+
+def _keep(docs: list[dict] | None, out: Path) -> str:
+    """A stopped run's finished rounds (each side's result document, marked partial) into
+    OUT/partial/; the line that says where, or that nothing was kept."""
+    if not docs:
+        return "no pair of rounds had finished; nothing kept"
+    folder = out / "partial"
+    try:
+        write_files({folder / "base.json": json_bytes(docs[0]), folder / "new.json": json_bytes(docs[1])})
+    except (OSError, UsageError) as exc:
+        return f"the rounds that finished could not be kept ({exc})"
+    pairs, cases = docs[0]["mnist_bench"]["rounds"], len(docs[0]["benchmarks"])
+    return (
+        f"the rounds that finished ({pairs} pairs of {cases} case{'s' if cases > 1 else ''}) are in "
+        f"{folder}/base.json and new.json, marked partial"
+    )
 
 
 def _compare(checked, out: Path, verdicts: Path | None, fmt: str) -> int:
@@ -123,7 +144,10 @@ def _compare(checked, out: Path, verdicts: Path | None, fmt: str) -> int:
         if sys.stderr.isatty()
         else (lambda line: None)
     )
-    result = run_ab(checked, progress)
+    try:
+        result = run_ab(checked, progress)
+    except KeyboardInterrupt as stop:  # Ctrl-C or SIGTERM: what finished is kept, and where said
+        raise type(stop)(_keep(getattr(stop, "docs", None), out)) from None
     title = f"mnist-bench ab: {opts.base} (base) against {opts.new} (new)"
     text = render(result.table, fmt, title=title)
     notes = "".join(f"\n- {n}" for n in result.notes)

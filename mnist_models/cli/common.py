@@ -61,6 +61,17 @@ def add_train_args(p: argparse.ArgumentParser, out_help: str) -> None:
     p.add_argument("--force", action="store_true", help="overwrite files already in --out")
 
 
+def add_include_quick(p: argparse.ArgumentParser) -> None:
+    """--include-quick, wherever load_results may leave a --quick file out and say to pass it."""
+    p.add_argument(
+        "--include-quick",
+        dest="include_quick",
+        action="store_true",
+        help="use --quick runs beside full ones (left out by default; each case is still "
+        "compared only with runs of the same workload)",
+    )
+
+
 def training(args: argparse.Namespace) -> tuple[TrainConfig, Path]:
     """train's and ddp's TrainConfig (checked as it is made) and their --out, checked before
     any work: a bad value or an unwritable folder is refused here."""

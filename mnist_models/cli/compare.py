@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import EXIT_OK, EXIT_REGRESSION
-from ..parsing import threshold
+from ..parsing import threshold, values_may_start_with_minus
 from .common import EXIT_CODES, warn
 
 
@@ -32,6 +32,7 @@ def add(sub) -> None:
         "(by default that is the hardware's difference, reported, exit 0)",
     )
     c.add_argument("--format", choices=["text", "markdown"], default="text")
+    values_may_start_with_minus(c)  # --threshold -2%: refused for what it is
     c.set_defaults(func=run)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import EXIT_OK, UsageError
 from ..files import check_not_inputs, check_writable, write_files
-from .common import EXIT_CODES, warn
+from .common import EXIT_CODES, add_include_quick, warn
 
 
 def add(sub) -> None:
@@ -16,6 +16,7 @@ def add(sub) -> None:
     e.add_argument("--format", required=True, choices=["github-action-benchmark", "bencher"])
     e.add_argument("--out", required=True, help="the file to write")
     e.add_argument("--force", action="store_true", help="replace --out if it exists")
+    add_include_quick(e)
     e.set_defaults(func=run)
 
 
@@ -26,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     check_not_inputs([out], args.files)
     check_writable(out.parent, [out.name], args.force)
-    results = load_results(args.files)
+    results = load_results(args.files, include_quick=args.include_quick)
     warn(results.problems + results.notes)
     if results.frame.empty:
         raise UsageError("no usable result file among the inputs; pass JSON files from pytest bench")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..errors import EXIT_OK, UsageError
 from ..files import one_writer
-from .common import EXIT_CODES, warn
+from .common import EXIT_CODES, add_include_quick, warn
 
 
 def add(sub) -> None:
@@ -16,13 +16,7 @@ def add(sub) -> None:
     r.add_argument("--out", required=True, help="folder for the report")
     r.add_argument("--force", action="store_true", help="replace a report already in --out")
     r.add_argument("--baseline", help="machine label the others are compared with (default: the first)")
-    r.add_argument(
-        "--include-quick",
-        dest="include_quick",
-        action="store_true",
-        help="report --quick runs beside full ones (left out by default; each case is "
-        "still compared only with runs of the same workload)",
-    )
+    add_include_quick(r)
     r.set_defaults(func=run)
 
 

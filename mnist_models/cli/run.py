@@ -11,6 +11,26 @@ from ..harness.cases import BENCH_DEVICES
 from ..parsing import choices, seconds, threshold
 from .common import EXIT_CODES, ROOT_HELP, say
 
+# pytest's options that take the next word as their value (or may: --benchmark-warmup [KIND]):
+# pytest's own, the suite's (harness/plugin.py) and pytest-benchmark's. A bare word after one
+# of them is its value; any other bare word is LABEL.
+VALUED = frozenset(
+    "-k -m -p -c -o -r -W --maxfail --pdbcls --capture --cache-show --lfnf --last-failed-no-failures "
+    "--durations --durations-min --verbosity --tb --show-capture --color --code-highlight --pastebin "
+    "--junit-xml --junitxml --junit-prefix --junitprefix --pythonwarnings --max-warnings --ignore "
+    "--ignore-glob --deselect --confcutdir --import-mode --doctest-report --doctest-glob --config-file "
+    "--rootdir --basetemp --debug --override-ini --assert --log-level --log-format --log-date-format "
+    "--log-cli-level --log-cli-format --log-cli-date-format --log-file --log-file-mode --log-file-level "
+    "--log-file-format --log-file-date-format --log-auto-indent --log-disable "
+    "--devices --models --batch-sizes --precisions --rounds --world-sizes --machine-label "
+    "--benchmark-min-time --benchmark-max-time --benchmark-min-rounds --benchmark-precision "
+    "--benchmark-confidence --benchmark-timer --benchmark-calibration-precision --benchmark-warmup "
+    "--benchmark-warmup-iterations --benchmark-save --benchmark-json --benchmark-compare "
+    "--benchmark-compare-fail --benchmark-cprofile --benchmark-cprofile-loops --benchmark-cprofile-top "
+    "--benchmark-cprofile-dump --benchmark-storage --benchmark-netrc --benchmark-sort --benchmark-group-by "
+    "--benchmark-columns --benchmark-name --benchmark-time-unit --benchmark-histogram".split()
+)
+
 
 def add(sub) -> None:
     r = sub.add_parser(
@@ -74,7 +94,8 @@ def run_score(args: argparse.Namespace) -> int:
 
 
 def split(argv: list[str]) -> argparse.Namespace:
-    """run's own arguments apart from pytest's: LABEL first if it is not an option, --force anywhere."""
+    """run's own arguments apart from pytest's: LABEL wherever it stands among them (the bare
+    word that is no option's value), --force anywhere; `--score` has options of its own."""
     if "--score" in argv:  # its own options, no pytest
         args = score_parser().parse_args([a.removeprefix("--label=") for a in argv])
         return argparse.Namespace(**vars(args), func=run_score, debug=False, argv=["run", *argv])
@@ -82,7 +103,8 @@ def split(argv: list[str]) -> argparse.Namespace:
     if rest and rest[0].startswith("--label="):  # bash bench.sh's first argument, whatever it looks like
         label = rest.pop(0).removeprefix("--label=")
     else:
-        label = rest.pop(0) if rest and not rest[0].startswith("-") else None
+        at = _label_at(rest)
+        label = rest.pop(at) if at is not None else None
     force = "--force" in rest or bool(os.environ.get("FORCE"))
     return argparse.Namespace(
         label=label,
@@ -92,6 +114,22 @@ def split(argv: list[str]) -> argparse.Namespace:
         debug=False,
         argv=["run", *argv],
     )
+
+
+def _label_at(args: list[str]) -> int | None:
+    """Where LABEL stands: the first word that is neither an option nor the value of one that
+    takes the next word (VALUED); None before `--` or where there is none."""
+    value = False
+    for i, arg in enumerate(args):
+        if arg == "--":
+            return None
+        if value:
+            value = False
+        elif arg.startswith("-") and arg != "-":
+            value = arg in VALUED  # --rounds=3 and -kEXPR are one word each
+        else:
+            return i
+    return None
 
 
 def run(args: argparse.Namespace) -> int:

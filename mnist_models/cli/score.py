@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import EXIT_OK, UsageError
-from .common import EXIT_CODES, warn
+from .common import EXIT_CODES, add_include_quick, warn
 
 
 def add(sub) -> None:
@@ -16,6 +16,7 @@ def add(sub) -> None:
         epilog=EXIT_CODES,
     )
     s.add_argument("files", nargs="+", help="pytest-benchmark JSON files from pytest bench")
+    add_include_quick(s)
     s.set_defaults(func=run)
 
 
@@ -24,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     from ..reporting.results import load_results
     from ..reporting.score import leaderboard, reference_path, scores
 
-    results = load_results(args.files)
+    results = load_results(args.files, include_quick=args.include_quick)
     warn(results.problems + results.notes)
     if results.frame.empty:
         raise UsageError("no usable result file among the inputs; pass JSON files from pytest bench")
@@ -47,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
         print("\nhardware classes (every ranked file of a class; its spread is between its VMs):\n")
         print(class_verdicts(found).to_markdown(index=False, tablefmt="simple"))
     for _, r in table.iterrows():
-        for line in [*r["left_out"], r["note"]] if isinstance(r["left_out"], list) else [r["note"]]:
-            if line:
-                print(f"{'note' if line == r['note'] else 'left out'}: {r['machine']} {r['device']}: {line}")
+        for why in r["left_out"] if isinstance(r["left_out"], list) else []:
+            print(f"left out: {r['machine']} {r['device']}: {why}")
+        for note in r["notes"] if isinstance(r["notes"], list) else [r["note"]]:
+            print(f"note: {r['machine']} {r['device']}: {note}")
     return EXIT_OK

@@ -17,9 +17,11 @@ instructions of a few steps of the CPU cases under callgrind (instructions.py).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import socket
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable
 
 from ..errors import RunError, UsageError
 from .ab_workers import FIRST_IMAGES, Side, Worker
@@ -199,6 +201,7 @@ def plan(opts: AbOptions) -> Plan:
     from ..core.data import ensure_mnist
 
     ensure_mnist(opts.root)  # here, a usage error; inside a side's worker, it would read as that side failing
+    _bounded(opts)
     if opts.workers > opts.pairs:
         raise UsageError(
             f"--workers {opts.workers} is more than --pairs {opts.pairs}: each process pair times at "
@@ -206,6 +209,33 @@ def plan(opts: AbOptions) -> Plan:
         )
     contracts = (sides[0].contract(), sides[1].contract())
     return Plan(opts, sides, contracts, [c for c in counted if c not in compiled], compiled)
+
+
+HOURS = 24  # the clock's rounds of one run at most (pairs x cases x 2 sides x seconds): a day
+MOST_WORKERS = 64  # process pairs at most; each loads torch and MNIST, one after another
+
+
+def _bounded(opts: AbOptions) -> None:
+    """UsageError for a number beyond what one run can do: rounds past HOURS of clock time,
+    more threads than the CPUs this process may use, more than MOST_WORKERS process pairs."""
+    per_pair = len(opts.cases) * 2 * opts.seconds  # seconds of rounds a pair takes
+    if opts.pairs * per_pair > HOURS * 3600:
+        raise UsageError(
+            f"--pairs {opts.pairs:,} would be about {opts.pairs * per_pair / 3600:,.0f} hours of rounds "
+            f"({len(opts.cases)} cases x 2 sides x --seconds {opts.seconds:g}), over ab's {HOURS} hours; "
+            f"pass at most {int(HOURS * 3600 / per_pair):,} pairs"
+        )
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if opts.threads > cpus:
+        raise UsageError(
+            f"--threads {opts.threads:,} is more than the {cpus} CPUs this process may use, whose "
+            f"threads would wait on each other; pass at most {cpus}"
+        )
+    if opts.workers > MOST_WORKERS:
+        raise UsageError(
+            f"--workers {opts.workers:,}: at most {MOST_WORKERS} process pairs (each loads torch and MNIST, "
+            "one after another)"
+        )
 
 
 def run_ab(checked: Plan, progress: Callable[[str], None] = lambda line: None) -> AbResult:
@@ -216,8 +246,9 @@ def run_ab(checked: Plan, progress: Callable[[str], None] = lambda line: None) -
     from ..reporting.paired import judge_counts, judge_pairs
 
     opts, sides, counted = checked.opts, checked.sides, checked.counted
-    notes, before = [], cpu_snapshot()
-    timed = time_sides(checked, progress)
+    notes, before, timed = [], cpu_snapshot(), Timed()
+    with _kept_on_stop(sides, timed, opts, before):
+        time_sides(checked, progress, timed)
     busy = busy_since(before)
     notes += [line for line in [not_quiet(busy)] if line]
     table = judge_pairs(
@@ -234,7 +265,8 @@ def run_ab(checked: Plan, progress: Callable[[str], None] = lambda line: None) -
     why = why or unavailable()
     if not why:
         try:
-            counts = count_sides(sides, checked.contracts, counted, opts.root, progress=progress)
+            with _kept_on_stop(sides, timed, opts, before):
+                counts = count_sides(sides, checked.contracts, counted, opts.root, progress=progress)
         except RunError as exc:  # the clock's verdicts stand; the counts are absent, and why
             why, counts = f"no instruction counts: {exc}", [{}, {}]
     notes += [f"{case} is timed, not counted: it {COMPILED_NOTE}" for case in checked.uncounted]
@@ -255,8 +287,62 @@ def run_ab(checked: Plan, progress: Callable[[str], None] = lambda line: None) -
     return AbResult(table, docs, notes, busy)
 
 
-def side_document(side: Side, timed: Timed, s: int, counts: dict, opts: AbOptions, busy: dict) -> dict:
-    """One side's rounds as a result file of the suite's own shape (compare and report read it)."""
+@contextlib.contextmanager
+def _kept_on_stop(sides: tuple[Side, Side], timed: Timed, opts: AbOptions, before: dict) -> Iterator[None]:
+    """A stop (Ctrl-C, SIGTERM) inside: the pairs that finished ride on it as each side's result
+    document, marked partial (`stop.docs`), for the caller to keep."""
+    try:
+        yield
+    except KeyboardInterrupt as stop:
+        kept = _complete_pairs(timed)
+        if kept is not None:
+            from ..machine.process import busy_since
+
+            busy = busy_since(before)
+            stop.docs = [side_document(side, kept, s, {}, opts, busy, partial=True) for s, side in enumerate(sides)]
+        raise
+
+
+def _complete_pairs(timed: Timed) -> Timed | None:
+    """What a stopped run keeps: each case's complete pairs (both sides timed), described by the
+    workers where they did, else from the case alone; None where no pair finished."""
+    done = {c: min(len(timed.rounds[0][c]), len(timed.rounds[1][c])) for c in timed.rounds[0]}
+    if not any(done.values()):
+        return None
+    rounds = [{c: r[c][: done[c]] for c in r if done[c]} for r in timed.rounds]
+    described = timed.described or [
+        {"entries": [_entry(c, timed.images.get(c, 0), rounds[s][c]) for c in rounds[s]], "machine": {}}
+        for s in range(2)
+    ]
+    described = [{**d, "entries": [e for e in d["entries"] if e["case"] in rounds[s]]} for s, d in enumerate(described)]
+    return Timed(rounds=rounds, blocks=timed.blocks, described=described, code=timed.code, images=timed.images)
+
+
+def _entry(case: str, images: int, rounds: list[float]) -> dict:
+    """A case's entry from what the driver knows of it (a stop left no worker to describe it)."""
+    import statistics
+
+    c = known_cases()[case]
+    median = statistics.median(rounds)
+    info = {
+        "model": c.model,
+        "device": c.device,
+        "operation": c.operation,
+        "batch_size": c.batch_size,
+        "loader": c.loader,
+        "variant": c.variant,
+        "precision": c.precision,
+        "samples": images or c.batch_size,
+        "samples_per_second": round((images or c.batch_size) / median, 1),
+    }
+    return {"case": case, "group": c.group, "extra_info": info}
+
+
+def side_document(
+    side: Side, timed: Timed, s: int, counts: dict, opts: AbOptions, busy: dict, partial: bool = False
+) -> dict:
+    """One side's rounds as a result file of the suite's own shape (compare and report read it);
+    `partial`: a stopped run's, holding the pairs that finished (`partial: true` says so)."""
     entries = []
     for entry in timed.described[s]["entries"]:
         case, info = entry["case"], dict(entry["extra_info"])
@@ -268,10 +354,15 @@ def side_document(side: Side, timed: Timed, s: int, counts: dict, opts: AbOption
             )
         entries.append({"case": case, "group": entry["group"], "extra_info": info, "rounds": timed.rounds[s][case]})
     machine = {**timed.described[s]["machine"], "label": opts.label or socket.gethostname()}
+    if not timed.described[s]["machine"]:  # a stop left no worker to say: this process's facts
+        from ..machine.facts import build_machine_facts
+
+        machine = build_machine_facts(machine["label"])
     run = {
         **timed.described[s].get("run", {}),  # the side's workload and models (a side with a contract)
         "quick": True,
-        "rounds": opts.pairs,
+        "rounds": max(map(len, timed.rounds[s].values())) if partial else opts.pairs,
+        **({"partial": True} if partial else {}),
         "busy": busy,
         "ab": {
             "side": side.name,

@@ -16,6 +16,7 @@ Protocol: one JSON object per line each way; the side's own printing goes to std
     {"op": "size", "images": {case: n}}             -> {"images": {case: n}}
     {"op": "round", "case": "train-mlp-cpu-bs64"}   -> {"seconds": 0.21}
     {"op": "finish", "rounds": {case: [seconds...]}} -> {"entries": [...], "machine": {...}}
+        (a case without rounds, of a run stopped early, is left out)
     {"op": "count", "cases": [...], "images": {...}} -> {"steps": {case: k}}
         (under callgrind: counted between torch's toggles, one dump per case)
 Any failure -> {"error": "..."} and the worker exits.
@@ -114,6 +115,9 @@ class Side:
 
         entries = []
         for case, run in self.runs.items():
+            if not rounds.get(case):  # a run stopped before this case's first pair: not kept
+                run.close()
+                continue
             run.inner[:] = rounds[case]
             info = run.extra_info(statistics.median(rounds[case]), self.cold[case])
             images, median = self.done[case], statistics.median(rounds[case])

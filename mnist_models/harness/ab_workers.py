@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import selectors
+import signal
 import subprocess
 import sys
 import tempfile
@@ -90,10 +91,11 @@ class Side:
             )
         said = done.stdout.strip().splitlines()[-1:] if done.returncode == 0 else []
         if not said or not said[0].isdigit():
-            why = (done.stderr.strip().splitlines() or [f"exit {done.returncode}, no answer"])[-1]
+            why = done.stderr.strip().splitlines()[-1:]
             raise UsageError(
-                f"the {self.name} side's python ({self.python}) is not a Python that can import "
-                f"mnist_models ({why}); pass a checkout or a working environment"
+                f"the {self.name} side's python ({self.python}) exited (code {done.returncode}) without answering: "
+                f"not a Python that can import mnist_models{f' ({why[0]})' if why else ''}; pass a checkout, or "
+                "an environment (its folder or its python) with mnist_models installed"
             )
         if int(said[0]) not in SPOKEN:
             raise UsageError(
@@ -124,6 +126,12 @@ class Worker:
         self.contract = side.contract() if contract is None else contract
         cpus = same_cpus(threads) if pin else None
         self.log = tempfile.TemporaryFile(mode="w+")  # its stderr: a pipe nobody reads could fill and stall it
+
+        def child() -> None:  # Ctrl-C reaches the whole group: the driver stops the workers, after
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # keeping the rounds they finished
+            if cpus:
+                os.sched_setaffinity(0, cpus)
+
         command = ["-m", CONTRACT_MODULE] if self.contract else ["-c", LEGACY.read_text()]
         self.proc = subprocess.Popen(
             [*(prefix or []), side.python, *command],
@@ -133,7 +141,7 @@ class Worker:
             text=True,
             cwd=side.cwd,
             env=side.env(threads),
-            preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
+            preexec_fn=child,
         )
         self.code = ""
         if self.contract:

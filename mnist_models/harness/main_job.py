@@ -18,16 +18,17 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from ..errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE, Terminated, UsageError
 from ..files import check_writable, default_mode, one_writer
+from ..parsing import label_problem
 from . import progress
 
-LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", re.ASCII)  # a plain file name, in any locale
 SUITE = "mnist_models.harness.suite"
 # pytest options after which no result file, or one compare cannot read, would come out
 NO_RESULT = {
@@ -70,8 +71,9 @@ class MainJob:
 
 def check(job: MainJob) -> None:
     """UsageError for a job that could not end in a good result file: before any case runs."""
-    if not LABEL.fullmatch(job.label):
-        raise UsageError(f"LABEL must be a plain file name (letters, digits, . _ -), got {job.label!r}")
+    why = label_problem(job.label)
+    if why:
+        raise UsageError(f"LABEL {why}")
     for arg in job.pytest_args:
         flag = arg.split("=", 1)[0]
         if flag in NO_RESULT or (flag.startswith("-n") and flag[2:].isdigit()):
@@ -108,9 +110,18 @@ def check_ready(job: MainJob) -> None:
     ensure_mnist()  # DatasetError (a UsageError) naming MNIST_ROOT, before pytest starts
 
 
-def run_cases(job: MainJob, target: Path) -> int:
+# pytest-benchmark's options that use its storage folder: asked for, it stays where it is
+STORAGE = ("--benchmark-storage", "--benchmark-save", "--benchmark-autosave", "--benchmark-compare")
+
+
+def run_cases(job: MainJob, target: Path, refused: list[str] | None = None) -> int:
     """The cases' pytest process, writing `target`; pytest's exit code (130 for Ctrl-C, 143 for
-    SIGTERM, which is passed on to pytest as Ctrl-C so that it stops at a case's end)."""
+    SIGTERM, which is passed on to pytest as Ctrl-C so that it stops at a case's end). Its
+    stderr passes through, and its own error lines are added to `refused`. pytest-benchmark
+    makes its storage folder even when it saves nothing: unless asked for, it goes to a
+    temporary folder, not to .benchmarks/ in the folder the job runs from."""
+    storage = tempfile.TemporaryDirectory(prefix="mnist-bench-storage-")
+    asked = any(arg.split("=", 1)[0] in STORAGE for arg in job.pytest_args)
     cmd = [
         sys.executable,
         "-m",
@@ -124,10 +135,13 @@ def run_cases(job: MainJob, target: Path) -> int:
         job.label,
         "--benchmark-json",
         str(target),
+        *([] if asked else ["--benchmark-storage", f"file://{storage.name}"]),
         *job.pytest_args,
     ]
     with progress.watching(dict(os.environ)) as (env, fd):
-        proc = subprocess.Popen(cmd, env=env, pass_fds=(fd,))
+        proc = subprocess.Popen(cmd, env=env, pass_fds=(fd,), stderr=subprocess.PIPE, text=True, errors="replace")
+        tee = threading.Thread(target=_tee, args=(proc.stderr, [] if refused is None else refused), daemon=True)
+        tee.start()
         try:
             code = proc.wait()
         except KeyboardInterrupt as stop:  # Ctrl-C reached both; SIGTERM (CI's cancel) only this process
@@ -135,25 +149,45 @@ def run_cases(job: MainJob, target: Path) -> int:
                 proc.send_signal(signal.SIGINT)
             proc.wait()
             return EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED
+        finally:
+            tee.join(timeout=10)
+            storage.cleanup()
     if code < 0:  # killed by a signal: the shell's convention
         return 128 - code
     return code
+
+
+PYTEST_ERROR = re.compile(r"^(?:.*?: error: |ERROR: (?!usage:))(.+)$")  # argparse's line, or pytest's own
+
+
+def _tee(stream, refused: list[str]) -> None:
+    """Each line of pytest's stderr to ours as it comes, its error lines also into `refused`."""
+    for line in stream:
+        sys.stderr.write(line)
+        sys.stderr.flush()
+        match = PYTEST_ERROR.match(line.strip())
+        if match:
+            refused.append(match.group(1))
 
 
 # pytest's codes in the suite's terms: 1 a case failed stays 1 (never anything else), 2
 # interrupted is 130, 4 a usage error and 5 no case selected are bad input (2), 3 stays 3
 EXIT = {2: EXIT_INTERRUPTED, 4: EXIT_USAGE, 5: EXIT_USAGE}
 NOTHING_RAN = {
-    4: "pytest refused an option (the line above names it); no case ran",
+    4: "pytest refused an option: {refused}; no case ran",
     5: "no case was selected: -k, --devices, --models, --batch-sizes and --precisions left none; widen them",
 }
 
 
-def keep_finished(job: MainJob, target: Path, pytest_code: int, say: Callable[[str], None]) -> int:
-    """After a run that stopped early: the finished cases into runs/partial/LABEL.json."""
+def keep_finished(
+    job: MainJob, target: Path, pytest_code: int, say: Callable[[str], None], refused: list[str] = ()
+) -> int:
+    """After a run that stopped early: the finished cases into runs/partial/LABEL.json
+    (`refused`: pytest's own error lines, the first quoted where it refused an option)."""
     code = EXIT.get(pytest_code, pytest_code)
     if pytest_code in NOTHING_RAN:
-        say(f"mnist-bench: {NOTHING_RAN[pytest_code]} (exit {code})")
+        why = refused[0] if refused else "its lines above say which"
+        say(f"mnist-bench: {NOTHING_RAN[pytest_code].format(refused=why)} (exit {code})")
         return code
     for made in (target, target.with_name(target.name + ".partial")):  # pytest-benchmark's, else the per-case copy
         if made.exists() and made.stat().st_size > 0:
@@ -179,11 +213,11 @@ def _main_job(job: MainJob, say: Callable[[str], None]) -> int:
     fd, name = tempfile.mkstemp(dir=job.folder, prefix=f".{job.label}.", suffix=".json")  # unique per run
     os.close(fd)
     target = Path(name)
-    start = time.monotonic()
+    start, refused = time.monotonic(), []
     try:
-        code = run_cases(job, target)
+        code = run_cases(job, target, refused)
         if code != EXIT_OK:
-            return keep_finished(job, target, code, lambda line: print(line, file=sys.stderr))
+            return keep_finished(job, target, code, lambda line: print(line, file=sys.stderr), refused)
         os.chmod(target, default_mode())  # as open() would have made it, not mkstemp's 0600
         os.replace(target, job.out)
     finally:

@@ -84,7 +84,7 @@ class TimeToAccuracyTimer(ResidentTimer):
         self.reset()
 
     def reset(self) -> None:
-        self.seeds, self.results = itertools.count(), []
+        self.seeds, self.results = itertools.count(self.cfg.seed), []  # the recipe's first seed, then on
 
     def setup(self) -> None:
         seed = next(self.seeds)

@@ -19,7 +19,7 @@ import pytest
 
 from ..core.config import PRECISIONS, TRAIN_SIZE
 from ..core.registry import list_models
-from ..parsing import choices, positive, positives
+from ..parsing import choices, label, positive, positives
 from .cases import BENCH_DEVICES, DDP_BATCH, PLANS, QUICK_TEST, QUICK_TRAIN, BenchOptions, cases
 
 DATA_FIXTURES = {"mnist_root", "train_split", "test_split", "root_copy", "bench_data"}
@@ -78,7 +78,7 @@ def pytest_addoption(parser) -> None:
         default=None,
         help="ddp ranks, comma-separated (default 1,2 on the cpu; 1 to the GPUs, powers of 2, on cuda)",
     )
-    group.addoption("--machine-label", default=None, help="label for this machine (default: hostname)")
+    group.addoption("--machine-label", type=label, default=None, help="label for this machine (default: hostname)")
     group.addoption(
         "--quick", action="store_true", help=f"{QUICK_TRAIN} training and {QUICK_TEST} test images, one round per case"
     )
@@ -147,8 +147,6 @@ def pytest_generate_tests(metafunc) -> None:
 
 def json_problem(path) -> str | None:
     """Why --benchmark-json PATH could not take the result file at the end (None: it can)."""
-    import os
-
     if path.is_symlink():
         return f"--benchmark-json {path} is a symbolic link; give a path of its own"
     if path.exists() and not path.is_file():

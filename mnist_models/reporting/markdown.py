@@ -2,6 +2,7 @@
 
 md_table(frame)     # a GitHub table, every string escaped, images/s as whole numbers
 escape("# <b>x")    # no heading, tag, link or cell can come from a file
+visible(text)       # bidirectional controls shown as escapes (\\u202e), not obeyed
 """
 
 from __future__ import annotations
@@ -11,14 +12,24 @@ import re
 
 import pandas as pd
 
+from ..parsing import BIDI
+
 _MARKDOWN = re.compile(r"([\\`*_\[\]|])")  # with [ ] and < > escaped, no link or tag can form
+_BIDI = re.compile(f"[{BIDI}]")
+
+
+def visible(text: str) -> str:
+    """Each bidirectional control character (which would show what follows reordered, a
+    label from an old file reading as another) written as its escape, \\u202e."""
+    return _BIDI.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def escape(value) -> str:
     """A string from a file made safe for one markdown line or table cell: whitespace runs
     (newlines too) become one space, so it can start no heading; HTML is escaped, and link,
-    code, emphasis and table marks lose their meaning, so it can add no tag, link or cell."""
-    text = html.escape(" ".join(str(value).split()), quote=False)
+    code, emphasis and table marks lose their meaning, so it can add no tag, link or cell;
+    bidirectional controls are shown as escapes (visible), so it cannot reorder the line."""
+    text = visible(html.escape(" ".join(str(value).split()), quote=False))
     return _MARKDOWN.sub(r"\\\1", text)
 
 

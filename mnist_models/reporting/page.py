@@ -6,7 +6,7 @@ leave the file even if a string from a result file tried.
     html = render_page(results, scores(results.frame), steps(results.frame))
 
 Every number drawn is also in a table. Strings from files are escaped (pandas' to_html, and
-html.escape for the rest). No torch here.
+html.escape for the rest; bidirectional controls shown as escapes, markdown.visible). No torch here.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import io
 import pandas as pd
 
 from . import plots
-from .history import Step, series
+from .history import Step, series, undecided
+from .markdown import visible
 from .results import Results
 from .classes import class_verdicts, classes
 from .score import TOLERANCE, accelerator_over_cpu, leaderboard, reference_path
@@ -156,6 +157,13 @@ def trend_figure(frame: pd.DataFrame):
     return fig
 
 
+def _no_step(frame: pd.DataFrame) -> str:
+    """What the trends say when no step was found: where the rounds were too few to tell, that."""
+    blind = undecided(frame)
+    why = "too few rounds to tell a step from the noise (mnist-bench history lists them)"
+    return "No step change found." + (f" {len(blind)} series undecided: {why}." if blind else "")
+
+
 def render_page(results: Results, table: pd.DataFrame, found: list[Step], baseline: str | None = None) -> str:
     """The whole index.html."""
     f = results.frame
@@ -256,7 +264,7 @@ def render_page(results: Results, table: pd.DataFrame, found: list[Step], baseli
             _section(
                 "Trends across commits",
                 _svg(trend_figure(f)),
-                _table(steps) if len(steps) else _note("No step change found."),
+                _table(steps) if len(steps) else _note(_no_step(f)),
             )
         )
     if results.problems or results.notes:
@@ -266,7 +274,7 @@ def render_page(results: Results, table: pd.DataFrame, found: list[Step], baseli
                 "<ul>" + "".join(f"<li>{html.escape(p)}</li>" for p in [*results.problems, *results.notes]) + "</ul>",
             )
         )
-    return (
+    return visible(  # a bidirectional control from a file, anywhere on the page, shown as its escape
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
         f"<meta http-equiv='Content-Security-Policy' content=\"{CSP}\">"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"

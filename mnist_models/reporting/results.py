@@ -3,20 +3,22 @@
     from mnist_models.reporting.results import load_results
     results = load_results(["results/epyc-2core.json"])   # .frame, .machines, .problems
 
-Each file is read once, upgraded to the current format and every entry checked (schema.py);
-an entry that fails is dropped and named with its file and index, a file with nothing
-usable is named, and nothing here raises on what a file holds. The frame holds numbers and
+Each file is read once (its copies under other names are named and passed over), upgraded
+to the current format and every entry checked (schema.py); an entry that fails is dropped
+and named with its file and index, a file with nothing usable is named, and nothing here
+raises on what a file holds. The frame holds numbers and
 categories only; labels are made where they are drawn (labels.py). No torch here.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from .drift import movement
+from .drift import level, movement
 from .fields import COLUMNS as FIGURES
 from .fields import KEY, KEY_DEFAULTS, OPERATIONS
 from .roofline import UncostedLayer, bound, layers_of
@@ -24,7 +26,7 @@ from .schema import BF16_WEIGHTS, ResultError, read_machine_facts, read_result, 
 
 STATS = ["median", "mean", "min", "max", "stddev", "q1", "q3", "iqr", "rounds"]
 DERIVED = ["scaling_efficiency", "peak_fraction", "peak_over", "attainable", "attainable_fraction", "bound_by"]
-RUN = ["workload_version", "workload_fingerprint", "passes", "moved"]  # the run's, on each of its rows
+RUN = ["workload_version", "workload_fingerprint", "passes", "moved", "level", "node"]  # the run's, on each of its rows
 COLUMNS = ["machine", "file", "case", *KEY, "recipe", *STATS, *FIGURES, "data", *DERIVED, *RUN, "commit", "run_at"]
 NO_BANDWIDTH = "no bandwidth probe"  # bound_by of a file whose run made no bandwidth probe
 
@@ -47,6 +49,8 @@ def _rows(doc: dict, machine: str, path: Path, facts: dict) -> list[dict]:
         "workload_fingerprint": facts.get("workload_fingerprint") or "",
         "passes": facts.get("passes") or 0,
         "moved": movement(trajectory.get("points")),
+        "level": level(trajectory.get("points")),
+        "node": (doc.get("machine_info") or {}).get("node") if isinstance(doc.get("machine_info"), dict) else None,
     }
     rows = []
     for b in doc["benchmarks"]:
@@ -135,12 +139,18 @@ def load_results(paths: list[str | Path], include_quick: bool = False) -> Result
     Quick runs (`--quick`: a few thousand images per round) are left out, and listed, when
     full runs are among the files, unless `include_quick`.
     """
-    docs, problems, notes, read = [], [], [], set()
+    docs, problems, notes, read, contents = [], [], [], set(), {}
     for path in paths:
         if Path(path).resolve() in read:  # its rounds counted twice would be pooled as two runs
             problems.append(f"{path}: given twice; read once")
             continue
         read.add(Path(path).resolve())
+        digest = _digest(path)
+        if digest in contents:  # a copy under another name: the same rounds, not another run
+            problems.append(f"{path}: the same content as {contents[digest]}, a copy; read once")
+            continue
+        if digest is not None:
+            contents[digest] = path
         try:
             doc, dropped = read_result(path)
         except ResultError as exc:
@@ -153,7 +163,7 @@ def load_results(paths: list[str | Path], include_quick: bool = False) -> Result
     if not include_quick and not all(f["quick"] for _, _, f in docs):
         problems += [
             f"{p}: a --quick run, left out beside full runs (pass --include-quick to "
-            "report it; its cases are compared only with runs of the same workload)"
+            "include it; its cases are compared only with runs of the same workload)"
             for p, _, f in docs
             if f["quick"]
         ]
@@ -164,6 +174,14 @@ def load_results(paths: list[str | Path], include_quick: bool = False) -> Result
         machines[machine] = facts
         rows += _rows(doc, machine, path, facts)
     return Results(pd.DataFrame(rows, columns=COLUMNS), machines, problems, notes)
+
+
+def _digest(path: str | Path) -> str | None:
+    """The file's content hash (None where it cannot be read: read_result says why)."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def _machine_name(path: Path, label: str, docs: list) -> str:

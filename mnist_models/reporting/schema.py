@@ -40,6 +40,7 @@ UNRECORDED = {
     "cycle_epochs": None,
     "label_smoothing": 0.0,
     "dropout": None,
+    "seed": 0,
 }  # what a recipe ran where files made before a field was recorded lack it
 SHOWN_PROBLEMS = 20  # per file; the rest are counted
 LEGACY_MODELS = Path(__file__).parent / "reference" / "models-format3.json"  # the layers files before format 4 ran
@@ -197,6 +198,7 @@ def recipe_name(info: dict) -> str:
     extras = [f"label smoothing {shown(r['label_smoothing'])}"] if r["label_smoothing"] else []
     extras += [] if r["dropout"] is None else [f"dropout {shown(r['dropout'])}"]
     first = "" if r["eval_from"] is None else f" from epoch {shown(r['eval_from'])}"
+    extras += [f"seeds from {shown(r['seed'])}"] if r["seed"] else []
     return ", ".join(
         [
             f"{shown(r.get('epochs'))} epochs at bs{shown(r.get('batch_size'))}",

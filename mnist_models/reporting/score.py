@@ -19,8 +19,8 @@ The interval is the machine's own (the reference is a fixed yardstick shared by 
 machine, so its noise cancels in any comparison). A run of interleaved passes (`run
 --score`) gives one score per pass, and the interval covers the passes' mean and half their
 range, the machine's movement during the run (drift.pass_interval); a run of consecutive
-rounds is resampled (bootstrap) and widened by the sentinel's movement through the run
-(drift.with_drift). No torch here.
+rounds is resampled (bootstrap, at most MOST_ROUNDS of a case's, and a note says where) and
+widened by the sentinel's movement through the run (drift.with_drift). No torch here.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ REFERENCES = Path(__file__).parent / "reference"  # vN/<machine>.json: score 100
 BATCHES = (64, 256, 1024)  # the default matrix's batch sizes
 TOLERANCE = 0.003  # bf16's test accuracy may sit at most 0.3 points from fp32's on the same case
 DRAWS, SEED = 2000, 0  # bootstrap resamples, and their seed (the intervals are reproducible)
-MOST_ROUNDS = 200  # rounds a case resamples at most (a file with more: an evenly spaced 200 of them)
+MOST_ROUNDS = 1000  # a case's rounds the bootstrap resamples at most (seconds, not minutes): evenly spaced ones
 ANOTHER_RECIPE = "another recipe than the reference's"  # why a time to accuracy is left out of the set
 ANOTHER_WORKLOAD = "another workload"  # why a whole file is left out of its version's ranking
 KEY = ["operation", "model", "batch_size", "precision"]  # a reference case, whatever the device
@@ -59,6 +59,7 @@ COLUMNS = [
     "passes",
     "moved",
     "note",
+    "notes",
 ]
 
 
@@ -211,6 +212,11 @@ def _record(machine: str, device: str, part: pd.DataFrame, ref: pd.DataFrame, rn
         record[precision] = _score(mine, ref, passes, moved, rng) if len(mine) else None
     half = math.log(record["high"] / record["low"]) / 2 if record["low"] > 0 else math.inf
     record["note"] = moved_line(moved, half) or ""
+    record["notes"] = [line for line in [record["note"]] if line] + [
+        f"{k}: {len(d):,} rounds; its interval resamples {MOST_ROUNDS:,} of them (wider than all would give)"
+        for k, d in zip(used["key"], used["data"])
+        if len(d) > MOST_ROUNDS and passes < 3
+    ]
     return record
 
 
