@@ -32,7 +32,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 TODAY = "eeea6eb"  # the gate before this change: two long-lived processes a side, 40 pairs

@@ -31,8 +31,8 @@ from mnist_models.core.config import TrainConfig
 from mnist_models.core.train import Trainer
 from mnist_models.harness.cases import BenchOptions, Case
 from mnist_models.harness.interleave import interleaved
-from mnist_models.harness.timer import Data
 from mnist_models.harness.operations import make_timer
+from mnist_models.harness.timer import Data
 from mnist_models.machine.process import tune_malloc
 
 ROUNDS, BATCH, CPU = 9, 64, torch.device("cpu")

@@ -32,8 +32,8 @@ def child(case: str) -> None:
 
     from mnist_models.core.config import TrainConfig
     from mnist_models.core.data import ResidentLoader, load_split
-    from mnist_models.machine.process import tune_malloc
     from mnist_models.core.train import Trainer
+    from mnist_models.machine.process import tune_malloc
 
     state = tune_malloc()
     model, batch_size, precision = CASES[case]

@@ -1,10 +1,10 @@
 """Entry points for real data-parallel faults in tests: a rank that raises, a rank that hangs."""
 
-import os
 
 
 def raising() -> None:
     import datetime
+
     import torch
     import torch.distributed as dist
 

@@ -9,12 +9,12 @@ import sys
 import time
 
 import pytest
+from plants import plant_copy
 
 from mnist_models.harness.ab import abba, blocks, sizes
 from mnist_models.harness.ab_workers import Side
 from mnist_models.machine.process import busy_between, busy_since, cpu_snapshot, not_quiet
 from mnist_models.reporting.results import load_results
-from plants import plant_copy
 
 MLP = "train-mlp-cpu-bs64,infer-mlp-cpu-bs256"
 

@@ -9,7 +9,6 @@ import torch
 
 from mnist_models.cli import main, parser
 
-
 COMMANDS = sorted(next(a for a in parser()._actions if isinstance(a, argparse._SubParsersAction)).choices)
 
 

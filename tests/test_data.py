@@ -14,8 +14,8 @@ from mnist_models.core.data import (
     ResidentLoader,
     Split,
     load_split,
-    resolve_root,
     notebook_loader,
+    resolve_root,
     split_validation,
 )
 

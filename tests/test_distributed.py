@@ -12,8 +12,8 @@ import time
 import pytest
 import torch
 
-from mnist_models.core.data import Split
 from mnist_models.core.config import TrainConfig
+from mnist_models.core.data import Split
 from mnist_models.core.train import build_model
 from mnist_models.distributed.training import ShardedLoader
 

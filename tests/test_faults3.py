@@ -197,6 +197,7 @@ def test_torchruns_environment_is_checked_before_any_rank(tmp_path, mnist_root, 
 def test_the_failing_rank_is_named_before_the_peers_that_lost_it():
     """torch's own failure records: rank 0 saw the connection drop first, rank 1 raised."""
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+
     from mnist_models.distributed.launch import describe
 
     def failure(rank: int, message: str, when: int) -> ProcessFailure:

@@ -1,12 +1,12 @@
 import pytest
 import torch
 
-from mnist_models.study import figures as study_plots
 from mnist_models.cli import main
-from mnist_models.core.registry import list_models
-from mnist_models.files import write_files
 from mnist_models.core.inspection import conv_layers
 from mnist_models.core.models import create_model
+from mnist_models.core.registry import list_models
+from mnist_models.files import write_files
+from mnist_models.study import figures as study_plots
 from mnist_models.study.questions import FILES, StudyConfig, run
 
 

@@ -5,7 +5,6 @@ import torch
 
 from mnist_models.core.config import TrainConfig
 from mnist_models.core.data import ResidentLoader, Split
-from mnist_models.errors import UsageError
 from mnist_models.core.train import (
     NonFiniteLossError,
     Trainer,
@@ -17,6 +16,7 @@ from mnist_models.core.train import (
     resolve_device,
     train_to_accuracy,
 )
+from mnist_models.errors import UsageError
 
 CPU = torch.device("cpu")
 

@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from ..files import check_writable, one_writer
-from ..parsing import phrases, positive
 from ..harness.ablation import COMPARISONS
+from ..parsing import phrases, positive
 from .common import EXIT_CODES, ROOT_HELP, command_line, say
 
 

@@ -18,7 +18,7 @@ error (hence OneCycleLR(cycle_momentum=False) in train.build_optimizer).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

@@ -16,9 +16,9 @@ import io
 import math
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import torch
 from torch.utils.data import DataLoader, Subset
@@ -45,11 +45,11 @@ class Split:
     def __len__(self) -> int:
         return len(self.y)
 
-    def take(self, n: int | None) -> "Split":
+    def take(self, n: int | None) -> Split:
         """The first n samples (all when n is None)."""
         return self if n is None else Split(self.x[:n], self.y[:n])
 
-    def to(self, device: str | torch.device) -> "Split":
+    def to(self, device: str | torch.device) -> Split:
         """The same split on `device` (itself when already there)."""
         return Split(self.x.to(device), self.y.to(device))
 

@@ -7,9 +7,9 @@ or the epochs that finished when a run stops early.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable
 
 from ..errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE, Terminated
 from ..files import json_bytes, torch_bytes, write_files

@@ -14,9 +14,9 @@ others), and the epochs that finished are what --out holds.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ..core.config import TrainConfig
 from ..errors import EXIT_OK, UsageError

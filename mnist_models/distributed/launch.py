@@ -17,7 +17,7 @@ import shutil
 import socket
 import sys
 import tempfile
-from typing import Callable
+from collections.abc import Callable
 
 from ..errors import RunError, Terminated, UsageError
 

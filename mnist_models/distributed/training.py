@@ -17,8 +17,8 @@ from __future__ import annotations
 import datetime
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import Iterator
 
 import torch
 import torch.distributed as dist
@@ -65,7 +65,7 @@ class Place:
     local_rank: int
 
     @classmethod
-    def from_env(cls) -> "Place":
+    def from_env(cls) -> Place:
         return cls(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"]))
 
     def device(self, kind: str) -> torch.device:

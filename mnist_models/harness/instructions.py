@@ -15,8 +15,8 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ..errors import RunError
 from .ab_workers import WAIT, Worker

@@ -8,7 +8,7 @@ round here runs each item once, in a freshly shuffled (seeded) order, after one 
 from __future__ import annotations
 
 import random
-from typing import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 
 
 def interleaved(

@@ -5,8 +5,8 @@ python -m mnist_models profile --model cnn --batch-size 256 --steps 50
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from ..core.config import TRAIN_SIZE
 from ..errors import EXIT_OK, UsageError
@@ -49,8 +49,8 @@ def profile_case(opts: ProfileOptions, say: Callable[[str], None] = print) -> in
     from torch.profiler import ProfilerActivity, profile
 
     from ..machine.process import tune_malloc
-    from .timer import Data
     from .operations import make_timer
+    from .timer import Data
 
     tune_malloc()  # before any tensor: freed memory kept for the next step
     bench = BenchOptions(root=opts.root)

@@ -21,8 +21,8 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 from tqdm.auto import tqdm
 

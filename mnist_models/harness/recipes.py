@@ -9,7 +9,8 @@ No torch here.
 
 from __future__ import annotations
 
-from typing import Iterable, NamedTuple
+from collections.abc import Iterable
+from typing import NamedTuple
 
 from ..core.config import TrainConfig
 

@@ -13,8 +13,8 @@ import datetime
 import json
 import math
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 

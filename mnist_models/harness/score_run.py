@@ -16,9 +16,9 @@ import math
 import random
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from ..errors import UsageError
 from ..files import check_writable, json_bytes, one_writer, write_files

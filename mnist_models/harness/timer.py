@@ -41,7 +41,7 @@ class Data:
     test: Split
 
     @classmethod
-    def load(cls, opts: BenchOptions, device: str) -> "Data":
+    def load(cls, opts: BenchOptions, device: str) -> Data:
         return cls(load_split(opts.root, True, device), load_split(opts.root, False, device))
 
 

@@ -39,7 +39,7 @@ def _short(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def model_code(name: str) -> str:
     """A hash of the registered model: its spec and its class's code, docstrings and comments aside."""
     spec = model_spec(name)

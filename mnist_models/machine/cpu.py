@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import functools
 import platform
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 # Instructions that do bf16 arithmetic in hardware: x86 AVX512-BF16 (Cooper Lake, Zen 4 on),
 # AMX-BF16 (Sapphire Rapids on), Arm FEAT_BF16 ("bf16" in /proc/cpuinfo's Features).
@@ -45,7 +45,7 @@ def vector_isa(flags: Iterable[str]) -> str:
     return "AVX2" if {"avx2", "fma"} <= flags else "DEFAULT"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cpuinfo() -> dict:
     """py-cpuinfo's reading (brand, family, model, stepping, flags); {} where it fails.
 

@@ -20,9 +20,9 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 ACCEL = "accel"  # "the accelerator here, whatever it is"
 NAMED = ("cuda", "mps", "xpu")  # accelerator types --devices spells out (others pass as accel)
@@ -321,7 +321,7 @@ def cpu_class(flags: Iterable[str]) -> DeviceClass:
     return DeviceClass("cpu", bf16=native_bf16("cpu", flags), matrix_engine=matrix_engine("cpu", flags))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def device_class(device: str) -> DeviceClass:
     """This machine's class of `device` (torch is imported only where an accelerator is asked of)."""
     if absent(device):

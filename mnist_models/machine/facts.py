@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import platform
 import socket
-from typing import Callable
+from collections.abc import Callable
 
 import psutil
 

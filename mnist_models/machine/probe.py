@@ -10,7 +10,7 @@ with the peak, the roofline's second side, roofline.py).
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from .devices import timed
 

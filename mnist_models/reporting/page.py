@@ -17,10 +17,10 @@ import io
 import pandas as pd
 
 from . import plots
+from .classes import class_verdicts, classes
 from .history import Step, series, undecided
 from .markdown import visible
 from .results import Results
-from .classes import class_verdicts, classes
 from .score import TOLERANCE, accelerator_over_cpu, leaderboard, reference_path
 from .tables import machine_matrix, machine_table, scaling_table, speedup_table, tta_table
 

@@ -26,7 +26,7 @@ tight threshold (judge_counts), and no rounds.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from math import ceil, exp, log, sqrt
 
 import numpy as np
@@ -43,7 +43,7 @@ MOST_ROUNDS = 1000  # "needs N more rounds" is capped here
 COLUMNS = ["case", "signal", "base", "new", "pairs", "change", "low", "high", "detectable", "p", "verdict", "note"]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _signed_rank_cdf(n: int) -> np.ndarray:
     """P(T+ <= k) for k = 0..n(n+1)/2 under the null: every sign equally likely."""
     counts = np.zeros(n * (n + 1) // 2 + 1)

@@ -14,11 +14,11 @@ from pathlib import Path
 import pandas as pd
 
 from . import labels
+from .classes import class_verdicts, classes
+from .fields import OPERATIONS
 from .markdown import escape, md_table
 from .results import Results
 from .schema import ResultError
-from .classes import class_verdicts, classes
-from .fields import OPERATIONS
 from .sections import SECTIONS, operation_sections
 from .tables import compile_table, machine_matrix, machine_table, scaling_table, speedup_table
 

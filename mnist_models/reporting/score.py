@@ -69,7 +69,7 @@ def reference_path(version: int) -> Path | None:
     return found[0] if found else None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _reference(version: int) -> tuple[pd.DataFrame, str | None] | None:
     path = reference_path(version)
     if path is None:

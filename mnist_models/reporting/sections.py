@@ -9,8 +9,7 @@ No torch here.
 
 from __future__ import annotations
 
-from typing import Callable
-
+from collections.abc import Callable
 
 from .fields import OPERATIONS
 from .markdown import escape, md_table, pct

@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import statistics
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 import torch
 
 from ..core.config import TrainConfig
-from ..core.registry import list_models
 from ..core.data import MEAN, STD, Split, load_split
 from ..core.inspection import activations, confusion_matrix, conv_layers, misclassified, predict
+from ..core.registry import list_models
 from ..core.train import fit
 from ..errors import EXIT_OK, UsageError
 from ..files import write_files
