@@ -79,14 +79,55 @@ def test_scores_of_the_record(record, another_machine):
     assert (table["low"] < table["score"]).all() and (table["score"] < table["high"]).all()
 
 
-def _history(tmp_path, reference_doc, step: float | None, commits: int = 8, at: int = 5) -> list[Path]:
+def _history(tmp_path, reference_doc, step: float | None, commits: int = 8, at: int = 5,
+             sentinel: float | None = None, moved: float = 0.0, nodes: tuple[str, ...] = ()) -> list[Path]:
+    """A machine label's files over `commits` commits, `step` slower from commit `at` on; with
+    `sentinel`, each run's sentinel at that speed, `moved` slower from commit `at` on (the
+    machine slowed, not the code); `nodes`: the VMs the runs take in turn."""
     rng = np.random.default_rng(2)
+    tmp_path.mkdir(parents=True, exist_ok=True)
     for i in range(commits):
         factor = 1 + step if step is not None and i >= at else 1.0
         doc = _rewrite(reference_doc, "lab", factor, commit=f"c{i:06d}" + "0" * 33, rng=rng)
         doc["datetime"] = f"2026-12-01T00:{i:02d}:00"
+        if sentinel is not None:
+            speed = sentinel / (1 + moved if i >= at else 1.0)
+            doc.setdefault("mnist_bench", {})["trajectory"] = {"points": [[t, speed] for t in range(0, 300, 30)]}
+        if nodes:
+            doc["machine_info"]["node"] = nodes[i % len(nodes)]
         (tmp_path / f"run{i}.json").write_text(json.dumps(doc))
     return sorted(tmp_path.glob("*.json"))
+
+
+def test_a_step_the_sentinel_saw_too_is_the_machines_drift_not_the_codes(tmp_path, reference_doc, cli, capsys):
+    """The same 10% step, once with the sentinel steady (the code slowed) and once with the
+    sentinel 12% slower from that commit on (the machine slowed, and the cases with it)."""
+    code = load_results(_history(tmp_path / "code", reference_doc, 0.10, sentinel=100.0)).frame
+    assert [s for s in steps(code) if not s.within] and not [s for s in steps(code) if s.within]
+    machine = _history(tmp_path / "machine", reference_doc, 0.10, sentinel=100.0, moved=0.12)
+    found = steps(load_results(machine).frame)
+    within = [s for s in found if s.within]
+    # the cases move as the sentinel did; only the noisiest, whose resampled rounds read a step
+    # larger than 12%, are beyond it
+    assert len(found) >= 20 and len(within) >= 0.9 * len(found)
+    assert cli("history", str(tmp_path / "machine")) == 0
+    assert "within the machine's drift: lab " in capsys.readouterr().out
+
+
+def test_files_from_several_vms_are_said_and_their_spread_must_be_exceeded(tmp_path, reference_doc, cli, capsys):
+    """CI's artifacts come from a different runner each time: two VMs whose sentinels read 20%
+    apart; a 10% step is within that spread, and the history says so."""
+    paths = _history(tmp_path, reference_doc, 0.10, sentinel=100.0, nodes=("runner-a", "runner-b"))
+    for i, path in enumerate(paths):  # runner-b's sentinel reads 20% slower
+        doc = json.loads(path.read_text())
+        if doc["machine_info"]["node"] == "runner-b":
+            doc["mnist_bench"]["trajectory"]["points"] = [[t, v / 1.2] for t, v in doc["mnist_bench"]["trajectory"]["points"]]
+        path.write_text(json.dumps(doc))
+    found = steps(load_results(paths).frame)
+    assert found and len([s for s in found if s.within]) >= 0.9 * len(found)
+    assert cli("history", str(tmp_path)) == 0
+    assert "lab's files come from 2 machines (pytest-benchmark's node); their sentinels are 20% apart" in (
+        capsys.readouterr().out)
 
 
 def test_a_planted_step_is_found_at_its_commit(tmp_path, reference_doc):
