@@ -151,7 +151,12 @@ ENTRY = (
     ),
     _f("device_peak_memory_note", "text", "why `device_peak_memory_mb` is null, where it is"),
     _f("cold_seconds", "number", "the first round, timed apart and not in `stats`", column=True),
-    _f("compile_seconds", "number", "compiled cases: the cold round over a timed one, mostly the compile", column=True),
+    _f(
+        "compile_seconds",
+        "number",
+        "compiled cases: the cold round's seconds less a timed round's, mostly the compile",
+        column=True,
+    ),
     _f(
         "harness_overhead_fraction",
         "number",
@@ -254,6 +259,7 @@ RUN = (
 
 # machine_info.mnist_bench: the machine's facts, the same from run to run
 MACHINE = (
+    _f("format", "count", "the shape of the file, which the upgrade reads (the run's mnist_bench repeats it)"),
     _f("label", "text", "`--machine-label`, default the hostname: the machine's name in the report"),
     _f("cpu_model", "text", "the CPU's brand string (py-cpuinfo)"),
     _f("cpu_vendor", "text", "GenuineIntel, AuthenticAMD, ..."),
@@ -272,6 +278,7 @@ MACHINE = (
     _f("torch", "text", "the torch version"),
     _f("torchvision", "text", "the torchvision version"),
     _f("cuda", "text", "the CUDA runtime, with a cuda accelerator"),
+    _f("cudnn", "number", "the cuDNN version, with a cuda accelerator"),
     _f(
         "accelerator",
         "text",
