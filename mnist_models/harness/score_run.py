@@ -27,7 +27,8 @@ from ..machine.process import busy_since, cpu_snapshot, not_quiet, tune_malloc
 from ..machine.sentinel import Trajectory
 from ..reporting.drift import pass_interval
 from ..reporting.fields import OPERATIONS
-from ..reporting.score import BATCHES
+from ..reporting.results import load_results
+from ..reporting.score import BATCHES, scores
 from .cases import PLANS, BenchOptions, Case, cases, skip_reason
 from .operations import make_timer
 from .record import commit_info, document, workload_facts
@@ -190,4 +191,19 @@ def _score_run(run: ScoreRun, say: Callable[[str], None]) -> Path:
     )
     write_files({run.out: json_bytes(doc)})
     say(f"mnist-bench: {passes.stopped}; wrote {run.out} in {time.monotonic() - began:.0f} s")
+    say(f"mnist-bench: {score_line(run.out)}")
     return run.out
+
+
+def score_line(path: Path) -> str:
+    """The run's score and interval in one line, with what the run saw of the machine's drift."""
+    table = scores(load_results([path]).frame)
+    ranked = table[table["ranked"]]
+    if ranked.empty:
+        return f"no score: {'; '.join(n for n in table['note'] if n) or 'no case of the reference set'}"
+    r = ranked.iloc[0]
+    note = f"; {r['note']}" if r["note"] else ""
+    return (
+        f"score {r['score']:,.0f} [{r['low']:,.0f} - {r['high']:,.0f}] against workload v{r['version']}'s "
+        f"reference, over {r['cases']} of {r['of']} cases{note}"
+    )
