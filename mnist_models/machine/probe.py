@@ -33,8 +33,8 @@ def matmul_peak_gflops(device: str, precision: str = "fp32", seconds: float = PR
     best, n, largest = 0.0, 128, 2048 if device == "cpu" else 8192  # an accelerator: up to 8192
     while True:
         a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
-        timed(lambda: a @ b, device)  # lazy init, kernel choice
-        _, one = timed(lambda: a @ b, device)
+        timed(lambda a=a, b=b: a @ b, device)  # lazy init, kernel choice
+        _, one = timed(lambda a=a, b=b: a @ b, device)
         best = max(best, 2 * n**3 / one / 1e9)
         if n >= largest or one > 0.02 or time.perf_counter() + 16 * one > deadline:
             break

@@ -83,8 +83,8 @@ def hardware_difference(base: pd.DataFrame, new: pd.DataFrame) -> str | None:
         return f"{label} ({kind[0] or 'unknown CPU'}, {kind[3] or '?'} logical cores{accel})"
 
     return (
-        f"these files come from different machines: base {', '.join(name(k, l) for k, l in a.items())}; "
-        f"new {', '.join(name(k, l) for k, l in b.items())}. The changes below are the hardware's, "
+        f"these files come from different machines: base {', '.join(name(k, lab) for k, lab in a.items())}; "
+        f"new {', '.join(name(k, lab) for k, lab in b.items())}. The changes below are the hardware's, "
         "not the code's"
     )
 

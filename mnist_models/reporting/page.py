@@ -85,7 +85,7 @@ def leaderboard_figure(table: pd.DataFrame):
         color="#1f77b4",
         ecolor="#555",
     )
-    for yi, (s, lo, hi) in zip(y, zip(t["score"], t["low"], t["high"])):
+    for yi, (s, hi) in zip(y, zip(t["score"], t["high"])):
         ax.annotate(f"{s:,.0f}", (hi, yi), xytext=(6, 0), textcoords="offset points", va="center", fontsize=9)
     ax.set_yticks(list(y), labels)
     ax.set_xscale("log")
