@@ -13,12 +13,19 @@ others), and the epochs that finished are what --out holds.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+import torch.distributed as dist
+
 from ..core.config import TrainConfig
+from ..core.data import ResidentLoader
+from ..core.save import save_run
+from ..core.train import evaluate
 from ..errors import EXIT_OK, UsageError
 from .launch import launch, room
 from .training import BACKENDS, join, launched, per_rank, timed_epoch
@@ -56,12 +63,6 @@ def _epoch_line(r: dict) -> str:
 
 def run_rank(job: Job) -> list[dict] | None:
     """This process's rank of the job: train, and on rank 0 write; rank 0's history."""
-    import torch.distributed as dist
-
-    from ..core.data import ResidentLoader
-    from ..core.save import save_run
-    from ..core.train import evaluate
-
     rank = join(job.cfg, job.kind, job.threads, job.backend)
     try:
         trainer, history = rank.trainer(), []
@@ -93,8 +94,6 @@ def run_rank(job: Job) -> list[dict] | None:
 
 def check_job(job: Job, nproc: int) -> None:
     """UsageError for a job this machine cannot run: before any process starts."""
-    import torch
-
     if job.backend == "nccl" and not torch.cuda.is_available():
         raise UsageError(
             "the nccl backend needs CUDA GPUs and torch finds none; use --backend gloo "
@@ -109,8 +108,6 @@ def check_job(job: Job, nproc: int) -> None:
 def job_from(opts: DdpOptions, ranks: int) -> Job:
     """The job's device, backend and threads per rank, from the command's choices
     (ranks 0: under torchrun, whose OMP_NUM_THREADS torch already read)."""
-    import torch
-
     device = opts.cfg.device
     if device not in ("auto", "cpu", "cuda", "accel"):
         raise UsageError(f"data-parallel training runs on cpu (gloo) or cuda (nccl), not {device}")
@@ -121,8 +118,6 @@ def job_from(opts: DdpOptions, ranks: int) -> Job:
 
 
 def _kept(out: Path) -> str:
-    import json
-
     try:
         done = len(json.loads((out / "history.json").read_text()))
     except (OSError, ValueError, TypeError):

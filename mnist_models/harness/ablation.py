@@ -165,9 +165,9 @@ COMPARISONS = (
 def run_comparison(comp: Comparison, opts: BenchOptions, data, rounds: int, progress=None) -> list[dict]:
     """Every variant: one cold round, then `rounds` interleaved rounds (shuffled, seeded);
     one record each. `data`: run.Data, the resident splits on the cpu."""
-    import torch
+    import torch  # noqa: PLC0415 (cli start-up imports this)
 
-    from .operations import make_timer
+    from .operations import make_timer  # noqa: PLC0415 (cli start-up imports this)
 
     default_threads = torch.get_num_threads()
     variants = {v.name: v for v in comp.variants}
@@ -230,8 +230,8 @@ def _record(comp: Comparison, v: Variant, run, cold: float, threads: int) -> dic
 
 def ablate(opts: BenchOptions, rounds: int, progress=None, names: tuple[str, ...] = ()) -> dict:
     """Every comparison on the cpu (or those named): {"machine": facts, "records": [...]}."""
-    from ..machine.facts import build_machine_facts
-    from .timer import Data
+    from ..machine.facts import build_machine_facts  # noqa: PLC0415 (cli start-up imports this)
+    from .timer import Data  # noqa: PLC0415 (cli start-up imports this)
 
     data = Data.load(opts, "cpu")
     records = [

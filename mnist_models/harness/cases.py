@@ -71,7 +71,7 @@ class BenchOptions:
             return self.world_sizes
         if device != "cuda":
             return (1, 2)
-        import torch  # only where a cuda device is asked of: the matrix is built without torch
+        import torch  # noqa: PLC0415 (torch: the matrix is built without it)
 
         return tuple(2**k for k in range(8) if 2**k <= max(1, torch.cuda.device_count()))
 
@@ -195,9 +195,9 @@ class CasePlan:
     def why_not(self, case: Case, cfg: TrainConfig) -> str | None:
         """Why this case cannot run here beyond the shared checks, or None (UsageError: why)."""
         if self.trains:  # a case is about to run: torch is here anyway
-            import torch
+            import torch  # noqa: PLC0415 (torch: the matrix is built without it)
 
-            from ..core.train import check_memory
+            from ..core.train import check_memory  # noqa: PLC0415 (torch: the matrix is built without it)
 
             check_memory(cfg, torch.device(case.device))
         return None

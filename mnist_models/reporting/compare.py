@@ -32,6 +32,7 @@ from scipy.stats import t as student
 from ..errors import UsageError
 from .drift import level, movement
 from .fields import KEY
+from .markdown import escape
 from .paired import holm
 from .results import load_results
 from .schema import HARDWARE
@@ -408,8 +409,6 @@ def render_comparison(
         ),
     )
     if fmt == "markdown":
-        from .markdown import escape
-
         shown["case"] = shown["case"].map(escape)
     if not shown["note"].any():
         shown = shown.drop(columns="note")

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.stats import mannwhitneyu
 
 ALPHA = 0.01  # family-wise, over every split tried in every series
 MIN_STEP = 0.03  # a change of median time smaller than this is not called a step
@@ -78,8 +79,6 @@ def _sides(rounds: list[np.ndarray]) -> list[tuple[int, int]]:
 def _split(rounds: list[np.ndarray], alpha: float) -> tuple[int, float] | None:
     """The split of the commits (index of the first after it) whose rounds differ most,
     among those whose rounds could reach `alpha` at all."""
-    from scipy.stats import mannwhitneyu  # scipy's stats load in a second: only where a history is read
-
     best = None
     for k, (a, b) in enumerate(_sides(rounds), start=1):
         if a < 2 or b < 2 or not _reachable(a, b, alpha):

@@ -13,12 +13,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..files import check_not_inputs, check_writable, write_files
 from . import labels
 from .classes import class_verdicts, classes
 from .fields import OPERATIONS
+from .history import steps
 from .markdown import escape, md_table
 from .results import Results
 from .schema import ResultError
+from .score import leaderboard, scores
 from .sections import SECTIONS, operation_sections
 from .tables import compile_table, machine_matrix, machine_table, scaling_table, speedup_table
 
@@ -131,8 +134,6 @@ def _baseline(results: Results, baseline: str | None) -> str | None:
 
 def leaderboard_md(table: pd.DataFrame) -> str:
     """The leaderboard as a markdown table, for report.md and the README."""
-    from .score import leaderboard
-
     return md_table(leaderboard(table)) if len(table) else "(no machine ran the reference set)"
 
 
@@ -143,11 +144,8 @@ def write_report(results: Results, out: Path, baseline: str | None = None, force
     Refuses, before drawing anything, an `out` that cannot be written or that holds a
     report already (unless `force`); never writes through a symlink planted there.
     """
-    from ..files import check_not_inputs, check_writable, write_files
-    from . import plots
-    from .history import steps
-    from .page import render_page
-    from .score import scores
+    from . import plots  # noqa: PLC0415 (matplotlib: docs reads this module)
+    from .page import render_page  # noqa: PLC0415 (matplotlib: docs reads this module)
 
     baseline = _baseline(results, baseline)
     check_not_inputs([out / n for n in FILES], list(results.frame["file"].unique()))

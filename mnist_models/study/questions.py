@@ -29,6 +29,8 @@ from ..files import write_files
 from ..machine.devices import accelerator
 from ..machine.process import tune_malloc
 from ..reporting.plots import png
+from ..reporting.results import load_results
+from ..reporting.tables import accelerator_epochs
 from .figures import confusion, curves, feature_maps, hidden_units, misclassified_grid
 from .page import render
 
@@ -146,7 +148,7 @@ def _tensorboard(logdir: str | None, on_epoch):
     """A SummaryWriter (or None) and an on_epoch that also logs the epoch's scalars to it."""
     if logdir is None:
         return None, on_epoch
-    from torch.utils.tensorboard import SummaryWriter
+    from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415 (tensorboard: an optional extra)
 
     writer = SummaryWriter(logdir)
 
@@ -222,9 +224,6 @@ def run(
 
 def study_and_save(opts: StudyOptions, say: Callable[[str], None] = print) -> int:
     """The study's run, every file written together at the end."""
-    from ..reporting.results import load_results
-    from ..reporting.tables import accelerator_epochs
-
     tune_malloc()  # before any tensor: freed memory kept for the next step
     bench = None
     if opts.bench:
