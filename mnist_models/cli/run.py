@@ -100,6 +100,7 @@ def split(argv: list[str]) -> argparse.Namespace:
         args = score_parser().parse_args([a.removeprefix("--label=") for a in argv])
         return argparse.Namespace(**vars(args), func=run_score, debug=False, argv=["run", *argv])
     rest = list(argv)
+    label: str | None
     if rest and rest[0].startswith("--label="):  # bash bench.sh's first argument, whatever it looks like
         label = rest.pop(0).removeprefix("--label=")
     else:

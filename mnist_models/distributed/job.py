@@ -18,9 +18,11 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 from ..core.config import TrainConfig
 from ..core.data import ResidentLoader
@@ -66,11 +68,12 @@ def run_rank(job: Job) -> list[dict] | None:
     rank = join(job.cfg, job.kind, job.threads, job.backend)
     try:
         trainer, history = rank.trainer(), []
+        model = cast(DistributedDataParallel, trainer.model).module  # the model ddp_trainer wrapped
         test = ResidentLoader(rank.test, rank.cfg.eval_batch_size, shuffle=False)
         while trainer.epochs < rank.cfg.epochs:
             totals = timed_epoch(trainer, rank.batches, rank.device)
             if rank.place.rank == 0:
-                result = evaluate(trainer.model.module, test, rank.device, rank.cfg.precision)
+                result = evaluate(model, test, rank.device, rank.cfg.precision)
                 history.append(
                     {
                         "epoch": trainer.epochs,
@@ -82,7 +85,7 @@ def run_rank(job: Job) -> list[dict] | None:
                         "world_size": rank.place.world,
                     }
                 )
-                state = {k: v.detach().cpu() for k, v in trainer.model.module.state_dict().items()}
+                state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
                 # kept before it is reported: a stopped run keeps its finished epochs, as train does
                 save_run(job.cfg, Path(job.out), history, state, world_size=rank.place.world)
                 print(_epoch_line(history[-1]), flush=True)

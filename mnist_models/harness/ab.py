@@ -24,11 +24,15 @@ import statistics
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import RunError, UsageError
 from .ab_workers import FIRST_IMAGES, Side, Worker
 from .cases import BenchOptions, Case, cases
 from .instructions import count_sides, unavailable
+
+if TYPE_CHECKING:  # pandas only once a run is judged: cli start-up imports this module
+    import pandas as pd
 
 # The CI set: training, which a change to the step slows, and inference beside it as the control.
 CASES = (
@@ -159,7 +163,7 @@ class AbOptions:
 
 @dataclass
 class AbResult:
-    table: object  # reporting.paired's verdict frame, clock rows then instruction rows
+    table: pd.DataFrame  # reporting.paired's verdict frame, clock rows then instruction rows
     docs: list[dict]  # per side, a result document that compare and report read
     notes: list[str]  # what the run could not do or see, one line each
     busy: dict
@@ -257,7 +261,7 @@ def run_ab(checked: Plan, progress: Callable[[str], None] = lambda line: None) -
         opts.detect,
         blocks=timed.blocks,
     )
-    counts = [{}, {}]
+    counts: list[dict] = [{}, {}]  # per side: each case's instructions
     why = None if opts.instructions else "instruction counts not asked for (--no-instructions)"
     why = why or (None if counted else "no case to count (--counted is empty)")
     why = why or unavailable()
@@ -297,7 +301,8 @@ def _kept_on_stop(sides: tuple[Side, Side], timed: Timed, opts: AbOptions, befor
             from ..machine.process import busy_since  # noqa: PLC0415 (cli start-up imports this)
 
             busy = busy_since(before)
-            stop.docs = [side_document(side, kept, s, {}, opts, busy, partial=True) for s, side in enumerate(sides)]
+            docs = [side_document(side, kept, s, {}, opts, busy, partial=True) for s, side in enumerate(sides)]
+            stop.docs = docs  # type: ignore[attr-defined]  # an exception takes any attribute; cli/ab.py reads it
         raise
 
 

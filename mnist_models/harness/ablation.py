@@ -148,7 +148,10 @@ MLP_INFER = Comparison(
     ),
 )
 # The MLP's fp32 and bf16 at each default batch size: (comparison, fp32 variant, bf16 variant)
-MLP_PRECISION_PAIRS = ((MLP_BS64, MLP64_FUSED, MLP64_BF16), *((c, *c.variants) for c in MLP_BF16))
+MLP_PRECISION_PAIRS: tuple[tuple[Comparison, Variant, Variant], ...] = (
+    (MLP_BS64, MLP64_FUSED, MLP64_BF16),
+    *((c, c.variants[0], c.variants[1]) for c in MLP_BF16),  # each holds its fp32 and bf16 variant
+)
 COMPARISONS = (
     MLP_BS64,
     CNN_FP32,

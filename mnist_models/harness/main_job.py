@@ -21,7 +21,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -179,7 +179,7 @@ NOTHING_RAN = {
 
 
 def keep_finished(
-    job: MainJob, target: Path, pytest_code: int, say: Callable[[str], None], refused: list[str] = ()
+    job: MainJob, target: Path, pytest_code: int, say: Callable[[str], None], refused: Sequence[str] = ()
 ) -> int:
     """After a run that stopped early: the finished cases into runs/partial/LABEL.json
     (`refused`: pytest's own error lines, the first quoted where it refused an option)."""
@@ -212,7 +212,8 @@ def _main_job(job: MainJob, say: Callable[[str], None]) -> int:
     fd, name = tempfile.mkstemp(dir=job.folder, prefix=f".{job.label}.", suffix=".json")  # unique per run
     os.close(fd)
     target = Path(name)
-    start, refused = time.monotonic(), []
+    start = time.monotonic()
+    refused: list[str] = []
     try:
         code = run_cases(job, target, refused)
         if code != EXIT_OK:

@@ -15,6 +15,7 @@ import json
 import os
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -24,10 +25,13 @@ from ..errors import sigterm_as_interrupt
 from ..parsing import choices, label, positive, positives
 from .cases import BENCH_DEVICES, DDP_BATCH, PLANS, QUICK_TEST, QUICK_TRAIN, BenchOptions, cases
 
+if TYPE_CHECKING:  # tqdm only once a run is ours
+    from .progress import Events
+
 DATA_FIXTURES = {"mnist_root", "train_split", "test_split", "root_copy", "bench_data"}
 CASE_FIXTURE = "mnist_case"  # the suite's one test takes every operation's cases through it
 OURS = pytest.StashKey[bool]()  # set at collection: this run holds the suite's cases or data
-PROGRESS = pytest.StashKey["Events"]()  # the run's progress, where mnist-bench run listens for it
+PROGRESS: pytest.StashKey[Events] = pytest.StashKey()  # the run's progress, where mnist-bench run listens for it
 OUTCOMES: dict[str, list[str]] = {}  # a case's outcomes so far, by node id, until it is said
 SHOWN: list[bool] = []  # non-empty once this process shows progress: only then are outcomes kept
 # pytest-benchmark's own knobs that the suite's pedantic rounds ignore: set to anything but

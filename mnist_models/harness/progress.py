@@ -48,7 +48,7 @@ class Events:
 
 
 @contextlib.contextmanager
-def watching(env: dict) -> Iterator[tuple[dict, int | None]]:
+def watching(env: dict) -> Iterator[tuple[dict, int]]:
     """The environment and the file descriptor to pass to the cases' pytest process; a thread
     draws what it says until the block ends."""
     read, write = os.pipe()

@@ -39,7 +39,8 @@ def accelerator() -> str | None:
 
     if not torch.accelerator.is_available():
         return None
-    return torch.accelerator.current_accelerator().type
+    current = torch.accelerator.current_accelerator()
+    return current.type if current is not None else None
 
 
 def resolve(name: str) -> str:

@@ -20,6 +20,7 @@ need, never "no step". No torch here.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -206,7 +207,7 @@ def vm_note(frame: pd.DataFrame) -> str | None:
     return "; ".join(lines) or None
 
 
-def render_steps(found: list[Step], frame: pd.DataFrame, blind: list[Undecided] = ()) -> str:
+def render_steps(found: list[Step], frame: pd.DataFrame, blind: Sequence[Undecided] = ()) -> str:
     """One line per step (and per step within the machine's drift) and per undecided series
     (`blind`), and, where no step was found, one line saying over what none was."""
     s = series(frame)

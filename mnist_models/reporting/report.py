@@ -9,6 +9,7 @@ No torch here.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -53,7 +54,7 @@ def _matrix_md(matrix: pd.DataFrame, results: Results) -> str:
 
 
 def render_markdown(
-    results: Results, baseline: str | None = None, plots: list[str] = (), board: str | None = None
+    results: Results, baseline: str | None = None, plots: Sequence[str] = (), board: str | None = None
 ) -> str:
     """The whole report.md (`board`: the leaderboard's markdown, leaderboard_md's)."""
     f = results.frame
@@ -157,7 +158,7 @@ def write_report(results: Results, out: Path, baseline: str | None = None, force
         "scaling.png": plots.scaling(scaling_table(results.frame)),
         "training.png": plots.training_bars(results.frame),
         "loaders.png": plots.loader_bars(results.frame),
-        "machines.png": plots.machine_bars(matrix, base) if len(matrix) else None,
+        "machines.png": plots.machine_bars(matrix, base) if len(matrix) and base is not None else None,
     }
     contents = {out / name: plots.png(fig) for name, fig in drawn.items() if fig is not None}
     names = [p.name for p in contents]

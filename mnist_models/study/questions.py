@@ -182,14 +182,14 @@ def run(
     test = splits[1]
     preds = {name: predict(m, test) for name, m in models.items()}
     figures = {"curves.png": curves(histories)}
-    wrong_shown = {}
+    wrong_shown: dict[str, list[tuple[int, int, float]]] = {}  # per model: (true, predicted, confidence)
     for name, p in preds.items():
         figures[f"confusion_{name}.png"] = confusion(confusion_matrix(p).numpy(), name)
         idx = misclassified(p, cfg.wrong)
         wrong_shown[name] = [(int(p.labels[i]), int(p.predicted[i]), float(p.confidence[i])) for i in idx]
-        figures[f"misclassified_{name}.png"] = misclassified_grid(
-            _pixels(test.x[idx]), *map(list, zip(*wrong_shown[name])) if len(idx) else ([], [], []), name
-        )
+        shown = wrong_shown[name]
+        true, pred, conf = [t for t, _, _ in shown], [q for _, q, _ in shown], [c for _, _, c in shown]
+        figures[f"misclassified_{name}.png"] = misclassified_grid(_pixels(test.x[idx]), true, pred, conf, name)
     digits = test.x[pick_digits(test.y, cfg.digits)]
     convs = conv_layers(models["cnn"])
     acts = activations(models["cnn"], digits, convs)  # full resolution; the ReLU is elementwise
