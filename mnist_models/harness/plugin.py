@@ -356,7 +356,7 @@ def bench_options(request) -> BenchOptions:
 
 
 @pytest.fixture(scope="session")
-def bench_data(bench_options):
+def bench_data(bench_options: BenchOptions):
     """Resident splits per device, loaded on first use and kept for the session."""
     from .timer import Data  # noqa: PLC0415 (plugin: inert until a run is ours)
 
