@@ -140,7 +140,8 @@ def render(work: Path, out: Path) -> None:
         f"Made by `python experiments/calibration.py run --work W --runs {len(t)}` then `render --work W --out "
         f"results/calibration` on {facts.get('cpu_model')} (family {facts.get('cpu_family')}, model "
         f"{facts.get('cpu_model_number')}, stepping {facts.get('cpu_stepping')}), {facts.get('logical_cores')} vCPUs, "
-        f"torch {facts.get('torch')}, {t['at'].iloc[0]} to {t['at'].iloc[-1]} UTC on {json.loads(paths[0].read_text())['datetime'][:10]}: "
+        f"torch {facts.get('torch')}, {t['at'].iloc[0]} to {t['at'].iloc[-1]} UTC on "
+        f"{json.loads(paths[0].read_text())['datetime'][:10]}: "
         f"`mnist-bench run --score` {len(t)} times back to back on one idle VM, each against workload "
         f"v{VERSION}'s reference ({reference_path(VERSION).stem}). The runs' files are beside this one.",
         "",
@@ -150,7 +151,8 @@ def render(work: Path, out: Path) -> None:
         "|---|---|---|",
         f"| consecutive pairs whose intervals overlap (the bar: at least 9 of 10) | {overlap['']} of {n} | "
         f"{overlap['old_']} of {n} |",
-        f"| runs whose score falls inside the previous run's interval | {inside['']} of {n} | {inside['old_']} of {n} |",
+        f"| runs whose score falls inside the previous run's interval | {inside['']} of {n} | "
+        f"{inside['old_']} of {n} |",
         f"| median half-width | +-{math.expm1(half['']):.1%} | +-{math.expm1(half['old_']):.1%} |",
         f"| longest run | {t['seconds'].max():.0f} s | |",
         "",

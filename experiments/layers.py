@@ -165,7 +165,8 @@ def main() -> None:
         [
             "# Where the tuned training step's time goes, layer by layer",
             "",
-            f"Made by `python experiments/layers.py --machine-label {args.machine_label} --out {args.out}` on {args.machine_label} "
+            f"Made by `python experiments/layers.py --machine-label {args.machine_label} --out {args.out}` "
+            f"on {args.machine_label} "
             f"({facts.get('cpu_model')}, family {facts.get('cpu_family')} model {facts.get('cpu_model_number')}, "
             f"{facts.get('physical_cores')} cores, torch {torch.__version__}). Probes made here: {peaks}; triad "
             f"{bandwidth:,.1f} GB/s. Per case: {ROUNDS} rounds of {STEPS} steps after {WARM} warm-up steps, plain and "

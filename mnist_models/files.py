@@ -12,11 +12,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import io
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 
 from .errors import UsageError
@@ -30,7 +31,7 @@ def _created_by(folder: Path) -> Path | None:
     return next((p for p in [*reversed(folder.absolute().parents), folder.absolute()] if not os.path.lexists(p)), None)
 
 
-def check_not_inputs(targets: list[Path], inputs: list, option: str = "--out") -> None:
+def check_not_inputs(targets: list[Path], inputs: Collection, option: str = "--out") -> None:
     """Refuse (UsageError) writing any of `targets` over one of `inputs`, or into an input
     given as a folder, whatever --force says: the command would destroy what it reads."""
     given = {Path(p).resolve() for p in inputs}
@@ -39,7 +40,7 @@ def check_not_inputs(targets: list[Path], inputs: list, option: str = "--out") -
         raise UsageError(f"{clash[0]} is one of the input files (whatever --force says); choose another {option}")
 
 
-def check_apart(outputs: list[tuple[Path, str, bool]], inputs: list = ()) -> None:
+def check_apart(outputs: list[tuple[Path, str, bool]], inputs: Collection = ()) -> None:
     """Before any work: refuse (UsageError) two outputs at one place once links are resolved
     (real()), a file that another output would be made inside, or an output file that is one
     of `inputs`. `outputs`: (path, the option that named it, whether it is a file rather than
@@ -148,9 +149,8 @@ def json_bytes(obj) -> bytes:
 
 def torch_bytes(obj) -> bytes:
     """torch.save into memory, for write_files."""
-    import io
 
-    import torch
+    import torch  # noqa: PLC0415 (torch: report and compare use this module)
 
     buffer = io.BytesIO()
     torch.save(obj, buffer)

@@ -1,7 +1,6 @@
 """Entry points for real data-parallel faults in tests: a rank that raises, a rank that hangs."""
 
 
-
 def raising() -> None:
     import datetime
 

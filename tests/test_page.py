@@ -79,8 +79,16 @@ def test_scores_of_the_record(record, another_machine):
     assert (table["low"] < table["score"]).all() and (table["score"] < table["high"]).all()
 
 
-def _history(tmp_path, reference_doc, step: float | None, commits: int = 8, at: int = 5,
-             sentinel: float | None = None, moved: float = 0.0, nodes: tuple[str, ...] = ()) -> list[Path]:
+def _history(
+    tmp_path,
+    reference_doc,
+    step: float | None,
+    commits: int = 8,
+    at: int = 5,
+    sentinel: float | None = None,
+    moved: float = 0.0,
+    nodes: tuple[str, ...] = (),
+) -> list[Path]:
     """A machine label's files over `commits` commits, `step` slower from commit `at` on; with
     `sentinel`, each run's sentinel at that speed, `moved` slower from commit `at` on (the
     machine slowed, not the code); `nodes`: the VMs the runs take in turn."""
@@ -118,16 +126,18 @@ def test_files_from_several_vms_are_said_and_their_spread_must_be_exceeded(tmp_p
     """CI's artifacts come from a different runner each time: two VMs whose sentinels read 20%
     apart; a 10% step is within that spread, and the history says so."""
     paths = _history(tmp_path, reference_doc, 0.10, sentinel=100.0, nodes=("runner-a", "runner-b"))
-    for i, path in enumerate(paths):  # runner-b's sentinel reads 20% slower
+    for path in paths:  # runner-b's sentinel reads 20% slower
         doc = json.loads(path.read_text())
         if doc["machine_info"]["node"] == "runner-b":
-            doc["mnist_bench"]["trajectory"]["points"] = [[t, v / 1.2] for t, v in doc["mnist_bench"]["trajectory"]["points"]]
+            points = doc["mnist_bench"]["trajectory"]["points"]
+            doc["mnist_bench"]["trajectory"]["points"] = [[t, v / 1.2] for t, v in points]
         path.write_text(json.dumps(doc))
     found = steps(load_results(paths).frame)
     assert found and len([s for s in found if s.within]) >= 0.9 * len(found)
     assert cli("history", str(tmp_path)) == 0
     assert "lab's files come from 2 machines (pytest-benchmark's node); their sentinels are 20% apart" in (
-        capsys.readouterr().out)
+        capsys.readouterr().out
+    )
 
 
 def test_a_planted_step_is_found_at_its_commit(tmp_path, reference_doc):

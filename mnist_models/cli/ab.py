@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..errors import EXIT_OK, EXIT_REGRESSION, UsageError
 from ..files import check_apart, check_writable, json_bytes, one_writer, write_files
+from ..harness.ab import COUNTED, AbOptions, known_cases, plan, run_ab
 from ..parsing import choices, label, positive, seconds, threshold, values_may_start_with_minus
 from .common import EXIT_CODES, ROOT_HELP, warn
 
@@ -16,8 +17,6 @@ FILES = ["base.json", "new.json", "comparison.md"]
 
 
 def add(sub) -> None:
-    from ..harness.ab import COUNTED, AbOptions, known_cases
-
     d, known = AbOptions("", ""), list(known_cases())
     a = sub.add_parser(
         "ab", help="time two versions of the code in paired rounds; exit 1 when one regressed", epilog=EXIT_CODES
@@ -100,8 +99,6 @@ def add(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..harness.ab import AbOptions, plan
-
     opts = AbOptions(**{k: getattr(args, k) for k in AbOptions.__dataclass_fields__ if k != "new"}, new=args.new)
     checked = plan(opts)  # every problem with the options in one line now, before --out is touched
     out, verdicts = Path(args.out), Path(args.json) if args.json else None
@@ -135,8 +132,7 @@ def _keep(docs: list[dict] | None, out: Path) -> str:
 
 
 def _compare(checked, out: Path, verdicts: Path | None, fmt: str) -> int:
-    from ..harness.ab import run_ab
-    from ..reporting.paired import render, verdict_records
+    from ..reporting.paired import render, verdict_records  # noqa: PLC0415 (cli: start-up)
 
     opts = checked.opts
     progress = (

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..files import check_writable, one_writer
 from ..harness.ablation import COMPARISONS
+from ..harness.cases import BenchOptions
 from ..parsing import phrases, positive
 from .common import EXIT_CODES, ROOT_HELP, command_line, say
 
@@ -34,8 +35,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     with one_writer(out):
         check_writable(out, ["ablation.json", "fast.md"], args.force)
-        from ..harness.ablation_report import AblateOptions, ablate_and_save
-        from ..harness.cases import BenchOptions
+        from ..harness.ablation_report import AblateOptions, ablate_and_save  # noqa: PLC0415 (cli: start-up)
 
         bench = BenchOptions(quick=args.quick, label=args.machine_label or BenchOptions().label, root=args.root)
         return ablate_and_save(

@@ -37,7 +37,7 @@ def add(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..reporting import compare as judge
+    from ..reporting import compare as judge  # noqa: PLC0415 (cli: start-up)
 
     base, new = (judge.load_side(side, lambda line: warn([line])) for side in (args.base, args.new))
     hardware = judge.hardware_difference(base, new)

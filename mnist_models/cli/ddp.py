@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
             "--cuda-graphs does not combine with ddp: a captured step cannot hold "
             "DistributedDataParallel's all-reduce here; drop --cuda-graphs"
         )
-    from ..distributed.training import launched, place_problem
+    from ..distributed.training import launched, place_problem  # noqa: PLC0415 (cli: start-up)
 
     why = place_problem(args.nproc)
     if why:
@@ -47,6 +47,6 @@ def run(args: argparse.Namespace) -> int:
     # one run at a time per --out; under torchrun every rank runs this, and rank 0 alone writes
     with contextlib.nullcontext() if launched() else one_writer(Path(args.out)):
         cfg, out = training(args)
-        from ..distributed.job import DdpOptions, run_ddp
+        from ..distributed.job import DdpOptions, run_ddp  # noqa: PLC0415 (cli: start-up)
 
         return run_ddp(DdpOptions(cfg, out, args.nproc, args.threads, args.backend, args.port), say=say)

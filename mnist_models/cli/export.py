@@ -21,8 +21,8 @@ def add(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..reporting.export import export
-    from ..reporting.results import load_results
+    from ..reporting.export import export  # noqa: PLC0415 (cli: start-up)
+    from ..reporting.results import load_results  # noqa: PLC0415 (cli: start-up)
 
     out = Path(args.out)
     check_not_inputs([out], args.files)

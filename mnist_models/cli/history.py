@@ -17,8 +17,8 @@ def add(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..reporting.history import render_steps, steps, undecided
-    from ..reporting.results import load_results
+    from ..reporting.history import render_steps, steps, undecided  # noqa: PLC0415 (cli: start-up)
+    from ..reporting.results import load_results  # noqa: PLC0415 (cli: start-up)
 
     folder = Path(args.folder)
     paths = sorted(folder.rglob("*.json")) if folder.is_dir() else []

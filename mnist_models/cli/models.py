@@ -12,7 +12,7 @@ def add(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..core.models import create_model, list_models, summarize
+    from ..core.models import create_model, list_models, summarize  # noqa: PLC0415 (cli: start-up)
 
     for name in list_models():
         rows = summarize(create_model(name))

@@ -22,7 +22,7 @@ def add(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..harness.profile import ProfileOptions, profile_case
+    from ..harness.profile import ProfileOptions, profile_case  # noqa: PLC0415 (cli: start-up)
 
     opts = ProfileOptions(
         args.model, args.batch_size, args.precision, args.variant, args.steps, args.root, command_line(args)

@@ -21,8 +21,8 @@ def add(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..reporting.report import write_report
-    from ..reporting.results import load_results
+    from ..reporting.report import write_report  # noqa: PLC0415 (cli: start-up)
+    from ..reporting.results import load_results  # noqa: PLC0415 (cli: start-up)
 
     results = load_results(args.files, include_quick=args.include_quick)
     warn(results.problems + results.notes)

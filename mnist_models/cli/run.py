@@ -55,7 +55,7 @@ def add(sub) -> None:
 
 def score_parser() -> argparse.ArgumentParser:
     """`run --score`'s own options (no pytest behind it)."""
-    from ..harness.score_run import BUDGET, GOAL
+    from ..harness.score_run import BUDGET, GOAL  # noqa: PLC0415 (cli: start-up)
 
     p = argparse.ArgumentParser(prog="mnist-bench run --score", epilog=EXIT_CODES)
     p.add_argument("label", nargs="?", help="names results/LABEL.json (default: the hostname)")
@@ -79,7 +79,7 @@ def score_parser() -> argparse.ArgumentParser:
 
 
 def run_score(args: argparse.Namespace) -> int:
-    from ..harness.score_run import ScoreRun, score_run
+    from ..harness.score_run import ScoreRun, score_run  # noqa: PLC0415 (cli: start-up)
 
     run = ScoreRun(
         budget=args.budget,
@@ -100,6 +100,7 @@ def split(argv: list[str]) -> argparse.Namespace:
         args = score_parser().parse_args([a.removeprefix("--label=") for a in argv])
         return argparse.Namespace(**vars(args), func=run_score, debug=False, argv=["run", *argv])
     rest = list(argv)
+    label: str | None
     if rest and rest[0].startswith("--label="):  # bash bench.sh's first argument, whatever it looks like
         label = rest.pop(0).removeprefix("--label=")
     else:
@@ -133,7 +134,7 @@ def _label_at(args: list[str]) -> int | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..harness.main_job import MainJob, main_job
+    from ..harness.main_job import MainJob, main_job  # noqa: PLC0415 (cli: start-up)
 
     job = MainJob(
         pytest_args=tuple(getattr(args, "pytest_args", ())),

@@ -21,9 +21,9 @@ def add(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..reporting.classes import class_verdicts, classes
-    from ..reporting.results import load_results
-    from ..reporting.score import leaderboard, reference_path, scores
+    from ..reporting.classes import class_verdicts, classes  # noqa: PLC0415 (cli: start-up)
+    from ..reporting.results import load_results  # noqa: PLC0415 (cli: start-up)
+    from ..reporting.score import leaderboard, reference_path, scores  # noqa: PLC0415 (cli: start-up)
 
     results = load_results(args.files, include_quick=args.include_quick)
     warn(results.problems + results.notes)

@@ -24,13 +24,13 @@ def add(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..study.questions import FILES, StudyConfig, StudyOptions, study_and_save
+    from ..study.questions import FILES, StudyConfig, StudyOptions, study_and_save  # noqa: PLC0415 (cli: start-up)
 
     cfg = StudyConfig(epochs=args.epochs, train_samples=args.train_samples, root=args.root)  # checked as made
     out = Path(args.out)
     if args.tensorboard:
         try:
-            import tensorboard  # noqa: F401
+            import tensorboard  # noqa: F401, PLC0415 (tensorboard: an optional extra, checked here)
         except ImportError:
             raise UsageError("--tensorboard needs the tensorboard package; pip install -e '.[tensorboard]'") from None
     with one_writer(out):

@@ -19,6 +19,6 @@ def add(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     with one_writer(Path(args.out)):  # what --out holds is checked with the lock held
         cfg, out = training(args)
-        from ..core.save import train_and_save
+        from ..core.save import train_and_save  # noqa: PLC0415 (cli: start-up)
 
         return train_and_save(cfg, out, progress=sys.stderr.isatty(), say=say)

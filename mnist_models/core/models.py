@@ -145,7 +145,7 @@ def summarize(model: nn.Module) -> list[LayerCost]:
 def layer_table(model: nn.Module) -> list[dict]:
     """Each leaf layer in the order the forward pass runs it, for one image: name, kind, input
     and output elements, parameters and MACs (what reporting.roofline.LAYERS spells out)."""
-    p, modules = next(model.parameters()), dict(model.named_modules())
+    modules = dict(model.named_modules())
     seen: list[tuple[str, int]] = []
     handles = [
         modules[name].register_forward_hook(lambda _m, args, _out, name=name: seen.append((name, args[0][0].numel())))

@@ -13,7 +13,9 @@ from pathlib import Path
 
 from ..errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED, EXIT_USAGE, Terminated
 from ..files import json_bytes, torch_bytes, write_files
+from ..machine.process import oversubscribed, tune_malloc
 from .config import TrainConfig
+from .train import NonFiniteLossError, fit
 
 
 def epoch_line(r: dict) -> str:
@@ -27,14 +29,10 @@ def train_and_save(cfg: TrainConfig, out: Path, progress: bool = False, say: Cal
     """Train, then write history.json and model.pt together. A diverging loss, Ctrl-C or
     SIGTERM keeps the epochs that finished: their history and the weights after the last of them.
     Returns the exit code."""
-    from ..machine.process import oversubscribed, tune_malloc
-
     tune_malloc()  # before any tensor: freed memory kept for the next step
     crowded = oversubscribed()
     if crowded:
         print(f"mnist-bench: warning: {crowded}", file=sys.stderr)
-    from .train import NonFiniteLossError, fit
-
     kept: dict = {"history": [], "state": None}
 
     def keep(model, history: list[dict]) -> None:

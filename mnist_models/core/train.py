@@ -17,7 +17,8 @@ from __future__ import annotations
 import contextlib
 import itertools
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterator
+from typing import Protocol, cast
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +32,13 @@ from .cuda_graphs import GraphedTraining
 from .data import ResidentLoader, Split, load_split, notebook_loader, split_validation
 from .models import create_model, training_bytes_per_sample
 
-Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
+
+class Batches(Protocol):
+    """Batches of (images, labels) that know how many they are: a ResidentLoader, the notebook's DataLoader."""
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+
+    def __len__(self) -> int: ...
 
 
 class NonFiniteLossError(RuntimeError):
@@ -64,17 +71,18 @@ def build_model(cfg: TrainConfig, device: torch.device) -> nn.Module:
     model = create_model(cfg.model, **kwargs).to(device, torch.bfloat16 if cfg.bf16_weights else None)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    return torch.compile(model) if cfg.compile else model
+    return cast(nn.Module, torch.compile(model)) if cfg.compile else model  # a Module compiles to a Module
 
 
 def build_optimizer(cfg: TrainConfig, model: nn.Module, steps_per_epoch: int):
     """The optimizer over the model's parameters and its (optional) per-batch scheduler."""
     fused = cfg.fused or None  # None lets torch pick foreach
+    opt: torch.optim.Optimizer
     if cfg.optimizer == "adam":
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=fused, capturable=cfg.cuda_graphs)
     else:
         opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, fused=fused)
-    sched = None
+    sched: torch.optim.lr_scheduler.OneCycleLR | HeldAfter | None = None
     if cfg.schedule == "onecycle":
         steps = max(1, round((cfg.cycle_epochs or cfg.epochs) * steps_per_epoch))
         # betas stay fixed: a CUDA graph holds them as host floats, so cycling them would

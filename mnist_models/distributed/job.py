@@ -13,12 +13,21 @@ others), and the epochs that finished are what --out holds.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
+
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 from ..core.config import TrainConfig
+from ..core.data import ResidentLoader
+from ..core.save import save_run
+from ..core.train import evaluate
 from ..errors import EXIT_OK, UsageError
 from .launch import launch, room
 from .training import BACKENDS, join, launched, per_rank, timed_epoch
@@ -56,20 +65,15 @@ def _epoch_line(r: dict) -> str:
 
 def run_rank(job: Job) -> list[dict] | None:
     """This process's rank of the job: train, and on rank 0 write; rank 0's history."""
-    import torch.distributed as dist
-
-    from ..core.data import ResidentLoader
-    from ..core.save import save_run
-    from ..core.train import evaluate
-
     rank = join(job.cfg, job.kind, job.threads, job.backend)
     try:
         trainer, history = rank.trainer(), []
+        model = cast(DistributedDataParallel, trainer.model).module  # the model ddp_trainer wrapped
         test = ResidentLoader(rank.test, rank.cfg.eval_batch_size, shuffle=False)
         while trainer.epochs < rank.cfg.epochs:
             totals = timed_epoch(trainer, rank.batches, rank.device)
             if rank.place.rank == 0:
-                result = evaluate(trainer.model.module, test, rank.device, rank.cfg.precision)
+                result = evaluate(model, test, rank.device, rank.cfg.precision)
                 history.append(
                     {
                         "epoch": trainer.epochs,
@@ -81,7 +85,7 @@ def run_rank(job: Job) -> list[dict] | None:
                         "world_size": rank.place.world,
                     }
                 )
-                state = {k: v.detach().cpu() for k, v in trainer.model.module.state_dict().items()}
+                state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
                 # kept before it is reported: a stopped run keeps its finished epochs, as train does
                 save_run(job.cfg, Path(job.out), history, state, world_size=rank.place.world)
                 print(_epoch_line(history[-1]), flush=True)
@@ -93,8 +97,6 @@ def run_rank(job: Job) -> list[dict] | None:
 
 def check_job(job: Job, nproc: int) -> None:
     """UsageError for a job this machine cannot run: before any process starts."""
-    import torch
-
     if job.backend == "nccl" and not torch.cuda.is_available():
         raise UsageError(
             "the nccl backend needs CUDA GPUs and torch finds none; use --backend gloo "
@@ -109,8 +111,6 @@ def check_job(job: Job, nproc: int) -> None:
 def job_from(opts: DdpOptions, ranks: int) -> Job:
     """The job's device, backend and threads per rank, from the command's choices
     (ranks 0: under torchrun, whose OMP_NUM_THREADS torch already read)."""
-    import torch
-
     device = opts.cfg.device
     if device not in ("auto", "cpu", "cuda", "accel"):
         raise UsageError(f"data-parallel training runs on cpu (gloo) or cuda (nccl), not {device}")
@@ -121,8 +121,6 @@ def job_from(opts: DdpOptions, ranks: int) -> Job:
 
 
 def _kept(out: Path) -> str:
-    import json
-
     try:
         done = len(json.loads((out / "history.json").read_text()))
     except (OSError, ValueError, TypeError):

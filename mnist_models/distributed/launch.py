@@ -19,6 +19,11 @@ import sys
 import tempfile
 from collections.abc import Callable
 
+import torch
+from torch.distributed.elastic.multiprocessing.api import SignalException
+from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
 from ..errors import RunError, Terminated, UsageError
 
 
@@ -26,8 +31,6 @@ def room(kind: str, ranks: int, threads: int) -> str | None:
     """Why `ranks` ranks of `threads` torch threads do not fit this machine (None: they do):
     one GPU a rank on cuda, one core a thread on the cpu, no other device."""
     if kind == "cuda":
-        import torch
-
         gpus = torch.cuda.device_count()
         return f"{ranks} ranks need {ranks} GPUs, and this machine has {gpus}" if ranks > gpus else None
     if kind == "cpu":
@@ -54,10 +57,6 @@ def free_port(port: int = 0) -> int:
 def launch(entrypoint: Callable, args: tuple, nproc: int, port: int = 0, run_id: str | None = None):
     """Run entrypoint(*args) in `nproc` ranks through torch's launcher API: rank 0's return
     value. A failed rank raises RunError naming it (the others are stopped)."""
-    from torch.distributed.elastic.multiprocessing.api import SignalException
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
-
     for name in [
         n
         for n in list(logging.root.manager.loggerDict)  # the one line below says it

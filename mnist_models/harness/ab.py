@@ -20,13 +20,19 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import statistics
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import RunError, UsageError
 from .ab_workers import FIRST_IMAGES, Side, Worker
 from .cases import BenchOptions, Case, cases
-from .record import commit_info, document
+from .instructions import count_sides, unavailable
+
+if TYPE_CHECKING:  # pandas only once a run is judged: cli start-up imports this module
+    import pandas as pd
 
 # The CI set: training, which a change to the step slows, and inference beside it as the control.
 CASES = (
@@ -128,8 +134,6 @@ def _worker(checked: Plan, s: int) -> Worker:
 
 def _distinct(sides: tuple[Side, Side], code: list[str]) -> None:
     """Refuse two sides at different paths that imported the same mnist_models."""
-    from pathlib import Path
-
     if Path(sides[0].path).resolve() != Path(sides[1].path).resolve() and code[0] == code[1]:
         raise UsageError(
             f"both sides imported the same code ({code[0]}): the environment's installed "
@@ -159,7 +163,7 @@ class AbOptions:
 
 @dataclass
 class AbResult:
-    table: object  # reporting.paired's verdict frame, clock rows then instruction rows
+    table: pd.DataFrame  # reporting.paired's verdict frame, clock rows then instruction rows
     docs: list[dict]  # per side, a result document that compare and report read
     notes: list[str]  # what the run could not do or see, one line each
     busy: dict
@@ -198,7 +202,7 @@ def plan(opts: AbOptions) -> Plan:
             f"--detect {opts.detect:.1%} must be above --threshold {opts.threshold:.1%}: a case is "
             "slower only when surely above the threshold, so no smaller change can be seen"
         )
-    from ..core.data import ensure_mnist
+    from ..core.data import ensure_mnist  # noqa: PLC0415 (cli start-up imports this)
 
     ensure_mnist(opts.root)  # here, a usage error; inside a side's worker, it would read as that side failing
     _bounded(opts)
@@ -240,10 +244,10 @@ def _bounded(opts: AbOptions) -> None:
 
 def run_ab(checked: Plan, progress: Callable[[str], None] = lambda line: None) -> AbResult:
     """Time both sides on the clock, then count their instructions; judge every case."""
-    import pandas as pd
+    import pandas as pd  # noqa: PLC0415 (cli start-up imports this)
 
-    from ..machine.process import busy_since, cpu_snapshot, not_quiet
-    from ..reporting.paired import judge_counts, judge_pairs
+    from ..machine.process import busy_since, cpu_snapshot, not_quiet  # noqa: PLC0415 (cli start-up imports this)
+    from ..reporting.paired import judge_counts, judge_pairs  # noqa: PLC0415 (cli start-up imports this)
 
     opts, sides, counted = checked.opts, checked.sides, checked.counted
     notes, before, timed = [], cpu_snapshot(), Timed()
@@ -257,11 +261,9 @@ def run_ab(checked: Plan, progress: Callable[[str], None] = lambda line: None) -
         opts.detect,
         blocks=timed.blocks,
     )
-    counts = [{}, {}]
+    counts: list[dict] = [{}, {}]  # per side: each case's instructions
     why = None if opts.instructions else "instruction counts not asked for (--no-instructions)"
     why = why or (None if counted else "no case to count (--counted is empty)")
-    from .instructions import count_sides, unavailable
-
     why = why or unavailable()
     if not why:
         try:
@@ -296,10 +298,11 @@ def _kept_on_stop(sides: tuple[Side, Side], timed: Timed, opts: AbOptions, befor
     except KeyboardInterrupt as stop:
         kept = _complete_pairs(timed)
         if kept is not None:
-            from ..machine.process import busy_since
+            from ..machine.process import busy_since  # noqa: PLC0415 (cli start-up imports this)
 
             busy = busy_since(before)
-            stop.docs = [side_document(side, kept, s, {}, opts, busy, partial=True) for s, side in enumerate(sides)]
+            docs = [side_document(side, kept, s, {}, opts, busy, partial=True) for s, side in enumerate(sides)]
+            stop.docs = docs  # type: ignore[attr-defined]  # an exception takes any attribute; cli/ab.py reads it
         raise
 
 
@@ -320,8 +323,6 @@ def _complete_pairs(timed: Timed) -> Timed | None:
 
 def _entry(case: str, images: int, rounds: list[float]) -> dict:
     """A case's entry from what the driver knows of it (a stop left no worker to describe it)."""
-    import statistics
-
     c = known_cases()[case]
     median = statistics.median(rounds)
     info = {
@@ -343,6 +344,8 @@ def side_document(
 ) -> dict:
     """One side's rounds as a result file of the suite's own shape (compare and report read it);
     `partial`: a stopped run's, holding the pairs that finished (`partial: true` says so)."""
+    from .record import commit_info, document  # noqa: PLC0415 (cli start-up imports this)
+
     entries = []
     for entry in timed.described[s]["entries"]:
         case, info = entry["case"], dict(entry["extra_info"])
@@ -355,7 +358,7 @@ def side_document(
         entries.append({"case": case, "group": entry["group"], "extra_info": info, "rounds": timed.rounds[s][case]})
     machine = {**timed.described[s]["machine"], "label": opts.label or socket.gethostname()}
     if not timed.described[s]["machine"]:  # a stop left no worker to say: this process's facts
-        from ..machine.facts import build_machine_facts
+        from ..machine.facts import build_machine_facts  # noqa: PLC0415 (cli start-up imports this)
 
         machine = build_machine_facts(machine["label"])
     run = {

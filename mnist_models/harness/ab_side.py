@@ -36,7 +36,7 @@ from ..machine.facts import build_machine_facts
 from ..machine.process import tune_malloc
 from ..reporting.fields import FORMAT
 from .cases import BenchOptions, Case, cases
-from .operations import make_timer
+from .operations import InferTimer, TrainTimer, make_timer
 from .record import workload_facts
 from .timer import CaseTimer, Data
 
@@ -60,11 +60,13 @@ def _cases(opts: BenchOptions, wanted: list[str]) -> list[Case]:
 def _work(timer: CaseTimer, case: Case, images: int):
     """A round's work on a timer just set up: (the callable, the images it does)."""
     steps = max(1, images // case.batch_size)
-    if case.operation == "train":
+    if isinstance(timer, TrainTimer):
         epoch = list(timer.batches["train"])
         batches = [epoch[i % len(epoch)] for i in range(steps)]  # past the split's end: from its start again
         return (lambda: timer.trainer.epoch(batches)), steps * case.batch_size
-    x = timer.batches["test"].split.x
+    if not isinstance(timer, InferTimer):
+        raise ValueError(f"{case.id}: this side times train and infer cases only")
+    x = timer.resident("test").split.x
     x = x[: steps * case.batch_size] if steps * case.batch_size < len(x) else x
     passes = max(1, steps * case.batch_size // len(x))  # a fast model's round: the test split again
 
@@ -96,7 +98,7 @@ class Side:
         start = time.perf_counter()
         out = work()
         seconds = time.perf_counter() - start
-        if c.operation == "train":
+        if isinstance(timer, TrainTimer):
             timer.result = out  # the last epoch's loss, which the timer's figures report
         return seconds
 
@@ -157,11 +159,11 @@ def _answer(side: Side | None, msg: dict) -> tuple[dict, Side | None]:
     if op == "start":
         side = Side(msg)
         return {"cold": side.cold}, side
-    if side is None and op in ("round", "describe"):
-        raise ValueError(f"{op} before start")
-    if op == "round":
-        return {"seconds": side.round(msg["case"])}, side
-    if op == "describe":
+    if op in ("round", "describe"):
+        if side is None:
+            raise ValueError(f"{op} before start")
+        if op == "round":
+            return {"seconds": side.round(msg["case"])}, side
         return side.describe(msg["rounds"]), side
     if op == "count":
         return count(msg), side

@@ -143,6 +143,8 @@ class Worker:
             env=side.env(threads),
             preexec_fn=child,
         )
+        assert self.proc.stdin is not None and self.proc.stdout is not None  # both PIPEs, as asked
+        self.stdin, self.stdout = self.proc.stdin, self.proc.stdout
         self.code = ""
         if self.contract:
             hello = self.ask(op="hello")
@@ -176,8 +178,8 @@ class Worker:
 
     def send(self, **msg) -> None:
         try:
-            self.proc.stdin.write(json.dumps(msg) + "\n")
-            self.proc.stdin.flush()
+            self.stdin.write(json.dumps(msg) + "\n")
+            self.stdin.flush()
         except BrokenPipeError:
             pass  # it died; reply() says how
 
@@ -185,14 +187,14 @@ class Worker:
         """The worker's one-line answer; RunError naming the side if it failed or stayed silent
         for `seconds` (a hung side would otherwise hold CI until its own limit)."""
         with selectors.DefaultSelector() as sel:
-            sel.register(self.proc.stdout, selectors.EVENT_READ)
+            sel.register(self.stdout, selectors.EVENT_READ)
             if not sel.select(seconds):
                 self.close()
                 raise RunError(
                     f"the {self.side.name} side ({self.side.path}) gave no answer in {seconds:.0f} s; "
                     "its code hung or is far slower than a round should be"
                 )
-        line = self.proc.stdout.readline()
+        line = self.stdout.readline()
         reply = json.loads(line) if line.startswith("{") else None
         if reply is None or "error" in reply:
             self.close()
@@ -214,7 +216,7 @@ class Worker:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
-        for pipe in (self.proc.stdin, self.proc.stdout):
+        for pipe in (self.stdin, self.stdout):
             try:
                 pipe.close()
             except OSError:  # a dead worker's unflushed stdin

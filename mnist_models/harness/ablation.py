@@ -148,7 +148,10 @@ MLP_INFER = Comparison(
     ),
 )
 # The MLP's fp32 and bf16 at each default batch size: (comparison, fp32 variant, bf16 variant)
-MLP_PRECISION_PAIRS = ((MLP_BS64, MLP64_FUSED, MLP64_BF16), *((c, *c.variants) for c in MLP_BF16))
+MLP_PRECISION_PAIRS: tuple[tuple[Comparison, Variant, Variant], ...] = (
+    (MLP_BS64, MLP64_FUSED, MLP64_BF16),
+    *((c, c.variants[0], c.variants[1]) for c in MLP_BF16),  # each holds its fp32 and bf16 variant
+)
 COMPARISONS = (
     MLP_BS64,
     CNN_FP32,
@@ -165,9 +168,9 @@ COMPARISONS = (
 def run_comparison(comp: Comparison, opts: BenchOptions, data, rounds: int, progress=None) -> list[dict]:
     """Every variant: one cold round, then `rounds` interleaved rounds (shuffled, seeded);
     one record each. `data`: run.Data, the resident splits on the cpu."""
-    import torch
+    import torch  # noqa: PLC0415 (cli start-up imports this)
 
-    from .operations import make_timer
+    from .operations import make_timer  # noqa: PLC0415 (cli start-up imports this)
 
     default_threads = torch.get_num_threads()
     variants = {v.name: v for v in comp.variants}
@@ -230,8 +233,8 @@ def _record(comp: Comparison, v: Variant, run, cold: float, threads: int) -> dic
 
 def ablate(opts: BenchOptions, rounds: int, progress=None, names: tuple[str, ...] = ()) -> dict:
     """Every comparison on the cpu (or those named): {"machine": facts, "records": [...]}."""
-    from ..machine.facts import build_machine_facts
-    from .timer import Data
+    from ..machine.facts import build_machine_facts  # noqa: PLC0415 (cli start-up imports this)
+    from .timer import Data  # noqa: PLC0415 (cli start-up imports this)
 
     data = Data.load(opts, "cpu")
     records = [

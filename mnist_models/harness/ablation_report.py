@@ -17,8 +17,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..errors import EXIT_OK, UsageError
+from ..files import json_bytes, write_files
+from ..machine.process import tune_malloc
 from ..reporting.markdown import md_table, pct
-from ..reporting.results import Results
+from ..reporting.results import Results, load_results
 from .ablation import (
     BF16_TUNED,
     CNN_BF16,
@@ -293,11 +296,6 @@ class AblateOptions:
 
 def ablate_and_save(opts: AblateOptions, say: Callable[[str], None] = print) -> int:
     """Every comparison of the ablation, then ablation.json and fast.md together."""
-    from ..errors import EXIT_OK, UsageError
-    from ..files import json_bytes, write_files
-    from ..machine.process import tune_malloc
-    from ..reporting.results import load_results
-
     tune_malloc()  # before any tensor: freed memory kept for the next step
     bench = load_results(opts.bench) if opts.bench else None
     if bench is not None and bench.problems:

@@ -71,7 +71,7 @@ class BenchOptions:
             return self.world_sizes
         if device != "cuda":
             return (1, 2)
-        import torch  # only where a cuda device is asked of: the matrix is built without torch
+        import torch  # noqa: PLC0415 (torch: the matrix is built without it)
 
         return tuple(2**k for k in range(8) if 2**k <= max(1, torch.cuda.device_count()))
 
@@ -129,7 +129,7 @@ class Case:
         unknown = [k for k in self.knobs if k not in KNOBS]
         if unknown:
             raise UsageError(f"unknown variant knobs {unknown}; choose from {', '.join(KNOBS)}")
-        fields = {field: value for knob in self.knobs for field, value in KNOBS[knob].items()}
+        fields: dict[str, bool | str] = {field: value for knob in self.knobs for field, value in KNOBS[knob].items()}
         if "relu_first" in self.knobs:
             name = f"{self.model}_relu_first"
             if model_spec(self.model).variant_of is not None or name not in list_models(variants=True):
@@ -142,14 +142,16 @@ class Case:
         overrides, as the tuned path runs on a device of class `dc` (default: this machine's)."""
         opts, dc = opts or BenchOptions(), dc or device_class(self.device)
         plan = PLANS[self.operation]
-        axes = dict(
+        plain = dataclasses.replace(  # its axes, over a plain eager config
+            plan.base_config(self),
+            channels_last=False,
+            fused=False,
             device=self.device,
             precision=self.precision,
             root=opts.root,
             train_samples=opts.train_samples,
             test_samples=opts.test_samples,
         )
-        plain = dataclasses.replace(plan.base_config(self), channels_last=False, fused=False, **axes)
         knobs = self.overrides()
         # fused optimizer kernels exist for some devices only: elsewhere the tuned variant runs
         # unfused; bf16 weights are inference's (training steps fp32 weights under autocast)
@@ -195,9 +197,9 @@ class CasePlan:
     def why_not(self, case: Case, cfg: TrainConfig) -> str | None:
         """Why this case cannot run here beyond the shared checks, or None (UsageError: why)."""
         if self.trains:  # a case is about to run: torch is here anyway
-            import torch
+            import torch  # noqa: PLC0415 (torch: the matrix is built without it)
 
-            from ..core.train import check_memory
+            from ..core.train import check_memory  # noqa: PLC0415 (torch: the matrix is built without it)
 
             check_memory(cfg, torch.device(case.device))
         return None

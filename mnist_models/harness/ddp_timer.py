@@ -25,7 +25,7 @@ from ..core.models import training_macs_per_sample
 from ..distributed.launch import torchrun_command
 from ..distributed.training import BACKENDS
 from .cases import Case
-from .timer import CaseTimer
+from .timer import CaseTimer, Data
 
 STEP_WAIT = datetime.timedelta(seconds=1)  # how often the controller checks the group is alive
 
@@ -33,7 +33,7 @@ STEP_WAIT = datetime.timedelta(seconds=1)  # how often the controller checks the
 class DdpTimer(CaseTimer):
     """A data-parallel case, driven from the pytest process; close() ends its group."""
 
-    def prepare(self, data: None) -> None:
+    def prepare(self, data: Data | None) -> None:  # its ranks load their own splits
         """Start the case's worker group (torchrun, every rank's torch import and data), once."""
         self.backend, self.sent = BACKENDS[self.case.device], 0
         self.store = dist.TCPStore("127.0.0.1", 0, is_master=True, wait_for_workers=False)

@@ -56,8 +56,10 @@ def serve(store_address: str, case: Case, opts: BenchOptions) -> None:
                 trainer = rank.trainer()
                 sync(rank.device)
             elif command == "epoch":
+                assert trainer is not None, "the controller sets up before an epoch"
                 reply = {**timed_epoch(trainer, rank.batches, rank.device), "steps": len(rank.batches)}
             elif command == "finish":
+                assert trainer is not None, "the controller sets up before it finishes"
                 reply = {"allreduce_seconds": _allreduce_seconds(trainer, rank.device)}
                 if rank.place.rank == 0:
                     reply.update(trainer.evaluate(ResidentLoader(rank.test, rank.cfg.eval_batch_size, shuffle=False)))

@@ -67,8 +67,8 @@ def count_sides(
         try:
             for side, contract, folder in zip(sides, contracts, folders):
                 folder.mkdir()
-                out = f"--callgrind-out-file={folder}/cg.%p"
-                workers.append(Worker(side, 1, [*prefix, out], pin=False, contract=contract))
+                dump = f"--callgrind-out-file={folder}/cg.%p"
+                workers.append(Worker(side, 1, [*prefix, dump], pin=False, contract=contract))
             for w in workers:  # both messages first: the two run side by side
                 w.send(op="count", cases=cases, label=w.side.name, root=root, images=images)
             replies = [w.reply(WAIT["count"]) for w in workers]

@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Hashable, Iterable
+from typing import TypeVar
+
+Item = TypeVar("Item", bound=Hashable)
 
 
 def interleaved(
-    items: Iterable[Hashable],
+    items: Iterable[Item],
     rounds: int,
-    time_one: Callable[[Hashable, int], float],
-    progress: Callable[[int, Hashable], None] | None = None,
+    time_one: Callable[[Item, int], float],
+    progress: Callable[[int, Item], None] | None = None,
     seed: int = 0,
-) -> dict:
+) -> dict[Item, list[float]]:
     """time_one(item, r) for every item in every round r = 0 (cold) .. rounds, each round in
     a new shuffled order: {item: the seconds it returned in rounds 1..rounds}."""
     order = list(items)
-    seconds = {item: [] for item in order}
+    seconds: dict[Item, list[float]] = {item: [] for item in order}
     shuffle = random.Random(seed)
     for r in range(rounds + 1):
         shuffle.shuffle(order)

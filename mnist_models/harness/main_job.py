@@ -11,6 +11,7 @@ or a kill), the cases that finished go to runs/partial/LABEL.json and a line say
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 import signal
@@ -20,7 +21,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,8 +97,6 @@ NEEDED = ("torch", "torchvision", "pytest_benchmark", "pandas", "matplotlib")  #
 def check_ready(job: MainJob) -> None:
     """UsageError, in one line, for what the cases' pytest run would stumble on before its
     first case: a dependency that is not installed, or MNIST not found (and not downloadable)."""
-    import importlib.util
-
     missing = [name for name in NEEDED if importlib.util.find_spec(name) is None]
     if missing:
         raise UsageError(
@@ -105,7 +104,7 @@ def check_ready(job: MainJob) -> None:
             f"({sys.executable}); install mnist-bench with its dependencies (pip install -e '.[dev]'), "
             "or run bash bench.sh, which makes .venv with them"
         )
-    from ..core.data import ensure_mnist  # torch is there: checked just above
+    from ..core.data import ensure_mnist  # noqa: PLC0415 (torch: once it is found installed)
 
     ensure_mnist()  # DatasetError (a UsageError) naming MNIST_ROOT, before pytest starts
 
@@ -180,7 +179,7 @@ NOTHING_RAN = {
 
 
 def keep_finished(
-    job: MainJob, target: Path, pytest_code: int, say: Callable[[str], None], refused: list[str] = ()
+    job: MainJob, target: Path, pytest_code: int, say: Callable[[str], None], refused: Sequence[str] = ()
 ) -> int:
     """After a run that stopped early: the finished cases into runs/partial/LABEL.json
     (`refused`: pytest's own error lines, the first quoted where it refused an option)."""
@@ -213,7 +212,8 @@ def _main_job(job: MainJob, say: Callable[[str], None]) -> int:
     fd, name = tempfile.mkstemp(dir=job.folder, prefix=f".{job.label}.", suffix=".json")  # unique per run
     os.close(fd)
     target = Path(name)
-    start, refused = time.monotonic(), []
+    start = time.monotonic()
+    refused: list[str] = []
     try:
         code = run_cases(job, target, refused)
         if code != EXIT_OK:
@@ -232,8 +232,8 @@ def _main_job(job: MainJob, say: Callable[[str], None]) -> int:
 def report(job: MainJob, say: Callable[[str], None]) -> int:
     """The report over every result file in the job's folder (never a tracked doc: README's
     leaderboard is `mnist-bench docs`'s)."""
-    from ..reporting.report import write_report
-    from ..reporting.results import load_results
+    from ..reporting.report import write_report  # noqa: PLC0415 (pandas: once it is found installed)
+    from ..reporting.results import load_results  # noqa: PLC0415 (pandas: once it is found installed)
 
     results = load_results(sorted(job.folder.glob("*.json")))
     for line in results.problems + results.notes:

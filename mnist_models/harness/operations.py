@@ -13,6 +13,7 @@ import itertools
 import torch
 
 from ..core.config import TEST_SIZE
+from ..core.data import ResidentLoader
 from ..core.models import macs_per_sample, training_macs_per_sample
 from ..core.train import Trainer, build_model, infer, loaders, train_to_accuracy
 from ..machine.devices import sync
@@ -24,9 +25,19 @@ from .timer import CaseTimer, Data
 class ResidentTimer(CaseTimer):
     """A case on the resident splits (or the notebook's loader) of the session's Data."""
 
-    def prepare(self, data: Data) -> None:
+    trainer: Trainer  # a training case's: a fresh one each round, built by setup()
+
+    def prepare(self, data: Data | None) -> None:
+        if data is None:
+            raise ValueError(f"{self.case.id} runs on the session's splits: its timer needs them (Data)")
         self.batches = loaders(self.cfg, self.device, (data.train, data.test))
-        self.trainer: Trainer | None = None
+
+    def resident(self, name: str) -> ResidentLoader:
+        """The resident batches of `name` (train, test): every case's but the notebook loader's training."""
+        batches = self.batches[name]
+        if not isinstance(batches, ResidentLoader):
+            raise TypeError(f"{self.case.id}: the {name} batches come from the notebook's loader, not a resident split")
+        return batches
 
 
 WARM_STEPS = 8  # training steps that warm a training case as much as a whole epoch (lazy init, allocator)
@@ -34,6 +45,8 @@ WARM_STEPS = 8  # training steps that warm a training case as much as a whole ep
 
 class TrainTimer(ResidentTimer):
     """One training epoch from a fresh model and optimizer; a CUDA graph is captured in setup."""
+
+    result: dict  # the last epoch's loss and accuracy, which the figures report
 
     def setup(self) -> None:
         self.trainer = Trainer(self.cfg, len(self.batches["train"]), self.device)
@@ -69,7 +82,7 @@ class InferTimer(ResidentTimer):
         sync(self.device)
 
     def step(self) -> None:
-        infer(self.model, self.batches["test"].split.x, self.case.batch_size, self.case.precision)
+        infer(self.model, self.resident("test").split.x, self.case.batch_size, self.case.precision)
 
     def figures(self, model: torch.nn.Module, median: float, finished: dict) -> dict:
         return self.throughput(2 * macs_per_sample(model), median)
@@ -79,16 +92,17 @@ class TimeToAccuracyTimer(ResidentTimer):
     """DAWNBench's time to accuracy: a fresh model, a seed of its own each round, trained
     until the first evaluation at the recipe's target (its capture counted)."""
 
-    def prepare(self, data: Data) -> None:
+    def prepare(self, data: Data | None) -> None:
         super().prepare(data)
         self.reset()
 
     def reset(self) -> None:
-        self.seeds, self.results = itertools.count(self.cfg.seed), []  # the recipe's first seed, then on
+        self.seeds = itertools.count(self.cfg.seed)  # the recipe's first seed, then on
+        self.results: list[dict] = []
 
     def setup(self) -> None:
         seed = next(self.seeds)
-        self.batches["train"].generator.manual_seed(seed)  # each seed its own batch order too
+        self.resident("train").generator.manual_seed(seed)  # each seed its own batch order too
         self.trainer = Trainer(dataclasses.replace(self.cfg, seed=seed), len(self.batches["train"]), self.device)
         sync(self.device)
 

@@ -11,21 +11,27 @@ Nothing heavier than pytest is imported until a run is ours.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from ..core.config import PRECISIONS, TRAIN_SIZE
 from ..core.registry import list_models
+from ..errors import sigterm_as_interrupt
 from ..parsing import choices, label, positive, positives
 from .cases import BENCH_DEVICES, DDP_BATCH, PLANS, QUICK_TEST, QUICK_TRAIN, BenchOptions, cases
+
+if TYPE_CHECKING:  # tqdm only once a run is ours
+    from .progress import Events
 
 DATA_FIXTURES = {"mnist_root", "train_split", "test_split", "root_copy", "bench_data"}
 CASE_FIXTURE = "mnist_case"  # the suite's one test takes every operation's cases through it
 OURS = pytest.StashKey[bool]()  # set at collection: this run holds the suite's cases or data
-PROGRESS = pytest.StashKey["Events"]()  # the run's progress, where mnist-bench run listens for it
+PROGRESS: pytest.StashKey[Events] = pytest.StashKey()  # the run's progress, where mnist-bench run listens for it
 OUTCOMES: dict[str, list[str]] = {}  # a case's outcomes so far, by node id, until it is said
 SHOWN: list[bool] = []  # non-empty once this process shows progress: only then are outcomes kept
 # pytest-benchmark's own knobs that the suite's pedantic rounds ignore: set to anything but
@@ -194,21 +200,19 @@ def pytest_collection_modifyitems(session, config, items) -> None:
         if session_ is not None:  # nothing will run: pytest-benchmark need not say it saved nothing
             session_.disabled = True
         raise pytest.UsageError(f"mnist-bench: {why}")
-    from ..core.data import DatasetError, ensure_mnist
-    from ..machine.process import tune_malloc
+    from ..core.data import DatasetError, ensure_mnist  # noqa: PLC0415 (plugin: inert until a run is ours)
+    from ..machine.process import tune_malloc  # noqa: PLC0415 (plugin: inert until a run is ours)
 
     try:
         ensure_mnist()
     except DatasetError as exc:
         raise pytest.UsageError(f"mnist-bench: {exc}") from None
     tune_malloc()  # before any tensor: benchmarks and tests train with freed memory kept
-    from .record import start_clock
+    from .record import start_clock  # noqa: PLC0415 (plugin: inert until a run is ours)
 
     start_clock(config)  # how busy the machine was, recorded with the result
-    from ..errors import sigterm_as_interrupt
-
     sigterm_as_interrupt()  # CI's cancel stops at a case's end, as Ctrl-C does: finished cases kept
-    from ..machine.process import oversubscribed
+    from ..machine.process import oversubscribed  # noqa: PLC0415 (plugin: inert until a run is ours)
 
     crowded = oversubscribed()
     if crowded:
@@ -241,7 +245,7 @@ def _case_id(item) -> str | None:
 
 def pytest_collection_finish(session) -> None:
     """The run's progress, where `mnist-bench run` listens for it (harness/progress.py)."""
-    from .progress import ENV, Events
+    from .progress import ENV, Events  # noqa: PLC0415 (plugin: inert until a run is ours)
 
     if ours(session.config) and os.environ.get(ENV):
         session.config.stash[PROGRESS] = Events()
@@ -251,7 +255,7 @@ def pytest_collection_finish(session) -> None:
 
 def pytest_runtest_setup(item) -> None:
     if ours(item.config) and _case_id(item):
-        from .record import mark_speed
+        from .record import mark_speed  # noqa: PLC0415 (plugin: inert until a run is ours)
 
         if PROGRESS in item.config.stash:
             item.config.stash[PROGRESS].say("start", case=_case_id(item))
@@ -280,7 +284,7 @@ def pytest_report_teststatus(report, config):
 def pytest_runtest_teardown(item) -> None:
     path = item.config.getoption("benchmark_json", None)
     if path is not None and ours(item.config):
-        from .record import write_partial
+        from .record import write_partial  # noqa: PLC0415 (plugin: inert until a run is ours)
 
         write_partial(item.config, path, options(item.config))  # finished cases survive a crash
     if PROGRESS in item.config.stash and _case_id(item):
@@ -292,7 +296,7 @@ def pytest_runtest_teardown(item) -> None:
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_sessionfinish(session):
     if ours(session.config) and getattr(session.config, "_benchmarksession", None) is not None:
-        from .record import drop_unstarted
+        from .record import drop_unstarted  # noqa: PLC0415 (plugin: inert until a run is ours)
 
         drop_unstarted(session.config._benchmarksession)  # pytest-benchmark writes in its own wrapper, after this
     return (yield)
@@ -311,8 +315,6 @@ def pytest_unconfigure(config) -> None:
 
 
 def _whole(path) -> bool:
-    import json
-
     if not path.is_file():  # a device such as /dev/full reads without end
         return False
     try:
@@ -324,7 +326,7 @@ def _whole(path) -> bool:
 def pytest_benchmark_update_machine_info(config, machine_info) -> None:
     """The machine's facts, which stay the same from run to run (what pytest-benchmark compares)."""
     if ours(config):
-        from .record import machine_facts
+        from .record import machine_facts  # noqa: PLC0415 (plugin: inert until a run is ours)
 
         machine_info["mnist_bench"] = machine_facts(options(config))
 
@@ -343,7 +345,7 @@ def pytest_benchmark_compare_machine_info(config, benchmarksession, machine_info
 def pytest_benchmark_update_json(config, benchmarks, output_json) -> None:
     """The run's own facts and the probe, each case's plain params and scaling efficiency."""
     if ours(config):
-        from .record import finish_json
+        from .record import finish_json  # noqa: PLC0415 (plugin: inert until a run is ours)
 
         finish_json(config, output_json, options(config), say=lambda line: _say(config, line))
 
@@ -354,9 +356,9 @@ def bench_options(request) -> BenchOptions:
 
 
 @pytest.fixture(scope="session")
-def bench_data(bench_options):
+def bench_data(bench_options: BenchOptions):
     """Resident splits per device, loaded on first use and kept for the session."""
-    from .timer import Data
+    from .timer import Data  # noqa: PLC0415 (plugin: inert until a run is ours)
 
     cache: dict = {}
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from ..core.config import TRAIN_SIZE
 from ..errors import EXIT_OK, UsageError
+from ..machine.process import tune_malloc
 from .cases import BenchOptions, Case
 
 
@@ -46,11 +47,10 @@ class ProfileOptions:
 def profile_case(opts: ProfileOptions, say: Callable[[str], None] = print) -> int:
     """Print torch.profiler's table, sorted by self CPU time, of opts.steps training steps."""
     case = opts.case()
-    from torch.profiler import ProfilerActivity, profile
+    from torch.profiler import ProfilerActivity, profile  # noqa: PLC0415 (torch: after the options are checked)
 
-    from ..machine.process import tune_malloc
-    from .operations import make_timer
-    from .timer import Data
+    from .operations import make_timer  # noqa: PLC0415 (torch: after the options are checked)
+    from .timer import Data  # noqa: PLC0415 (torch: after the options are checked)
 
     tune_malloc()  # before any tensor: freed memory kept for the next step
     bench = BenchOptions(root=opts.root)

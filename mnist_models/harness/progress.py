@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 
 from tqdm.auto import tqdm
 
+from .workload import VERSION
+
 ENV = "MNIST_BENCH_EVENTS"  # the file descriptor a pytest process says its progress on
 FALLBACK = 2.0  # seconds a case the reference never ran is guessed to take
 
@@ -46,7 +48,7 @@ class Events:
 
 
 @contextlib.contextmanager
-def watching(env: dict) -> Iterator[tuple[dict, int | None]]:
+def watching(env: dict) -> Iterator[tuple[dict, int]]:
     """The environment and the file descriptor to pass to the cases' pytest process; a thread
     draws what it says until the block ends."""
     read, write = os.pipe()
@@ -84,8 +86,7 @@ def choose(stream=sys.stderr) -> str:
 def reference_seconds(ids: list[str]) -> dict[str, float]:
     """Each case's whole time (its cold round and timed rounds) on the reference machine, where
     it ran it; the others are guessed at FALLBACK."""
-    from ..reporting.score import reference, reference_path  # pandas: only where progress is shown
-    from .workload import VERSION
+    from ..reporting.score import reference, reference_path  # noqa: PLC0415 (pandas: only where progress is shown)
 
     found = reference(VERSION) if reference_path(VERSION) is not None else reference(1)
     if found is None:

@@ -18,14 +18,17 @@ from pathlib import Path
 
 import pytest
 
+from ..core.models import create_model, layer_table
 from ..files import write_files
 from ..machine.facts import build_machine_facts
+from ..machine.probe import probe
 from ..machine.process import busy_since, cpu_snapshot, not_quiet
 from ..machine.sentinel import Trajectory
 from ..reporting.drift import movement
 from ..reporting.fields import FORMAT
 from ..reporting.stats import stats_of
 from .cases import BenchOptions
+from .workload import VERSION, fingerprint
 
 _RUN = pytest.StashKey[dict]()  # the run's facts and probe, measured once per session
 _PARTIAL = pytest.StashKey[dict]()
@@ -53,8 +56,6 @@ def run_facts(config, opts: BenchOptions, say: Callable[[str], None]) -> dict:
     """The run's facts, the matmul probe of each precision it used on each device present,
     and each device's bandwidth probe."""
     if _RUN not in config.stash:
-        from ..machine.probe import probe
-
         config.stash[_RUN] = {
             **workload_facts(opts),
             "quick": opts.quick,
@@ -72,9 +73,6 @@ def run_facts(config, opts: BenchOptions, say: Callable[[str], None]) -> dict:
 def workload_facts(opts: BenchOptions) -> dict:
     """The format, the workload's version and fingerprint, and each model's layers as measured
     (the roofline's costs): what every result file records of the software it ran."""
-    from ..core.models import create_model, layer_table
-    from .workload import VERSION, fingerprint
-
     return {
         "format": FORMAT,
         "workload_version": VERSION,

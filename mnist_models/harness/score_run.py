@@ -20,9 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..core.data import ensure_mnist
 from ..errors import UsageError
 from ..files import check_writable, json_bytes, one_writer, write_files
 from ..machine.facts import build_machine_facts
+from ..machine.probe import probe
 from ..machine.process import busy_since, cpu_snapshot, not_quiet, tune_malloc
 from ..machine.sentinel import Trajectory
 from ..reporting.drift import pass_interval
@@ -134,15 +136,12 @@ def keep_compiled_graphs(cases: int) -> None:
     """Interleaved, the compiled cases take turns: dynamo must keep every case's graphs (a
     batch and its last partial batch, fp32 and bf16), beyond its default of 8 a function,
     or each round would compile again."""
-    import torch._dynamo  # only a score run raises it
+    import torch._dynamo  # noqa: PLC0415 (dynamo: seconds to load, only as a score run starts)
 
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 4 * cases)
 
 
 def _score_run(run: ScoreRun, say: Callable[[str], None]) -> Path:
-    from ..core.data import ensure_mnist
-    from ..machine.probe import probe
-
     began = time.monotonic()
     ensure_mnist(run.root)
     tune_malloc()

@@ -111,8 +111,8 @@ class CaseTimer:
         the graphs dynamo holds from earlier cases in this process."""
         if not self.cfg.compile:
             return contextlib.nullcontext()
-        import torch._dynamo
-        import torch._inductor.config
+        import torch._dynamo  # noqa: PLC0415 (dynamo: seconds to load, for compiled cases only)
+        import torch._inductor.config  # noqa: PLC0415 (dynamo: seconds to load, for compiled cases only)
 
         torch._dynamo.reset()  # nor graphs an earlier case compiled in this process
         stack = contextlib.ExitStack()

@@ -54,7 +54,7 @@ def model_code(name: str) -> str:
             and isinstance(body[0], ast.Expr)
             and isinstance(body[0].value, ast.Constant)
         ):
-            node.body = body[1:] or [ast.Pass()]
+            body[:] = body[1:] or [ast.Pass()]  # node.body, in place
     return _short([dataclasses.asdict(spec), ast.dump(tree)])
 
 

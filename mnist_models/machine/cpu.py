@@ -53,7 +53,7 @@ def _cpuinfo() -> dict:
     in pytest-benchmark 5), which records the same reading in its own machine_info.
     """
     try:
-        import cpuinfo
+        import cpuinfo  # noqa: PLC0415 (cpuinfo: a failing import reads as no facts)
 
         return cpuinfo.get_cpu_info()
     except Exception:  # an unknown platform: the facts are optional, the run is not
@@ -87,7 +87,7 @@ def _caches() -> dict[str, str]:
 
 def cpu_facts() -> dict:
     """The CPU as a reader tells machines apart: model, family/model/stepping, ISA, flags, caches."""
-    import torch
+    import torch  # noqa: PLC0415 (machine: torch only inside functions)
 
     info, flags = _cpuinfo(), cpu_flags()
     return {

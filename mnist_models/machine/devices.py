@@ -16,6 +16,8 @@ the reason. torch is imported only inside functions.
 from __future__ import annotations
 
 import functools
+import importlib.util
+import os
 import shutil
 import subprocess
 import sys
@@ -24,6 +26,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .cpu import BF16_FLAGS, MATRIX_FLAGS, has_any
+
 ACCEL = "accel"  # "the accelerator here, whatever it is"
 NAMED = ("cuda", "mps", "xpu")  # accelerator types --devices spells out (others pass as accel)
 CHOICES = ("cpu", ACCEL, *NAMED)
@@ -31,11 +35,12 @@ CHOICES = ("cpu", ACCEL, *NAMED)
 
 def accelerator() -> str | None:
     """The type name of the accelerator present and usable, or None."""
-    import torch
+    import torch  # noqa: PLC0415 (machine: torch only inside functions)
 
     if not torch.accelerator.is_available():
         return None
-    return torch.accelerator.current_accelerator().type
+    current = torch.accelerator.current_accelerator()
+    return current.type if current is not None else None
 
 
 def resolve(name: str) -> str:
@@ -56,7 +61,7 @@ def absent(name: str) -> str | None:
 def sync(device) -> None:
     """Wait for the device's queued work, so a clock read after it is honest: any
     accelerator, through torch.accelerator (the cpu has nothing queued)."""
-    import torch
+    import torch  # noqa: PLC0415 (machine: torch only inside functions)
 
     device = torch.device(device)
     if device.type != "cpu":
@@ -74,14 +79,14 @@ def timed(fn, device) -> tuple[object, float]:
 
 def is_rocm() -> bool:
     """ROCm: AMD GPUs, which PyTorch presents as cuda."""
-    import torch
+    import torch  # noqa: PLC0415 (machine: torch only inside functions)
 
     return torch.version.hip is not None
 
 
 def _backend(kind: str):
     """torch.cuda, torch.xpu, torch.mps: the backend module for a fallback, or None."""
-    import torch
+    import torch  # noqa: PLC0415 (machine: torch only inside functions)
 
     return getattr(torch, kind, None)
 
@@ -89,7 +94,7 @@ def _backend(kind: str):
 def _call(name: str, kind: str, *args):
     """torch.accelerator's `name` (its memory module first), else the backend's own, else
     AttributeError: the installed torch has neither."""
-    import torch
+    import torch  # noqa: PLC0415 (machine: torch only inside functions)
 
     for where in (getattr(torch.accelerator, "memory", None), torch.accelerator, _backend(kind)):
         fn = getattr(where, name, None) if where is not None else None
@@ -100,7 +105,7 @@ def _call(name: str, kind: str, *args):
 
 def reset_peak_memory(device) -> None:
     """Start the peak-memory reading afresh (cpu, or a backend without one: nothing)."""
-    import torch
+    import torch  # noqa: PLC0415 (machine: torch only inside functions)
 
     device = torch.device(device)
     if device.type != "cpu":
@@ -113,7 +118,7 @@ def reset_peak_memory(device) -> None:
 def peak_memory_mb(device) -> tuple[float | None, str | None]:
     """Peak memory held by tensors on `device` since the last reset, in MiB, and None with
     the reason where it cannot be read (the cpu has peak_rss_mb instead)."""
-    import torch
+    import torch  # noqa: PLC0415 (machine: torch only inside functions)
 
     device = torch.device(device)
     if device.type == "cpu":
@@ -127,11 +132,11 @@ def peak_memory_mb(device) -> tuple[float | None, str | None]:
 def _limits_left() -> list[int]:
     """Bytes this process may still take under its own limits: RLIMIT_AS and RLIMIT_DATA (ulimit
     -v, -d) less what it holds, and its cgroup's memory.max less memory.current."""
-    import psutil
+    import psutil  # noqa: PLC0415 (psutil: cli start-up imports this)
 
     left = []
     try:
-        import resource
+        import resource  # noqa: PLC0415 (resource: POSIX only)
 
         mem = psutil.Process().memory_info()
         for which, used in ((resource.RLIMIT_AS, mem.vms), (resource.RLIMIT_DATA, mem.vms)):
@@ -154,8 +159,8 @@ def _limits_left() -> list[int]:
 def free_memory(device) -> int | None:
     """Bytes free for tensors on `device`: on the cpu the RAM available, or less where the
     process's limits (ulimit, cgroup) leave less; the device's own where it says."""
-    import psutil
-    import torch
+    import psutil  # noqa: PLC0415 (psutil: cli start-up imports this)
+    import torch  # noqa: PLC0415 (machine: torch only inside functions)
 
     device = torch.device(device)
     if device.type == "cpu":
@@ -171,19 +176,17 @@ def free_memory(device) -> int | None:
 def fused_optimizer(kind: str) -> bool:
     """Does torch have fused Adam/SGD kernels for this device type?"""
     try:
-        from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
+        from torch.utils import _foreach_utils  # noqa: PLC0415 (machine: torch only inside functions)
 
-        return kind in _get_fused_kernels_supported_devices()
-    except ImportError:  # a torch that moved it: the two torch has had longest
+        return kind in _foreach_utils._get_fused_kernels_supported_devices()
+    except (ImportError, AttributeError):  # a torch that moved it: the two torch has had longest
         return kind in ("cuda", "cpu")
 
 
 def compile_unavailable(device: str) -> str | None:
     """Why torch.compile (inductor) cannot run on this device type here, or None."""
-    import importlib.util
-    import os
 
-    import torch._dynamo
+    import torch._dynamo  # noqa: PLC0415 (machine: torch only inside functions)
 
     if not torch._dynamo.is_dynamo_supported():
         return f"torch.compile does not support this Python ({sys.version.split()[0]})"
@@ -211,10 +214,8 @@ def native_bf16(device: str, flags: Iterable[str] | None = None) -> bool:
     and xpu ask torch; mps is not counted (not checked on Apple hardware here).
     """
     if device == "cpu":
-        from .cpu import BF16_FLAGS, has_any
-
         return has_any(BF16_FLAGS, flags)
-    import torch
+    import torch  # noqa: PLC0415 (machine: torch only inside functions)
 
     if device == "cuda" and torch.cuda.is_available():
         try:
@@ -230,15 +231,13 @@ def matrix_engine(device: str, flags: Iterable[str] | None = None) -> bool:
     """Is `device` a cpu with a bf16 matrix engine (AMX)? `flags`: another machine's cpu flags."""
     if device != "cpu":
         return False
-    from .cpu import MATRIX_FLAGS, has_any
-
     return has_any(MATRIX_FLAGS, flags)
 
 
 def accelerator_facts() -> dict:
     """The accelerator present: type, name, count, memory, runtime, driver, capability and
     what it runs natively; {} without one."""
-    import torch
+    import torch  # noqa: PLC0415 (machine: torch only inside functions)
 
     kind = accelerator()
     if kind is None:

@@ -32,8 +32,8 @@ def build_machine_facts(
     bandwidth (None: no probe).
     `run`: facts of the run itself (quick, rounds, format), recorded beside the machine's.
     """
-    import torch
-    import torchvision
+    import torch  # noqa: PLC0415 (machine: torch only inside functions)
+    import torchvision  # noqa: PLC0415 (machine: torch only inside functions)
 
     info = {
         "label": label or socket.gethostname(),

@@ -26,15 +26,15 @@ def matmul_peak_gflops(device: str, precision: str = "fp32", seconds: float = PR
     repeat for half a second. All of it ends within about `seconds`, so an emulated
     precision that runs at 0.1 GFLOP/s costs no more time than a native one.
     """
-    import torch
+    import torch  # noqa: PLC0415 (machine: torch only inside functions)
 
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[precision]
     deadline = time.perf_counter() + seconds
     best, n, largest = 0.0, 128, 2048 if device == "cpu" else 8192  # an accelerator: up to 8192
     while True:
         a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
-        timed(lambda: a @ b, device)  # lazy init, kernel choice
-        _, one = timed(lambda: a @ b, device)
+        timed(lambda a=a, b=b: a @ b, device)  # lazy init, kernel choice
+        _, one = timed(lambda a=a, b=b: a @ b, device)
         best = max(best, 2 * n**3 / one / 1e9)
         if n >= largest or one > 0.02 or time.perf_counter() + 16 * one > deadline:
             break
@@ -72,7 +72,7 @@ def triad_bandwidth_gbs(device: str, seconds: float = PROBE_SECONDS) -> float:
     TRIAD_BYTES together, quartered while they do not fit; passes repeat for up to `seconds`
     after the first, which pays for first touch, and the quickest pass counts.
     """
-    import torch
+    import torch  # noqa: PLC0415 (machine: torch only inside functions)
 
     total = TRIAD_BYTES["cpu" if device == "cpu" else "accelerator"]
     while True:

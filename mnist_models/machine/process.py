@@ -45,7 +45,7 @@ def tune_malloc() -> str:
 def peak_rss_mb() -> float:
     """Peak resident set size of this process (ru_maxrss), falling back to current RSS."""
     try:
-        import resource
+        import resource  # noqa: PLC0415 (resource: POSIX only)
 
         return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     except ImportError:  # Windows
@@ -60,7 +60,7 @@ def malloc_state() -> str:
 def oversubscribed() -> str | None:
     """A word when torch or OpenMP would run more threads than this machine has cores (an
     OMP_NUM_THREADS or --threads set too high makes every step wait on the others), else None."""
-    import torch
+    import torch  # noqa: PLC0415 (machine: torch only inside functions)
 
     asked = os.environ.get("OMP_NUM_THREADS", "")
     cores = os.cpu_count() or 1

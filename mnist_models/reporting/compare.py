@@ -32,6 +32,7 @@ from scipy.stats import t as student
 from ..errors import UsageError
 from .drift import level, movement
 from .fields import KEY
+from .markdown import escape
 from .paired import holm
 from .results import load_results
 from .schema import HARDWARE
@@ -83,8 +84,8 @@ def hardware_difference(base: pd.DataFrame, new: pd.DataFrame) -> str | None:
         return f"{label} ({kind[0] or 'unknown CPU'}, {kind[3] or '?'} logical cores{accel})"
 
     return (
-        f"these files come from different machines: base {', '.join(name(k, l) for k, l in a.items())}; "
-        f"new {', '.join(name(k, l) for k, l in b.items())}. The changes below are the hardware's, "
+        f"these files come from different machines: base {', '.join(name(k, lab) for k, lab in a.items())}; "
+        f"new {', '.join(name(k, lab) for k, lab in b.items())}. The changes below are the hardware's, "
         "not the code's"
     )
 
@@ -101,14 +102,15 @@ def drift_floor(base: pd.DataFrame, new: pd.DataFrame) -> tuple[float | None, st
             for p in ((f.get("trajectory") or {}).get("points") or [])
         ]
         sides.append((level(points), movement(points)))
-    if any(lv is None for lv, _ in sides):
+    (base_level, base_moved), (new_level, new_moved) = sides
+    if base_level is None or new_level is None:
         return None, "no drift floor: a side's files record no sentinel trajectory (made before format 4)"
-    between = abs(math.log(sides[1][0] / sides[0][0]))
-    within = max(m or 0.0 for _, m in sides) / 2
+    between = abs(math.log(new_level / base_level))
+    within = max(base_moved or 0.0, new_moved or 0.0) / 2
     floor = between + within
     return floor, (
         f"drift floor {math.expm1(floor):.1%}: the machine ran {math.expm1(between):.1%} "
-        f"{'slower' if sides[1][0] < sides[0][0] else 'faster'} during the new run by the sentinel "
+        f"{'slower' if new_level < base_level else 'faster'} during the new run by the sentinel "
         f"between cases, and moved up to {math.expm1(2 * within):.1%} within a run"
     )
 
@@ -408,8 +410,6 @@ def render_comparison(
         ),
     )
     if fmt == "markdown":
-        from .markdown import escape
-
         shown["case"] = shown["case"].map(escape)
     if not shown["note"].any():
         shown = shown.drop(columns="note")

@@ -20,10 +20,12 @@ need, never "no step". No torch here.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.stats import mannwhitneyu
 
 ALPHA = 0.01  # family-wise, over every split tried in every series
 MIN_STEP = 0.03  # a change of median time smaller than this is not called a step
@@ -78,8 +80,6 @@ def _sides(rounds: list[np.ndarray]) -> list[tuple[int, int]]:
 def _split(rounds: list[np.ndarray], alpha: float) -> tuple[int, float] | None:
     """The split of the commits (index of the first after it) whose rounds differ most,
     among those whose rounds could reach `alpha` at all."""
-    from scipy.stats import mannwhitneyu  # scipy's stats load in a second: only where a history is read
-
     best = None
     for k, (a, b) in enumerate(_sides(rounds), start=1):
         if a < 2 or b < 2 or not _reachable(a, b, alpha):
@@ -207,7 +207,7 @@ def vm_note(frame: pd.DataFrame) -> str | None:
     return "; ".join(lines) or None
 
 
-def render_steps(found: list[Step], frame: pd.DataFrame, blind: list[Undecided] = ()) -> str:
+def render_steps(found: list[Step], frame: pd.DataFrame, blind: Sequence[Undecided] = ()) -> str:
     """One line per step (and per step within the machine's drift) and per undecided series
     (`blind`), and, where no step was found, one line saying over what none was."""
     s = series(frame)

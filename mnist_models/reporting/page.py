@@ -17,9 +17,10 @@ import io
 import pandas as pd
 
 from . import plots
-from .classes import class_verdicts, classes
+from .classes import class_verdicts, classes, with_classes
 from .history import Step, series, undecided
 from .markdown import visible
+from .plots import plt
 from .results import Results
 from .score import TOLERANCE, accelerator_over_cpu, leaderboard, reference_path
 from .tables import machine_matrix, machine_table, scaling_table, speedup_table, tta_table
@@ -36,8 +37,6 @@ def _svg(fig) -> str:
     """A matplotlib figure as inline SVG, its text kept as text (readable, searchable); closed."""
     if fig is None:
         return ""
-    import matplotlib.pyplot as plt
-
     buffer = io.StringIO()
     with plt.rc_context({"svg.fonttype": "none"}):
         fig.savefig(buffer, format="svg", bbox_inches="tight")
@@ -67,8 +66,6 @@ def leaderboard_figure(table: pd.DataFrame):
     table = table[table["ranked"]]
     if table.empty:
         return None
-    import matplotlib.pyplot as plt
-
     t = table.iloc[::-1]
     labels = [
         plots._label([f"v{v}", m, d, "(partial)" if p else ""])
@@ -85,7 +82,7 @@ def leaderboard_figure(table: pd.DataFrame):
         color="#1f77b4",
         ecolor="#555",
     )
-    for yi, (s, lo, hi) in zip(y, zip(t["score"], t["low"], t["high"])):
+    for yi, (s, hi) in zip(y, zip(t["score"], t["high"])):
         ax.annotate(f"{s:,.0f}", (hi, yi), xytext=(6, 0), textcoords="offset points", va="center", fontsize=9)
     ax.set_yticks(list(y), labels)
     ax.set_xscale("log")
@@ -105,10 +102,6 @@ def class_figure(found: pd.DataFrame, table: pd.DataFrame, machines: dict):
     its median marked, best at the top (log scale), one row a class and workload version."""
     if found.empty:
         return None
-    import matplotlib.pyplot as plt
-
-    from .classes import with_classes
-
     ranked = with_classes(table[table["ranked"] & ~table["partial"]], machines)
     rows = found.iloc[::-1].reset_index(drop=True)
     fig, ax = plt.subplots(figsize=(9, 0.55 * len(rows) + 1.3))
@@ -142,8 +135,6 @@ def trend_figure(frame: pd.DataFrame):
     s = series(frame)
     if s.empty:
         return None
-    import matplotlib.pyplot as plt
-
     cases = list(dict.fromkeys(s["case"]))[: plots.MAX_PANELS]
     fig, axes = plt.subplots(1, len(cases), figsize=(4.5 * len(cases), 3.8), squeeze=False)
     for ax, case in zip(axes[0], cases):

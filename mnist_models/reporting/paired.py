@@ -33,6 +33,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from .markdown import escape
+
 ALPHA = 0.05  # family-wise error rate across the cases of one comparison
 POWER = 0.80  # for the detectable change
 CLOCK_THRESHOLD = 0.02  # a case is slower when its change is surely above this
@@ -232,8 +234,6 @@ def render(table: pd.DataFrame, fmt: str = "text", title: str = "") -> str:
         }
     )
     if fmt == "markdown":
-        from .markdown import escape
-
         shown["case"] = shown["case"].map(escape)
     body = shown.to_markdown(index=False, tablefmt="github" if fmt == "markdown" else "simple", disable_numparse=True)
     counts = table["verdict"].value_counts()

@@ -243,6 +243,8 @@ def machine_bars(matrix: pd.DataFrame, baseline: str) -> plt.Figure | None:
         "{:.2f}x",
         0.4,
     )
+    if fig is None:  # no ratio column: no machine beside the baseline
+        return None
     ax = fig.axes[0]
     ax.set_yscale("log")
     ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))

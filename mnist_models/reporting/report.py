@@ -9,16 +9,20 @@ No torch here.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
+from ..files import check_not_inputs, check_writable, write_files
 from . import labels
 from .classes import class_verdicts, classes
 from .fields import OPERATIONS
+from .history import steps
 from .markdown import escape, md_table
 from .results import Results
 from .schema import ResultError
+from .score import leaderboard, scores
 from .sections import SECTIONS, operation_sections
 from .tables import compile_table, machine_matrix, machine_table, scaling_table, speedup_table
 
@@ -50,7 +54,7 @@ def _matrix_md(matrix: pd.DataFrame, results: Results) -> str:
 
 
 def render_markdown(
-    results: Results, baseline: str | None = None, plots: list[str] = (), board: str | None = None
+    results: Results, baseline: str | None = None, plots: Sequence[str] = (), board: str | None = None
 ) -> str:
     """The whole report.md (`board`: the leaderboard's markdown, leaderboard_md's)."""
     f = results.frame
@@ -131,8 +135,6 @@ def _baseline(results: Results, baseline: str | None) -> str | None:
 
 def leaderboard_md(table: pd.DataFrame) -> str:
     """The leaderboard as a markdown table, for report.md and the README."""
-    from .score import leaderboard
-
     return md_table(leaderboard(table)) if len(table) else "(no machine ran the reference set)"
 
 
@@ -143,11 +145,8 @@ def write_report(results: Results, out: Path, baseline: str | None = None, force
     Refuses, before drawing anything, an `out` that cannot be written or that holds a
     report already (unless `force`); never writes through a symlink planted there.
     """
-    from ..files import check_not_inputs, check_writable, write_files
-    from . import plots
-    from .history import steps
-    from .page import render_page
-    from .score import scores
+    from . import plots  # noqa: PLC0415 (matplotlib: docs reads this module)
+    from .page import render_page  # noqa: PLC0415 (matplotlib: docs reads this module)
 
     baseline = _baseline(results, baseline)
     check_not_inputs([out / n for n in FILES], list(results.frame["file"].unique()))
@@ -159,7 +158,7 @@ def write_report(results: Results, out: Path, baseline: str | None = None, force
         "scaling.png": plots.scaling(scaling_table(results.frame)),
         "training.png": plots.training_bars(results.frame),
         "loaders.png": plots.loader_bars(results.frame),
-        "machines.png": plots.machine_bars(matrix, base) if len(matrix) else None,
+        "machines.png": plots.machine_bars(matrix, base) if len(matrix) and base is not None else None,
     }
     contents = {out / name: plots.png(fig) for name, fig in drawn.items() if fig is not None}
     names = [p.name for p in contents]

@@ -13,6 +13,7 @@ categories only; labels are made where they are drawn (labels.py). No torch here
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from .drift import level, movement
 from .fields import COLUMNS as FIGURES
 from .fields import KEY, KEY_DEFAULTS, OPERATIONS
 from .roofline import UncostedLayer, bound, layers_of
-from .schema import BF16_WEIGHTS, ResultError, read_machine_facts, read_result, recipe_name
+from .schema import BF16_WEIGHTS, ResultError, as_object, read_machine_facts, read_result, recipe_name
 
 STATS = ["median", "mean", "min", "max", "stddev", "q1", "q3", "iqr", "rounds"]
 DERIVED = ["scaling_efficiency", "peak_fraction", "peak_over", "attainable", "attainable_fraction", "bound_by"]
@@ -43,7 +44,7 @@ class Results:
 
 def _rows(doc: dict, machine: str, path: Path, facts: dict) -> list[dict]:
     peaks, models = facts["peak_gflops"], facts.get("models") or {}
-    trajectory = facts.get("trajectory") if isinstance(facts.get("trajectory"), dict) else {}
+    trajectory = as_object(facts.get("trajectory"))
     run = {
         "workload_version": facts.get("workload_version") or 1,
         "workload_fingerprint": facts.get("workload_fingerprint") or "",
@@ -132,14 +133,15 @@ def _roofline(row: dict, layers: list | None, peak: float | None, bandwidth: flo
     }
 
 
-def load_results(paths: list[str | Path], include_quick: bool = False) -> Results:
+def load_results(paths: Iterable[str | Path], include_quick: bool = False) -> Results:
     """Every usable file into one frame; files and entries left out are listed in
     `problems`, ignored facts in `notes`; nothing raises on what a file holds.
 
     Quick runs (`--quick`: a few thousand images per round) are left out, and listed, when
     full runs are among the files, unless `include_quick`.
     """
-    docs, problems, notes, read, contents = [], [], [], set(), {}
+    docs, problems, notes, read = [], [], [], set()
+    contents: dict[str, str | Path] = {}  # a file's digest: the first path read with it
     for path in paths:
         if Path(path).resolve() in read:  # its rounds counted twice would be pooled as two runs
             problems.append(f"{path}: given twice; read once")

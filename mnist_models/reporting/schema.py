@@ -63,11 +63,11 @@ def upgrade(doc: dict) -> dict:
     `cuda_peak_memory_mb`), `flops_per_sample` (a training step then counted as 3x the
     forward pass: `flops_3x`); autosave files without `stats.data`.
     """
-    info = doc.get("machine_info") if isinstance(doc.get("machine_info"), dict) else {}
+    info = as_object(doc.get("machine_info"))
     facts = info.get("mnist_bench")
     version = facts.get("format", 1) if isinstance(facts, dict) else FORMAT
     if isinstance(facts, dict) and version < 2:
-        _upgrade_facts(facts, info.get("cpu") if isinstance(info.get("cpu"), dict) else {})
+        _upgrade_facts(facts, as_object(info.get("cpu")))
     if isinstance(facts, dict) and version < 3:  # the run's facts move out of machine_info
         run = doc.setdefault("mnist_bench", {}) if isinstance(doc.get("mnist_bench", {}), dict) else {}
         for key in RUN_FACTS:
@@ -135,6 +135,11 @@ def _upgrade_facts(facts: dict, cpu: dict) -> None:
             cpu_bf16_native=native_bf16("cpu", flags),
             cpu_capability=f"{vector_isa(flags)} (from flags)",
         )
+
+
+def as_object(value) -> dict:
+    """`value` where it is a JSON object (a dict), else an empty one."""
+    return value if isinstance(value, dict) else {}
 
 
 def _short(value) -> str:
@@ -244,7 +249,8 @@ def read_result(path: str | Path) -> tuple[dict, list[str]]:
             "whole number; write the file again with pytest bench --benchmark-json"
         )
     doc = upgrade(doc)
-    kept, problems, seen, foreign = [], [], {}, 0
+    kept, problems, foreign = [], [], 0
+    seen: dict[tuple | None, int] = {}  # an entry's key: its index
     for i, b in enumerate(doc["benchmarks"]):
         if not _ours(b):
             foreign += 1
@@ -292,7 +298,7 @@ def read_machine_facts(doc: dict, path: Path | str = "") -> tuple[dict, list[str
     if not isinstance(facts, dict):
         notes.append(f"{path}: machine_info.mnist_bench is {_short(facts)}, expected an object; machine facts ignored")
         facts = {}
-    run = doc.get("mnist_bench") if isinstance(doc.get("mnist_bench"), dict) else {}
+    run = as_object(doc.get("mnist_bench"))
     facts = {**facts, **{k: run[k] for k in RUN_FACTS if k in run}}
     for probed in ("peak_gflops", "bandwidth_gbs"):  # bandwidth: absent from files made before its probe
         values = facts.get(probed)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import functools
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -173,7 +174,7 @@ def _bootstrap(rows: pd.DataFrame, ref: pd.DataFrame, rng: np.random.Generator) 
 def _by_pass(rows: pd.DataFrame, ref: pd.DataFrame, passes: int) -> tuple[float, float, float]:
     """(score, low, high) from a run of interleaved passes: a score a pass, drift.pass_interval."""
     logs = [
-        np.mean([math.log(ref.loc[k, "median"] / d[p]) for k, d in zip(rows["key"], rows["data"])])
+        float(np.mean([math.log(ref.loc[k, "median"] / d[p]) for k, d in zip(rows["key"], rows["data"])]))
         for p in range(passes)
     ]
     mean, half = pass_interval(logs)
@@ -197,7 +198,7 @@ def _record(machine: str, device: str, part: pd.DataFrame, ref: pd.DataFrame, rn
     other = int(part["left_out"].str.startswith(ANOTHER_RECIPE).sum())
     passes, moved = int(part["passes"].iloc[0] or 0), part["moved"].iloc[0]
     moved = None if pd.isna(moved) else float(moved)
-    record = {
+    record: dict[str, Any] = {
         "machine": machine,
         "device": device,
         "cases": len(used),

@@ -26,10 +26,11 @@ def machine_table(results: Results) -> pd.DataFrame:
         if f.get("cpu_family") is not None:
             cpu += f" (family {f['cpu_family']}, model {f.get('cpu_model_number')}, stepping {f.get('cpu_stepping')})"
         units = [name for flag, name in BF16_UNITS.items() if flag in (f.get("cpu_flags") or [])]
-        bf16 = {
+        words: dict[object, str] = {
             True: f"native ({', '.join(units)})" if units else "native",
             False: "emulated (no AVX512-BF16, AMX or Arm BF16)",
-        }.get(f.get("cpu_bf16_native"), "not recorded")
+        }
+        bf16 = words.get(f.get("cpu_bf16_native"), "not recorded")
         accel = _accelerator(f)
         sizes = f.get("peak_probe_size") or {}
         peaks = [

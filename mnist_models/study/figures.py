@@ -73,7 +73,8 @@ def feature_maps(inputs: np.ndarray, layers: dict[str, np.ndarray], model: str, 
     blocks = {name: -(-maps.shape[1] // per_row) for name, maps in layers.items()}
     rows = [len(inputs) * b for b in blocks.values()]
     fig = plt.figure(figsize=(per_row + 1, sum(rows) * 1.05 + 0.6 * len(layers)), layout="constrained")
-    subfigs = np.atleast_1d(fig.subfigures(len(layers), 1, height_ratios=[r + 0.6 for r in rows]))
+    made = fig.subfigures(len(layers), 1, height_ratios=[r + 0.6 for r in rows])
+    subfigs = made.flat if isinstance(made, np.ndarray) else [made]  # one layer: a SubFigure, not an array
     for sub, (name, maps) in zip(subfigs, layers.items()):
         axes = sub.subplots(len(inputs) * blocks[name], per_row + 1, squeeze=False)
         for ax in axes.flat:

@@ -29,6 +29,8 @@ from ..files import write_files
 from ..machine.devices import accelerator
 from ..machine.process import tune_malloc
 from ..reporting.plots import png
+from ..reporting.results import load_results
+from ..reporting.tables import accelerator_epochs
 from .figures import confusion, curves, feature_maps, hidden_units, misclassified_grid
 from .page import render
 
@@ -146,7 +148,7 @@ def _tensorboard(logdir: str | None, on_epoch):
     """A SummaryWriter (or None) and an on_epoch that also logs the epoch's scalars to it."""
     if logdir is None:
         return None, on_epoch
-    from torch.utils.tensorboard import SummaryWriter
+    from torch.utils.tensorboard import SummaryWriter  # noqa: PLC0415 (tensorboard: an optional extra)
 
     writer = SummaryWriter(logdir)
 
@@ -180,14 +182,14 @@ def run(
     test = splits[1]
     preds = {name: predict(m, test) for name, m in models.items()}
     figures = {"curves.png": curves(histories)}
-    wrong_shown = {}
+    wrong_shown: dict[str, list[tuple[int, int, float]]] = {}  # per model: (true, predicted, confidence)
     for name, p in preds.items():
         figures[f"confusion_{name}.png"] = confusion(confusion_matrix(p).numpy(), name)
         idx = misclassified(p, cfg.wrong)
         wrong_shown[name] = [(int(p.labels[i]), int(p.predicted[i]), float(p.confidence[i])) for i in idx]
-        figures[f"misclassified_{name}.png"] = misclassified_grid(
-            _pixels(test.x[idx]), *map(list, zip(*wrong_shown[name])) if len(idx) else ([], [], []), name
-        )
+        shown = wrong_shown[name]
+        true, pred, conf = [t for t, _, _ in shown], [q for _, q, _ in shown], [c for _, _, c in shown]
+        figures[f"misclassified_{name}.png"] = misclassified_grid(_pixels(test.x[idx]), true, pred, conf, name)
     digits = test.x[pick_digits(test.y, cfg.digits)]
     convs = conv_layers(models["cnn"])
     acts = activations(models["cnn"], digits, convs)  # full resolution; the ReLU is elementwise
@@ -222,9 +224,6 @@ def run(
 
 def study_and_save(opts: StudyOptions, say: Callable[[str], None] = print) -> int:
     """The study's run, every file written together at the end."""
-    from ..reporting.results import load_results
-    from ..reporting.tables import accelerator_epochs
-
     tune_malloc()  # before any tensor: freed memory kept for the next step
     bench = None
     if opts.bench:
