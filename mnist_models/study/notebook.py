@@ -64,12 +64,14 @@ def with_parameters(nb, parameters: dict[str, object]):
 def execute(
     path: Path,
     parameters: dict[str, object] | None = None,
-    timeout: int = 1800,
+    timeout: int | None = None,
     on_cell: Callable[[str, str], None] | None = None,
 ):
     """`path` run top to bottom in its own folder, on the python3 kernel of this interpreter's
     environment (ipykernel installed beside it): the executed notebook. A cell's error raises
-    nbclient's CellExecutionError. `on_cell(cell id, what)` as each code cell starts and ends."""
+    nbclient's CellExecutionError, one that runs past `timeout` seconds CellTimeoutError (None:
+    no limit; training on a busy 2-vCPU machine took over 30 minutes). `on_cell(cell id, what)`
+    as each code cell starts and ends."""
     nbformat, nbclient = _nb()
     nb = nbformat.read(path, as_version=4)
     if parameters:
