@@ -20,7 +20,8 @@ def render(n: dict) -> str:
     """study.md: Q1-Q7 in order, with the figures and this run's numbers."""
     cfg, h = n["cfg"], n["histories"]
     final = {m: hist[-1] for m, hist in h.items()}
-    acc = n["per_class"].map(lambda x: f"{x:.2%}").reset_index(names="model")
+    acc = n["per_class"].apply(lambda column: column.map("{:.2%}".format))  # DataFrame.map: pandas 2.1
+    acc = acc.reset_index(names="model")
     q7 = n["q7"].to_markdown(index=False, floatfmt=".2f")
     if not (n["q7"]["device"] != "cpu").any():
         q7 += "\n\nNo accelerator was present in this run, so there is no GPU time from it."
