@@ -6,6 +6,8 @@ from mnist_models.core.inspection import conv_layers
 from mnist_models.core.models import create_model
 from mnist_models.core.registry import list_models
 from mnist_models.files import write_files
+from mnist_models.machine.devices import accelerator
+from mnist_models.study import answers
 from mnist_models.study import figures as study_plots
 from mnist_models.study.questions import FILES, StudyConfig, run
 
@@ -115,3 +117,20 @@ def test_study_refuses_bad_sizes_before_making_anything(tmp_path, capsys, cli, a
     assert cli("study", *args, "--out", str(out)) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "new").exists()
+
+
+def test_q7_quotes_the_accelerator_epochs_of_result_files(gpu_result, cpu_result):
+    quoted = answers.bench_epochs([gpu_result])
+    assert set(quoted["device"]) == {"cuda"} and set(quoted["model"]) == {"cnn"} and len(quoted) == 2
+    assert answers.bench_epochs([cpu_result]).empty
+
+
+def test_q7_times_the_histories_it_is_given_and_trains_only_where_none_is(monkeypatch):
+    history = [{"seconds": s} for s in (3.0, 1.0, 2.0)]
+    trained = {device: {"cnn": history} for device in ("cpu", accelerator()) if device}
+    monkeypatch.setattr(answers, "train_models", lambda *args, **kwargs: pytest.fail("trained again"))
+    times = answers.epoch_times(StudyConfig(), None, trained)
+    assert list(times["device"]) == list(trained)
+    assert list(times["median epoch s"]) == [2.0] * len(trained) and list(times["total train s"]) == [6.0] * len(
+        trained
+    )

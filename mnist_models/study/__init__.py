@@ -1,2 +1,3 @@
-"""The notebook's questions Q1-Q7 answered in one command: questions (the run), page
-(study.md) and figures."""
+"""The notebook's questions Q1-Q7: answers (one small function per answer, which the study
+command and notebooks/mnist.ipynb both call), questions (the study's run), page (study.md)
+and figures."""

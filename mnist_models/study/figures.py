@@ -19,11 +19,12 @@ def curves(histories: dict[str, list[dict]]) -> plt.Figure:
         ("train_accuracy", "training accuracy (%)", True),
         ("test_accuracy", "test accuracy (%)", True),
     ]
-    for ax, (key, label, pct) in zip(axes, panels):
+    for ax, (key, label, pct) in zip(axes, panels, strict=True):
         for model, history in histories.items():
             epochs = [r["epoch"] for r in history]
             ax.plot(epochs, [r[key] * (100 if pct else 1) for r in history], marker="o", label=model)
         ax.set(xlabel="epoch", ylabel=label, title=label.split(" (")[0].capitalize())
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))  # epochs are whole: no 0.96 after one
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
@@ -47,7 +48,7 @@ def confusion(matrix: np.ndarray, model: str) -> plt.Figure:
         ylabel="true",
         title=f"{model}: confusion matrix (colour: mistakes only)",
     )
-    fig.colorbar(im, ax=ax, label="wrong predictions")
+    fig.colorbar(im, ax=ax, label="wrong predictions", ticks=plt.MaxNLocator(integer=True))  # counts
     fig.tight_layout()
     return fig
 
@@ -75,7 +76,7 @@ def feature_maps(inputs: np.ndarray, layers: dict[str, np.ndarray], model: str, 
     fig = plt.figure(figsize=(per_row + 1, sum(rows) * 1.05 + 0.6 * len(layers)), layout="constrained")
     made = fig.subfigures(len(layers), 1, height_ratios=[r + 0.6 for r in rows])
     subfigs = made.flat if isinstance(made, np.ndarray) else [made]  # one layer: a SubFigure, not an array
-    for sub, (name, maps) in zip(subfigs, layers.items()):
+    for sub, (name, maps) in zip(subfigs, layers.items(), strict=True):
         axes = sub.subplots(len(inputs) * blocks[name], per_row + 1, squeeze=False)
         for ax in axes.flat:
             ax.axis("off")
@@ -106,7 +107,7 @@ def hidden_units(inputs: np.ndarray, hidden: np.ndarray, model: str, name: str) 
         squeeze=False,
     )
     vmax = float(hidden.max()) or 1.0
-    for d, (digit, h) in enumerate(zip(inputs, hidden)):
+    for d, (digit, h) in enumerate(zip(inputs, hidden, strict=True)):
         axes[d][0].imshow(digit, cmap="gray")
         im = axes[d][1].imshow(h.reshape(-1, cols), cmap="viridis", vmin=0, vmax=vmax)
         for ax in axes[d]:

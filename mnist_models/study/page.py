@@ -5,16 +5,10 @@ render(numbers)    # numbers: what questions.run measured
 
 from __future__ import annotations
 
-import dataclasses
-
 import pandas as pd
 
-from ..core.models import create_model, summarize
 
-
-def _summary_md(name: str) -> str:
-    rows = pd.DataFrame([dataclasses.asdict(r) for r in summarize(create_model(name))])
-    rows["output_shape"] = rows["output_shape"].map(lambda s: "x".join(map(str, s)))
+def _summary_md(rows: pd.DataFrame) -> str:
     return rows.to_markdown(index=False, intfmt=",")
 
 
@@ -26,7 +20,8 @@ def render(n: dict) -> str:
     """study.md: Q1-Q7 in order, with the figures and this run's numbers."""
     cfg, h = n["cfg"], n["histories"]
     final = {m: hist[-1] for m, hist in h.items()}
-    acc = n["per_class"].map(lambda x: f"{x:.2%}").reset_index(names="model")
+    acc = n["per_class"].apply(lambda column: column.map("{:.2%}".format))  # DataFrame.map: pandas 2.1
+    acc = acc.reset_index(names="model")
     q7 = n["q7"].to_markdown(index=False, floatfmt=".2f")
     if not (n["q7"]["device"] != "cpu").any():
         q7 += "\n\nNo accelerator was present in this run, so there is no GPU time from it."
@@ -46,11 +41,11 @@ batch {cfg.batch_size}, {_epochs(cfg.epochs)}, seed {cfg.seed}, fp32, on the CPU
 
 ## Q1: a 2-layer network (MLP)
 
-{_summary_md("mlp")}
+{_summary_md(n["summaries"]["mlp"])}
 
 ## Q2: a CNN with 2 conv and 2 linear layers
 
-{_summary_md("cnn")}
+{_summary_md(n["summaries"]["cnn"])}
 
 ## Q3: training both for {_epochs(cfg.epochs)}
 

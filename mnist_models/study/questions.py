@@ -4,34 +4,40 @@
     python -m mnist_models study --epochs 1 --train-samples 4096 --out /tmp/study   # quick
 
 Both models train with the same recipe on the CPU (and, when an accelerator is present,
-again on it for Q7); every number in study.md comes from this run.
+again on it for Q7); every number in study.md comes from this run. Each question's answer is
+a function in answers.py, which notebooks/mnist.ipynb calls too, so the two agree.
 """
 
 from __future__ import annotations
 
-import statistics
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-import torch
 
-from ..core.config import TrainConfig
-from ..core.data import MEAN, STD, Split, load_split
-from ..core.inspection import activations, confusion_matrix, conv_layers, misclassified, predict
-from ..core.registry import list_models
-from ..core.train import fit
-from ..errors import EXIT_OK, UsageError
+from ..core.models import create_model
+from ..errors import EXIT_OK
 from ..files import write_files
-from ..machine.devices import accelerator
 from ..machine.process import tune_malloc
 from ..reporting.plots import png
-from ..reporting.results import load_results
-from ..reporting.tables import accelerator_epochs
-from .figures import confusion, curves, feature_maps, hidden_units, misclassified_grid
+from .answers import (
+    StudyConfig,
+    activation_figures,
+    bench_epochs,
+    confusion_figure,
+    epoch_line,
+    epoch_times,
+    layer_shapes,
+    layer_summary,
+    load_splits,
+    mistakes,
+    per_class,
+    predictions,
+    train_models,
+)
+from .figures import curves
 from .page import render
 
 FILES = [
@@ -48,39 +54,6 @@ FILES = [
 
 
 @dataclass(frozen=True)
-class StudyConfig:
-    epochs: int = 10  # the notebook's Q3: 10 epochs
-    batch_size: int = 64  # the notebook's batch size
-    lr: float = 1e-3  # Adam, constant
-    seed: int = 0  # the same seed for both models
-    train_samples: int | None = None  # first N training images (None: all)
-    root: str | None = None  # dataset root (None: $MNIST_ROOT or ./datasets)
-    digits: int = 4  # test digits shown in the activation figures
-    wrong: int = 24  # misclassified images shown per model
-
-    def __post_init__(self) -> None:
-        if self.train_samples is not None and self.train_samples < self.batch_size:
-            raise UsageError(
-                f"train samples must be at least {self.batch_size}, the notebook's batch size; "
-                f"raise --train-samples (got {self.train_samples})"
-            )
-        for model in list_models():  # each model's TrainConfig checks itself: UsageError naming the setting
-            self.train_config(model, "cpu")
-
-    def train_config(self, model: str, device: str) -> TrainConfig:
-        return TrainConfig(
-            model=model,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            seed=self.seed,
-            device=device,
-            train_samples=self.train_samples,
-            root=self.root,
-        )
-
-
-@dataclass(frozen=True)
 class StudyOptions:
     """The study command's choices, beside the study itself."""
 
@@ -89,59 +62,6 @@ class StudyOptions:
     bench: tuple[str, ...] = ()  # result files to quote accelerator epochs from, where this machine has none
     tensorboard: str | None = None  # a log folder for TensorBoard, or None
     command: str = "python -m mnist_models study"  # what made the run, quoted in study.md
-
-
-def _pixels(x: torch.Tensor) -> np.ndarray:
-    """Normalized (N,1,28,28) back to (N,28,28) pixels in [0, 1]."""
-    return (x[:, 0].float().cpu() * STD + MEAN).clamp(0, 1).numpy()
-
-
-def _epoch_seconds(histories: dict[str, list[dict]], device: str) -> list[dict]:
-    return [
-        {
-            "model": m,
-            "device": device,
-            "epochs": len(h),
-            "median epoch s": statistics.median(r["seconds"] for r in h),
-            "total train s": sum(r["seconds"] for r in h),
-        }
-        for m, h in histories.items()
-    ]
-
-
-def train_models(cfg: StudyConfig, device: str, splits: tuple[Split, Split], progress: bool = False, on_epoch=None):
-    """Both models trained with cfg's recipe on `device`: ({name: model}, {name: history})."""
-    models, histories = {}, {}
-    for name in list_models():
-        models[name], histories[name] = fit(
-            cfg.train_config(name, device), progress, on_epoch and (lambda r, n=name: on_epoch(n, r)), splits
-        )
-    return models, histories
-
-
-def per_class(preds_by_model: dict) -> pd.DataFrame:
-    """Q4: overall and per-digit test accuracy for each model."""
-    rows = {}
-    for name, p in preds_by_model.items():
-        right = p.predicted == p.labels
-        acc = {str(d): right[p.labels == d].float().mean().item() for d in range(10)}
-        rows[name] = {"overall": right.float().mean().item(), **acc}
-    return pd.DataFrame(rows).T
-
-
-def layer_shapes(models: dict, x: torch.Tensor) -> pd.DataFrame:
-    """Q6: every named layer's output shape, captured with forward hooks."""
-    rows = [
-        {"model": name, "layer": layer, "output shape": "x".join(map(str, out.shape[1:]))}
-        for name, model in models.items()
-        for layer, out in activations(model, x[:1]).items()
-    ]
-    return pd.DataFrame(rows)
-
-
-def pick_digits(labels: torch.Tensor, n: int) -> list[int]:
-    """Indices of the first test image of digits 0..n-1 (distinct classes)."""
-    return [int((labels == d).nonzero()[0]) for d in range(n)]
 
 
 def _tensorboard(logdir: str | None, on_epoch):
@@ -165,7 +85,7 @@ def run(
     cfg: StudyConfig,
     bench_accel: pd.DataFrame | None = None,
     progress: bool = False,
-    on_epoch=None,
+    on_epoch: Callable[[str, dict], None] | None = None,
     tensorboard: str | None = None,
     command: str = "python -m mnist_models study",
 ) -> tuple[dict, dict[str, bytes]]:
@@ -173,31 +93,18 @@ def run(
     for the caller to write together. With `tensorboard`, the per-epoch scalars and the
     figures also go to that log folder. `command`: what made the run, quoted in study.md."""
     writer, on_epoch = _tensorboard(tensorboard, on_epoch)
-    splits = load_split(cfg.root, train=True), load_split(cfg.root, train=False)
+    splits = load_splits(cfg)
     models, histories = train_models(cfg, "cpu", splits, progress, on_epoch)
-    q7 = _epoch_seconds(histories, "cpu")
-    accel = accelerator()
-    if accel is not None:
-        q7 += _epoch_seconds(train_models(cfg, accel, splits, progress)[1], accel)
+    q7 = epoch_times(cfg, splits, {"cpu": histories}, progress)
     test = splits[1]
-    preds = {name: predict(m, test) for name, m in models.items()}
+    preds = predictions(models, test)
     figures = {"curves.png": curves(histories)}
-    wrong_shown: dict[str, list[tuple[int, int, float]]] = {}  # per model: (true, predicted, confidence)
+    wrong_shown = {}
     for name, p in preds.items():
-        figures[f"confusion_{name}.png"] = confusion(confusion_matrix(p).numpy(), name)
-        idx = misclassified(p, cfg.wrong)
-        wrong_shown[name] = [(int(p.labels[i]), int(p.predicted[i]), float(p.confidence[i])) for i in idx]
-        shown = wrong_shown[name]
-        true, pred, conf = [t for t, _, _ in shown], [q for _, q, _ in shown], [c for _, _, c in shown]
-        figures[f"misclassified_{name}.png"] = misclassified_grid(_pixels(test.x[idx]), true, pred, conf, name)
-    digits = test.x[pick_digits(test.y, cfg.digits)]
-    convs = conv_layers(models["cnn"])
-    acts = activations(models["cnn"], digits, convs)  # full resolution; the ReLU is elementwise
-    figures["activations_cnn.png"] = feature_maps(
-        _pixels(digits), {conv: acts[conv].relu().numpy() for conv in convs}, "cnn"
-    )
-    mlp_hidden = activations(models["mlp"], digits, ["act1"])["act1"].numpy()
-    figures["activations_mlp.png"] = hidden_units(_pixels(digits), mlp_hidden, "mlp", "fc1")
+        figures[f"confusion_{name}.png"] = confusion_figure(p, name)
+        wrong_shown[name], figures[f"misclassified_{name}.png"] = mistakes(p, test, name, cfg.wrong)
+    for name, fig in activation_figures(models, test, cfg.digits).items():
+        figures[f"activations_{name}.png"] = fig
     files = {}
     for name, fig in figures.items():
         if writer:
@@ -208,9 +115,10 @@ def run(
     history = pd.concat([pd.DataFrame(h).assign(model=m) for m, h in histories.items()])
     files["history.csv"] = history.to_csv(index=False).encode()
     numbers = {
+        "summaries": {name: layer_summary(create_model(name)) for name in ("mlp", "cnn")},
         "histories": histories,
         "per_class": per_class(preds),
-        "q7": pd.DataFrame(q7),
+        "q7": q7,
         "bench_accel": bench_accel,
         "shapes": layer_shapes(models, test.x),
         "misclassified": wrong_shown,
@@ -225,24 +133,12 @@ def run(
 def study_and_save(opts: StudyOptions, say: Callable[[str], None] = print) -> int:
     """The study's run, every file written together at the end."""
     tune_malloc()  # before any tensor: freed memory kept for the next step
-    bench = None
-    if opts.bench:
-        results = load_results(opts.bench)
-        if results.problems:  # before the training, as ablate --bench: a file quoted must be read whole
-            raise UsageError("; ".join(results.problems))
-        bench = accelerator_epochs(results.frame)
-
-    def report(model: str, r: dict) -> None:
-        say(
-            f"{model} epoch {r['epoch']:>3}  train loss {r['train_loss']:.4f}  "
-            f"test acc {r['test_accuracy']:.2%}  {r['seconds']:.1f} s"
-        )
-
+    bench = bench_epochs(opts.bench) if opts.bench else None  # before the training: a file quoted is read whole
     _, files = run(
         opts.cfg,
         bench,
         progress=sys.stderr.isatty(),
-        on_epoch=report,
+        on_epoch=lambda model, r: say(epoch_line(model, r)),
         tensorboard=opts.tensorboard,
         command=opts.command,
     )
