@@ -25,7 +25,8 @@ import torch
 from mnist_models.core.config import EVAL_BATCH, TEST_SIZE, TRAIN_SIZE, TrainConfig
 from mnist_models.core.train import Trainer, evaluation_steps, loaders, train_to_accuracy
 from mnist_models.files import write_files
-from mnist_models.harness.cases import TTA, BenchOptions, Recipe, default_precisions, recipe_fields, recipe_precision
+from mnist_models.harness.cases import BenchOptions, default_precisions
+from mnist_models.harness.recipes import TTA, Recipe, recipe_fields, recipe_precision
 from mnist_models.harness.timer import Data
 from mnist_models.machine.facts import build_machine_facts
 from mnist_models.machine.process import tune_malloc

@@ -90,8 +90,11 @@ class Side:
                 "pass a checkout or an environment where mnist-bench is installed"
             )
         said = done.stdout.strip().splitlines()[-1:] if done.returncode == 0 else []
+        why = done.stderr.strip().splitlines()[-1:]
+        if done.returncode != 0 and why and not why[0].startswith("ModuleNotFoundError"):
+            # its mnist_models is there but breaks on import: the side's code failed, not the call
+            raise RunError(f"the {self.name} side ({self.path}) failed: {why[0]}")
         if not said or not said[0].isdigit():
-            why = done.stderr.strip().splitlines()[-1:]
             raise UsageError(
                 f"the {self.name} side's python ({self.python}) exited (code {done.returncode}) without answering: "
                 f"not a Python that can import mnist_models{f' ({why[0]})' if why else ''}; pass a checkout, or "
