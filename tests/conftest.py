@@ -106,6 +106,12 @@ def another_machine() -> Path:
     return DATA / "xeon-amx-2core.json"
 
 
+@pytest.fixture(scope="session")
+def current_run() -> Path:
+    """A full run of the current workload version (a frozen copy of the score's reference run)."""
+    return DATA / "current-workload.json"
+
+
 @pytest.fixture
 def edited_result(tmp_path):
     """edited_result(src, edit, name) -> a copy of the result file `src` with edit(doc) applied."""
