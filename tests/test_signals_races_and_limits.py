@@ -1,4 +1,4 @@
-"""Faults, round three: CI's SIGTERM, two runs at once, planted links, the result file's own
+"""Signals, races and limits: CI's SIGTERM, two runs at once, planted links, the result file's own
 failures, torchrun's environment, rlimits, oversubscribed threads and locales. Real signals,
 real processes, real links and limits."""
 
