@@ -3,6 +3,7 @@ processes, real signals, real symbolic links and real copies of files."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -516,3 +517,16 @@ def test_score_reads_a_file_of_a_hundred_thousand_rounds_a_case_in_seconds_and_s
     notes = [line for line in done.stdout.splitlines() if line.startswith("note: many cpu: ")]
     assert len(notes) == 26  # one per case of the reference set
     assert notes[0].endswith("100,000 rounds; its interval resamples 1,000 of them (wider than all would give)")
+
+
+@pytest.mark.slow
+def test_a_runs_summary_counts_each_case_once_beside_its_progress(tmp_path, mnist_root):
+    """The progress lines replace the cases' dots; pytest's summary still counts each case once,
+    not once for each of its setup, call and teardown."""
+    done = _run(tmp_path, "lab1", "--quick", "-k", "infer and mlp and bs256", root=mnist_root)
+    assert done.returncode == 0, done.stderr
+    finished = re.findall(r"^mnist-bench: \[\d+/(\d+)\] (\S+) (passed|skipped) \(", done.stderr, re.M)
+    passed = sum(outcome == "passed" for _, _, outcome in finished)
+    assert passed >= 2 and len({case for _, case, _ in finished}) == len(finished)
+    summary = re.search(r"=+ (\d+) passed[^=]* in ", done.stdout + done.stderr)
+    assert summary and int(summary.group(1)) == passed, done.stdout[-500:]

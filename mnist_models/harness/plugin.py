@@ -275,9 +275,11 @@ def pytest_runtest_logreport(report) -> None:
 def pytest_report_teststatus(report, config):
     """With the progress shown, the cases' own dots and letters stay out of its way (a failure
     still shows, and pytest's summary at the end is unchanged)."""
-    if PROGRESS in config.stash and report.outcome in ("passed", "skipped") and "[" in report.nodeid:
-        return report.outcome, "", ""
-    return None
+    if PROGRESS not in config.stash or "[" not in report.nodeid:
+        return None
+    if report.passed and report.when != "call":
+        return "", "", ""  # a setup or teardown that passed is no test of its own in the summary
+    return (report.outcome, "", "") if report.outcome in ("passed", "skipped") else None
 
 
 @pytest.hookimpl(trylast=True)
