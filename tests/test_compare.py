@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from mnist_models.reporting.compare import NO_TEST, compare, pool
+from mnist_models.reporting.compare import BUSY, NO_TEST, compare, load_side, pool
 from mnist_models.reporting.results import load_results
 
 TIMES = ("min", "max", "mean", "median", "q1", "q3")
@@ -193,6 +193,27 @@ def test_an_aa_pair_of_a_real_file_is_quiet(cli, capsys, another_machine):
     assert cli("compare", str(another_machine), str(another_machine)) == 0
     out = capsys.readouterr().out
     assert " slower" not in out and "train fp32: +0.0% [" in out and "not beyond the threshold" in out
+
+
+def test_a_run_that_other_processes_shared_is_never_judged_slower(cli, capsys, current_run, edited_result):
+    """Training 15% slower in a copy of a real run, where the new run's machine shared its CPUs
+    with another process (which slows torch's two threads more than the sentinel's one): not
+    a regression, said why; the same rounds on a quiet machine are one."""
+
+    def shared(others: float):
+        return lambda d: (_trained(1.15)(d), d["mnist_bench"]["busy"].update(others_percent=others))
+
+    loaded = edited_result(current_run, shared(9.3), "loaded.json")
+    assert cli("compare", str(current_run), str(loaded)) == 0
+    captured = capsys.readouterr()
+    assert "not judged: during the new run (xeon-amx-2core-d), other processes used 9.3% of the CPUs" in captured.err
+    quiet = edited_result(current_run, shared(1.0), "quiet.json")
+    assert cli("compare", str(current_run), str(quiet)) == 1
+    table, alone = (compare(load_side(current_run), load_side(side)).set_index("case") for side in (loaded, quiet))
+    train = table[table.index.str.startswith("train-")]
+    slower = alone.index[alone["verdict"] == "slower"]
+    assert len(train) >= 10 and (train["verdict"] == "undecided").all() and len(slower) >= 5
+    assert (table.loc[slower, "note"] == BUSY).all()  # what a quiet machine would call slower, said why not
 
 
 def test_a_slowdown_the_sentinel_saw_too_is_the_machines_drift(cli, capsys, another_machine, edited_result):

@@ -51,6 +51,9 @@ def run(args: argparse.Namespace) -> int:
             f"{'**' if args.format == 'markdown' else ''}\n"
         )
     print(judge.render_comparison(table, args.format, summary, floor_note), end="")
+    busy = judge.busy_sides(base, new)
+    if busy:
+        warn([f"not judged: {line}; a change on a loaded machine is not the code's" for line in busy])
     undecided = int((table["verdict"] == "undecided").sum())
     if undecided:
         warn(

@@ -15,7 +15,7 @@ import psutil
 
 MALLOC_ENV = "MNIST_BENCH_MALLOC"  # "default" leaves the C allocator as the platform set it
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters (malloc.h)
-STEAL_WARN, OTHERS_WARN = 5.0, 10.0  # percent of all CPU time: a run beyond either was not quiet
+STEAL_WARN, OTHERS_WARN = 5.0, 5.0  # percent of all CPU time: a run beyond either was not quiet
 _malloc = {"state": "unchanged"}  # what tune_malloc did in this process, for machine_info
 
 
@@ -109,13 +109,19 @@ def busy_between(before: dict, now: dict, cores: int) -> dict:
     }
 
 
-def not_quiet(busy: dict) -> str | None:
-    """A line when the machine was not quiet during a run (what busy_since measured), else None."""
+def why_not_quiet(busy: dict) -> list[str]:
+    """What took the machine from a run (what busy_since measured): one phrase each; none when quiet."""
     said = []
     if busy.get("steal_percent", 0) >= STEAL_WARN:
         said.append(f"the hypervisor took {busy['steal_percent']}% of the CPU time (steal)")
     if busy.get("others_percent", 0) >= OTHERS_WARN:
         said.append(f"other processes used {busy['others_percent']}% of the CPUs")
+    return said
+
+
+def not_quiet(busy: dict) -> str | None:
+    """A line when the machine was not quiet during a run (what busy_since measured), else None."""
+    said = why_not_quiet(busy)
     if not said:
         return None
     return (

@@ -8,7 +8,8 @@ slower, a Welch t-test on the log round times says so at ALPHA shared among the 
 cases (Holm's step-down), and the change is larger than the drift floor: how far the
 machine itself moved between and during the two runs, as the sentinel between cases saw it
 (files from format 4 on; drift.py). A change the test sees but the floor holds is `within
-the machine's drift`, never `slower`. Every row states the smallest change its rounds could
+the machine's drift`, never `slower`; where a side's run shared the machine (busy_sides),
+no change is judged: `undecided`, said why. Every row states the smallest change its rounds could
 have detected; a row that could not see the threshold is `undecided`, with the rounds it
 would need, never `unchanged`. Per operation and precision, the geometric mean of the
 cases' ratios with a 95% interval (each side's rounds resampled) gives the overall change:
@@ -30,6 +31,7 @@ import pandas as pd
 from scipy.stats import t as student
 
 from ..errors import UsageError
+from ..machine.process import why_not_quiet
 from .drift import level, movement
 from .fields import KEY
 from .markdown import escape
@@ -115,6 +117,21 @@ def drift_floor(base: pd.DataFrame, new: pd.DataFrame) -> tuple[float | None, st
     )
 
 
+def busy_sides(base: pd.DataFrame, new: pd.DataFrame) -> list[str]:
+    """A line per side whose run the machine did not have to itself (other processes or the
+    hypervisor took a share of the CPUs): its rounds are slower than the code is, by more than
+    that share where torch's threads wait on each other, and the sentinel does not see it."""
+    lines = []
+    for name, side in (("base", base), ("new", new)):
+        for label, facts in side.attrs.get("machines", {}).items():
+            said = why_not_quiet(facts["busy"]) if isinstance(facts.get("busy"), dict) else []
+            lines += [f"during the {name} run ({label}), {' and '.join(said)}"] if said else []
+    return lines
+
+
+BUSY = "a side's machine was busy, so a slowdown may be the load's (run both on a quiet machine)"
+
+
 def pool(frame: pd.DataFrame) -> pd.DataFrame:
     """One row per case and workload, the rounds of every run of it pooled (statistics
     recomputed as pytest-benchmark computes them). Rounds of one run sit seconds apart and
@@ -198,6 +215,9 @@ def compare(
     both["ratio"] = both["median_new"] / both["median_base"]
     floor, _ = drift_floor(base, new)
     judged = _judge(both, threshold, floor or 0.0)
+    if busy_sides(base, new):  # never a regression from a loaded machine: undecided, said why
+        loaded = judged["verdict"].isin(["slower", "faster", DRIFT])
+        judged.loc[loaded, "verdict"], judged.loc[loaded, "note"] = "undecided", BUSY
     out = pd.concat([judged, _unlike(merged[unlike]), _unmatched(merged)]).sort_index()[COLUMNS]
     return pd.concat(
         [out.reset_index(drop=True), compare_instructions(base, new, instruction_threshold)], ignore_index=True
@@ -266,6 +286,7 @@ def overall(base: pd.DataFrame, new: pd.DataFrame, table: pd.DataFrame, threshol
     judged = set(table.loc[table["verdict"].isin(["slower", "faster", DRIFT, "unchanged", "undecided"]), "case"])
     both = both[both["case_base"].isin(judged)]
     floor, _ = drift_floor(base, new)
+    busy = bool(busy_sides(base, new))
     rng, rows = np.random.default_rng(SEED), []
     for (operation, precision), part in both.groupby(["operation", "precision"], sort=False):
         draws = np.mean(
@@ -279,7 +300,9 @@ def overall(base: pd.DataFrame, new: pd.DataFrame, table: pd.DataFrame, threshol
         low, high = np.percentile(draws, [2.5, 97.5])
         bar = max(math.log1p(threshold), floor or 0.0)
         verdict = (
-            "slower"
+            "undecided"
+            if busy and (low > math.log1p(threshold) or high < -math.log1p(threshold))
+            else "slower"
             if low > bar
             else "faster"
             if high < -bar
