@@ -29,6 +29,7 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -296,7 +297,7 @@ def full_runs(a: Path, b: Path) -> list[str]:
             s["data"] = [x * 1.15 for x in s["data"]]
             for k in ("min", "max", "mean", "median", "q1", "q3"):
                 s[k] *= 1.15
-    planted = a.with_name(a.stem + "-train-15pct-slower.json")
+    planted = Path(tempfile.mkdtemp()) / (a.stem + "-train-15pct-slower.json")  # never beside the inputs
     planted.write_text(json.dumps(slow))
     out = [
         "| comparison | per case: slower / within drift / unchanged / undecided | overall (train fp32, train "
@@ -320,6 +321,8 @@ def full_runs(a: Path, b: Path) -> list[str]:
         out.append(
             f"| {label} | {per_case} | {lines} | {'' if floor is None else f'{math.expm1(floor):.1%}'} | {exit_code} |"
         )
+    planted.unlink()
+    planted.parent.rmdir()
     return out
 
 
