@@ -24,6 +24,7 @@ import pandas as pd  # noqa: E402
 from . import labels  # noqa: E402
 
 MAX_PANELS, MAX_SERIES, MAX_BARS, MAX_TICKS = 4, 10, 40, 12
+LABELLED_SERIES = 4  # bars a group that still carry their value
 
 
 def png(fig: plt.Figure, dpi: int = 110) -> bytes:
@@ -158,10 +159,11 @@ def _bars(ax, labels: list[str], groups: dict[str, list[float]], ylabel: str, ti
     x, width = np.arange(len(labels)), 0.8 / max(len(groups), 1)
     for k, (name, values) in enumerate(groups.items()):
         bars = ax.bar(x + (k - (len(groups) - 1) / 2) * width, values, width, label=name)
-        ax.bar_label(bars, fmt=fmt, fontsize=7)
+        if len(groups) <= LABELLED_SERIES:  # beyond, the labels overlap: the page's tables hold the values
+            ax.bar_label(bars, fmt=fmt, fontsize=7)
     ax.set_xticks(x, labels, rotation=20 if len(labels) <= 8 else 60, ha="right")
     ax.set(ylabel=ylabel, title=title)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, **({} if len(groups) <= LABELLED_SERIES else {"loc": "upper left", "bbox_to_anchor": (1, 1)}))
 
 
 def _bar_figure(wide: pd.DataFrame, ylabel: str, title: str, fmt: str, inch_per_group: float) -> plt.Figure | None:
