@@ -11,7 +11,7 @@ import time
 import pytest
 from plants import plant_copy
 
-from mnist_models.harness.ab import abba, blocks, sizes
+from mnist_models.harness.ab import AbOptions, abba, blocks, sizes, starts
 from mnist_models.harness.ab_workers import Side
 from mnist_models.machine.process import busy_between, busy_since, cpu_snapshot, not_quiet
 from mnist_models.reporting.results import load_results
@@ -214,6 +214,15 @@ def test_pairs_alternate_and_rounds_are_sized_to_the_clock():
     )
     assert sized == {"train-mlp-cpu-bs64": 15360, "infer-cnn-cpu-bs256": 256}
     assert blocks(10, 4) == [0, 0, 0, 1, 1, 1, 2, 2, 3, 3]  # each process pair a run of whole pairs
+
+
+def test_each_side_starts_its_process_first_in_half_the_blocks():
+    """An A/A run read every training case 1.4% to 3.2% faster on the new side, each interval
+    clear of zero, while base's worker always started first: no side may own that place."""
+    workers = AbOptions("a", "b").workers
+    orders = [starts(block) for block in range(workers)]
+    assert all(sorted(order) == [0, 1] for order in orders)
+    assert sum(order[0] == 0 for order in orders) == sum(order[0] == 1 for order in orders) == workers // 2
 
 
 def _snapshot(wall, ours, **machine):

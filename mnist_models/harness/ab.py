@@ -69,6 +69,13 @@ def abba(pairs: int) -> list[tuple[int, int]]:
     return [(0, 1) if i % 2 == 0 else (1, 0) for i in range(pairs)]
 
 
+def starts(block: int) -> tuple[int, int]:
+    """Which side's worker starts first in a block: base and new in turn, so that what the
+    first-started process has over the second (or the second over the first) falls on
+    both sides alike instead of on one, as it did when base always started first."""
+    return (0, 1) if block % 2 == 0 else (1, 0)
+
+
 def blocks(pairs: int, processes: int) -> list[int]:
     """The process block of each pair: `pairs` split over `processes` blocks as evenly as
     whole ABBA quads allow (an even count a block where it can be), in order."""
@@ -107,10 +114,10 @@ def time_sides(checked: Plan, progress: Callable[[str], None] = lambda line: Non
     timed.images = sizes(wanted, took, FIRST_IMAGES, opts.seconds)
     order, per_pair = abba(opts.pairs), blocks(opts.pairs, opts.workers)
     for block in range(opts.workers):
-        workers = []
+        workers: dict[int, Worker] = {}
         try:
-            for s in range(2):  # one after the other: no start overlaps a round
-                workers.append(_worker(checked, s))
+            for s in starts(block):  # one after the other: no start overlaps a round
+                workers[s] = _worker(checked, s)
                 workers[s].start(wanted, timed.images, opts.root, opts.label)
                 timed.code[s] = workers[s].code
             _distinct(sides, timed.code)  # before any round is spent on it
@@ -121,9 +128,9 @@ def time_sides(checked: Plan, progress: Callable[[str], None] = lambda line: Non
                 timed.blocks.append(block)
                 progress(f"pair {i + 1}/{opts.pairs} timed (process pair {block + 1}/{opts.workers})")
             if block == opts.workers - 1:
-                timed.described = [w.describe(timed.rounds[s]) for s, w in enumerate(workers)]
+                timed.described = [workers[s].describe(timed.rounds[s]) for s in range(2)]
         finally:
-            for w in workers:
+            for w in workers.values():
                 w.close()
     return timed
 
