@@ -297,15 +297,17 @@ def full_runs(a: Path, b: Path) -> list[str]:
             s["data"] = [x * 1.15 for x in s["data"]]
             for k in ("min", "max", "mean", "median", "q1", "q3"):
                 s[k] *= 1.15
-    planted = Path(tempfile.mkdtemp()) / (a.stem + "-train-15pct-slower.json")  # never beside the inputs
-    planted.write_text(json.dumps(slow))
+    with tempfile.TemporaryDirectory() as tmp:  # the planted copy, never beside the inputs
+        planted = Path(tmp) / (a.stem + "-train-15pct-slower.json")
+        planted.write_text(json.dumps(slow))
+        named = {"two back-to-back full runs (A/A)": (a, b), "A against A, training +15%": (a, planted)}
+        pairs = [(label, load_side(x), load_side(y)) for label, (x, y) in named.items()]
     out = [
         "| comparison | per case: slower / within drift / unchanged / undecided | overall (train fp32, train "
         "bf16, infer fp32, infer bf16) | drift floor | exit |",
         "|---|---|---|---|---:|",
     ]
-    for label, (x, y) in (("two back-to-back full runs (A/A)", (a, b)), ("A against A, training +15%", (a, planted))):
-        base, new = load_side(x), load_side(y)
+    for label, base, new in pairs:
         table = compare(base, new, 0.10)
         summary = overall(base, new, table, 0.10)
         counts = table["verdict"].value_counts()
@@ -321,8 +323,6 @@ def full_runs(a: Path, b: Path) -> list[str]:
         out.append(
             f"| {label} | {per_case} | {lines} | {'' if floor is None else f'{math.expm1(floor):.1%}'} | {exit_code} |"
         )
-    planted.unlink()
-    planted.parent.rmdir()
     return out
 
 
