@@ -79,9 +79,12 @@ def score_parser() -> argparse.ArgumentParser:
 
 
 def run_score(args: argparse.Namespace) -> int:
+    import psutil  # noqa: PLC0415 (cli: start-up)
+
     from ..harness.score_run import ScoreRun, score_run  # noqa: PLC0415 (cli: start-up)
 
     run = ScoreRun(
+        started=psutil.Process().create_time(),  # the budget counts python's and torch's start-up
         budget=args.budget,
         goal=args.goal,
         root=args.root,

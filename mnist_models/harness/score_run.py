@@ -1,7 +1,9 @@
 """A score in about three minutes: `mnist-bench run --score LABEL` runs just the score's cases,
 in interleaved passes (every case once a pass, in a new shuffled order), so the machine's
 drift falls on every case alike and shows between passes; it adds passes until the score's
-interval is at most GOAL wide on each side or its budget ends, and says which.
+interval is at most GOAL wide on each side or its budget ends, and says which. The budget
+is the whole command's (ScoreRun.started: the process's start); a case of short rounds runs
+a block of them each pass (BLOCK), their mean the pass's round.
 
     score_run(ScoreRun(label="laptop"), say=print)    # -> results/laptop.json, an ordinary result file
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 import math
 import random
 import socket
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,7 +33,7 @@ from ..machine.sentinel import Trajectory
 from ..reporting.drift import pass_interval
 from ..reporting.fields import OPERATIONS
 from ..reporting.results import load_results
-from ..reporting.score import BATCHES, scores
+from ..reporting.score import in_set, scores
 from .cases import PLANS, BenchOptions, Case, cases, skip_reason
 from .operations import make_timer
 from .record import commit_info, document, workload_facts
@@ -39,6 +42,7 @@ from .timer import CaseTimer, Data
 GOAL = 0.03  # stop adding passes once the interval's half-width is at most this (3%)
 BUDGET = 180.0  # seconds the whole command may take, by default
 FEWEST = 3  # passes before an interval exists
+BLOCK = 0.5  # seconds a case takes at least, each pass: a round of a fraction of a second is noise
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,7 @@ class ScoreRun:
     folder: Path = Path("results")
     devices: tuple[str, ...] = ("cpu", "accel")
     seed: int = 0  # the passes' shuffled orders
+    started: float | None = None  # when the command began (time.time(); None: as score_run starts)
 
     @property
     def out(self) -> Path:
@@ -59,13 +64,13 @@ class ScoreRun:
 
 def score_cases(opts: BenchOptions) -> list[Case]:
     """The score's reference set on this machine: the resident tuned cases of every scored
-    operation, at the default batches where a round is of images."""
+    operation, at the operation's score_batches where a round is of images."""
     return [
         c
         for name, op in OPERATIONS.items()
         if op.scored and name in PLANS
         for c in cases(opts, name)
-        if c.variant == "tuned" and c.loader == "resident" and (not op.per_image or c.batch_size in BATCHES)
+        if c.variant == "tuned" and c.loader == "resident" and in_set(name, c.batch_size)
     ]
 
 
@@ -79,8 +84,9 @@ def _pass_log(rounds: dict[str, list[float]], p: int) -> float:
 class Passes:
     """What the passes timed: each case's rounds (one a pass), and why they stopped."""
 
-    rounds: dict[str, list[float]]
+    rounds: dict[str, list[float]]  # a case's round a pass: the mean of its block's rounds
     stopped: str = ""
+    block: dict[str, int] = field(default_factory=dict)  # rounds a pass, per case: as many as BLOCK takes in pass 1
 
     @property
     def count(self) -> int:
@@ -90,11 +96,24 @@ class Passes:
         return pass_interval([_pass_log(self.rounds, p) for p in range(self.count)])[1]
 
 
+def time_block(timer: CaseTimer, rounds: int | None) -> tuple[float, int]:
+    """`rounds` rounds of a case back to back (None: as many as BLOCK seconds take, at least
+    one): the mean round, and how many."""
+    start, done = time.monotonic(), 0
+    while done < (rounds or 1) or (rounds is None and time.monotonic() - start < BLOCK):
+        timer.setup()
+        timer.target()
+        done += 1
+    return statistics.fmean(timer.inner[-done:]), done
+
+
 def run_passes(
     timers: dict[str, CaseTimer], run: ScoreRun, deadline: float, trajectory: Trajectory, say: Callable[[str], None]
 ) -> Passes:
     """Pass after pass of every case in a shuffled order, until the interval is narrow enough
-    or the next pass would end after the deadline."""
+    or the next pass would end after the deadline. A case runs a block of rounds a pass, as
+    many as BLOCK took in the first pass, as pytest-benchmark's iterations: its pass's round
+    is their mean."""
     order, shuffle = list(timers), random.Random(run.seed)
     passes, took = Passes({case: [] for case in timers}), 0.0
     while True:
@@ -103,9 +122,8 @@ def run_passes(
         for i, case in enumerate(order):
             if i % 6 == 0:
                 trajectory.mark()
-            timers[case].setup()
-            timers[case].target()
-            passes.rounds[case].append(timers[case].inner[-1])
+            mean, passes.block[case] = time_block(timers[case], passes.block.get(case))
+            passes.rounds[case].append(mean)
         took = max(took, time.monotonic() - start)
         half = passes.half_width()
         say(
@@ -142,7 +160,8 @@ def keep_compiled_graphs(cases: int) -> None:
 
 
 def _score_run(run: ScoreRun, say: Callable[[str], None]) -> Path:
-    began = time.monotonic()
+    # the budget is the whole command's, its start-up (python, torch) included
+    began = time.monotonic() - (time.time() - run.started if run.started is not None else 0.0)
     ensure_mnist(run.root)
     tune_malloc()
     opts = BenchOptions(devices=run.devices, label=run.label, root=run.root, rounds=0)
@@ -163,7 +182,7 @@ def _score_run(run: ScoreRun, say: Callable[[str], None]) -> Path:
         entries = []
         for case, timer in timers.items():
             timer.inner[:] = passes.rounds[case]
-            info = timer.extra_info(None, cold[case])
+            info = {**timer.extra_info(None, cold[case]), "pass_rounds": passes.block[case]}
             entries.append({"case": case, "group": timer.case.group, "extra_info": info, "rounds": passes.rounds[case]})
             failed = timer.failure(info)
             if failed:
@@ -189,7 +208,15 @@ def _score_run(run: ScoreRun, say: Callable[[str], None]) -> Path:
         entries, build_machine_facts(run.label), run_facts, commit_info(Path.cwd()), "mnist-bench run --score"
     )
     write_files({run.out: json_bytes(doc)})
-    say(f"mnist-bench: {passes.stopped}; wrote {run.out} in {time.monotonic() - began:.0f} s")
+    took = time.monotonic() - began
+    say(f"mnist-bench: {passes.stopped}; wrote {run.out} in {took:.0f} s")
+    if took > run.budget:
+        why = (
+            f"the {FEWEST} passes an interval needs do not fit it on this machine"
+            if passes.count == FEWEST
+            else "the last pass was slower than the ones before it"
+        )
+        say(f"mnist-bench: warning: the run took {took:.0f} s, over its budget of {run.budget:.0f} s: {why}")
     say(f"mnist-bench: {score_line(run.out)}")
     return run.out
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-FORMAT = 4  # machine_info.mnist_bench.format of what the suite writes now
+FORMAT = 5  # machine_info.mnist_bench.format of what the suite writes now
 SHORTEST = 1e-9  # seconds: no round of a case is quicker; below it, images/s would overflow to inf
 
 
@@ -152,6 +152,13 @@ ENTRY = (
     _f("device_peak_memory_note", "text", "why `device_peak_memory_mb` is null, where it is"),
     _f("cold_seconds", "number", "the first round, timed apart and not in `stats`", column=True),
     _f(
+        "pass_rounds",
+        "count",
+        "`run --score`: the rounds the case ran back to back each pass, whose mean is that pass's round in "
+        "`stats` (format 4's passes: one)",
+        since=5,
+    ),
+    _f(
         "compile_seconds",
         "number",
         "compiled cases: the cold round's seconds less a timed round's, mostly the compile",
@@ -235,7 +242,12 @@ RUN = (
     ),
     _f("quick", "flag", "`--quick`: a few thousand images and one round a case"),
     _f("rounds", "number", "timed rounds a case"),
-    _f("passes", "number", "`run --score`: interleaved passes over the score's cases, one round each", since=4),
+    _f(
+        "passes",
+        "number",
+        "`run --score`: interleaved passes over the score's cases, a block of rounds each (`pass_rounds`)",
+        since=4,
+    ),
     _f(
         "stopped",
         "text",
@@ -309,6 +321,7 @@ class Operation:
     about: str  # what one round is
     scored: bool = False  # in the score's reference set (where the device runs it natively)
     per_image: bool = True  # speed is images/s (False: 1/s of a whole round, as time to accuracy)
+    score_batches: tuple[int, ...] = (64, 256, 1024)  # the batches the score counts, where a round is of images
     roofline: str | None = None  # the pass the roofline costs a round as: "train" (a step) or "infer"
 
 
@@ -328,7 +341,15 @@ def unregister_operation(name: str) -> None:
 
 register_operation(
     Operation(
-        "train", "Training: one epoch", "epoch s", "one training epoch from a fresh model", True, roofline="train"
+        "train",
+        "Training: one epoch",
+        "epoch s",
+        "one training epoch from a fresh model",
+        scored=True,
+        # one batch: a pass of every case must fit the score's three minutes three times on a
+        # slow 2-vCPU VM, and the CNN's training epochs are most of a pass
+        score_batches=(256,),
+        roofline="train",
     )
 )
 register_operation(

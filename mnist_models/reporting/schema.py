@@ -54,6 +54,7 @@ class ResultError(UsageError):
 def upgrade(doc: dict) -> dict:
     """The document in FORMAT, whatever format it was written in (in place; returned).
 
+    Format 4's `run --score` timed one round a case each pass (no `pass_rounds`).
     Format 3 called the notebook's loader `seed` (and its case ids end so), recorded no
     workload version (version 1: before versions) and no layers of the models (the ones
     those versions ran are LEGACY_MODELS). Format 2 kept the run's facts (quick, rounds,

@@ -9,11 +9,12 @@ device's speed over the reference machine's on the same case (one reference file
 workload version ships inside the package: reference/vN/), so double the score is double
 the speed. Files are scored only against their own version's reference, and a version-2-on
 file whose workload fingerprint is not its version's ran modified code: another workload,
-never ranked. The reference set: full workload, the resident tuned loop, train and infer for
-both models at batch 64, 256 and 1024 in fp32 and bf16, and time to accuracy (speed: 1 /
-seconds). A case counts only where the device ran it natively, a bf16 case only where bf16
-training kept its test accuracy within TOLERANCE of fp32's on the same case, and a time to
-accuracy only when every seed reached the target with the reference's recipe.
+never ranked. The reference set: full workload, the resident tuned loop, both models in
+fp32 and bf16, training at batch 256 and inference at 64, 256 and 1024 (fields.OPERATIONS'
+`score_batches`), and time to accuracy (speed: 1 / seconds). A case counts only where the
+device ran it natively, a bf16 case only where bf16 training kept its test accuracy within
+TOLERANCE of fp32's on the same case (inference: on its model's training in the set), and
+a time to accuracy only when every seed reached the target with the reference's recipe.
 
 The interval is the machine's own (the reference is a fixed yardstick shared by every
 machine, so its noise cancels in any comparison). A run of interleaved passes (`run
@@ -38,7 +39,6 @@ from .fields import OPERATIONS
 from .results import load_results
 
 REFERENCES = Path(__file__).parent / "reference"  # vN/<machine>.json: score 1000 for workload version N
-BATCHES = (64, 256, 1024)  # the default matrix's batch sizes
 TOLERANCE = 0.003  # bf16's test accuracy may sit at most 0.3 points from fp32's on the same case
 DRAWS, SEED = 2000, 0  # bootstrap resamples, and their seed (the intervals are reproducible)
 MOST_ROUNDS = 1000  # a case's rounds the bootstrap resamples at most (seconds, not minutes): evenly spaced ones
@@ -92,14 +92,19 @@ def _key(frame: pd.DataFrame) -> pd.Series:
     return frame["operation"] + " " + frame["model"] + " bs" + frame["batch_size"].astype(str) + " " + precision
 
 
+def in_set(operation: str, batch_size: int) -> bool:
+    """Whether a scored operation's case at this batch is in the score's set."""
+    op = OPERATIONS[operation]
+    return not op.per_image or batch_size in op.score_batches
+
+
 def candidates(frame: pd.DataFrame) -> pd.DataFrame:
     """The rows that could belong to the reference set: resident tuned loop, the operations
-    the score counts (fields.OPERATIONS' `scored`), the default batches for those of images;
+    the score counts (fields.OPERATIONS' `scored`), at their `score_batches` where of images;
     `key` names the case across devices and machines."""
     scored = [name for name, op in OPERATIONS.items() if op.scored]
     f = frame[frame["operation"].isin(scored) & (frame["loader"] == "resident") & (frame["variant"] == "tuned")]
-    per_image = f["operation"].map(lambda name: OPERATIONS[name].per_image)
-    f = f[~per_image | f["batch_size"].isin(BATCHES)]
+    f = f[[in_set(op, bs) for op, bs in zip(f["operation"], f["batch_size"])]]
     return f.assign(key=_key(f))
 
 
@@ -126,18 +131,20 @@ def why_left_out(rows: pd.DataFrame, reference: pd.DataFrame) -> pd.Series:
         if r["precision"] == "bf16":
             if r["native"] is not True:
                 return "bf16 emulated on this device"
-            key = (r["machine"], r["device"], "train", r["model"], r["batch_size"])
+            # a training case is checked against its own fp32 twin, an inference case against
+            # its model's training pairs in the set (training at the score's batches)
             train = rows[
                 (rows["machine"] == r["machine"])
                 & (rows["device"] == r["device"])
                 & (rows["operation"] == "train")
                 & (rows["model"] == r["model"])
-                & (rows["batch_size"] == r["batch_size"])
                 & (rows["precision"] == "bf16")
+                & ((rows["batch_size"] == r["batch_size"]) | (r["operation"] != "train"))
             ]
-            if train.empty or key not in twins.index:
+            keys = [(r["machine"], r["device"], "train", r["model"], bs) for bs in train["batch_size"]]
+            if train.empty or not all(k in twins.index for k in keys):
                 return "no bf16 and fp32 training pair to check its accuracy against"
-            gap = abs(train["test_accuracy"].iloc[0] - twins.loc[key, "test_accuracy"])
+            gap = max(abs(a - twins.loc[k, "test_accuracy"]) for a, k in zip(train["test_accuracy"], keys))
             if not gap <= TOLERANCE:
                 return f"bf16 training accuracy {gap:.2%} from fp32's (tolerance {TOLERANCE:.1%})"
         return ""
