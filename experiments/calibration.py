@@ -2,7 +2,7 @@
 on one VM, each run's interval set against the next: the new interval (interleaved passes,
 drift.pass_interval) beside today's before it (each case's rounds resampled, on both machines).
 
-    python experiments/calibration.py run --work /tmp/calibration --runs 11     # ~40 min on 2 vCPUs; resumes
+    python experiments/calibration.py run --work /tmp/calibration --runs 11     # ~30 min on 2 vCPUs; resumes
     python experiments/calibration.py render --work /tmp/calibration --out results/calibration
 
 `render` writes OUT/calibration.md and copies the runs' result files beside it. The bar:
@@ -156,9 +156,10 @@ def render(work: Path, out: Path) -> None:
         f"| median half-width | +-{math.expm1(half['']):.1%} | +-{math.expm1(half['old_']):.1%} |",
         f"| longest run | {t['seconds'].max():.0f} s | |",
         "",
-        "The new interval takes each pass (every case once, in a shuffled order) as one score and adds half "
-        "the passes' range, the machine's own movement during the run, to the passes' mean's t-interval "
-        "(reporting/drift.py); today's resampled each case's rounds, the run's and the reference's, as if the "
+        "The new interval takes each pass (every case once, in a shuffled order; an inference case of short "
+        "rounds as a block of them, their mean) as one score and adds half the passes' range, the machine's "
+        "own movement during the run, to the passes' mean's t-interval (reporting/drift.py); today's "
+        "resampled each case's rounds, the run's and the reference's, as if the "
         "machine stood still. What it could not see: drift slower than a run that moves the next run's "
         "level, and a VM of another speed (two VMs of one CPU model differ by up to 2x: the hardware "
         "classes on the page show that spread).",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -17,8 +18,9 @@ class Rounds:
     """A case whose rounds take the given seconds in turn (its own time, as a CaseTimer
     records it); it counts the rounds it ran."""
 
-    def __init__(self, seconds: list[float]):
+    def __init__(self, seconds: list[float], operation: str = "infer"):
         self.seconds, self.inner, self.ran = seconds, [], 0
+        self.case = SimpleNamespace(operation=operation)
 
     def setup(self) -> None:
         pass
@@ -32,9 +34,11 @@ class Rounds:
 def test_a_short_case_runs_a_block_of_rounds_each_pass_and_the_first_pass_fixes_its_size(monkeypatch):
     monkeypatch.setattr(score_run, "BLOCK", 0.1)
     short, long = Rounds([0.01, 0.05, 0.04]), Rounds([0.15])  # the short one's rounds differ
+    train = Rounds([0.01], operation="train")  # as short, but an epoch whose accuracy is checked
     said: list[str] = []
-    passes = run_passes({"short": short, "long": long}, ScoreRun(), time.monotonic() + 60, Trajectory(), said.append)
-    assert passes.block == {"short": 3, "long": 1}  # 0.1 s of rounds: 0.01 + 0.05 + 0.04
+    timers = {"short": short, "long": long, "train": train}
+    passes = run_passes(timers, ScoreRun(), time.monotonic() + 60, Trajectory(), said.append)  # type: ignore[arg-type]
+    assert passes.block == {"short": 3, "long": 1, "train": 1}  # 0.1 s of rounds: 0.01 + 0.05 + 0.04
     assert short.ran == 3 * passes.count and long.ran == passes.count
     assert passes.rounds["short"][0] == pytest.approx((0.01 + 0.05 + 0.04) / 3)  # a pass's round: the block's mean
     assert passes.count == FEWEST and passes.stopped.startswith("the interval reached")  # alike passes: narrow
@@ -44,7 +48,7 @@ def test_passes_stop_at_the_fewest_an_interval_needs_once_the_deadline_has_passe
     monkeypatch.setattr(score_run, "BLOCK", 0.0)
     wander = Rounds([0.01, 0.02, 0.04])  # a wide interval: only the budget stops it
     said: list[str] = []
-    passes = run_passes({"case": wander}, ScoreRun(budget=5), time.monotonic() - 1, Trajectory(), said.append)
+    passes = run_passes({"case": wander}, ScoreRun(budget=5), time.monotonic() - 1, Trajectory(), said.append)  # type: ignore[arg-type]
     assert passes.count == FEWEST
     assert passes.stopped.startswith("the budget of 5 s ended after 3 passes, the interval at")
     assert said[-1].startswith("pass 3: 0 s, interval +-")

@@ -3,7 +3,7 @@ in interleaved passes (every case once a pass, in a new shuffled order), so the 
 drift falls on every case alike and shows between passes; it adds passes until the score's
 interval is at most GOAL wide on each side or its budget ends, and says which. The budget
 is the whole command's (ScoreRun.started: the process's start); a case of short rounds runs
-a block of them each pass (BLOCK), their mean the pass's round.
+a block of them each pass (BLOCK; training, one: once()), their mean the pass's round.
 
     score_run(ScoreRun(label="laptop"), say=print)    # -> results/laptop.json, an ordinary result file
 
@@ -96,6 +96,13 @@ class Passes:
         return pass_interval([_pass_log(self.rounds, p) for p in range(self.count)])[1]
 
 
+def once(timer: CaseTimer) -> int | None:
+    """A training case runs one round a pass (None: a block, as BLOCK decides): the bf16
+    check compares fp32's and bf16's last rounds, which must be the same epoch of the same
+    data order."""
+    return 1 if timer.case.operation == "train" else None
+
+
 def time_block(timer: CaseTimer, rounds: int | None) -> tuple[float, int]:
     """`rounds` rounds of a case back to back (None: as many as BLOCK seconds take, at least
     one): the mean round, and how many."""
@@ -111,9 +118,9 @@ def run_passes(
     timers: dict[str, CaseTimer], run: ScoreRun, deadline: float, trajectory: Trajectory, say: Callable[[str], None]
 ) -> Passes:
     """Pass after pass of every case in a shuffled order, until the interval is narrow enough
-    or the next pass would end after the deadline. A case runs a block of rounds a pass, as
-    many as BLOCK took in the first pass, as pytest-benchmark's iterations: its pass's round
-    is their mean."""
+    or the next pass would end after the deadline. A case runs a block of rounds a pass (but
+    training, once()), as many as BLOCK took in the first pass, as pytest-benchmark's
+    iterations: its pass's round is their mean."""
     order, shuffle = list(timers), random.Random(run.seed)
     passes, took = Passes({case: [] for case in timers}), 0.0
     while True:
@@ -122,7 +129,7 @@ def run_passes(
         for i, case in enumerate(order):
             if i % 6 == 0:
                 trajectory.mark()
-            mean, passes.block[case] = time_block(timers[case], passes.block.get(case))
+            mean, passes.block[case] = time_block(timers[case], passes.block.get(case, once(timers[case])))
             passes.rounds[case].append(mean)
         took = max(took, time.monotonic() - start)
         half = passes.half_width()
