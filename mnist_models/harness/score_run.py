@@ -42,6 +42,8 @@ from .timer import CaseTimer, Data
 GOAL = 0.03  # stop adding passes once the interval's half-width is at most this (3%)
 BUDGET = 180.0  # seconds the whole command may take, by default
 FEWEST = 3  # passes before an interval exists
+AFTER = 6.0  # seconds kept for what follows the last pass: the models' test accuracy, the file, the score's line
+SLACK = 1.1  # the next pass may take this much longer than the slowest so far
 BLOCK = 0.5  # seconds a case takes at least, each pass: a round of a fraction of a second is noise
 
 
@@ -118,9 +120,9 @@ def run_passes(
     timers: dict[str, CaseTimer], run: ScoreRun, deadline: float, trajectory: Trajectory, say: Callable[[str], None]
 ) -> Passes:
     """Pass after pass of every case in a shuffled order, until the interval is narrow enough
-    or the next pass would end after the deadline. A case runs a block of rounds a pass (but
-    training, once()), as many as BLOCK took in the first pass, as pytest-benchmark's
-    iterations: its pass's round is their mean."""
+    or the next pass (SLACK x the slowest so far, then AFTER) would end after the deadline. A
+    case runs a block of rounds a pass (but training, once()), as many as BLOCK took in the
+    first pass, as pytest-benchmark's iterations: its pass's round is their mean."""
     order, shuffle = list(timers), random.Random(run.seed)
     passes, took = Passes({case: [] for case in timers}), 0.0
     while True:
@@ -142,7 +144,7 @@ def run_passes(
                 f"the interval reached +-{math.expm1(half):.1%} (at most +-{run.goal:.0%}) in {passes.count} passes"
             )
             return passes
-        if time.monotonic() + took > deadline and passes.count >= FEWEST:
+        if time.monotonic() + SLACK * took + AFTER > deadline and passes.count >= FEWEST:
             passes.stopped = (
                 f"the budget of {run.budget:.0f} s ended after {passes.count} passes, the interval at "
                 f"+-{math.expm1(half):.1%} (the goal +-{run.goal:.0%})"
