@@ -62,37 +62,48 @@ def _note(text: str) -> str:
 
 
 def leaderboard_figure(table: pd.DataFrame):
-    """Each machine and device's score as a point on its 95% interval, best at the top (log scale)."""
+    """Each machine and device's score as a point on its 95% interval, best at the top (log
+    scale): a panel per workload version, each version's scores against its own reference, so
+    that no axis sets one version beside another."""
     table = table[table["ranked"]]
     if table.empty:
         return None
-    t = table.iloc[::-1]
-    labels = [
-        plots._label([f"v{v}", m, d, "(partial)" if p else ""])
-        for v, m, d, p in zip(t["version"], t["machine"], t["device"], t["partial"])
-    ]
-    fig, ax = plt.subplots(figsize=(9, 0.45 * len(t) + 1.2))
-    y = range(len(t))
-    ax.errorbar(
-        t["score"],
-        y,
-        xerr=[t["score"] - t["low"], t["high"] - t["score"]],
-        fmt="o",
-        capsize=4,
-        color="#1f77b4",
-        ecolor="#555",
+    parts = [(v, part.iloc[::-1]) for v, part in table.groupby("version", sort=False)]
+    fig, axes = plt.subplots(
+        len(parts),
+        squeeze=False,
+        sharex=True,  # one scale, so that a short interval looks short; each panel its own reference
+        figsize=(9, 0.45 * len(table) + 1.3 * len(parts)),
+        gridspec_kw={"height_ratios": [len(t) + 1 for _, t in parts]},
     )
-    for yi, (s, hi) in zip(y, zip(t["score"], t["high"])):
-        ax.annotate(f"{s:,.0f}", (hi, yi), xytext=(6, 0), textcoords="offset points", va="center", fontsize=9)
-    ax.set_yticks(list(y), labels)
-    ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(plots.matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:,.0f}"))
-    ax.xaxis.set_minor_formatter(
-        plots.matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:,.0f}" if str(int(x))[0] in "25" else "")
-    )
-    ax.axvline(1000, color="grey", lw=0.8, ls="--")
-    ax.set(xlabel="score (reference machine = 1000; double is twice as fast), 95% interval", title="Leaderboard")
-    ax.grid(axis="x", alpha=0.3, which="both")
+    for ax, (version, t) in zip(axes[:, 0], parts):
+        labels = [
+            plots._label([m, d, "(partial)" if p else ""]) for m, d, p in zip(t["machine"], t["device"], t["partial"])
+        ]
+        y = range(len(t))
+        ax.errorbar(
+            t["score"],
+            y,
+            xerr=[t["score"] - t["low"], t["high"] - t["score"]],
+            fmt="o",
+            capsize=4,
+            color="#1f77b4",
+            ecolor="#555",
+        )
+        for yi, (s, hi) in zip(y, zip(t["score"], t["high"])):
+            ax.annotate(f"{s:,.0f}", (hi, yi), xytext=(6, 0), textcoords="offset points", va="center", fontsize=9)
+        ax.set_yticks(list(y), labels)
+        ax.set_ylim(-0.7, len(t) - 0.3)
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(plots.matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:,.0f}"))
+        ax.xaxis.set_minor_formatter(
+            plots.matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:,.0f}" if str(int(x))[0] in "25" else "")
+        )
+        ax.axvline(1000, color="grey", lw=0.8, ls="--")
+        ax.set_title(f"workload v{version}: ranked only among its own files", fontsize=10, loc="left")
+        ax.grid(axis="x", alpha=0.3, which="both")
+    axes[-1, 0].set_xlabel("score (its version's reference machine = 1000; double is twice as fast), 95% interval")
+    fig.suptitle("Leaderboard")
     fig.tight_layout()
     return fig
 
