@@ -117,7 +117,7 @@ def render(work: Path, out: Path) -> None:
     shown = pd.DataFrame(
         {
             "run": t["run"],
-            "started": t["at"],
+            "finished": t["at"],
             "score": t["score"].map("{:,.0f}".format),
             "new interval": [
                 f"{lo:,.0f} - {hi:,.0f} (+-{math.expm1(math.log(hi / lo) / 2):.1%})"
@@ -140,7 +140,7 @@ def render(work: Path, out: Path) -> None:
         f"Made by `python experiments/calibration.py run --work W --runs {len(t)}` then `render --work W --out "
         f"results/calibration` on {facts.get('cpu_model')} (family {facts.get('cpu_family')}, model "
         f"{facts.get('cpu_model_number')}, stepping {facts.get('cpu_stepping')}), {facts.get('logical_cores')} vCPUs, "
-        f"torch {facts.get('torch')}, {t['at'].iloc[0]} to {t['at'].iloc[-1]} UTC on "
+        f"torch {facts.get('torch')}, runs finishing {t['at'].iloc[0]} to {t['at'].iloc[-1]} UTC on "
         f"{json.loads(paths[0].read_text())['datetime'][:10]}: "
         f"`mnist-bench run --score` {len(t)} times back to back on one idle VM, each against workload "
         f"v{VERSION}'s reference ({reference_path(VERSION).stem}). The runs' files are beside this one.",
