@@ -10,6 +10,7 @@ import time
 
 import pytest
 import torch
+from terminal import as_at_a_terminal
 
 import mnist_models.reporting.compare
 from mnist_models.cli import main
@@ -72,6 +73,7 @@ def test_ctrl_c_keeps_the_finished_epochs(tmp_path, mnist_root):
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "MNIST_ROOT": str(mnist_root)},
+        preexec_fn=as_at_a_terminal,
     )
     first = proc.stdout.readline()  # "epoch   1 ..." once the first epoch is done
     proc.send_signal(signal.SIGINT)
@@ -227,6 +229,7 @@ def test_bench_sh_keeps_the_finished_cases(repo_copy, mnist_root, stop):
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=as_at_a_terminal,
     )
     deadline = time.monotonic() + 120  # the per-case copy beside the run's own temporary file
     while (

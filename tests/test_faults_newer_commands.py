@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from terminal import as_at_a_terminal
 
 CLI = [sys.executable, "-m", "mnist_models"]
 REPO = Path(__file__).parents[1]
@@ -312,7 +313,13 @@ def test_ctrl_c_during_the_rounds_keeps_the_complete_pairs(tmp_path, mnist_root)
     cmd += ["--cases", "train-mlp-cpu-bs64,infer-mlp-cpu-bs256", "--workers", "1"]
     primary, secondary = pty.openpty()  # a terminal for its stderr: ab then says how far it got
     proc = subprocess.Popen(
-        cmd, cwd=REPO, env=_env(mnist_root), stdout=subprocess.PIPE, stderr=secondary, start_new_session=True
+        cmd,
+        cwd=REPO,
+        env=_env(mnist_root),
+        stdout=subprocess.PIPE,
+        stderr=secondary,
+        start_new_session=True,
+        preexec_fn=as_at_a_terminal,
     )
     os.close(secondary)
     said, deadline = b"", time.monotonic() + 300
