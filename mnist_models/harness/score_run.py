@@ -88,7 +88,7 @@ class Passes:
 
     rounds: dict[str, list[float]]  # a case's round a pass: the mean of its block's rounds
     stopped: str = ""
-    block: dict[str, int] = field(default_factory=dict)  # rounds a pass, per case: as many as BLOCK takes in pass 1
+    block: dict[str, int] = field(default_factory=dict)  # rounds a pass, per case, fixed in pass 1 (time_block)
 
     @property
     def count(self) -> int:

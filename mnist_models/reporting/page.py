@@ -61,6 +61,15 @@ def _note(text: str) -> str:
     return f"<p class='note'>{html.escape(text)}</p>"
 
 
+def score_axis(ax) -> None:
+    """A score's x axis: log scale, labelled in whole scores at its 1s, 2s and 5s."""
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(plots.matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:,.0f}"))
+    ax.xaxis.set_minor_formatter(
+        plots.matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:,.0f}" if str(int(x))[0] in "25" else "")
+    )
+
+
 def leaderboard_figure(table: pd.DataFrame):
     """Each machine and device's score as a point on its 95% interval, best at the top (log
     scale): a panel per workload version, each version's scores against its own reference, so
@@ -94,11 +103,7 @@ def leaderboard_figure(table: pd.DataFrame):
             ax.annotate(f"{s:,.0f}", (hi, yi), xytext=(6, 0), textcoords="offset points", va="center", fontsize=9)
         ax.set_yticks(list(y), labels)
         ax.set_ylim(-0.7, len(t) - 0.3)
-        ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(plots.matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:,.0f}"))
-        ax.xaxis.set_minor_formatter(
-            plots.matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:,.0f}" if str(int(x))[0] in "25" else "")
-        )
+        score_axis(ax)
         ax.axvline(1000, color="grey", lw=0.8, ls="--")
         ax.set_title(f"workload v{version}: ranked only among its own files", fontsize=10, loc="left")
         ax.grid(axis="x", alpha=0.3, which="both")
@@ -130,11 +135,7 @@ def class_figure(found: pd.DataFrame, table: pd.DataFrame, machines: dict):
             fontsize=9,
         )
     ax.set_yticks(list(range(len(rows))), [plots._label([r["workload"], r["class"]]) for _, r in rows.iterrows()])
-    ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(plots.matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:,.0f}"))
-    ax.xaxis.set_minor_formatter(
-        plots.matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:,.0f}" if str(int(x))[0] in "25" else "")
-    )
+    score_axis(ax)
     ax.set(xlabel="score of each file (dots), the class's range (bar) and median (tick)", title="Hardware classes")
     ax.grid(axis="x", alpha=0.3, which="both")
     fig.tight_layout()
